@@ -1,0 +1,1 @@
+"""Readers for on-disk dataset formats and the procedural shapes world."""

@@ -1,0 +1,103 @@
+"""Lazily loaded images.
+
+Every image a task needs is an ``ImageRef``: a small picklable object with a stable ``key``
+(used for caching embeddings and in per-sample records) and a ``load()`` that returns an RGB
+PIL image. Picklable so that data-loader workers work under any multiprocessing start method.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Protocol
+
+from PIL import Image, UnidentifiedImageError
+
+from vlbench.errors import VLBenchError
+
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels
+
+
+class ImageRef(Protocol):
+    key: str
+
+    def load(self) -> Image.Image: ...
+
+
+def _decode(data: bytes | str, what: str) -> Image.Image:
+    try:
+        image = Image.open(io.BytesIO(data) if isinstance(data, bytes) else data)
+        image.load()
+    except FileNotFoundError as exc:
+        raise VLBenchError(f"image not found: {what}") from exc
+    except (UnidentifiedImageError, OSError) as exc:
+        raise VLBenchError(f"cannot read image {what}: {exc}") from exc
+    return to_rgb(image)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """RGB view of any PIL image (RGBA, palette and greyscale images included)."""
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def crop_box(image: Image.Image, box: Box | None) -> Image.Image:
+    return image if box is None else image.crop(tuple(box))
+
+
+@dataclass(frozen=True)
+class FileImage:
+    """An image file, optionally cropped to a box."""
+
+    path: str
+    box: Box | None = None
+
+    @property
+    def key(self) -> str:
+        return self.path if self.box is None else f"{self.path}#crop={','.join(f'{v:g}' for v in self.box)}"
+
+    def load(self) -> Image.Image:
+        return crop_box(_decode(self.path, self.path), self.box)
+
+
+@dataclass(frozen=True)
+class TarMemberImage:
+    """An image stored inside an (uncompressed) tar shard, read by offset."""
+
+    shard: str
+    member: str
+    offset: int
+    size: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.shard}::{self.member}"
+
+    def load(self) -> Image.Image:
+        with open(self.shard, "rb") as f:
+            f.seek(self.offset)
+            data = f.read(self.size)
+        return _decode(data, self.key)
+
+
+@dataclass(frozen=True)
+class BytesImage:
+    """Encoded image bytes held in memory (small datasets, HF image columns)."""
+
+    key: str
+    data: bytes
+
+    def load(self) -> Image.Image:
+        return _decode(self.data, self.key)
+
+
+@dataclass(frozen=True)
+class ArrayImage:
+    """A raw HxWx3 uint8 array (CIFAR stores images this way)."""
+
+    key: str
+    pixels: bytes
+    height: int
+    width: int
+
+    def load(self) -> Image.Image:
+        return Image.frombytes("RGB", (self.width, self.height), self.pixels)

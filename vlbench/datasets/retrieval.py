@@ -1,0 +1,111 @@
+"""Readers that turn image-caption datasets into ``RetrievalData`` (several captions per image)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vlbench.datasets import hf, wds
+from vlbench.datasets.images import FileImage, ImageRef
+from vlbench.datasets.shapes import ShapesImage, multi_object_scene, retrieval_captions
+from vlbench.errors import VLBenchError
+from vlbench.registry import Registry
+
+RETRIEVAL_READERS: Registry = Registry("retrieval dataset format")
+
+
+@dataclass
+class RetrievalData:
+    images: list[ImageRef]
+    captions: list[list[str]]  # captions[i] belong to images[i]
+
+    def limited(self, limit: int | None) -> "RetrievalData":
+        return self if limit is None else RetrievalData(self.images[:limit], self.captions[:limit])
+
+    def flat_captions(self) -> tuple[list[str], list[int]]:
+        """All captions, and for each the index of its image."""
+        texts = [c for caps in self.captions for c in caps]
+        owners = [i for i, caps in enumerate(self.captions) for _ in caps]
+        return texts, owners
+
+
+@RETRIEVAL_READERS.register("karpathy")
+class KarpathyReader:
+    """Karpathy split JSON (``dataset_coco.json`` / ``dataset_flickr30k.json``) + image folder.
+
+    Image path: ``<location>/<images_dir>/<filepath>/<filename>`` (``filepath`` only in COCO's file).
+    Captions: each sentence's ``raw`` text, as in the file.
+    """
+
+    def exists(self, location: Path, source: dict[str, Any]) -> bool:
+        return (location / source["annotation"]).is_file()
+
+    def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> RetrievalData:
+        root = Path(location)
+        annotation = root / source["annotation"]
+        try:
+            entries = json.loads(annotation.read_text(encoding="utf-8"))["images"]
+        except (ValueError, KeyError) as exc:
+            raise VLBenchError(f"{annotation} is not a Karpathy split file (expected {{'images': [...]}}): {exc}") from exc
+        split = source.get("split", "test")
+        image_root = root / source.get("images_dir", "")
+        images: list[ImageRef] = []
+        captions: list[list[str]] = []
+        for entry in entries:
+            if entry.get("split") != split:
+                continue
+            images.append(FileImage(str(image_root / entry.get("filepath", "") / entry["filename"])))
+            captions.append([s["raw"] for s in entry["sentences"]])
+        if not images:
+            raise VLBenchError(f"{annotation} has no images in split '{split}'")
+        missing = next((ref for ref in images if not Path(ref.path).is_file()), None)  # type: ignore[attr-defined]
+        if missing is not None:
+            raise VLBenchError(f"image {missing.key} listed in {annotation.name} not found; images go under {image_root}")
+        return RetrievalData(images, captions)
+
+
+@RETRIEVAL_READERS.register("wds")
+class WdsRetrievalReader:
+    """CLIP_benchmark webdataset layout; ``txt`` holds the captions of one image, one per line."""
+
+    def exists(self, location: Path, source: dict[str, Any]) -> bool:
+        return wds.exists(location, source.get("split", "test"))
+
+    def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> RetrievalData:
+        samples = wds.read_samples(Path(location), source.get("split", "test"), need=("txt",))
+        return RetrievalData(
+            images=[s.image for s in samples],
+            captions=[[line for line in s.text("txt").splitlines() if line.strip()] for s in samples],
+        )
+
+
+@RETRIEVAL_READERS.register("hf")
+class HFRetrievalReader:
+    """A Hugging Face dataset with an image column and a column holding a list of captions."""
+
+    def exists(self, location: Path, source: dict[str, Any]) -> bool:
+        return hf.exists(location)
+
+    def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> RetrievalData:
+        dataset = hf.open_dataset(location, source.get("split"))
+        image_key, caption_key = source.get("image_key", "image"), source.get("caption_key", "caption")
+        hf.require_columns(dataset, location, image_key, caption_key)
+        captions = [[c] if isinstance(c, str) else list(c) for c in dataset[caption_key]]
+        return RetrievalData(hf.image_refs(dataset, image_key, location), captions)
+
+
+@RETRIEVAL_READERS.register("shapes")
+class ShapesRetrievalReader:
+    """Generated scenes of 2-3 shapes, each with a list caption and a spatial caption."""
+
+    generated = True
+
+    def exists(self, location: Path, source: dict[str, Any]) -> bool:
+        return True
+
+    def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> RetrievalData:
+        seed, n, size = int(source["seed"]), int(source["n"]), int(source.get("size", 128))
+        images = [ShapesImage("multi", seed, i, size) for i in range(n)]
+        return RetrievalData(images, [retrieval_captions(multi_object_scene(seed, i, size)) for i in range(n)])

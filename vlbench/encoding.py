@@ -1,0 +1,139 @@
+"""Batched, cached encoding of images and texts for one run.
+
+Tasks ask the ``Encoder`` for embeddings; it batches inputs through a DataLoader (decoding and
+transforms in worker processes), shows progress, and remembers every embedding it computed for
+the rest of the run, keyed by the input (image key, or the text itself). The model is fixed for a
+run, so the key needs no model part; the transform is part of the image key because tasks may
+use more than one (dense features at another size).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Protocol, Sequence
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from vlbench.datasets.images import ImageRef
+from vlbench.errors import VLBenchError
+
+
+class Progress(Protocol):
+    def start(self, description: str, total: int) -> object: ...
+
+    def advance(self, handle: object, amount: int) -> None: ...
+
+    def finish(self, handle: object) -> None: ...
+
+
+class SilentProgress:
+    def start(self, description: str, total: int) -> object:
+        return None
+
+    def advance(self, handle: object, amount: int) -> None:
+        pass
+
+    def finish(self, handle: object) -> None:
+        pass
+
+
+class _TransformedImages(Dataset):
+    def __init__(self, refs: Sequence[ImageRef], transform: Callable):
+        self.refs, self.transform = refs, transform
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.transform(self.refs[i].load())
+
+
+def _user_error_from_worker(exc: Exception) -> VLBenchError | None:
+    """DataLoader re-raises worker errors with the worker traceback in the message; keep our line."""
+    if isinstance(exc, VLBenchError):
+        lines = [line for line in str(exc).splitlines() if line.strip()]
+        last = lines[-1] if lines else str(exc)
+        return VLBenchError(last.split(": ", 1)[1] if last.startswith("vlbench.errors.") else last)
+    return None
+
+
+@dataclass
+class Encoder:
+    """Encodes images and texts with one model, in batches, with a run-wide embedding cache."""
+
+    model: "object"  # a ModelAdapter
+    batch_size: int = 64
+    num_workers: int = 0
+    progress: Progress = field(default_factory=SilentProgress)
+    text_batch_size: int = 256
+    _image_cache: dict[str, torch.Tensor] = field(default_factory=dict)
+    _text_cache: dict[str, torch.Tensor] = field(default_factory=dict)
+    images_encoded: int = 0
+
+    def _loader(self, refs: Sequence[ImageRef], transform: Callable) -> DataLoader:
+        workers = min(self.num_workers, max(0, len(refs) // self.batch_size))
+        return DataLoader(
+            _TransformedImages(refs, transform),
+            batch_size=self.batch_size,
+            num_workers=workers,
+            pin_memory=getattr(self.model, "device", torch.device("cpu")).type == "cuda",
+            prefetch_factor=4 if workers else None,
+        )
+
+    def iter_images(self, refs: Sequence[ImageRef], description: str = "images") -> Iterator[tuple[list[int], torch.Tensor]]:
+        """Yield (indices into refs, [b, D] embeddings) in order, encoding only uncached images."""
+        transform = self.model.image_transform
+        prefix = self.model.transform_id
+        keys = [f"{prefix}|{ref.key}" for ref in refs]
+        todo = [i for i, k in enumerate(keys) if k not in self._image_cache]
+        cached = [i for i, k in enumerate(keys) if k in self._image_cache]
+        if cached:
+            yield cached, torch.stack([self._image_cache[keys[i]] for i in cached])
+        if not todo:
+            return
+        handle = self.progress.start(f"encoding {description}", len(todo))
+        position = 0
+        try:
+            for pixels in self._loader([refs[i] for i in todo], transform):
+                embeddings = self.model.encode_images(pixels).cpu()
+                indices = todo[position : position + len(embeddings)]
+                position += len(embeddings)
+                for i, emb in zip(indices, embeddings):
+                    self._image_cache[keys[i]] = emb
+                self.images_encoded += len(indices)
+                self.progress.advance(handle, len(indices))
+                yield indices, embeddings
+        except Exception as exc:
+            user_error = _user_error_from_worker(exc)
+            if user_error is not None:
+                raise user_error from None
+            raise
+        finally:
+            self.progress.finish(handle)
+
+    def images(self, refs: Sequence[ImageRef], description: str = "images") -> torch.Tensor:
+        """[N, D] embeddings of all refs, in order."""
+        out: torch.Tensor | None = None
+        for indices, embeddings in self.iter_images(refs, description):
+            if out is None:
+                out = torch.empty(len(refs), embeddings.shape[1])
+            out[indices] = embeddings
+        if out is None:
+            raise VLBenchError(f"no {description} to encode")
+        return out
+
+    def texts(self, texts: Sequence[str], description: str = "texts") -> torch.Tensor:
+        """[N, D] embeddings of texts, in order; each distinct text is encoded once per run."""
+        todo = list(dict.fromkeys(t for t in texts if t not in self._text_cache))
+        if todo:
+            handle = self.progress.start(f"encoding {description}", len(todo))
+            for start in range(0, len(todo), self.text_batch_size):
+                chunk = todo[start : start + self.text_batch_size]
+                for text, emb in zip(chunk, self.model.encode_texts(chunk).cpu()):
+                    self._text_cache[text] = emb
+                self.progress.advance(handle, len(chunk))
+            self.progress.finish(handle)
+        if not texts:
+            raise VLBenchError(f"no {description} to encode")
+        return torch.stack([self._text_cache[t] for t in texts])

@@ -1,0 +1,128 @@
+"""What every task kind shares: the kind protocol, run context and dataset-source resolution."""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Iterable, Iterator, Protocol
+
+from vlbench.encoding import Encoder
+from vlbench.errors import DatasetNotFoundError, TaskSpecError
+from vlbench.registry import Registry
+from vlbench.specs import TaskSpec
+
+HUB_PREFIX = "hf:"
+
+
+@dataclass
+class RunContext:
+    """What a kind needs from the run besides the model: where data is, encoder, limits."""
+
+    data_root: Path
+    encoder: Encoder
+    limit: int | None = None
+    allow_hub: bool = False
+    seed: int = 0
+    artifacts_dir: Path | None = None  # where a task may save files that reproduce it (e.g. generated options)
+    artifacts: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Located:
+    """A dataset source that was found: its entry in the task file and its resolved location."""
+
+    source: dict[str, Any]
+    location: str  # a filesystem path, a hub id, or a generator name
+
+    def describe(self) -> dict[str, Any]:
+        return {"format": self.source["format"], "location": self.location, **{
+            k: v for k, v in self.source.items() if k not in ("format", "path", "hub")}}
+
+
+class Reader(Protocol):
+    """Reads one on-disk format into the data structure its kind works on."""
+
+    def exists(self, location: Path, source: dict[str, Any]) -> bool: ...
+
+    def read(self, location: str, source: dict[str, Any], spec: TaskSpec, ctx: RunContext) -> Any: ...
+
+
+class TaskKind(ABC):
+    """One evaluation protocol: ``predict`` (expensive, needs the model) and ``score`` (pure)."""
+
+    name: ClassVar[str]
+    readers: ClassVar[Registry]
+    #: Metric names this kind computes; regexes so that e.g. recall@k works for any k.
+    metric_patterns: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def validate(cls, spec: TaskSpec) -> None:
+        """Check kind-specific fields; raise TaskSpecError naming the file and field."""
+        for metric in spec.metrics:
+            if not any(re.fullmatch(p, metric) for p in cls.metric_patterns):
+                raise TaskSpecError(spec.source_file, "metrics", f"'{metric}' is not a {cls.name} metric")
+        sources = spec.dataset.get("sources")
+        if not isinstance(sources, list) or not sources:
+            raise TaskSpecError(spec.source_file, "dataset.sources", "expected a non-empty list of sources")
+        for i, source in enumerate(sources):
+            if not isinstance(source, dict) or "format" not in source:
+                raise TaskSpecError(spec.source_file, f"dataset.sources[{i}]", "expected a mapping with 'format'")
+            if source["format"] not in cls.readers:
+                known = ", ".join(cls.readers.names())
+                raise TaskSpecError(spec.source_file, f"dataset.sources[{i}].format", f"unknown format '{source['format']}' for {cls.name} (known: {known})")
+
+    # -- data ----------------------------------------------------------------------------------
+    def reader(self, format_name: str) -> Reader:
+        return self.readers.get(format_name)()
+
+    def locate(self, spec: TaskSpec, data_root: Path, allow_hub: bool = False) -> Located:
+        """The first source whose data exists; a clear error listing every place looked at."""
+        looked: list[str] = []
+        override = spec.dataset.get("path")
+        for source in spec.dataset["sources"]:
+            reader = self.reader(source["format"])
+            if source.get("hub"):
+                if allow_hub and not override:
+                    return Located(source, HUB_PREFIX + source["hub"])
+                looked.append(f"Hugging Face hub '{source['hub']}' (pass --hf-hub to download it)")
+                continue
+            if getattr(reader, "generated", False):
+                return Located(source, f"generated:{source['format']}")
+            relative = source.get("path", "")
+            location = Path(override) if override else data_root / relative
+            if reader.exists(location, source):
+                return Located(source, str(location))
+            looked.append(f"{source['format']} layout at {location}")
+        help_text = f" To get it: {spec.help}" if spec.help else ""
+        raise DatasetNotFoundError(f"dataset for task '{spec.name}' not found; looked for: {'; '.join(looked)}.{help_text}")
+
+    def is_available(self, spec: TaskSpec, data_root: Path) -> bool:
+        try:
+            self.locate(spec, data_root)
+            return True
+        except DatasetNotFoundError:
+            return False
+
+    def load(self, spec: TaskSpec, ctx: RunContext) -> tuple[Any, Located]:
+        located = self.locate(spec, ctx.data_root, ctx.allow_hub)
+        reader = self.reader(located.source["format"])
+        return reader.read(located.location, located.source, spec, ctx), located
+
+    # -- evaluation ----------------------------------------------------------------------------
+    @abstractmethod
+    def predict(self, model: Any, data: Any, spec: TaskSpec, ctx: RunContext) -> Iterator[dict[str, Any]]:
+        """Run the model; yield one JSON-serialisable record per sample."""
+
+    @abstractmethod
+    def score(self, records: Iterable[dict[str, Any]], spec: TaskSpec) -> dict[str, float]:
+        """Metrics from records alone (pure; used again by 'vlbench rescore')."""
+
+    def count(self, records: list[dict[str, Any]]) -> int:
+        """How many scored items the records hold (for micro-averaged suites)."""
+        return len(records)
+
+
+def apply_limit(items: list, limit: int | None) -> list:
+    return items if limit is None else items[:limit]

@@ -1,0 +1,166 @@
+"""The model adapter protocol and model spec strings.
+
+A spec is ``<adapter>:<name>[@<tag>][?key=value&...]``, e.g. ``openclip:ViT-B-32@laion2b_s34b_b79k``,
+``hf:openai/clip-vit-base-patch32``, ``openclip:/ckpt/epoch_32.pt?arch=ViT-B-32``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, Callable, ClassVar, Iterator
+
+import torch
+from PIL import Image
+
+from vlbench.errors import CapabilityError, VLBenchError
+
+PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    adapter: str
+    name: str
+    tag: str | None = None
+    options: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        """Canonical spec string; results are keyed by it."""
+        text = f"{self.adapter}:{self.name}"
+        if self.tag:
+            text += f"@{self.tag}"
+        if self.options:
+            text += "?" + "&".join(f"{k}={v}" for k, v in sorted(self.options.items()))
+        return text
+
+    @property
+    def slug(self) -> str:
+        """A folder name for this model's results."""
+        from hashlib import sha1
+
+        slug = re.sub(r"[^A-Za-z0-9._@+-]+", "_", self.id.replace(":", "__", 1)).strip("_")
+        if len(slug) > 80:
+            slug = slug[:70] + "-" + sha1(self.id.encode()).hexdigest()[:8]
+        return slug
+
+
+def parse_model_spec(text: str) -> ModelSpec:
+    """Split on the first ':' for the adapter; '?' starts options; a final '@tag' is the tag."""
+    adapter, sep, rest = text.strip().partition(":")
+    if not sep or not adapter or not rest:
+        raise VLBenchError(f"model spec '{text}' must look like <adapter>:<name>[@tag], e.g. openclip:ViT-B-32")
+    rest, _, query = rest.partition("?")
+    options: dict[str, str] = {}
+    for item in filter(None, query.split("&")):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise VLBenchError(f"model spec option '{item}' in '{text}' must be key=value")
+        options[key] = value
+    name, tag = rest, None
+    head, at, tail = rest.rpartition("@")
+    if at and head and tail and "/" not in tail:
+        name, tag = head, tail
+    return ModelSpec(adapter=adapter, name=name, tag=tag, options=options)
+
+
+def package_version(name: str) -> str | None:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def l2_normalize(features: torch.Tensor) -> torch.Tensor:
+    features = features.float()
+    return features / features.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+class ModelAdapter(ABC):
+    """One model family. Subclasses load the model in ``__init__`` and implement three members.
+
+    - ``image_transform``: PIL image -> CHW float tensor (runs in data-loader workers);
+    - ``image_features(pixels)``: batch of transformed images (on ``self.device``) -> [B, D];
+    - ``text_features(texts)``: list of strings -> [N, D].
+
+    The base class adds inference mode, autocast for --precision and L2 normalisation, so every
+    adapter returns comparable float32 unit vectors. ``dense_features`` is optional.
+    """
+
+    adapter_name: ClassVar[str] = "custom"
+    #: Libraries whose versions the fingerprint records.
+    libraries: ClassVar[tuple[str, ...]] = ("torch",)
+
+    def __init__(self, spec: ModelSpec, device: torch.device | str = "cpu", precision: str = "fp32"):
+        if precision not in PRECISIONS:
+            raise VLBenchError(f"unknown precision '{precision}'; use one of {', '.join(PRECISIONS)}")
+        self.spec = spec
+        self.device = torch.device(device)
+        self.precision = precision
+
+    # -- what subclasses implement -------------------------------------------------------------
+    @property
+    @abstractmethod
+    def image_transform(self) -> Callable[[Image.Image], torch.Tensor]: ...
+
+    @abstractmethod
+    def image_features(self, pixels: torch.Tensor) -> torch.Tensor: ...
+
+    @abstractmethod
+    def text_features(self, texts: list[str]) -> torch.Tensor: ...
+
+    def describe(self) -> dict[str, Any]:
+        """Adapter-specific fingerprint fields (weights hash, revision, architecture...)."""
+        return {}
+
+    # -- what the harness calls ----------------------------------------------------------------
+    @contextlib.contextmanager
+    def _inference(self) -> Iterator[None]:
+        dtype = PRECISIONS[self.precision]
+        with torch.inference_mode():
+            if dtype is None:
+                yield
+            else:
+                with torch.autocast(device_type=self.device.type, dtype=dtype):
+                    yield
+
+    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        """[B, C, H, W] -> [B, D] float32, L2-normalised."""
+        with self._inference():
+            features = self.image_features(pixels.to(self.device, non_blocking=True))
+        return l2_normalize(features)
+
+    def encode_texts(self, texts: list[str]) -> torch.Tensor:
+        """N strings -> [N, D] float32, L2-normalised."""
+        with self._inference():
+            features = self.text_features(list(texts))
+        return l2_normalize(features)
+
+    def dense_features(self, pixels: torch.Tensor, variant: str = "plain") -> torch.Tensor:
+        """Text-aligned patch features [B, h, w, D]; adapters that can segment override this."""
+        raise CapabilityError(
+            f"model '{self.spec.id}' cannot do segmentation: its adapter '{self.adapter_name}' has no dense features"
+        )
+
+    @property
+    def transform_id(self) -> str:
+        """Identifies the image transform, for caching embeddings of transformed images."""
+        return repr(self.image_transform)
+
+    def fingerprint(self) -> dict[str, Any]:
+        libraries = {lib: package_version(lib) for lib in self.libraries}
+        return {
+            "id": self.spec.id,
+            "adapter": self.adapter_name,
+            "name": self.spec.name,
+            "tag": self.spec.tag,
+            "precision": self.precision,
+            **self.describe(),
+            "libraries": libraries,
+            "python": platform.python_version(),
+        }

@@ -1,0 +1,108 @@
+"""Hugging Face transformers models: ``hf:<hub id or local dir>[@revision]``.
+
+CLIPModel and SiglipModel (and any AutoModel with ``get_image_features``/``get_text_features``)
+with the matching processor. ``?trust_remote_code=1`` is off unless the user asks for it.
+SigLIP text towers were trained on max-length padding, so their texts are padded that way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from PIL import Image
+
+from vlbench.errors import ModelLoadError
+from vlbench.models.base import ModelAdapter, ModelSpec
+from vlbench.models.registry import MODEL_ADAPTERS
+from vlbench.models.weights_hash import state_dict_sha256
+
+MAX_LENGTH_PADDING = ("siglip", "siglip2")
+TRUE_VALUES = ("1", "true", "yes")
+
+
+def _features(output: Any) -> torch.Tensor:
+    """transformers<5 returns a tensor; 5.x returns an output object with pooler_output."""
+    if isinstance(output, torch.Tensor):
+        return output
+    pooled = getattr(output, "pooler_output", None)
+    if pooled is None:
+        raise ModelLoadError("model returned no pooled features from get_*_features")
+    return pooled
+
+
+class HFImageTransform:
+    """PIL image -> pixel tensor with the model's own image processor (picklable for workers)."""
+
+    def __init__(self, image_processor: Any):
+        self.image_processor = image_processor
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        return self.image_processor(images=image.convert("RGB"), return_tensors="pt")["pixel_values"][0]
+
+    def __repr__(self) -> str:
+        return f"HFImageTransform({self.image_processor.to_json_string()})"
+
+
+@MODEL_ADAPTERS.register("hf")
+class HFAdapter(ModelAdapter):
+    adapter_name = "hf"
+    libraries = ("torch", "transformers")
+
+    def __init__(self, spec: ModelSpec, device: torch.device | str = "cpu", precision: str = "fp32"):
+        super().__init__(spec, device, precision)
+        from transformers import AutoConfig, AutoModel, AutoProcessor
+
+        trust = spec.options.get("trust_remote_code", "0").lower() in TRUE_VALUES
+        load_kwargs: dict[str, Any] = {"revision": spec.tag, "trust_remote_code": trust}
+        try:
+            config = AutoConfig.from_pretrained(spec.name, **load_kwargs)
+            self.model = AutoModel.from_pretrained(spec.name, **load_kwargs).to(self.device).eval()
+            processor = AutoProcessor.from_pretrained(spec.name, **load_kwargs)
+        except Exception as exc:  # OSError (not found / offline), ValueError (unknown type) ...
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ModelLoadError(f"cannot load {spec.id}: {first_line}") from exc
+        for method in ("get_image_features", "get_text_features"):
+            if not hasattr(self.model, method):
+                raise ModelLoadError(f"cannot use {spec.id}: {type(self.model).__name__} has no {method}()")
+        self.model_type = config.model_type
+        self.tokenizer = processor.tokenizer
+        self._transform = HFImageTransform(processor.image_processor)
+        self.max_length = int(spec.options.get("max_length", 0)) or self._text_max_length(config)
+        self.padding = "max_length" if self.model_type in MAX_LENGTH_PADDING else "longest"
+        self.revision = getattr(config, "_commit_hash", None) or spec.tag
+
+    def _text_max_length(self, config: Any) -> int:
+        text_config = getattr(config, "text_config", config)
+        return int(getattr(text_config, "max_position_embeddings", 0) or self.tokenizer.model_max_length)
+
+    @property
+    def image_transform(self) -> Callable[[Image.Image], torch.Tensor]:
+        return self._transform
+
+    def image_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        return _features(self.model.get_image_features(pixel_values=pixels))
+
+    def text_features(self, texts: list[str]) -> torch.Tensor:
+        tokens = self.tokenizer(
+            texts, padding=self.padding, truncation=True, max_length=self.max_length, return_tensors="pt"
+        ).to(self.device)
+        inputs = {k: v for k, v in tokens.items() if k in ("input_ids", "attention_mask")}
+        if self.model_type in MAX_LENGTH_PADDING:
+            inputs.pop("attention_mask", None)  # SigLIP's text tower is used without a mask
+        return _features(self.model.get_text_features(**inputs))
+
+    def describe(self) -> dict[str, Any]:
+        local = Path(self.spec.name).expanduser()
+        return {
+            "model_class": type(self.model).__name__,
+            "model_type": self.model_type,
+            "revision": self.revision if not local.is_dir() else None,
+            "local_dir": str(local.resolve()) if local.is_dir() else None,
+            "text_padding": self.padding,
+            "weights_sha256": state_dict_sha256(self.model),
+            "dtype": str(next(self.model.parameters()).dtype).replace("torch.", ""),
+        }
+
+

@@ -1,0 +1,138 @@
+"""open_clip models: ``openclip:<arch>@<tag>``, ``openclip:<arch>@random``, checkpoints and hub ids.
+
+- ``openclip:ViT-B-16@laion2b_s34b_b88k`` -- any architecture and pretrained tag open_clip knows;
+- ``openclip:/path/epoch_32.pt?arch=ViT-B-32`` -- a local checkpoint (.pt, .bin, .safetensors);
+- ``openclip:hf-hub:org/repo`` and ``openclip:local-dir:/path`` -- open_clip's own schemas;
+- ``openclip:<arch>@random?seed=0`` -- random initialisation, for tests and baselines;
+- ``?config=/path/arch.json`` registers an architecture config open_clip does not ship.
+
+Tags trained with QuickGELU (the OpenAI weights) always get the QuickGELU architecture: plain
+``ViT-B-32`` with ``openai`` weights would silently build the wrong activation.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from PIL import Image
+
+from vlbench.errors import ModelLoadError
+from vlbench.models.base import ModelAdapter, ModelSpec
+from vlbench.models.registry import MODEL_ADAPTERS
+from vlbench.models.weights_hash import state_dict_sha256
+from vlbench.registry import did_you_mean
+
+CONFIG_DIR = Path(__file__).parent / "openclip_configs"
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
+SCHEMAS = ("hf-hub:", "local-dir:")
+
+
+def _open_clip():
+    import open_clip
+
+    if not getattr(open_clip, "_vlbench_configs_added", False):
+        open_clip.add_model_config(CONFIG_DIR)
+        open_clip._vlbench_configs_added = True
+    return open_clip
+
+
+def shipped_weights(arch: str, tag: str) -> Path | None:
+    """Weights that ship inside vlbench, named ``<arch>@<tag>.safetensors``."""
+    path = WEIGHTS_DIR / f"{arch}@{tag}.safetensors"
+    return path if path.is_file() else None
+
+
+def shipped_tags(arch: str) -> list[str]:
+    return sorted(p.stem.split("@", 1)[1] for p in WEIGHTS_DIR.glob(f"{arch}@*.safetensors"))
+
+
+@MODEL_ADAPTERS.register("openclip")
+class OpenClipAdapter(ModelAdapter):
+    adapter_name = "openclip"
+    libraries = ("torch", "open_clip_torch", "torchvision")
+
+    def __init__(self, spec: ModelSpec, device: torch.device | str = "cpu", precision: str = "fp32"):
+        super().__init__(spec, device, precision)
+        open_clip = _open_clip()
+        logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))
+        if "config" in spec.options:
+            config = Path(spec.options["config"]).expanduser()
+            if not config.is_file():
+                raise ModelLoadError(f"cannot load {spec.id}: architecture config not found: {config}")
+            open_clip.add_model_config(config)
+        self.arch, kwargs, self.weights_source = self._resolve(spec, open_clip)
+        try:
+            if spec.tag == "random":
+                torch.manual_seed(int(spec.options.get("seed", 0)))
+            model, _, preprocess = open_clip.create_model_and_transforms(self.arch, device=self.device, **kwargs)
+            self.tokenizer = open_clip.get_tokenizer(self.arch)
+        except Exception as exc:  # open_clip raises RuntimeError/ValueError/OSError for bad specs
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ModelLoadError(f"cannot load {spec.id}: {message}") from exc
+        self.model = model.eval()
+        self.quick_gelu = bool(kwargs.get("force_quick_gelu")) or self.arch.endswith("quickgelu")
+        self._transform = preprocess
+
+    def _resolve(self, spec: ModelSpec, open_clip: Any) -> tuple[str, dict[str, Any], str]:
+        """(architecture, create_model kwargs, human-readable weights source)."""
+        name, tag = spec.name, spec.tag
+        if name.startswith(SCHEMAS):
+            return name, {}, name
+        if name.endswith(CHECKPOINT_SUFFIXES) or "/" in name or Path(name).expanduser().is_file():
+            path = Path(name).expanduser()
+            if not path.is_file():
+                raise ModelLoadError(f"cannot load {spec.id}: checkpoint not found: {path}")
+            arch = spec.options.get("arch")
+            if not arch:
+                raise ModelLoadError(f"cannot load {spec.id}: a checkpoint needs its architecture, add ?arch=<name> (e.g. ?arch=ViT-B-32)")
+            self._check_arch(arch, spec, open_clip)
+            return arch, {"pretrained": str(path)}, str(path.resolve())
+        self._check_arch(name, spec, open_clip)
+        known = list(open_clip.list_pretrained_tags_by_model(name))
+        local = shipped_tags(name)
+        if tag is None:
+            choices = ", ".join([*local, *known][:8]) or "none"
+            raise ModelLoadError(
+                f"model spec {spec.id} names no pretrained tag; add @<tag> (known: {choices}) or @random for random init"
+            )
+        if tag == "random":
+            return name, {"pretrained": None}, f"random init (seed {spec.options.get('seed', 0)})"
+        if shipped_weights(name, tag):
+            return name, {"pretrained": str(shipped_weights(name, tag))}, f"vlbench:{name}@{tag}"
+        if tag not in known:
+            raise ModelLoadError(f"unknown pretrained tag '{tag}' for {name}{did_you_mean(tag, [*local, *known])}")
+        kwargs: dict[str, Any] = {"pretrained": tag}
+        tag_cfg = open_clip.get_pretrained_cfg(name, tag)
+        model_cfg = open_clip.get_model_config(name) or {}
+        if tag_cfg.get("quick_gelu") and not model_cfg.get("quick_gelu"):
+            kwargs["force_quick_gelu"] = True
+        return name, kwargs, f"open_clip:{name}@{tag} ({tag_cfg.get('hf_hub') or tag_cfg.get('url')})"
+
+    @staticmethod
+    def _check_arch(arch: str, spec: ModelSpec, open_clip: Any) -> None:
+        if open_clip.get_model_config(arch) is None:
+            raise ModelLoadError(f"unknown open_clip architecture '{arch}' in {spec.id}{did_you_mean(arch, open_clip.list_models())}")
+
+    @property
+    def image_transform(self) -> Callable[[Image.Image], torch.Tensor]:
+        return self._transform
+
+    def image_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model.encode_image(pixels)
+
+    def text_features(self, texts: list[str]) -> torch.Tensor:
+        return self.model.encode_text(self.tokenizer(texts).to(self.device))
+
+    def describe(self) -> dict[str, Any]:
+        dtype = next(self.model.parameters()).dtype
+        return {
+            "architecture": self.arch + ("" if self.arch.endswith("quickgelu") or not self.quick_gelu else " (QuickGELU forced)"),
+            "quick_gelu": self.quick_gelu,
+            "weights": self.weights_source,
+            "weights_sha256": state_dict_sha256(self.model),
+            "dtype": str(dtype).replace("torch.", ""),
+        }

@@ -1,0 +1,136 @@
+"""Result files: one JSON per (model, task) plus gzip JSONL per-sample records, written atomically."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import vlbench
+from vlbench.models.base import package_version
+from vlbench.paths import PACKAGE_DIR
+
+SCHEMA_VERSION = 1
+SAMPLES_SUFFIX = ".samples.jsonl.gz"
+
+
+def result_path(results_dir: Path, model_slug: str, task: str) -> Path:
+    return Path(results_dir) / model_slug / f"{task}.json"
+
+
+def samples_path(result_file: Path) -> Path:
+    return result_file.with_name(result_file.stem + SAMPLES_SUFFIX)
+
+
+def _temporary_beside(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    return Path(name)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temporary file in the same folder and rename: readers never see half a file."""
+    tmp = _temporary_beside(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    atomic_write_text(path, json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+class SampleWriter:
+    """Streams records to a temporary gzip JSONL file; ``commit`` moves it into place."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._tmp = _temporary_beside(path)
+        self._file = gzip.open(self._tmp, "wt", encoding="utf-8")
+        self.count = 0
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._file.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+        self.count += 1
+
+    def commit(self) -> None:
+        self._file.close()
+        os.replace(self._tmp, self.path)
+
+    def discard(self) -> None:
+        self._file.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+def read_samples(path: Path) -> Iterator[dict[str, Any]]:
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                yield json.loads(line)
+
+
+def load_result(path: Path) -> dict[str, Any] | None:
+    """A result file's content, or None if it is not a (readable) vlbench result."""
+    try:
+        payload = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(payload, dict) or payload.get("schema_version") != SCHEMA_VERSION:
+        return None
+    return payload
+
+
+def iter_results(results_dir: Path) -> Iterable[tuple[Path, dict[str, Any]]]:
+    for path in sorted(Path(results_dir).rglob("*.json")):
+        payload = load_result(path)
+        if payload is not None:
+            yield path, payload
+
+
+def git_sha() -> str | None:
+    """The commit of the vlbench source tree, when it runs from a git checkout."""
+    if not (PACKAGE_DIR.parent / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=PACKAGE_DIR.parent, capture_output=True, text=True, timeout=5, check=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=PACKAGE_DIR.parent, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment(**run_settings: Any) -> dict[str, Any]:
+    """What produced a result besides the model and the task."""
+    import torch
+
+    device = str(run_settings.get("device", "cpu"))
+    device_name = torch.cuda.get_device_name(0) if device.startswith("cuda") and torch.cuda.is_available() else platform.processor() or platform.machine()
+    return {
+        "vlbench": vlbench.__version__,
+        "git_sha": git_sha(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "open_clip": package_version("open_clip_torch"),
+        "transformers": package_version("transformers"),
+        "device_name": device_name,
+        "torch_threads": torch.get_num_threads(),
+        **run_settings,
+    }
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,226 @@
+"""The loop behind ``vlbench run``: resolve, skip what is done, load the model once, run, write."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import torch
+
+from vlbench.catalog import Catalog
+from vlbench.encoding import Encoder, Progress, SilentProgress
+from vlbench.errors import DatasetNotFoundError, VLBenchError
+from vlbench.kinds import TASK_KINDS
+from vlbench.kinds.base import RunContext, TaskKind
+from vlbench.models import MODEL_ADAPTERS, ModelAdapter, ModelSpec
+from vlbench.results import (
+    SCHEMA_VERSION,
+    SampleWriter,
+    environment,
+    load_result,
+    result_path,
+    samples_path,
+    utc_now,
+    write_json,
+)
+from vlbench.specs import TaskSpec
+
+
+def default_num_workers() -> int:
+    return min(8, max(0, (os.cpu_count() or 1) - 1))
+
+
+@dataclass
+class RunOptions:
+    data_root: Path
+    output: Path
+    device: str = "auto"
+    precision: str = "fp32"
+    batch_size: int = 64
+    num_workers: int | None = None
+    limit: int | None = None
+    overwrite: bool = False
+    allow_hub: bool = False
+    skip_missing: bool = False
+    seed: int = 0
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+
+    def run_settings(self) -> dict[str, Any]:
+        """Settings that change a task's numbers, and so its config hash."""
+        return {"limit": self.limit}
+
+
+@dataclass
+class TaskOutcome:
+    task: str
+    status: str  # "done", "skipped" (result exists), "missing" (no data, --skip-missing)
+    main_metric: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    n: int | None = None
+    result_file: Path | None = None
+    seconds: float = 0.0
+    note: str = ""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise VLBenchError("--device cuda was asked for, but torch sees no CUDA device; use --device cpu or auto")
+    if not name.startswith(("cpu", "cuda", "mps")):
+        raise VLBenchError(f"unknown device '{name}'; use auto, cpu or cuda")
+    return torch.device(name)
+
+
+class Runner:
+    def __init__(self, catalog: Catalog, options: RunOptions, progress: Progress | None = None, log: Any = None):
+        self.catalog = catalog
+        self.options = options
+        self.progress = progress or SilentProgress()
+        self.log = log or (lambda message: None)
+
+    def plan(self, model_text: str, selection: Iterable[str]) -> tuple[ModelSpec, list[TaskSpec]]:
+        """Resolve the model spec and every task (validating all task files) before any work."""
+        spec = self.catalog.resolve_model(model_text)
+        items = self.catalog.select(selection)
+        if not items:
+            raise VLBenchError("no tasks selected; pass --tasks (see 'vlbench list tasks')")
+        tasks = [self.catalog.load_task(item, self.options.overrides) for item in items]
+        names = [t.name for t in tasks]
+        duplicates = {n for n in names if names.count(n) > 1}
+        if duplicates:
+            raise VLBenchError(f"two selected task files share the name(s) {sorted(duplicates)}")
+        return spec, tasks
+
+    def run(self, model_text: str, selection: Iterable[str]) -> tuple[ModelSpec, list[TaskOutcome]]:
+        """Run every selected task that has no up-to-date result; outcomes in selection order."""
+        model_spec, tasks = self.plan(model_text, selection)
+        settings = self.options.run_settings()
+        outcomes: dict[str, TaskOutcome] = {}
+        pending: list[tuple[TaskSpec, TaskKind]] = []
+        missing: list[str] = []
+        for task in tasks:
+            path = result_path(self.options.output, model_spec.slug, task.name)
+            previous = load_result(path)
+            if (
+                not self.options.overwrite
+                and previous is not None
+                and previous["model"]["id"] == model_spec.id
+                and previous["task"]["config_hash"] == task.config_hash(settings)
+            ):
+                outcomes[task.name] = TaskOutcome(
+                    task.name, "skipped", previous["main_metric"], previous["metrics"], previous["task"]["dataset"].get("n"), path,
+                    note="result exists (use --overwrite to recompute)",
+                )
+                continue
+            kind: TaskKind = TASK_KINDS.get(task.kind)()
+            try:
+                kind.locate(task, self.options.data_root, self.options.allow_hub)
+            except DatasetNotFoundError as exc:
+                if not self.options.skip_missing:
+                    missing.append(str(exc))
+                    continue
+                outcomes[task.name] = TaskOutcome(task.name, "missing", task.main_metric, note="dataset not found")
+                continue
+            pending.append((task, kind))
+        if missing:
+            more = f" (and {len(missing) - 1} more task(s) without data; --skip-missing runs the rest)" if len(missing) > 1 else ""
+            raise DatasetNotFoundError(missing[0] + more)
+        if pending:
+            model = self.load_model(model_spec)
+            encoder = Encoder(
+                model,
+                batch_size=self.options.batch_size,
+                num_workers=default_num_workers() if self.options.num_workers is None else self.options.num_workers,
+                progress=self.progress,
+            )
+            env = environment(
+                device=str(model.device),
+                precision=self.options.precision,
+                batch_size=self.options.batch_size,
+                num_workers=encoder.num_workers,
+                seed=self.options.seed,
+            )
+            fingerprint = model.fingerprint()
+            for task, kind in pending:
+                outcomes[task.name] = self.run_task(task, kind, model, model_spec, fingerprint, encoder, env)
+        return model_spec, [outcomes[t.name] for t in tasks]
+
+    def load_model(self, spec: ModelSpec) -> ModelAdapter:
+        adapter_class = MODEL_ADAPTERS.get(spec.adapter)
+        device = resolve_device(self.options.device)
+        self.log(f"loading model {spec.id} on {device}")
+        return adapter_class(spec, device=device, precision=self.options.precision)
+
+    def run_task(
+        self,
+        task: TaskSpec,
+        kind: TaskKind,
+        model: ModelAdapter,
+        model_spec: ModelSpec,
+        fingerprint: dict[str, Any],
+        encoder: Encoder,
+        env: dict[str, Any],
+    ) -> TaskOutcome:
+        started = time.perf_counter()
+        path = result_path(self.options.output, model_spec.slug, task.name)
+        ctx = RunContext(
+            data_root=self.options.data_root,
+            encoder=encoder,
+            limit=self.options.limit,
+            allow_hub=self.options.allow_hub,
+            seed=self.options.seed,
+            artifacts_dir=path.parent,
+        )
+        data, located = kind.load(task, ctx)
+        loaded = time.perf_counter()
+        encoded_before = encoder.images_encoded
+        writer = SampleWriter(samples_path(path))
+        records: list[dict[str, Any]] = []
+        try:
+            for record in kind.predict(model, data, task, ctx):
+                writer.write(record)
+                records.append(record)
+        except BaseException:
+            writer.discard()
+            raise
+        predicted = time.perf_counter()
+        metrics = kind.score(records, task)
+        scored = time.perf_counter()
+        n = kind.count(records)
+        writer.commit()
+        encoded = encoder.images_encoded - encoded_before
+        payload = {
+            "schema_version": SCHEMA_VERSION,
+            "created": utc_now(),
+            "model": {"id": model_spec.id, "adapter": model_spec.adapter, "fingerprint": fingerprint},
+            "task": {
+                "name": task.name,
+                "kind": task.kind,
+                "version": task.version,
+                "config_hash": task.config_hash(self.options.run_settings()),
+                "file": str(task.source_file),
+                "dataset": {**located.describe(), "n": n},
+                "files": task.file_hashes(),
+                "run_settings": self.options.run_settings(),
+                "config": task.config,
+            },
+            "metrics": metrics,
+            "main_metric": task.main_metric,
+            "samples": samples_path(path).name,
+            "artifacts": ctx.artifacts,
+            "env": env,
+            "timing": {
+                "load_s": round(loaded - started, 3),
+                "predict_s": round(predicted - loaded, 3),
+                "score_s": round(scored - predicted, 3),
+                "total_s": round(time.perf_counter() - started, 3),
+                "images_encoded": encoded,
+                "images_per_s": round(encoded / (predicted - loaded), 2) if encoded and predicted > loaded else None,
+            },
+        }
+        write_json(path, payload)
+        return TaskOutcome(task.name, "done", task.main_metric, metrics, n, path, time.perf_counter() - started)

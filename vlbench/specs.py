@@ -1,0 +1,213 @@
+"""Task specs: YAML files with ``include:`` inheritance, ``--set`` overrides and a config hash.
+
+A task file names the task, its kind, a version, the dataset, the metrics and the main metric.
+Files it refers to (class names, templates...) sit under ``files:`` and are resolved relative to
+the YAML file that names them; their *contents* go into the config hash, so editing a template
+changes the hash and a later run recomputes the task.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from vlbench.errors import TaskSpecError, VLBenchError
+
+# Fields that describe a task to people; they do not change its numbers.
+UNHASHED_FIELDS = ("description", "help", "protocol_reference")
+TASK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+def read_yaml(path: Path) -> Any:
+    """Safe-load one YAML file; errors name the file."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return yaml.safe_load(f)
+    except FileNotFoundError as exc:
+        raise VLBenchError(f"file not found: {path}") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise TaskSpecError(path, "<yaml>", f"not valid YAML{where}") from exc
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursively merge mappings; values of ``override`` win, lists are replaced."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _load_with_includes(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    path = path.resolve()
+    if path in seen:
+        raise TaskSpecError(path, "include", "include cycle: " + " -> ".join(p.name for p in (*seen, path)))
+    raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        raise TaskSpecError(path, "<root>", "expected a mapping of fields")
+    includes = raw.pop("include", [])
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
+        raise TaskSpecError(path, "include", "expected a file name or a list of file names")
+    files = raw.get("files", {})
+    if not isinstance(files, dict):
+        raise TaskSpecError(path, "files", "expected a mapping of name -> file path")
+    raw["files"] = {k: str((path.parent / v).resolve()) if isinstance(v, str) else v for k, v in files.items()}
+    merged: dict[str, Any] = {}
+    for include in includes:
+        merged = deep_merge(merged, _load_with_includes(path.parent / include, (*seen, path)))
+    return deep_merge(merged, raw)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``key.sub=value`` -> (``key.sub``, YAML-parsed value)."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise VLBenchError(f"--set expects key=value (e.g. dataset.path=/data/pets), got '{text}'")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError:
+        parsed = value
+    return key, parsed
+
+
+def apply_overrides(config: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Set dotted keys. Paths given on the command line are relative to the working directory."""
+    config = copy.deepcopy(config)
+    for dotted, value in overrides.items():
+        parts = dotted.split(".")
+        if (parts[0] == "files" and len(parts) == 2) or dotted == "dataset.path":
+            value = str(Path(str(value)).expanduser().resolve())
+        node = config
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        node[parts[-1]] = value
+    return config
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task, fully resolved: includes merged, overrides applied, file paths absolute."""
+
+    name: str
+    kind: str
+    source_file: Path
+    config: dict[str, Any] = field(repr=False)
+
+    @property
+    def version(self) -> Any:
+        return self.config.get("version")
+
+    @property
+    def description(self) -> str:
+        return str(self.config.get("description", "")).strip()
+
+    @property
+    def help(self) -> str:
+        """How to get the dataset and lay it out (used in 'dataset not found' errors)."""
+        return " ".join(str(self.config.get("help", "")).split())
+
+    @property
+    def dataset(self) -> dict[str, Any]:
+        return self.config.get("dataset", {})
+
+    @property
+    def protocol(self) -> dict[str, Any]:
+        return self.config.get("protocol", {}) or {}
+
+    @property
+    def metrics(self) -> list[str]:
+        return list(self.config.get("metrics", []))
+
+    @property
+    def main_metric(self) -> str:
+        return str(self.config["main_metric"])
+
+    def file(self, key: str) -> Path | None:
+        value = self.config.get("files", {}).get(key)
+        return Path(value) if value else None
+
+    def read_lines(self, key: str) -> list[str] | None:
+        """Non-empty lines of a ``files:`` entry (class names, templates), or None if absent."""
+        path = self.file(key)
+        if path is None:
+            return None
+        with open(path, encoding="utf-8") as f:
+            return [line.rstrip("\n\r") for line in f if line.strip()]
+
+    def file_hashes(self) -> dict[str, dict[str, str]]:
+        return {k: {"path": v, "sha256": sha256_file(v)} for k, v in sorted(self.config.get("files", {}).items())}
+
+    def config_hash(self, run_settings: Mapping[str, Any] | None = None) -> str:
+        """Hash of everything that changes this task's numbers, plus run settings such as --limit."""
+        hashed = {k: v for k, v in self.config.items() if k not in UNHASHED_FIELDS and k != "files"}
+        hashed["files"] = {k: sha256_file(v) for k, v in sorted(self.config.get("files", {}).items())}
+        hashed["run"] = dict(run_settings or {})
+        return hashlib.sha256(canonical_json(hashed).encode()).hexdigest()[:16]
+
+
+def _require(config: Mapping[str, Any], path: Path, key: str, kind: type | tuple[type, ...]) -> Any:
+    if key not in config:
+        raise TaskSpecError(path, key, "missing")
+    value = config[key]
+    if not isinstance(value, kind):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise TaskSpecError(path, key, f"expected {names}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def load_task_file(path: Path, overrides: Mapping[str, Any] | None = None) -> TaskSpec:
+    """Load and validate one task file (generic fields here, kind-specific ones by the kind)."""
+    from vlbench.kinds import TASK_KINDS  # late import: kinds import this module
+
+    path = Path(path)
+    config = apply_overrides(_load_with_includes(path), overrides or {})
+    name = str(config.setdefault("task", path.stem))
+    if not TASK_NAME.match(name):
+        raise TaskSpecError(path, "task", f"'{name}' is not a valid task name (letters, digits, _ . + -)")
+    kind_name = _require(config, path, "kind", str)
+    if kind_name not in TASK_KINDS:
+        from vlbench.registry import did_you_mean
+
+        hint = did_you_mean(kind_name, TASK_KINDS.names())
+        raise TaskSpecError(path, "kind", f"unknown kind '{kind_name}'{hint}; known: {', '.join(TASK_KINDS.names())}")
+    _require(config, path, "version", (int, str))
+    _require(config, path, "dataset", dict)
+    metrics = _require(config, path, "metrics", list)
+    main_metric = _require(config, path, "main_metric", str)
+    if main_metric not in metrics:
+        raise TaskSpecError(path, "main_metric", f"'{main_metric}' is not one of metrics {metrics}")
+    for key, value in config.get("files", {}).items():
+        if not isinstance(value, str) or not Path(value).is_file():
+            raise TaskSpecError(path, f"files.{key}", f"file not found: {value}")
+    spec = TaskSpec(name=name, kind=kind_name, source_file=path.resolve(), config=config)
+    TASK_KINDS.get(kind_name).validate(spec)
+    return spec
