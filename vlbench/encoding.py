@@ -9,6 +9,7 @@ use more than one (dense features at another size).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Protocol, Sequence
 
@@ -70,6 +71,7 @@ class Encoder:
     _image_cache: dict[str, torch.Tensor] = field(default_factory=dict)
     _text_cache: dict[str, torch.Tensor] = field(default_factory=dict)
     images_encoded: int = 0
+    image_seconds: float = 0.0  # wall time spent producing image embeddings (loading included)
 
     def _loader(self, refs: Sequence[ImageRef], transform: Callable) -> DataLoader:
         workers = min(self.num_workers, max(0, len(refs) // self.batch_size))
@@ -95,6 +97,7 @@ class Encoder:
         handle = self.progress.start(f"encoding {description}", len(todo))
         position = 0
         try:
+            started = time.perf_counter()
             for pixels in self._loader([refs[i] for i in todo], transform):
                 embeddings = self.model.encode_images(pixels).cpu()
                 indices = todo[position : position + len(embeddings)]
@@ -102,8 +105,10 @@ class Encoder:
                 for i, emb in zip(indices, embeddings):
                     self._image_cache[keys[i]] = emb
                 self.images_encoded += len(indices)
+                self.image_seconds += time.perf_counter() - started
                 self.progress.advance(handle, len(indices))
                 yield indices, embeddings
+                started = time.perf_counter()
         except Exception as exc:
             user_error = _user_error_from_worker(exc)
             if user_error is not None:

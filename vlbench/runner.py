@@ -177,7 +177,7 @@ class Runner:
         )
         data, located = kind.load(task, ctx)
         loaded = time.perf_counter()
-        encoded_before = encoder.images_encoded
+        encoded_before, image_seconds_before = encoder.images_encoded, encoder.image_seconds
         writer = SampleWriter(samples_path(path))
         records: list[dict[str, Any]] = []
         try:
@@ -193,6 +193,7 @@ class Runner:
         n = kind.count(records)
         writer.commit()
         encoded = encoder.images_encoded - encoded_before
+        image_seconds = encoder.image_seconds - image_seconds_before
         payload = {
             "schema_version": SCHEMA_VERSION,
             "created": utc_now(),
@@ -219,7 +220,8 @@ class Runner:
                 "score_s": round(scored - predicted, 3),
                 "total_s": round(time.perf_counter() - started, 3),
                 "images_encoded": encoded,
-                "images_per_s": round(encoded / (predicted - loaded), 2) if encoded and predicted > loaded else None,
+                "image_encoding_s": round(image_seconds, 3),
+                "images_per_s": round(encoded / image_seconds, 2) if encoded and image_seconds > 0 else None,
             },
         }
         write_json(path, payload)

@@ -13,8 +13,9 @@ from typing import Any, BinaryIO
 
 from vlbench.errors import UnsafePickleError
 
-PLAIN: frozenset[tuple[str, str]] = frozenset()
-NUMPY_ARRAYS: frozenset[tuple[str, str]] = frozenset(
+# Protocol-2 pickles written by Python 3 rebuild bytes with _codecs.encode(text, "latin1").
+PLAIN: frozenset[tuple[str, str]] = frozenset({("_codecs", "encode")})
+NUMPY_ARRAYS: frozenset[tuple[str, str]] = PLAIN | frozenset(
     (module, name)
     for module in ("numpy.core.multiarray", "numpy._core.multiarray")
     for name in ("_reconstruct", "scalar")

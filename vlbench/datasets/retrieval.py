@@ -68,7 +68,10 @@ class KarpathyReader:
 
 @RETRIEVAL_READERS.register("wds")
 class WdsRetrievalReader:
-    """CLIP_benchmark webdataset layout; ``txt`` holds the captions of one image, one per line."""
+    """CLIP_benchmark webdataset layout; ``txt`` holds the captions of one image, one per line.
+
+    Lines are split exactly as CLIP_benchmark does (``str.splitlines``).
+    """
 
     def exists(self, location: Path, source: dict[str, Any]) -> bool:
         return wds.exists(location, source.get("split", "test"))
@@ -77,7 +80,7 @@ class WdsRetrievalReader:
         samples = wds.read_samples(Path(location), source.get("split", "test"), need=("txt",))
         return RetrievalData(
             images=[s.image for s in samples],
-            captions=[[line for line in s.text("txt").splitlines() if line.strip()] for s in samples],
+            captions=[s.text("txt").splitlines() for s in samples],
         )
 
 

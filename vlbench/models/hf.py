@@ -52,7 +52,11 @@ class HFAdapter(ModelAdapter):
 
     def __init__(self, spec: ModelSpec, device: torch.device | str = "cpu", precision: str = "fp32"):
         super().__init__(spec, device, precision)
+        import transformers
         from transformers import AutoConfig, AutoModel, AutoProcessor
+
+        transformers.utils.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
 
         trust = spec.options.get("trust_remote_code", "0").lower() in TRUE_VALUES
         load_kwargs: dict[str, Any] = {"revision": spec.tag, "trust_remote_code": trust}

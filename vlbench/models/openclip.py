@@ -50,6 +50,46 @@ def shipped_tags(arch: str) -> list[str]:
     return sorted(p.stem.split("@", 1)[1] for p in WEIGHTS_DIR.glob(f"{arch}@*.safetensors"))
 
 
+def resolve_openclip(spec: ModelSpec, open_clip: Any) -> tuple[str, dict[str, Any], str]:
+    """(architecture, create_model kwargs, human-readable weights source) for a spec."""
+    name, tag = spec.name, spec.tag
+    if name.startswith(SCHEMAS):
+        return name, {}, name
+    if name.endswith(CHECKPOINT_SUFFIXES) or "/" in name or Path(name).expanduser().is_file():
+        path = Path(name).expanduser()
+        if not path.is_file():
+            raise ModelLoadError(f"cannot load {spec.id}: checkpoint not found: {path}")
+        arch = spec.options.get("arch")
+        if not arch:
+            raise ModelLoadError(f"cannot load {spec.id}: a checkpoint needs its architecture, add ?arch=<name> (e.g. ?arch=ViT-B-32)")
+        _check_arch(arch, spec, open_clip)
+        return arch, {"pretrained": str(path)}, str(path.resolve())
+    _check_arch(name, spec, open_clip)
+    known = list(open_clip.list_pretrained_tags_by_model(name))
+    local = shipped_tags(name)
+    if tag is None:
+        choices = ", ".join([*local, *known][:8]) or "none"
+        raise ModelLoadError(
+            f"model spec {spec.id} names no pretrained tag; add @<tag> (known: {choices}) or @random for random init"
+        )
+    if tag == "random":
+        return name, {"pretrained": None}, f"random init (seed {spec.options.get('seed', 0)})"
+    if shipped_weights(name, tag):
+        return name, {"pretrained": str(shipped_weights(name, tag))}, f"vlbench:{name}@{tag}"
+    if tag not in known:
+        raise ModelLoadError(f"unknown pretrained tag '{tag}' for {name}{did_you_mean(tag, [*local, *known])}")
+    kwargs: dict[str, Any] = {"pretrained": tag}
+    tag_cfg = open_clip.get_pretrained_cfg(name, tag)
+    model_cfg = open_clip.get_model_config(name) or {}
+    if tag_cfg.get("quick_gelu") and not model_cfg.get("quick_gelu"):
+        kwargs["force_quick_gelu"] = True
+    return name, kwargs, f"open_clip:{name}@{tag} ({tag_cfg.get('hf_hub') or tag_cfg.get('url')})"
+
+def _check_arch(arch: str, spec: ModelSpec, open_clip: Any) -> None:
+    if open_clip.get_model_config(arch) is None:
+        raise ModelLoadError(f"unknown open_clip architecture '{arch}' in {spec.id}{did_you_mean(arch, open_clip.list_models())}")
+
+
 @MODEL_ADAPTERS.register("openclip")
 class OpenClipAdapter(ModelAdapter):
     adapter_name = "openclip"
@@ -64,7 +104,7 @@ class OpenClipAdapter(ModelAdapter):
             if not config.is_file():
                 raise ModelLoadError(f"cannot load {spec.id}: architecture config not found: {config}")
             open_clip.add_model_config(config)
-        self.arch, kwargs, self.weights_source = self._resolve(spec, open_clip)
+        self.arch, kwargs, self.weights_source = resolve_openclip(spec, open_clip)
         try:
             if spec.tag == "random":
                 torch.manual_seed(int(spec.options.get("seed", 0)))
@@ -76,46 +116,6 @@ class OpenClipAdapter(ModelAdapter):
         self.model = model.eval()
         self.quick_gelu = bool(kwargs.get("force_quick_gelu")) or self.arch.endswith("quickgelu")
         self._transform = preprocess
-
-    def _resolve(self, spec: ModelSpec, open_clip: Any) -> tuple[str, dict[str, Any], str]:
-        """(architecture, create_model kwargs, human-readable weights source)."""
-        name, tag = spec.name, spec.tag
-        if name.startswith(SCHEMAS):
-            return name, {}, name
-        if name.endswith(CHECKPOINT_SUFFIXES) or "/" in name or Path(name).expanduser().is_file():
-            path = Path(name).expanduser()
-            if not path.is_file():
-                raise ModelLoadError(f"cannot load {spec.id}: checkpoint not found: {path}")
-            arch = spec.options.get("arch")
-            if not arch:
-                raise ModelLoadError(f"cannot load {spec.id}: a checkpoint needs its architecture, add ?arch=<name> (e.g. ?arch=ViT-B-32)")
-            self._check_arch(arch, spec, open_clip)
-            return arch, {"pretrained": str(path)}, str(path.resolve())
-        self._check_arch(name, spec, open_clip)
-        known = list(open_clip.list_pretrained_tags_by_model(name))
-        local = shipped_tags(name)
-        if tag is None:
-            choices = ", ".join([*local, *known][:8]) or "none"
-            raise ModelLoadError(
-                f"model spec {spec.id} names no pretrained tag; add @<tag> (known: {choices}) or @random for random init"
-            )
-        if tag == "random":
-            return name, {"pretrained": None}, f"random init (seed {spec.options.get('seed', 0)})"
-        if shipped_weights(name, tag):
-            return name, {"pretrained": str(shipped_weights(name, tag))}, f"vlbench:{name}@{tag}"
-        if tag not in known:
-            raise ModelLoadError(f"unknown pretrained tag '{tag}' for {name}{did_you_mean(tag, [*local, *known])}")
-        kwargs: dict[str, Any] = {"pretrained": tag}
-        tag_cfg = open_clip.get_pretrained_cfg(name, tag)
-        model_cfg = open_clip.get_model_config(name) or {}
-        if tag_cfg.get("quick_gelu") and not model_cfg.get("quick_gelu"):
-            kwargs["force_quick_gelu"] = True
-        return name, kwargs, f"open_clip:{name}@{tag} ({tag_cfg.get('hf_hub') or tag_cfg.get('url')})"
-
-    @staticmethod
-    def _check_arch(arch: str, spec: ModelSpec, open_clip: Any) -> None:
-        if open_clip.get_model_config(arch) is None:
-            raise ModelLoadError(f"unknown open_clip architecture '{arch}' in {spec.id}{did_you_mean(arch, open_clip.list_models())}")
 
     @property
     def image_transform(self) -> Callable[[Image.Image], torch.Tensor]:

@@ -1,0 +1,46 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+# Tests never reach the network: hub libraries are told to stay offline.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+TINY = "openclip:vlbench-tiny@random"
+
+
+def shared_data(*parts: str) -> Path:
+    """A folder of real annotation files shared beside the project; skip the test if absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared annotation files not found at {path} (present in CI, not in a plain clone)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """A random-init tiny open_clip model behind the ordinary adapter (no download)."""
+    from vlbench.catalog import Catalog
+    from vlbench.models.openclip import OpenClipAdapter
+
+    return OpenClipAdapter(Catalog.load().resolve_model(TINY), device="cpu")
+
+
+@pytest.fixture
+def run_cli(tmp_path):
+    """Run ``python -m vlbench ...`` in a subprocess, as a user would; returns CompletedProcess."""
+    import subprocess
+
+    def run(*args: str, env: dict | None = None, cwd: Path | None = None):
+        full_env = {**os.environ, "VLBENCH_DATA_ROOT": str(tmp_path / "data"), "COLUMNS": "200", **(env or {})}
+        return subprocess.run(
+            [sys.executable, "-m", "vlbench", *args], capture_output=True, text=True, env=full_env, cwd=cwd or tmp_path, timeout=600
+        )
+
+    return run

@@ -1,0 +1,121 @@
+"""The CLI as a user runs it: end to end on the shapes tasks, leaderboard, and one-line user errors."""
+
+import csv
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, TINY
+from data_fixtures import write_imagefolder
+
+PLUGINS = str(REPO / "tests" / "plugins")
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert lines[0].startswith("error:")
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_end_to_end_shapes_run_and_leaderboard(run_cli, tmp_path):
+    result = run_cli("run", "--model", TINY, "--tasks", "shapes_cls,shapes_retrieval", "--output", "res", "--batch-size", "32")
+    assert result.returncode == 0, result.stderr
+    assert "shapes_cls" in result.stdout and "acc1" in result.stdout
+    model_dir = tmp_path / "res" / "openclip__vlbench-tiny@random"
+    cls = json.loads((model_dir / "shapes_cls.json").read_text())
+    assert cls["schema_version"] == 1
+    assert cls["model"]["id"] == TINY and len(cls["model"]["fingerprint"]["weights_sha256"]) == 64
+    assert cls["task"]["name"] == "shapes_cls" and cls["task"]["kind"] == "classification"
+    assert cls["task"]["dataset"]["n"] == 600 and len(cls["task"]["config_hash"]) == 16
+    assert set(cls["metrics"]) == {"acc1", "acc5", "mean_per_class_recall"} and cls["main_metric"] == "acc1"
+    assert {"torch", "open_clip", "device", "precision", "batch_size", "seed", "git_sha"} <= set(cls["env"])
+    assert cls["env"]["batch_size"] == 32 and cls["timing"]["images_encoded"] == 600
+    with gzip.open(model_dir / cls["samples"], "rt") as f:
+        records = [json.loads(line) for line in f]
+    assert len(records) == 600 and {"label", "top", "scores"} <= set(records[0])
+    # the records alone reproduce the metrics
+    acc1 = sum(r["top"][0] == r["label"] for r in records) / len(records)
+    assert acc1 == pytest.approx(cls["metrics"]["acc1"])
+
+    rescored = run_cli("rescore", "res")
+    assert rescored.returncode == 0, rescored.stderr
+
+    board = run_cli("leaderboard", "res", "--out", "board.csv")
+    assert board.returncode == 0, board.stderr
+    rows = list(csv.DictReader((tmp_path / "board.csv").open()))
+    assert len(rows) == 1 and rows[0]["model"] == TINY
+    assert float(rows[0]["shapes_cls"]) == pytest.approx(cls["metrics"]["acc1"], abs=1e-6)
+    retrieval = json.loads((model_dir / "shapes_retrieval.json").read_text())
+    assert float(rows[0]["shapes_retrieval"]) == pytest.approx(retrieval["metrics"][retrieval["main_metric"]], abs=1e-6)
+    markdown = run_cli("leaderboard", "res", "--format", "md")
+    assert markdown.returncode == 0 and markdown.stdout.startswith("| model |")
+
+
+def test_list_commands(run_cli):
+    tasks = run_cli("list", "tasks")
+    assert tasks.returncode == 0, tasks.stderr
+    assert "imagenet1k" in tasks.stdout and "missing" in tasks.stdout and "found" in tasks.stdout
+    suites = run_cli("list", "suites")
+    assert "shapes" in suites.stdout and "shapes_cls" in suites.stdout
+    models = run_cli("list", "models")
+    assert "openclip:ViT-B-32-quickgelu@openai" in models.stdout
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["--tasks", "shapes_clss"], ["unknown task or suite 'shapes_clss'", "did you mean: shapes_cls"]),
+        (["--model", "opneclip:ViT-B-32", "--tasks", "shapes_cls"], ["unknown model adapter 'opneclip'", "did you mean: openclip"]),
+        (["--model", "openclip:ViT-B-23@openai", "--tasks", "shapes_cls"], ["unknown open_clip architecture 'ViT-B-23'", "did you mean"]),
+        (["--model", "openclip:/no/such/ckpt.pt?arch=ViT-B-32", "--tasks", "shapes_cls"], ["checkpoint not found: /no/such/ckpt.pt"]),
+        (["--model", "hf:/no/such/model/dir", "--tasks", "shapes_cls"], ["cannot load hf:/no/such/model/dir"]),
+        (["--tasks", "cifar10"], ["dataset for task 'cifar10' not found", "cifar-10-batches-py", "cifar-10-python.tar.gz"]),
+    ],
+)
+def test_user_errors_are_one_line(run_cli, args, fragments):
+    if "--model" not in args:
+        args = ["--model", TINY, *args]
+    assert_one_line_error(run_cli("run", *args, "--output", "res"), *fragments)
+
+
+def test_invalid_task_file_names_file_and_field(run_cli, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("task: bad\nkind: classification\nversion: 1\ndataset: {sources: [{format: shapes, seed: 1, n: 4}]}\n"
+                   "metrics: [acc1]\nmain_metric: acc7\n")
+    assert_one_line_error(run_cli("run", "--model", TINY, "--tasks", str(bad)), str(bad), "main_metric", "acc7")
+
+
+def _color_registry(tmp_path: Path) -> Path:
+    registry = tmp_path / "my_registry.yaml"
+    registry.write_text("models:\n  adapters:\n    color: color_adapter:ColorAdapter\n")
+    return registry
+
+
+def test_adapter_from_user_registry_file_runs_a_task(run_cli, tmp_path):
+    tree = tmp_path / "colors"
+    write_imagefolder(tree, per_class=3)
+    env = {"PYTHONPATH": PLUGINS, "VLBENCH_REGISTRY": str(_color_registry(tmp_path))}
+    result = run_cli("run", "--model", "color:v1", "--tasks", "imagefolder", "--set", f"dataset.path={tree}", "--output", "res", env=env)
+    assert result.returncode == 0, result.stderr
+    payload = json.loads((tmp_path / "res" / "color__v1" / "imagefolder.json").read_text())
+    assert payload["metrics"]["acc1"] == 1.0 and payload["task"]["dataset"]["n"] == 9
+    assert payload["model"]["fingerprint"]["adapter"] == "color"
+
+
+def test_adapter_from_entry_point(run_cli, tmp_path):
+    dist = tmp_path / "site" / "color_plugin-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: color-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[vlbench.models]\ncolorep = color_adapter:ColorAdapter\n")
+    tree = tmp_path / "colors"
+    write_imagefolder(tree)
+    env = {"PYTHONPATH": f"{PLUGINS}:{tmp_path / 'site'}"}
+    result = run_cli("run", "--model", "colorep:x", "--tasks", "imagefolder", "--set", f"dataset.path={tree}", "--output", "res", env=env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "res" / "colorep__x" / "imagefolder.json").read_text())["metrics"]["acc1"] == 1.0

@@ -1,0 +1,141 @@
+"""Readers for each on-disk format, on small files written in that format."""
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data_fixtures import COLORS, color_image, encoded, write_cifar, write_imagefolder, write_karpathy, write_wds
+from vlbench.catalog import Catalog
+from vlbench.datasets.classification import CifarReader, HFClassificationReader, ImageFolderReader, WdsClassificationReader
+from vlbench.datasets.retrieval import HFRetrievalReader, KarpathyReader, WdsRetrievalReader
+from vlbench.errors import DatasetNotFoundError, UnsafePickleError, VLBenchError
+from vlbench.kinds.base import RunContext
+from vlbench.safe_pickle import NUMPY_ARRAYS, PLAIN, load_pickle
+
+
+def test_imagefolder_sorted_classes_and_names(tmp_path):
+    items = write_imagefolder(tmp_path / "tree")
+    data = ImageFolderReader().read(str(tmp_path / "tree"), {}, None, None)
+    assert data.classnames == sorted(COLORS)
+    assert [(ref.path, label) for ref, label in zip(data.images, data.labels)] == items
+    assert data.images[0].load().mode == "RGB"
+
+
+def test_imagefolder_with_no_images_is_a_clear_error(tmp_path):
+    (tmp_path / "tree" / "cat").mkdir(parents=True)
+    with pytest.raises(VLBenchError, match="no images found"):
+        ImageFolderReader().read(str(tmp_path / "tree"), {}, None, None)
+
+
+@pytest.mark.parametrize("variant, names", [("cifar10", ["airplane", "automobile", "bird"]), ("cifar100", ["apple", "aquarium fish", "baby"])])
+def test_cifar_python_archive(tmp_path, variant, names):
+    images = write_cifar(tmp_path / variant, variant)
+    reader = CifarReader()
+    assert reader.exists(tmp_path / variant, {})
+    data = reader.read(str(tmp_path / variant), {}, None, None)
+    assert data.labels == [0, 1, 2, 0, 1, 2]
+    assert data.classnames == names
+    assert np.array_equal(np.asarray(data.images[4].load()), images[4])  # CHW rows -> HWC pixels
+
+
+def test_restricted_unpickler_refuses_code(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (eval, ("1+1",))
+
+    evil = tmp_path / "evil.p"
+    evil.write_bytes(pickle.dumps({"refs": [Payload()]}))
+    with pytest.raises(UnsafePickleError, match="builtins.eval"):
+        load_pickle(evil, PLAIN)
+    array_pickle = tmp_path / "arr.p"
+    array_pickle.write_bytes(pickle.dumps({"a": np.arange(3)}))
+    with pytest.raises(UnsafePickleError, match="numpy"):
+        load_pickle(array_pickle, PLAIN)  # arrays only where the caller allows them
+    assert load_pickle(array_pickle, NUMPY_ARRAYS)["a"].tolist() == [0, 1, 2]
+
+
+def _hf_dataset(tmp_path):
+    import datasets
+
+    features = datasets.Features({"img": datasets.Image(), "label": datasets.ClassLabel(names=["red_thing", "blue"])})
+    rows = {"img": [color_image("red", seed=1), color_image("blue", seed=2), color_image("red", seed=3)], "label": [0, 1, 0]}
+    return datasets.Dataset.from_dict(rows, features=features)
+
+
+def test_hf_saved_to_disk_and_parquet(tmp_path):
+    dataset = _hf_dataset(tmp_path)
+    dataset.save_to_disk(str(tmp_path / "saved"))
+    (tmp_path / "parquet").mkdir()
+    dataset.to_parquet(str(tmp_path / "parquet" / "test-00000-of-00001.parquet"))
+    source = {"image_key": "img", "label_key": "label", "split": "test"}
+    reader = HFClassificationReader()
+    for folder in ("saved", "parquet"):
+        assert reader.exists(tmp_path / folder, source)
+        data = reader.read(str(tmp_path / folder), source, None, None)
+        assert data.labels == [0, 1, 0]
+        assert data.classnames == ["red thing", "blue"]
+        assert np.asarray(data.images[1].load())[0, 0, 2] > 150  # blue
+    with pytest.raises(VLBenchError, match="no column"):
+        reader.read(str(tmp_path / "saved"), {"image_key": "image"}, None, None)
+
+
+def test_hf_retrieval_reader(tmp_path):
+    import datasets
+
+    rows = {"image": [color_image("red"), color_image("blue")], "caption": [["a red one", "red"], ["blue"]]}
+    datasets.Dataset.from_dict(rows, features=datasets.Features({"image": datasets.Image(), "caption": datasets.Sequence(datasets.Value("string"))})).save_to_disk(str(tmp_path / "d"))
+    data = HFRetrievalReader().read(str(tmp_path / "d"), {}, None, None)
+    assert data.captions == [["a red one", "red"], ["blue"]]
+    assert data.flat_captions() == (["a red one", "red", "blue"], [0, 0, 1])
+
+
+def test_wds_classification_layout(tmp_path):
+    samples = [{"__key__": f"s{i:04d}", "webp": encoded(color_image(c, seed=i), "WEBP"), "cls": str(label)}
+               for i, (c, label) in enumerate([("red", 0), ("green", 1), ("blue", 2), ("red", 0), ("blue", 2)])]
+    write_wds(tmp_path / "wds_colors", samples)
+    (tmp_path / "wds_colors" / "classnames.txt").write_text("red\ngreen\nblue\n")
+    (tmp_path / "wds_colors" / "zeroshot_classification_templates.txt").write_text("a {c} photo.\n")
+    reader = WdsClassificationReader()
+    assert reader.exists(tmp_path / "wds_colors", {"split": "test"})
+    data = reader.read(str(tmp_path / "wds_colors"), {"split": "test"}, None, None)
+    assert data.labels == [0, 1, 2, 0, 2]
+    assert data.classnames == ["red", "green", "blue"] and data.templates == ["a {c} photo."]
+    pixel = np.asarray(data.images[2].load())[5, 5]
+    assert pixel[2] > 150 and pixel[0] < 100
+
+
+def test_wds_retrieval_captions_one_per_line(tmp_path):
+    samples = [{"__key__": "a", "jpg": encoded(color_image("red"), "JPEG"), "txt": "a red picture\nred again\n"},
+               {"__key__": "b", "png": encoded(color_image("blue")), "txt": "blue"}]
+    write_wds(tmp_path / "w", samples)
+    data = WdsRetrievalReader().read(str(tmp_path / "w"), {"split": "test"}, None, None)
+    assert data.captions == [["a red picture", "red again"], ["blue"]]
+
+
+@pytest.mark.parametrize("images_dir, with_filepath", [("", True), ("flickr30k-images", False)])
+def test_karpathy_split(tmp_path, images_dir, with_filepath):
+    captions = write_karpathy(tmp_path, "dataset.json", images_dir, with_filepath)
+    source = {"annotation": "dataset.json", "images_dir": images_dir, "split": "test"}
+    data = KarpathyReader().read(str(tmp_path), source, None, None)
+    assert data.captions == captions  # raw captions, exactly as in the file
+    assert len(data.images) == 3 and data.images[0].load().size == (40, 40)
+
+
+def test_karpathy_missing_image_names_the_file(tmp_path):
+    write_karpathy(tmp_path, "dataset.json")
+    (tmp_path / "val2014" / "img2.jpg").unlink()
+    with pytest.raises(VLBenchError, match="img2.jpg"):
+        KarpathyReader().read(str(tmp_path), {"annotation": "dataset.json", "split": "test"}, None, None)
+
+
+def test_missing_dataset_says_where_it_looked_and_how_to_get_it(tmp_path):
+    from vlbench.kinds import TASK_KINDS
+
+    spec = Catalog.load().load_task("cifar10")
+    with pytest.raises(DatasetNotFoundError) as info:
+        TASK_KINDS.get("classification")().locate(spec, tmp_path)
+    message = str(info.value)
+    assert str(tmp_path / "cifar10") in message and str(tmp_path / "wds_cifar10") in message
+    assert "cifar-10-python.tar.gz" in message and "--hf-hub" in message
