@@ -119,3 +119,45 @@ def test_adapter_from_entry_point(run_cli, tmp_path):
     result = run_cli("run", "--model", "colorep:x", "--tasks", "imagefolder", "--set", f"dataset.path={tree}", "--output", "res", env=env)
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "res" / "colorep__x" / "imagefolder.json").read_text())["metrics"]["acc1"] == 1.0
+
+
+def test_compositionality_suite_end_to_end_on_fixtures(run_cli, tmp_path):
+    from selection_fixtures import WordListTagger, sugarcrepe_data_root, write_aro_order, write_aro_vg, write_winoground
+    from vlbench.datasets.aro_order import OrderPerturber
+
+    data = sugarcrepe_data_root(tmp_path / "data")
+    write_aro_vg(data)
+    annotations = write_aro_order(data)
+    write_winoground(data)
+    overrides = []
+    for task, name in (("aro_coco_order", "coco_karpathy_test.json"), ("aro_flickr30k_order", "flickr30k_test.json")):
+        perturber = OrderPerturber(WordListTagger(), seed=1)
+        items = [{"image": e["image"], "caption": c, "options": perturber.options(c)} for e in annotations[name] for c in e["caption"]]
+        options = tmp_path / f"{task}.options.json"
+        options.write_text(json.dumps({"seed": 1, "tagger": "word lists (test)", "items": items}))
+        overrides += ["--set", f"{task}:protocol.options_file={options}"]
+    result = run_cli("run", "--model", TINY, "--tasks", "compositionality", "--output", "res", *overrides)
+    assert result.returncode == 0, result.stderr
+    folder = tmp_path / "res" / "openclip__vlbench-tiny@random"
+    expected = {"aro_vg_relation": 6, "aro_vg_attribution": 28, "aro_coco_order": 3, "aro_flickr30k_order": 2, "sugarcrepe_replace_obj": 1652,
+                "sugarcrepe_replace_att": 788, "sugarcrepe_replace_rel": 1406, "sugarcrepe_swap_obj": 245, "sugarcrepe_swap_att": 666,
+                "sugarcrepe_add_obj": 2062, "sugarcrepe_add_att": 692, "winoground": 4, "shapes_attribute_swap": 400, "shapes_relation_swap": 400}
+    for task, n in expected.items():
+        payload = json.loads((folder / f"{task}.json").read_text())
+        assert payload["task"]["dataset"]["n"] == n, task
+        assert payload["main_metric"] in payload["metrics"]
+        with gzip.open(folder / payload["samples"], "rt") as f:
+            records = [json.loads(line) for line in f]
+        assert len(records) == n and all("scores" in r for r in records)
+    winoground = json.loads((folder / "winoground.json").read_text())
+    assert {"group_score", "text_score", "image_score", "group_score/Object"} <= set(winoground["metrics"])
+    order = json.loads((folder / "aro_coco_order.json").read_text())
+    with gzip.open(folder / order["artifacts"]["options"]["file"], "rt") as f:
+        assert len(json.load(f)["items"]) == 3
+    board = run_cli("leaderboard", "res", "--format", "csv")
+    header = board.stdout.splitlines()[0].split(",")
+    assert {"aro", "sugarcrepe", "sugarcrepe_replace", "sugarcrepe_swap", "sugarcrepe_add", "winoground"} <= set(header)
+    row = dict(zip(header, board.stdout.splitlines()[1].split(",")))
+    sugar = [json.loads((folder / f"{t}.json").read_text()) for t in ("sugarcrepe_swap_obj", "sugarcrepe_swap_att")]
+    pooled = sum(r["metrics"]["accuracy"] * r["task"]["dataset"]["n"] for r in sugar) / (245 + 666)
+    assert float(row["sugarcrepe_swap"]) == pytest.approx(pooled, abs=1e-6)

@@ -95,8 +95,8 @@ class Catalog:
         aggregate = value.get("aggregate", "mean")
         if aggregate not in AGGREGATES:
             raise VLBenchError(f"registry: suite '{name}': aggregate must be one of {AGGREGATES}, got '{aggregate}'")
-        if name in self.tasks:
-            raise VLBenchError(f"registry: suite '{name}' has the same name as a task")
+        if name in self.tasks and [str(t) for t in value["tasks"]] != [name]:
+            raise VLBenchError(f"registry: suite '{name}' has the same name as a task but other members")
         return Suite(name, tuple(map(str, value["tasks"])), aggregate, str(value.get("description", "")))
 
     # -- tasks and suites ------------------------------------------------------------------------
@@ -106,7 +106,7 @@ class Catalog:
             raise VLBenchError(f"registry: suite cycle {' -> '.join((*_seen, name))}")
         result: list[str] = []
         for member in self.suites[name].members:
-            if member in self.suites:
+            if member in self.suites and member != name:
                 result += self.suite_tasks(member, (*_seen, name))
             elif member in self.tasks:
                 result.append(member)

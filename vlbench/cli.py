@@ -79,10 +79,10 @@ def run(
     num_workers: Optional[int] = typer.Option(None, "--num-workers", min=0, help="Data-loading processes (default: CPU count - 1, at most 8)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N samples of each task (smoke runs; recorded in the result)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Recompute tasks whose results exist."),
-    set_: list[str] = typer.Option([], "--set", help="Override a task field: key=value (e.g. dataset.path=/data/pets). Repeatable."),
+    set_: list[str] = typer.Option([], "--set", help="Override a task field: key=value (e.g. dataset.path=/data/pets), or TASK:key=value for one task. Repeatable."),
     hf_hub: bool = typer.Option(False, "--hf-hub", help="Allow downloading datasets from the Hugging Face Hub when not found locally."),
     skip_missing: bool = typer.Option(False, "--skip-missing", help="Skip tasks whose data is missing instead of stopping."),
-    seed: int = typer.Option(0, "--seed", help="Seed for anything random in a task (recorded)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for tasks that draw random numbers (ARO order); default: each task's own (recorded)."),
     tasks_dir: Optional[list[Path]] = TasksDirOption,
     registry: Optional[list[Path]] = RegistryOption,
 ) -> None:

@@ -71,6 +71,20 @@ class SampleWriter:
         self._tmp.unlink(missing_ok=True)
 
 
+def write_json_gz(path: Path, payload: Any) -> str:
+    """Atomically write gzip JSON; returns its sha256."""
+    import hashlib
+
+    data = gzip.compress(json.dumps(payload, ensure_ascii=False).encode("utf-8"), mtime=0)
+    tmp = _temporary_beside(path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return hashlib.sha256(data).hexdigest()
+
+
 def read_samples(path: Path) -> Iterator[dict[str, Any]]:
     with gzip.open(path, "rt", encoding="utf-8") as f:
         for line in f:

@@ -25,6 +25,7 @@ from vlbench.results import (
     samples_path,
     utc_now,
     write_json,
+    write_json_gz,
 )
 from vlbench.specs import TaskSpec
 
@@ -45,12 +46,15 @@ class RunOptions:
     overwrite: bool = False
     allow_hub: bool = False
     skip_missing: bool = False
-    seed: int = 0
+    seed: int | None = None  # None: each task's own default seed
     overrides: Mapping[str, Any] = field(default_factory=dict)
 
     def run_settings(self) -> dict[str, Any]:
         """Settings that change a task's numbers, and so its config hash."""
-        return {"limit": self.limit}
+        settings: dict[str, Any] = {"limit": self.limit}
+        if self.seed is not None:
+            settings["seed"] = self.seed
+        return settings
 
 
 @dataclass
@@ -173,7 +177,6 @@ class Runner:
             limit=self.options.limit,
             allow_hub=self.options.allow_hub,
             seed=self.options.seed,
-            artifacts_dir=path.parent,
         )
         data, located = kind.load(task, ctx)
         loaded = time.perf_counter()
@@ -191,6 +194,10 @@ class Runner:
         metrics = kind.score(records, task)
         scored = time.perf_counter()
         n = kind.count(records)
+        artifacts = {}
+        for name, payload in getattr(data, "artifacts", {}).items():
+            artifact = path.with_name(f"{task.name}.{name}.json.gz")
+            artifacts[name] = {"file": artifact.name, "sha256": write_json_gz(artifact, payload)}
         writer.commit()
         encoded = encoder.images_encoded - encoded_before
         image_seconds = encoder.image_seconds - image_seconds_before
@@ -212,7 +219,7 @@ class Runner:
             "metrics": metrics,
             "main_metric": task.main_metric,
             "samples": samples_path(path).name,
-            "artifacts": ctx.artifacts,
+            "artifacts": artifacts,
             "env": env,
             "timing": {
                 "load_s": round(loaded - started, 3),

@@ -72,7 +72,7 @@ def _load_with_includes(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, An
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """``key.sub=value`` -> (``key.sub``, YAML-parsed value)."""
+    """``key.sub=value`` -> (``key.sub``, YAML-parsed value); ``task:key=value`` scopes it to one task."""
     key, sep, value = text.partition("=")
     key = key.strip()
     if not sep or not key:
@@ -189,7 +189,12 @@ def load_task_file(path: Path, overrides: Mapping[str, Any] | None = None) -> Ta
     from vlbench.kinds import TASK_KINDS  # late import: kinds import this module
 
     path = Path(path)
-    config = apply_overrides(_load_with_includes(path), overrides or {})
+    overrides = dict(overrides or {})
+    unscoped = {k: v for k, v in overrides.items() if ":" not in k}
+    config = _load_with_includes(path)
+    own_name = str(config.get("task", path.stem))
+    scoped = {k.split(":", 1)[1]: v for k, v in overrides.items() if ":" in k and k.split(":", 1)[0] == own_name}
+    config = apply_overrides(config, {**unscoped, **scoped})
     name = str(config.setdefault("task", path.stem))
     if not TASK_NAME.match(name):
         raise TaskSpecError(path, "task", f"'{name}' is not a valid task name (letters, digits, _ . + -)")

@@ -217,7 +217,14 @@ class ShapesImage:
         return self.scene().render()
 
 
+def pair_scene(seed: int, index: int, size: int = 128) -> Scene:
+    """Two objects with distinct colours and shapes (the compositional tasks' scenes)."""
+    rng = scene_rng(seed, index)
+    return make_scene(rng, random_kinds(rng, 2), size=size)
+
+
 SCENE_LAYOUTS = {
     "single": lambda seed, index, size: classification_scene(seed, index, size)[0],
     "multi": lambda seed, index, size: multi_object_scene(seed, index, size),
+    "pair": pair_scene,
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Iterator, Protocol
 
@@ -24,9 +24,7 @@ class RunContext:
     encoder: Encoder
     limit: int | None = None
     allow_hub: bool = False
-    seed: int = 0
-    artifacts_dir: Path | None = None  # where a task may save files that reproduce it (e.g. generated options)
-    artifacts: dict[str, str] = field(default_factory=dict)
+    seed: int | None = None  # the run's --seed; None leaves each task's default
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import platform
 import re
+from pathlib import Path
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -64,7 +65,7 @@ def parse_model_spec(text: str) -> ModelSpec:
         options[key] = value
     name, tag = rest, None
     head, at, tail = rest.rpartition("@")
-    if at and head and tail and "/" not in tail:
+    if at and head and tail and "/" not in tail and not Path(rest).expanduser().exists():
         name, tag = head, tail
     return ModelSpec(adapter=adapter, name=name, tag=tag, options=options)
 

@@ -1,0 +1,106 @@
+"""Selection benchmarks written in their official on-disk formats, with generated images."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from conftest import shared_data
+
+SUGARCREPE_COUNTS = {"replace_obj": 1652, "replace_att": 788, "replace_rel": 1406, "swap_obj": 245, "swap_att": 666, "add_obj": 2062, "add_att": 692}
+
+
+def placeholder(path: Path, size=(24, 18), color=(120, 80, 40), mode="RGB") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        Image.new(mode, size, color if mode == "RGB" else (*color, 128)).save(path)
+
+
+def sugarcrepe_data_root(root: Path) -> Path:
+    """The real SugarCrepe JSONs (from the shared folder) + placeholder COCO val2017 images they name."""
+    source = shared_data("sugarcrepe")
+    (root / "sugarcrepe").mkdir(parents=True, exist_ok=True)
+    for subset in SUGARCREPE_COUNTS:
+        shutil.copy(source / f"{subset}.json", root / "sugarcrepe" / f"{subset}.json")
+        for item in json.loads((source / f"{subset}.json").read_text()).values():
+            placeholder(root / "coco" / "val2017" / item["filename"], size=(16, 16))
+    return root
+
+
+def write_aro_vg(root: Path) -> dict:
+    """visual_genome_relation.json / _attribution.json in ARO's format, plus images."""
+    rng = np.random.default_rng(0)
+    images = root / "aro" / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (60, 80, 3), dtype=np.uint8)).save(images / f"{i}.jpg", quality=95)
+    box = {"bbox_x": 10, "bbox_y": 5, "bbox_w": 30, "bbox_h": 20}
+    relation = [
+        {"image_id": str(i % 3), "image_path": f"{i % 3}.jpg", **box, "relation_name": rel,
+         "true_caption": f"the horse is {rel} the man", "false_caption": f"the man is {rel} the horse"}
+        for i, rel in enumerate(["on", "on", "near", "behind", "behind", "behind"])
+    ]
+    attribution = [
+        {"image_id": str(i % 3), "image_path": f"{i % 3}.jpg", **box, "attributes": attrs,
+         "true_caption": f"the {attrs[0]} shirt and the {attrs[1]} dog", "false_caption": f"the {attrs[1]} shirt and the {attrs[0]} dog"}
+        for i, attrs in enumerate([["white", "black"]] * 26 + [["black", "white"]] * 2)
+    ]
+    (root / "aro" / "visual_genome_relation.json").write_text(json.dumps(relation))
+    (root / "aro" / "visual_genome_attribution.json").write_text(json.dumps(attribution))
+    return {"relation": relation, "attribution": attribution}
+
+
+def write_aro_order(root: Path) -> dict[str, list]:
+    """BLIP's Karpathy test files for COCO and Flickr30k, with images."""
+    annotations = {
+        "coco_karpathy_test.json": [
+            {"image": "val2014/COCO_val2014_000000000001.jpg", "caption": ["A man riding a big horse.", "A red shirt on a man"]},
+            {"image": "val2014/COCO_val2014_000000000002.jpg", "caption": ["The small dog sits on the street!"]},
+        ],
+        "flickr30k_test.json": [
+            {"image": "flickr30k-images/1001.jpg", "caption": ["A dog runs across a white street .", "Two men talk"]},
+        ],
+    }
+    for name, entries in annotations.items():
+        base = root / ("coco" if name.startswith("coco") else "flickr30k")
+        for entry in entries:
+            placeholder(base / entry["image"])
+        (root / "aro").mkdir(parents=True, exist_ok=True)
+        (root / "aro" / name).write_text(json.dumps(entries))
+    return annotations
+
+
+def write_winoground(root: Path, n: int = 4) -> list[dict]:
+    """examples.jsonl + images/<name>.png (some RGBA, as in the real data); never real Winoground data."""
+    tags = ["Object", "Relation", "Both", "Relation"]
+    rows = []
+    for i in range(n):
+        rows.append({"id": i, "image_0": f"ex_{i}_img_0", "image_1": f"ex_{i}_img_1", "caption_0": f"a dog above a cat {i}",
+                     "caption_1": f"a cat above a dog {i}", "tag": "Noun", "secondary_tag": "", "num_main_preds": 1,
+                     "collapsed_tag": tags[i % len(tags)]})
+        placeholder(root / "winoground" / "images" / f"ex_{i}_img_0.png", mode="RGBA", color=(200, 30, 30))
+        placeholder(root / "winoground" / "images" / f"ex_{i}_img_1.png", color=(30, 30, 200))
+    (root / "winoground" / "examples.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return rows
+
+
+class WordListTagger:
+    """A deterministic stand-in for spaCy + nltk: regex tokens, tags from small word lists."""
+
+    NOUNS = {"man", "men", "horse", "dog", "shirt", "street", "cat"}
+    ADJECTIVES = {"big", "small", "red", "white"}
+
+    def tagged_tokens(self, text):
+        tokens = re.findall(r"\w+|[^\w\s]", text)
+        return [(t, "NN" if t.lower() in self.NOUNS else "JJ" if t.lower() in self.ADJECTIVES else "XX") for t in tokens]
+
+    def words(self, text):
+        return re.findall(r"\w+|[^\w\s]", text)
+
+    def describe(self):
+        return {"tagger": "word lists (test)"}

@@ -1,0 +1,237 @@
+"""Readers for selection benchmarks (ARO, SugarCrepe, Winoground, shapes): instances of images x captions."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from vlbench.datasets import hf
+from vlbench.datasets.aro_order import TAGGERS, OrderPerturber
+from vlbench.datasets.images import FileImage, ImageRef
+from vlbench.datasets.shapes import ShapesImage, pair_scene, relation_caption, with_article
+from vlbench.errors import VLBenchError
+from vlbench.registry import Registry
+
+SELECTION_READERS: Registry = Registry("selection dataset format")
+
+
+@dataclass
+class SelectionInstance:
+    id: str
+    images: list[ImageRef]
+    captions: list[str]
+    answer: int | None = None  # index of the correct caption, for single-image rules
+    group: str | None = None  # relation, attribute pair or tag, for macro averages and breakdowns
+
+
+@dataclass
+class SelectionData:
+    instances: list[SelectionInstance]
+    artifacts: dict[str, Any] = field(default_factory=dict)  # files that reproduce the task (saved with results)
+
+    def limited(self, limit: int | None) -> "SelectionData":
+        return self if limit is None else SelectionData(self.instances[:limit], self.artifacts)
+
+
+def read_json(path: Path) -> Any:
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError) as exc:
+        raise VLBenchError(f"cannot read {path}: {exc}") from exc
+
+
+def image_root(source: dict[str, Any], spec: Any, ctx: Any, default_base: Path) -> Path:
+    """Where images live: --set dataset.images=..., else the source's 'images' under the data root."""
+    override = spec.dataset.get("images")
+    if override:
+        return Path(override)
+    return Path(ctx.data_root) / source["images"] if "images" in source else default_base
+
+
+def check_images_exist(refs: Sequence[FileImage], where: Path, hint: str) -> None:
+    missing = [ref for ref in dict.fromkeys(refs) if not Path(ref.path).is_file()]
+    if missing:
+        raise VLBenchError(f"{len(missing)} image(s) not found, e.g. {missing[0].path}; {hint} (images go under {where})")
+
+
+@SELECTION_READERS.register("sugarcrepe")
+class SugarCrepeReader:
+    """Official ``data/<subset>.json``: {key: {filename, caption, negative_caption}} + COCO val2017.
+
+    Values are read in file order (keys are not contiguous); captions exactly as in the file.
+    """
+
+    def exists(self, location: Path, source: dict[str, Any]) -> bool:
+        return (location / source["annotation"]).is_file()
+
+    def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> SelectionData:
+        items = read_json(Path(location) / source["annotation"])
+        root = image_root(source, spec, ctx, Path(location))
+        instances = [
+            SelectionInstance(str(key), [FileImage(str(root / item["filename"]))], [item["caption"], item["negative_caption"]], answer=0)
+            for key, item in items.items()
+        ]
+        check_images_exist([i.images[0] for i in instances], root, "SugarCrepe uses the COCO 2017 validation images")
+        return SelectionData(instances)
+
+
+@SELECTION_READERS.register("aro_vg")
+class AroVisualGenomeReader:
+    """ARO VG-Relation / VG-Attribution JSON + images; each image is cropped to the item's box.
+
+    Options are [false caption, true caption], so the answer is 1 (a tie is wrong under argmax).
+    """
+
+    def exists(self, location: Path, source: dict[str, Any]) -> bool:
+        return (location / source["annotation"]).is_file()
+
+    def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> SelectionData:
+        items = read_json(Path(location) / source["annotation"])
+        root = image_root(source, spec, ctx, Path(location) / "images")
+        group_by = source["group_by"]
+        instances = []
+        for index, item in enumerate(items):
+            x, y, w, h = (item[k] for k in ("bbox_x", "bbox_y", "bbox_w", "bbox_h"))
+            group = item["relation_name"] if group_by == "relation" else f"{item['attributes'][0]}_{item['attributes'][1]}"
+            image = FileImage(str(root / item["image_path"]), box=(x, y, x + w, y + h))
+            instances.append(SelectionInstance(str(index), [image], [item["false_caption"], item["true_caption"]], answer=1, group=group))
+        check_images_exist([i.images[0] for i in instances], root, "unzip ARO's vgr_vga_images.zip there")
+        return SelectionData(instances)
+
+
+@SELECTION_READERS.register("aro_order")
+class AroOrderReader:
+    """COCO-Order / Flickr30k-Order: BLIP's Karpathy test JSON [{image, caption: [...]}] + images.
+
+    Every caption is an instance with 5 options (original first, answer 0). Options are generated
+    with the task's tagger and seed, or read from ``protocol.options_file`` (a file saved by an
+    earlier run), and are saved with the results either way.
+    """
+
+    def exists(self, location: Path, source: dict[str, Any]) -> bool:
+        return (location / source["annotation"]).is_file()
+
+    def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> SelectionData:
+        annotation = read_json(Path(location) / source["annotation"])
+        root = image_root(source, spec, ctx, Path(location))
+        pairs = [(entry["image"], caption) for entry in annotation for caption in entry["caption"]]
+        if ctx.limit is not None:
+            pairs = pairs[: ctx.limit]  # options of the first N captions are the same as in a full run
+        protocol = spec.protocol
+        options_file = protocol.get("options_file")
+        if options_file:
+            saved = read_json(Path(options_file))
+            items = saved.get("items", [])
+            if [(i["image"], i["caption"]) for i in items[: len(pairs)]] != pairs:
+                raise VLBenchError(f"options file {options_file} does not match {source['annotation']} (other captions or order)")
+            options = [i["options"] for i in items[: len(pairs)]]
+            provenance = {k: v for k, v in saved.items() if k != "items"}
+        else:
+            seed = int(ctx.seed if ctx.seed is not None else protocol.get("seed", 1))
+            tagger = TAGGERS.get(protocol.get("tagger", "spacy"))()
+            perturber = OrderPerturber(tagger, seed)
+            options = [perturber.options(caption) for _, caption in pairs]
+            provenance = {"seed": seed, "tagger": protocol.get("tagger", "spacy"), "tagger_versions": tagger.describe()}
+        instances = [
+            SelectionInstance(str(i), [FileImage(str(root / image))], opts, answer=0)
+            for i, ((image, _), opts) in enumerate(zip(pairs, options))
+        ]
+        check_images_exist([i.images[0] for i in instances], root, "Order tasks use the Karpathy test images")
+        items_out = [{"image": image, "caption": caption, "options": opts} for (image, caption), opts in zip(pairs, options)]
+        return SelectionData(instances, artifacts={"options": {**provenance, "items": items_out}})
+
+
+@SELECTION_READERS.register("winoground")
+class WinogroundReader:
+    """A local copy (``examples.jsonl`` + ``images/<name>.png``), a parquet / saved HF copy, or the
+    gated hub dataset with the user's token (``--hf-hub``). RGBA images are converted to RGB."""
+
+    HUB_ID = "facebook/winoground"
+    ACCESS_HINT = (
+        "accept the terms at https://huggingface.co/datasets/facebook/winoground, log in "
+        "(huggingface-cli login, or set HF_TOKEN) and pass --hf-hub; or put examples.jsonl and images/ "
+        "from that page under <data root>/winoground"
+    )
+
+    def _jsonl(self, location: Path) -> Path | None:
+        for candidate in (location / "examples.jsonl", location / "data" / "examples.jsonl"):
+            if candidate.is_file():
+                return candidate
+        return None
+
+    def exists(self, location: Path, source: dict[str, Any]) -> bool:
+        return self._jsonl(location) is not None or hf.exists(location)
+
+    def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> SelectionData:
+        jsonl = None if location.startswith(hf.HUB_PREFIX) else self._jsonl(Path(location))
+        if jsonl is not None:
+            rows = [json.loads(line) for line in jsonl.read_text(encoding="utf-8").splitlines() if line.strip()]
+            images_dir = jsonl.parent / "images"
+            instances = [
+                SelectionInstance(
+                    str(row["id"]),
+                    [FileImage(str(images_dir / f"{row['image_0']}.png")), FileImage(str(images_dir / f"{row['image_1']}.png"))],
+                    [row["caption_0"], row["caption_1"]],
+                    group=row.get("collapsed_tag"),
+                )
+                for row in rows
+            ]
+            check_images_exist([img for i in instances for img in i.images], images_dir, "unzip images.zip from the Winoground dataset page")
+            return SelectionData(instances)
+        try:
+            dataset = hf.open_dataset(location, source.get("split", "test"))
+        except VLBenchError as exc:
+            if location.startswith(hf.HUB_PREFIX):
+                raise VLBenchError(f"cannot load {self.HUB_ID} from the Hugging Face Hub ({exc}); {self.ACCESS_HINT}") from exc
+            raise
+        hf.require_columns(dataset, location, "image_0", "image_1", "caption_0", "caption_1")
+        image_0 = hf.image_refs(dataset, "image_0", location)
+        image_1 = hf.image_refs(dataset, "image_1", location)
+        tags = dataset["collapsed_tag"] if "collapsed_tag" in dataset.column_names else [None] * len(dataset)
+        ids = dataset["id"] if "id" in dataset.column_names else list(range(len(dataset)))
+        instances = [
+            SelectionInstance(str(ids[i]), [image_0[i], image_1[i]], [dataset[i]["caption_0"], dataset[i]["caption_1"]], group=tags[i])
+            for i in range(len(dataset))
+        ]
+        return SelectionData(instances)
+
+
+def attribute_swap_instance(seed: int, index: int, size: int) -> SelectionInstance:
+    """Two objects; the negative swaps their colours: 'a red circle and a blue star' vs 'a blue circle and a red star'."""
+    left, right = pair_scene(seed, index, size).left_to_right()
+    positive = f"{with_article(left.name)} and {with_article(right.name)}"
+    negative = f"{with_article(f'{right.color} {left.shape}')} and {with_article(f'{left.color} {right.shape}')}"
+    return SelectionInstance(str(index), [ShapesImage("pair", seed, index, size)], [positive, negative], answer=0)
+
+
+def relation_swap_instance(seed: int, index: int, size: int) -> SelectionInstance:
+    """Two objects; the negative swaps the relation: 'a red circle to the left of ...' vs '... to the right of ...'."""
+    left, right = pair_scene(seed, index, size).left_to_right()
+    positive = relation_caption(left, right, "left")
+    negative = f"{with_article(left.name)} to the right of {with_article(right.name)}"
+    return SelectionInstance(str(index), [ShapesImage("pair", seed, index, size)], [positive, negative], answer=0)
+
+
+SHAPES_VARIANTS = {"attribute_swap": attribute_swap_instance, "relation_swap": relation_swap_instance}
+
+
+@SELECTION_READERS.register("shapes")
+class ShapesSelectionReader:
+    """Generated two-object scenes with a positive and a compositional negative caption."""
+
+    generated = True
+
+    def exists(self, location: Path, source: dict[str, Any]) -> bool:
+        return True
+
+    def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> SelectionData:
+        variant = SHAPES_VARIANTS.get(source.get("variant", ""))
+        if variant is None:
+            raise VLBenchError(f"shapes selection variant must be one of {sorted(SHAPES_VARIANTS)}, got '{source.get('variant')}'")
+        seed, n, size = int(source["seed"]), int(source["n"]), int(source.get("size", 128))
+        return SelectionData([variant(seed, i, size) for i in range(n)])

@@ -1,0 +1,124 @@
+"""Selection benchmarks (ARO, SugarCrepe, Winoground): per instance an images x captions matrix.
+
+The expensive part encodes every distinct image and caption once and logs each instance's score
+matrix. A task's ``protocol.rule`` turns a matrix into outcomes, and the metrics average them:
+
+- ``argmax``: correct when the first maximum of the caption scores is the answer (``np.argmax``;
+  ARO: a tie counts as wrong for VG, where the answer is index 1, and right for Order, index 0);
+- ``strict``: correct when the answer scores strictly higher than every other caption (SugarCrepe);
+- ``winoground``: text, image and group scores over the 2x2 matrix, with strict inequalities.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+
+from vlbench.datasets.selection import SELECTION_READERS, SelectionData
+from vlbench.errors import TaskSpecError, VLBenchError
+from vlbench.kinds import TASK_KINDS
+from vlbench.kinds.base import RunContext, TaskKind
+from vlbench.registry import Registry
+from vlbench.specs import TaskSpec
+
+Matrix = list[list[float]]
+SELECTION_RULES: Registry = Registry("selection rule")
+
+
+@SELECTION_RULES.register("argmax")
+def argmax_rule(scores: Matrix, answer: int | None) -> dict[str, bool]:
+    return {"correct": int(np.argmax(scores[0])) == answer}
+
+
+@SELECTION_RULES.register("strict")
+def strict_rule(scores: Matrix, answer: int | None) -> dict[str, bool]:
+    row = scores[0]
+    return {"correct": all(row[answer] > s for j, s in enumerate(row) if j != answer)}  # type: ignore[index]
+
+
+@SELECTION_RULES.register("winoground")
+def winoground_rule(scores: Matrix, answer: int | None) -> dict[str, bool]:
+    """scores[i][c] = s(caption c, image i)."""
+    (s00, s01), (s10, s11) = scores  # s_ic
+    text = s00 > s01 and s11 > s10  # each image prefers its own caption
+    image = s00 > s10 and s11 > s01  # each caption prefers its own image
+    return {"text": text, "image": image, "group": text and image}
+
+
+def group_means(outcomes: list[bool], groups: list[str | None], exclude: set[str], min_count: int) -> dict[str, float]:
+    by_group: dict[str, list[bool]] = defaultdict(list)
+    for outcome, group in zip(outcomes, groups):
+        if group is not None and group not in exclude:
+            by_group[group].append(outcome)
+    return {g: float(np.mean(v)) for g, v in sorted(by_group.items()) if len(v) >= min_count}
+
+
+@TASK_KINDS.register("selection")
+class SelectionKind(TaskKind):
+    name = "selection"
+    readers = SELECTION_READERS
+    metric_patterns = ("accuracy", "macro_accuracy", "text_score", "image_score", "group_score")
+    RULE_METRICS: dict[str, tuple[str, ...]] = {
+        "argmax": ("accuracy", "macro_accuracy"),
+        "strict": ("accuracy", "macro_accuracy"),
+        "winoground": ("text_score", "image_score", "group_score"),
+    }
+
+    @classmethod
+    def validate(cls, spec: TaskSpec) -> None:
+        super().validate(spec)
+        rule = spec.protocol.get("rule")
+        if rule not in SELECTION_RULES:
+            raise TaskSpecError(spec.source_file, "protocol.rule", f"expected one of {SELECTION_RULES.names()}, got {rule!r}")
+        allowed = cls.RULE_METRICS.get(rule, cls.metric_patterns)
+        for metric in spec.metrics:
+            if metric not in allowed:
+                raise TaskSpecError(spec.source_file, "metrics", f"'{metric}' does not go with rule '{rule}' (use {list(allowed)})")
+
+    def load(self, spec: TaskSpec, ctx: RunContext) -> tuple[Any, Any]:
+        data, located = super().load(spec, ctx)
+        return data.limited(ctx.limit), located
+
+    def predict(self, model: Any, data: SelectionData, spec: TaskSpec, ctx: RunContext) -> Iterator[dict[str, Any]]:
+        images = list({ref.key: ref for inst in data.instances for ref in inst.images}.values())
+        texts = list(dict.fromkeys(c for inst in data.instances for c in inst.captions))
+        image_index = {ref.key: i for i, ref in enumerate(images)}
+        text_index = {t: i for i, t in enumerate(texts)}
+        image_emb = ctx.encoder.images(images, spec.name)
+        text_emb = ctx.encoder.texts(texts, f"{spec.name} captions")
+        for i, inst in enumerate(data.instances):
+            rows = image_emb[[image_index[r.key] for r in inst.images]]
+            cols = text_emb[[text_index[c] for c in inst.captions]]
+            record: dict[str, Any] = {"i": i, "id": inst.id, "scores": (rows @ cols.T).tolist()}
+            if inst.answer is not None:
+                record["answer"] = inst.answer
+            if inst.group is not None:
+                record["group"] = inst.group
+            yield record
+
+    def score(self, records: Iterable[dict[str, Any]], spec: TaskSpec) -> dict[str, float]:
+        records = list(records)
+        if not records:
+            raise VLBenchError(f"task '{spec.name}' has no instances to score")
+        rule: Callable = SELECTION_RULES.get(spec.protocol["rule"])
+        outcomes = [rule(r["scores"], r.get("answer")) for r in records]
+        groups = [r.get("group") for r in records]
+        results: dict[str, float] = {}
+        if "correct" in outcomes[0]:
+            correct = [o["correct"] for o in outcomes]
+            results["accuracy"] = float(np.mean(correct))
+            if "macro_accuracy" in spec.metrics:
+                exclude = set(spec.read_lines("excluded_groups") or [])
+                per_group = group_means(correct, groups, exclude, int(spec.protocol.get("min_group_count", 1)))
+                results["macro_accuracy"] = float(np.mean(list(per_group.values()))) if per_group else float("nan")
+                results["groups_counted"] = float(len(per_group))
+        else:
+            for name in ("text", "image", "group"):
+                values = [o[name] for o in outcomes]
+                results[f"{name}_score"] = float(np.mean(values))
+                if spec.protocol.get("breakdown"):
+                    for group, mean in group_means(values, groups, set(), 1).items():
+                        results[f"{name}_score/{group}"] = mean
+        return results
