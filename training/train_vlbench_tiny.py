@@ -147,13 +147,13 @@ def train(args: argparse.Namespace) -> tuple[dict, dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Train vlbench-tiny on the shapes world.")
-    parser.add_argument("--steps", type=int, default=2500)
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--scene-size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--log-every", type=int, default=50)
+    parser.add_argument("--log-every", type=int, default=100)
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR)
     parser.add_argument("--check", action="store_true", help="retrain and compare with the shipped weights instead of writing")
     args = parser.parse_args()

@@ -60,7 +60,8 @@ def summary_table(model_id: str, outcomes: Iterable[TaskOutcome], suites: Iterab
     table.add_column("status")
     for outcome in outcomes:
         status = {"done": f"done in {outcome.seconds:.1f}s", "skipped": "cached", "missing": "no data"}[outcome.status]
-        names = [outcome.main_metric] + [k for k in outcome.metrics if k != outcome.main_metric]
+        # breakdowns (per class, per tag: names with '/') stay in the result file
+        names = [outcome.main_metric] + [k for k in outcome.metrics if k != outcome.main_metric and "/" not in k]
         for row, name in enumerate(names):
             first = row == 0
             table.add_row(

@@ -61,3 +61,47 @@ def recall_at_k(ranks: Sequence[int], k: int) -> float:
     if not len(ranks):
         return float("nan")
     return float(np.mean(np.asarray(ranks) < k))
+
+
+def confusion_matrix(prediction: np.ndarray, label: np.ndarray, num_classes: int, ignore_index: int = 255) -> np.ndarray:
+    """[num_classes, num_classes] pixel counts, rows = ground truth, columns = prediction.
+
+    Pixels labelled ``ignore_index`` are left out, and so are labels or predictions outside
+    [0, num_classes) (as mmsegmentation's histograms drop them).
+    """
+    label = label.astype(np.int64).ravel()
+    prediction = prediction.astype(np.int64).ravel()
+    keep = (label != ignore_index) & (label >= 0) & (label < num_classes) & (prediction >= 0) & (prediction < num_classes)
+    counts = np.bincount(label[keep] * num_classes + prediction[keep], minlength=num_classes * num_classes)
+    return counts.reshape(num_classes, num_classes)
+
+
+def segmentation_scores(confusion: np.ndarray) -> dict[str, float | np.ndarray]:
+    """Dataset-level IoU from summed pixel counts (not a mean of per-image IoUs).
+
+    IoU_c = TP_c / (GT_c + Pred_c - TP_c); a class that is neither in the ground truth nor predicted
+    has no IoU (NaN) and is skipped by the mean, as in mmsegmentation's IoUMetric.
+    """
+    confusion = confusion.astype(np.float64)
+    true_positive = np.diag(confusion)
+    ground_truth, predicted = confusion.sum(axis=1), confusion.sum(axis=0)
+    union = ground_truth + predicted - true_positive
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = np.where(union > 0, true_positive / union, np.nan)
+        accuracy = np.where(ground_truth > 0, true_positive / ground_truth, np.nan)
+    total = confusion.sum()
+    return {
+        "mIoU": float(np.nanmean(iou)) if np.any(~np.isnan(iou)) else float("nan"),
+        "mAcc": float(np.nanmean(accuracy)) if np.any(~np.isnan(accuracy)) else float("nan"),
+        "aAcc": float(true_positive.sum() / total) if total else float("nan"),
+        "iou": iou,
+    }
+
+
+def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes in continuous coordinates (no +1)."""
+    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    intersection = width * height
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - intersection
+    return intersection / union if union > 0 else 0.0

@@ -47,13 +47,17 @@ class RunOptions:
     allow_hub: bool = False
     skip_missing: bool = False
     seed: int | None = None  # None: each task's own default seed
+    dense_variant: str | None = None  # None: each segmentation task's own default
     overrides: Mapping[str, Any] = field(default_factory=dict)
 
-    def run_settings(self) -> dict[str, Any]:
+    def run_settings(self, kind: TaskKind | None = None) -> dict[str, Any]:
         """Settings that change a task's numbers, and so its config hash."""
         settings: dict[str, Any] = {"limit": self.limit}
         if self.seed is not None:
             settings["seed"] = self.seed
+        for name in getattr(kind, "run_settings_used", ()):
+            if getattr(self, name) is not None:
+                settings[name] = getattr(self, name)
         return settings
 
 
@@ -93,6 +97,10 @@ class Runner:
         if not items:
             raise VLBenchError("no tasks selected; pass --tasks (see 'vlbench list tasks')")
         tasks = [self.catalog.load_task(item, self.options.overrides) for item in items]
+        if self.options.dense_variant is not None:
+            from vlbench.models.dense import DENSE_VARIANTS
+
+            DENSE_VARIANTS.get(self.options.dense_variant)  # unknown names fail here, with suggestions
         names = [t.name for t in tasks]
         duplicates = {n for n in names if names.count(n) > 1}
         if duplicates:
@@ -102,25 +110,24 @@ class Runner:
     def run(self, model_text: str, selection: Iterable[str]) -> tuple[ModelSpec, list[TaskOutcome]]:
         """Run every selected task that has no up-to-date result; outcomes in selection order."""
         model_spec, tasks = self.plan(model_text, selection)
-        settings = self.options.run_settings()
         outcomes: dict[str, TaskOutcome] = {}
         pending: list[tuple[TaskSpec, TaskKind]] = []
         missing: list[str] = []
         for task in tasks:
+            kind: TaskKind = TASK_KINDS.get(task.kind)()
             path = result_path(self.options.output, model_spec.slug, task.name)
             previous = load_result(path)
             if (
                 not self.options.overwrite
                 and previous is not None
                 and previous["model"]["id"] == model_spec.id
-                and previous["task"]["config_hash"] == task.config_hash(settings)
+                and previous["task"]["config_hash"] == task.config_hash(self.options.run_settings(kind))
             ):
                 outcomes[task.name] = TaskOutcome(
                     task.name, "skipped", previous["main_metric"], previous["metrics"], previous["task"]["dataset"].get("n"), path,
                     note="result exists (use --overwrite to recompute)",
                 )
                 continue
-            kind: TaskKind = TASK_KINDS.get(task.kind)()
             try:
                 kind.locate(task, self.options.data_root, self.options.allow_hub)
             except DatasetNotFoundError as exc:
@@ -177,6 +184,7 @@ class Runner:
             limit=self.options.limit,
             allow_hub=self.options.allow_hub,
             seed=self.options.seed,
+            dense_variant=self.options.dense_variant,
         )
         data, located = kind.load(task, ctx)
         loaded = time.perf_counter()
@@ -209,11 +217,12 @@ class Runner:
                 "name": task.name,
                 "kind": task.kind,
                 "version": task.version,
-                "config_hash": task.config_hash(self.options.run_settings()),
+                "config_hash": task.config_hash(self.options.run_settings(kind)),
                 "file": str(task.source_file),
                 "dataset": {**located.describe(), "n": n},
                 "files": task.file_hashes(),
-                "run_settings": self.options.run_settings(),
+                "run_settings": self.options.run_settings(kind),
+                "protocol_used": ctx.info,
                 "config": task.config,
             },
             "metrics": metrics,

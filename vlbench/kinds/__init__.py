@@ -4,6 +4,12 @@ from vlbench.registry import Registry
 
 TASK_KINDS: Registry = Registry("task kind", entry_point_group="vlbench.kinds")
 
-from vlbench.kinds import classification as _classification, retrieval as _retrieval, selection as _selection  # noqa: E402,F401
+from vlbench.kinds import (  # noqa: E402,F401  (registration)
+    classification as _classification,
+    grounding as _grounding,
+    retrieval as _retrieval,
+    segmentation as _segmentation,
+    selection as _selection,
+)
 
 __all__ = ["TASK_KINDS"]

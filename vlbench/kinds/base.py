@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Iterator, Protocol
 
@@ -25,6 +25,8 @@ class RunContext:
     limit: int | None = None
     allow_hub: bool = False
     seed: int | None = None  # the run's --seed; None leaves each task's default
+    dense_variant: str | None = None  # the run's --dense-variant; None leaves each task's default
+    info: dict[str, Any] = field(default_factory=dict)  # what a kind decided while running (recorded)
 
 
 @dataclass
@@ -54,6 +56,8 @@ class TaskKind(ABC):
     readers: ClassVar[Registry]
     #: Metric names this kind computes; regexes so that e.g. recall@k works for any k.
     metric_patterns: ClassVar[tuple[str, ...]] = ()
+    #: Run options (beyond --limit and --seed) that change this kind's numbers, e.g. dense_variant.
+    run_settings_used: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def validate(cls, spec: TaskSpec) -> None:

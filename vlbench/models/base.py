@@ -142,11 +142,46 @@ class ModelAdapter(ABC):
             features = self.text_features(list(texts))
         return l2_normalize(features)
 
+    # -- optional: spatial outputs (segmentation) -------------------------------------------------
+    def vit_parts(self) -> Any:
+        """A ``vlbench.models.dense.VitParts`` view of the vision tower, or None if it has none."""
+        return None
+
+    @property
+    def pixel_mean_std(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Per-channel mean and std (0-1 scale) the image encoder expects."""
+        raise CapabilityError(f"model '{self.spec.id}' does not say how its images are normalised")
+
+    @property
+    def input_size(self) -> int | None:
+        """Square input resolution of the image encoder, when it has one."""
+        return None
+
     def dense_features(self, pixels: torch.Tensor, variant: str = "plain") -> torch.Tensor:
-        """Text-aligned patch features [B, h, w, D]; adapters that can segment override this."""
-        raise CapabilityError(
-            f"model '{self.spec.id}' cannot do segmentation: its adapter '{self.adapter_name}' has no dense features"
-        )
+        """Text-aligned, L2-normalised patch features [B, h, w, D] for normalised pixels [B, 3, H, W].
+
+        H and W should be multiples of the patch size; position embeddings are interpolated.
+        ``variant`` picks the last-block modification (see ``vlbench.models.dense``).
+        """
+        from vlbench.models.dense import dense_features
+
+        if not hasattr(self, "_vit_parts"):
+            self._vit_parts = self.vit_parts()
+        if self._vit_parts is None:
+            raise CapabilityError(
+                f"this model cannot do segmentation: '{self.spec.id}' has no ViT patch tokens vlbench can read "
+                "(supported: open_clip and transformers CLIP ViTs)"
+            )
+        with self._inference():
+            return dense_features(self._vit_parts, pixels.to(self.device), variant)
+
+    @property
+    def patch_size(self) -> int:
+        if not hasattr(self, "_vit_parts"):
+            self._vit_parts = self.vit_parts()
+        if self._vit_parts is None:
+            raise CapabilityError(f"this model cannot do segmentation: '{self.spec.id}' has no ViT patch tokens")
+        return int(self._vit_parts.patch_size)
 
     @property
     def transform_id(self) -> str:

@@ -97,6 +97,24 @@ class HFAdapter(ModelAdapter):
             inputs.pop("attention_mask", None)  # SigLIP's text tower is used without a mask
         return _features(self.model.get_text_features(**inputs))
 
+    def vit_parts(self) -> Any:
+        from vlbench.models.dense import hf_clip_parts
+
+        return hf_clip_parts(self.model)
+
+    @property
+    def pixel_mean_std(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        processor = self._transform.image_processor
+        return tuple(processor.image_mean), tuple(processor.image_std)
+
+    @property
+    def input_size(self) -> int | None:
+        processor = self._transform.image_processor
+        crop = getattr(processor, "crop_size", None) or {}
+        size = getattr(processor, "size", None) or {}
+        value = crop.get("height") or size.get("height") or size.get("shortest_edge")
+        return int(value) if value else None
+
     def describe(self) -> dict[str, Any]:
         local = Path(self.spec.name).expanduser()
         return {

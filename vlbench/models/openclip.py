@@ -127,6 +127,25 @@ class OpenClipAdapter(ModelAdapter):
     def text_features(self, texts: list[str]) -> torch.Tensor:
         return self.model.encode_text(self.tokenizer(texts).to(self.device))
 
+    def vit_parts(self) -> Any:
+        from vlbench.models.dense import openclip_parts
+
+        return openclip_parts(self.model.visual)
+
+    @property
+    def pixel_mean_std(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        from torchvision.transforms import Normalize
+
+        for step in getattr(self._transform, "transforms", []):
+            if isinstance(step, Normalize):
+                return tuple(step.mean), tuple(step.std)
+        return super().pixel_mean_std
+
+    @property
+    def input_size(self) -> int | None:
+        size = getattr(self.model.visual, "image_size", None)
+        return int(size[0] if isinstance(size, (tuple, list)) else size) if size else None
+
     def describe(self) -> dict[str, Any]:
         dtype = next(self.model.parameters()).dtype
         return {

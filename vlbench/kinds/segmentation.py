@@ -1,0 +1,217 @@
+"""Open-vocabulary semantic segmentation from dense patch features (training-free, CLIP-style).
+
+Per image, as SCLIP / NACLIP / ClearCLIP do: resize so the short side is S (long side at most
+``max_long_side``), run windows of ``window`` pixels every ``stride`` (or the whole image), average
+the windows' raw cosine similarities between patch features and query embeddings (each query is the
+80 OpenAI templates averaged), upsample to the label size, optionally refine with PAMR, then
+softmax(logit_scale x cosine) over all queries, take each class's best synonym, optionally drop
+small classes (``area_threshold``, SCLIP on VOC) and set pixels whose best probability is below
+``prob_threshold`` to class 0 (background). The metric sums pixel counts over the dataset.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from vlbench import metrics
+from vlbench.datasets.segmentation import SEGMENTATION_READERS, SegmentationData
+from vlbench.errors import TaskSpecError, VLBenchError
+from vlbench.kinds import TASK_KINDS
+from vlbench.kinds.base import RunContext, TaskKind
+from vlbench.kinds.classification import zero_shot_classifier
+from vlbench.models.dense import DENSE_VARIANTS
+from vlbench.pamr import pamr
+from vlbench.specs import TaskSpec
+
+PROTOCOL_DEFAULTS: dict[str, Any] = {
+    "short_side": 336,
+    "max_long_side": 2048,
+    "window": 224,
+    "stride": 112,
+    "logit_scale": 40.0,
+    "prob_threshold": 0.0,
+    "area_threshold": None,
+    "pamr_steps": 0,
+    "pamr_dilations": [8, 16],
+    "dense_variant": "sclip",
+    "synonym_separator": ", ",
+}
+
+
+def class_queries(lines: list[str], separator: str) -> tuple[list[str], list[int]]:
+    """Each line is a class; its synonyms (split on ``separator``) are separate queries."""
+    queries, owners = [], []
+    for index, line in enumerate(lines):
+        for name in line.split(separator):
+            if name.strip():
+                queries.append(name)
+                owners.append(index)
+    return queries, owners
+
+
+def resize_short_side(image: torch.Tensor, short_side: int, max_long_side: int) -> torch.Tensor:
+    """uint8-valued [3, H, W] -> resized, rounded to uint8 values as an image library would."""
+    height, width = image.shape[-2:]
+    scale = min(max_long_side / max(height, width), short_side / min(height, width))
+    size = (int(height * scale + 0.5), int(width * scale + 0.5))
+    resized = F.interpolate(image[None].float(), size=size, mode="bilinear", align_corners=False)[0]
+    return resized.round().clamp(0, 255)
+
+
+def windows(height: int, width: int, crop: int | None, stride: int | None) -> list[tuple[int, int, int, int]]:
+    """(y1, x1, y2, x2) windows as mmseg's slide inference places them; the last ones end at the border."""
+    if not crop:
+        return [(0, 0, height, width)]
+    stride = stride or crop
+    rows = max(height - crop + stride - 1, 0) // stride + 1
+    cols = max(width - crop + stride - 1, 0) // stride + 1
+    boxes = []
+    for r in range(rows):
+        for c in range(cols):
+            y2, x2 = min(r * stride + crop, height), min(c * stride + crop, width)
+            boxes.append((max(y2 - crop, 0), max(x2 - crop, 0), y2, x2))
+    return boxes
+
+
+def query_logits(model: Any, image: torch.Tensor, queries: torch.Tensor, protocol: dict[str, Any], variant: str, batch_size: int) -> torch.Tensor:
+    """Raw cosine similarities [Q, h, w] at the resized image's size, windows averaged."""
+    mean, std = model.pixel_mean_std
+    normalised = (image / 255 - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
+    height, width = image.shape[-2:]
+    total = torch.zeros(len(queries), height, width)
+    count = torch.zeros(1, height, width)
+    boxes = windows(height, width, protocol["window"], protocol["stride"])
+    for start in range(0, len(boxes), batch_size):
+        chunk = boxes[start : start + batch_size]
+        sizes = {(y2 - y1, x2 - x1) for y1, x1, y2, x2 in chunk}
+        for size in sizes:  # windows of one size go through the model together
+            group = [b for b in chunk if (b[2] - b[0], b[3] - b[1]) == size]
+            crops = torch.stack([normalised[:, y1:y2, x1:x2] for y1, x1, y2, x2 in group])
+            features = model.dense_features(crops, variant).cpu()  # [b, gh, gw, D]
+            cosine = (features @ queries.T).permute(0, 3, 1, 2)  # [b, Q, gh, gw]
+            cosine = F.interpolate(cosine, size=size, mode="bilinear", align_corners=False)
+            for (y1, x1, y2, x2), crop_logits in zip(group, cosine):
+                total[:, y1:y2, x1:x2] += crop_logits
+                count[:, y1:y2, x1:x2] += 1
+    return total / count, normalised
+
+
+def predict_classes(logits: torch.Tensor, owners: list[int], num_classes: int, protocol: dict[str, Any]) -> torch.Tensor:
+    """[Q, H, W] cosines -> [H, W] class indices (softmax over queries, max over synonyms, thresholds)."""
+    probabilities = (logits * float(protocol["logit_scale"])).softmax(dim=0)
+    if len(owners) != num_classes:
+        index = torch.tensor(owners)
+        probabilities = torch.stack([probabilities[index == c].max(dim=0).values for c in range(num_classes)])
+    if protocol.get("area_threshold") is not None:
+        predicted = F.one_hot(probabilities.argmax(0), num_classes)  # [H, W, C]
+        area = predicted[:, :, 1:].sum(dim=(0, 1))
+        keep = (area > float(protocol["area_threshold"]) * area.sum()).to(probabilities.dtype)
+        probabilities[1:] *= keep.view(-1, 1, 1)
+    best, prediction = probabilities.max(dim=0)
+    prediction[best < float(protocol["prob_threshold"])] = 0
+    return prediction
+
+
+class _Images(Dataset):
+    def __init__(self, data: SegmentationData):
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data.samples)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, np.ndarray]:
+        sample = self.data.samples[i]
+        image = torch.from_numpy(np.asarray(sample.image.load(), dtype=np.uint8).copy()).permute(2, 0, 1)
+        return image, sample.label.load()
+
+
+@TASK_KINDS.register("segmentation")
+class SegmentationKind(TaskKind):
+    name = "segmentation"
+    readers = SEGMENTATION_READERS
+    metric_patterns = ("mIoU", "mAcc", "aAcc")
+    run_settings_used = ("dense_variant",)
+
+    @classmethod
+    def protocol(cls, spec: TaskSpec, ctx: RunContext | None = None) -> dict[str, Any]:
+        protocol = {**PROTOCOL_DEFAULTS, **spec.protocol}
+        if ctx is not None and ctx.dense_variant:
+            protocol["dense_variant"] = ctx.dense_variant
+        return protocol
+
+    @classmethod
+    def validate(cls, spec: TaskSpec) -> None:
+        super().validate(spec)
+        if spec.file("classnames") is None:
+            raise TaskSpecError(spec.source_file, "files.classnames", "a segmentation task needs a class-name file")
+        protocol = cls.protocol(spec)
+        for key in ("short_side", "max_long_side", "logit_scale"):
+            if not isinstance(protocol[key], (int, float)) or protocol[key] <= 0:
+                raise TaskSpecError(spec.source_file, f"protocol.{key}", f"expected a positive number, got {protocol[key]!r}")
+        if protocol["window"] and (not isinstance(protocol["window"], int) or not isinstance(protocol["stride"], int) or protocol["stride"] <= 0):
+            raise TaskSpecError(spec.source_file, "protocol.window", "window and stride must be positive integers (window: 0 for whole images)")
+        if not 0 <= float(protocol["prob_threshold"]) <= 1:
+            raise TaskSpecError(spec.source_file, "protocol.prob_threshold", "expected a probability in [0, 1]")
+        if protocol["dense_variant"] not in DENSE_VARIANTS:
+            raise TaskSpecError(spec.source_file, "protocol.dense_variant", f"expected one of {DENSE_VARIANTS.names()}")
+
+    def load(self, spec: TaskSpec, ctx: RunContext) -> tuple[Any, Any]:
+        data, located = super().load(spec, ctx)
+        return data.limited(ctx.limit), located
+
+    def class_lines(self, spec: TaskSpec) -> list[str]:
+        lines = spec.read_lines("classnames") or []
+        background = spec.read_lines("background_words")
+        if background:  # a user list of background words replaces class 0's queries
+            lines = [", ".join(w.strip() for w in background)] + lines[1:]
+        return lines
+
+    def predict(self, model: Any, data: SegmentationData, spec: TaskSpec, ctx: RunContext) -> Iterator[dict[str, Any]]:
+        model.patch_size  # raises "this model cannot do segmentation" before any work
+        protocol = self.protocol(spec, ctx)
+        lines = self.class_lines(spec)
+        separator = protocol["synonym_separator"]
+        queries, owners = class_queries(lines, separator)
+        templates = spec.read_lines("templates") or ["{c}"]
+        query_embeddings = zero_shot_classifier(ctx.encoder, queries, templates)
+        ctx.info.update({"dense_variant": protocol["dense_variant"], "queries": len(queries), "classes": len(lines),
+                         "protocol": {k: protocol[k] for k in PROTOCOL_DEFAULTS}})
+        loader = DataLoader(_Images(data), batch_size=None, num_workers=min(ctx.encoder.num_workers, 4), prefetch_factor=2 if ctx.encoder.num_workers else None)
+        handle = ctx.encoder.progress.start(f"segmenting {spec.name}", len(data.samples))
+        try:
+            for i, (image, label) in enumerate(loader):
+                resized = resize_short_side(image, int(protocol["short_side"]), int(protocol["max_long_side"]))
+                logits, normalised = query_logits(model, resized, query_embeddings, protocol, protocol["dense_variant"], ctx.encoder.batch_size)
+                height, width = label.shape
+                logits = F.interpolate(logits[None], size=(height, width), mode="bilinear", align_corners=False)
+                if int(protocol["pamr_steps"]) > 0:
+                    guide = F.interpolate(normalised[None], size=(height, width), mode="bilinear", align_corners=False)
+                    logits = pamr(guide, logits, int(protocol["pamr_steps"]), protocol["pamr_dilations"])
+                prediction = predict_classes(logits[0], owners, len(lines), protocol).numpy()
+                confusion = metrics.confusion_matrix(prediction, np.asarray(label), len(lines))
+                rows, cols = np.nonzero(confusion)
+                ctx.encoder.progress.advance(handle, 1)
+                yield {"i": i, "key": data.samples[i].image.key, "confusion": [[int(r), int(c), int(confusion[r, c])] for r, c in zip(rows, cols)]}
+        except VLBenchError:
+            raise
+        finally:
+            ctx.encoder.progress.finish(handle)
+
+    def score(self, records: Iterable[dict[str, Any]], spec: TaskSpec) -> dict[str, float]:
+        lines = spec.read_lines("classnames") or []
+        num_classes = len(lines)
+        confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
+        for record in records:
+            for row, col, count in record["confusion"]:
+                confusion[row, col] += count
+        scores = metrics.segmentation_scores(confusion)
+        results = {name: float(scores[name]) for name in ("mIoU", "mAcc", "aAcc")}  # type: ignore[arg-type]
+        separator = {**PROTOCOL_DEFAULTS, **spec.protocol}["synonym_separator"]
+        for line, iou in zip(lines, scores["iou"]):  # type: ignore[arg-type]
+            results[f"IoU/{line.split(separator)[0].strip()}"] = float(iou)
+        return results
