@@ -13,6 +13,9 @@ from vlbench.datasets.retrieval import HFRetrievalReader, KarpathyReader, WdsRet
 from vlbench.errors import DatasetNotFoundError, UnsafePickleError, VLBenchError
 from vlbench.kinds.base import RunContext
 from vlbench.safe_pickle import NUMPY_ARRAYS, PLAIN, load_pickle
+from vlbench.specs import TaskSpec
+
+NO_SPEC = TaskSpec("t", "classification", None, {"dataset": {}})  # type: ignore[arg-type]
 
 
 def test_imagefolder_sorted_classes_and_names(tmp_path):
@@ -73,12 +76,12 @@ def test_hf_saved_to_disk_and_parquet(tmp_path):
     reader = HFClassificationReader()
     for folder in ("saved", "parquet"):
         assert reader.exists(tmp_path / folder, source)
-        data = reader.read(str(tmp_path / folder), source, None, None)
+        data = reader.read(str(tmp_path / folder), source, NO_SPEC, None)
         assert data.labels == [0, 1, 0]
         assert data.classnames == ["red thing", "blue"]
         assert np.asarray(data.images[1].load())[0, 0, 2] > 150  # blue
     with pytest.raises(VLBenchError, match="no column"):
-        reader.read(str(tmp_path / "saved"), {"image_key": "image"}, None, None)
+        reader.read(str(tmp_path / "saved"), {"image_key": "image"}, NO_SPEC, None)
 
 
 def test_hf_retrieval_reader(tmp_path):
@@ -86,7 +89,7 @@ def test_hf_retrieval_reader(tmp_path):
 
     rows = {"image": [color_image("red"), color_image("blue")], "caption": [["a red one", "red"], ["blue"]]}
     datasets.Dataset.from_dict(rows, features=datasets.Features({"image": datasets.Image(), "caption": datasets.Sequence(datasets.Value("string"))})).save_to_disk(str(tmp_path / "d"))
-    data = HFRetrievalReader().read(str(tmp_path / "d"), {}, None, None)
+    data = HFRetrievalReader().read(str(tmp_path / "d"), {}, NO_SPEC, None)
     assert data.captions == [["a red one", "red"], ["blue"]]
     assert data.flat_captions() == (["a red one", "red", "blue"], [0, 0, 1])
 
@@ -128,6 +131,20 @@ def test_karpathy_missing_image_names_the_file(tmp_path):
     (tmp_path / "val2014" / "img2.jpg").unlink()
     with pytest.raises(VLBenchError, match="img2.jpg"):
         KarpathyReader().read(str(tmp_path), {"annotation": "dataset.json", "split": "test"}, None, None)
+
+
+def test_generic_hf_task_takes_a_folder_columns_and_split_from_the_command_line(tmp_path):
+    from vlbench.kinds import TASK_KINDS
+
+    dataset = _hf_dataset(tmp_path)
+    dataset.save_to_disk(str(tmp_path / "saved"))
+    overrides = {"dataset.path": str(tmp_path / "saved"), "dataset.image_key": "img"}
+    spec = Catalog.load().load_task("hf_classification", overrides)
+    kind = TASK_KINDS.get("classification")()
+    data, located = kind.load(spec, RunContext(tmp_path, None))  # type: ignore[arg-type]
+    assert located.source["image_key"] == "img" and data.labels == [0, 1, 0]
+    hub = kind.locate(Catalog.load().load_task("hf_classification", {"dataset.path": "hf:org/name"}), tmp_path)
+    assert hub.location == "hf:org/name" and hub.source["format"] == "hf"
 
 
 def test_missing_dataset_says_where_it_looked_and_how_to_get_it(tmp_path):

@@ -133,3 +133,16 @@ def test_hf_adapter_matches_the_model_own_features(tmp_path, model_type):
 def test_hf_adapter_missing_model_is_one_clear_error(tmp_path):
     with pytest.raises(ModelLoadError, match=r"cannot load hf:"):
         HFAdapter(parse_model_spec(f"hf:{tmp_path / 'nothing-here'}"))
+
+
+def test_bf16_autocast_gives_close_unit_vectors(tiny_model):
+    from vlbench.catalog import Catalog
+
+    half = OpenClipAdapter(Catalog.load().resolve_model("openclip:vlbench-tiny@random"), precision="bf16")
+    texts = ["a red circle", "a blue square to the left of a green star"]
+    full, low = tiny_model.encode_texts(texts), half.encode_texts(texts)
+    assert low.dtype == torch.float32 and torch.allclose(low.norm(dim=1), torch.ones(2), atol=1e-5)
+    assert (full * low).sum(dim=1).min() > 0.99
+    assert half.fingerprint()["precision"] == "bf16"
+    with pytest.raises(VLBenchError, match="unknown precision"):
+        OpenClipAdapter(Catalog.load().resolve_model("openclip:vlbench-tiny@random"), precision="fp8")

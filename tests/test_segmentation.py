@@ -129,3 +129,32 @@ def test_model_without_dense_features_cannot_segment(run_cli, tmp_path):
     result = run_cli("run", "--model", "color:x", "--tasks", "shapes_seg", "--output", "res", env=env)
     assert result.returncode == 2 and "this model cannot do segmentation" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_model_that_sees_colours_segments_the_coloured_regions(tmp_path):
+    """The whole pipeline (resize, windows, upsampling, synonyms, background, dataset mIoU) on a model whose answer is known."""
+    import sys
+
+    from conftest import REPO
+    from vlbench.catalog import Catalog
+    from vlbench.runner import RunOptions, Runner
+
+    sys.path.insert(0, str(REPO / "tests" / "plugins"))
+    import color_adapter
+
+    from vlbench.models import MODEL_ADAPTERS
+
+    MODEL_ADAPTERS.add("color-dense", color_adapter.ColorDenseAdapter, replace=True)
+    write_voc(tmp_path)
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "classes.txt").write_text("grey, background\nred\nblue\n")
+    (tmp_path / "tasks" / "colours.yaml").write_text(
+        f"task: colours\ninclude: {REPO / 'tasks/segmentation/_sclip.yaml'}\nhelp: test data\n"
+        "dataset:\n  sources:\n    - {format: mmseg, path: VOCdevkit/VOC2012, img_dir: JPEGImages, ann_dir: SegmentationClass, split_file: ImageSets/Segmentation/val.txt}\n"
+        "files:\n  classnames: classes.txt\nprotocol:\n  short_side: 80\n  window: 48\n  stride: 24\n  logit_scale: 100\n"
+    )
+    runner = Runner(Catalog.load(extra_task_dirs=[tmp_path / "tasks"]), RunOptions(data_root=tmp_path, output=tmp_path / "res", num_workers=0))
+    _, outcomes = runner.run("color-dense:x", ["colours"])
+    scores = outcomes[0].metrics
+    assert scores["mIoU"] > 0.85 and scores["aAcc"] > 0.95, scores
+    assert scores["IoU/red"] > 0.8 and scores["IoU/blue"] > 0.8

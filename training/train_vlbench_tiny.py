@@ -6,9 +6,10 @@
 An open_clip model built from ``vlbench/models/openclip_configs/vlbench-tiny.json`` (4-layer ViT on
 64 px images, 4-layer text transformer), trained from scratch with the symmetric contrastive (CLIP)
 loss on scenes and captions generated on the fly. Captions name one object with a template ("a photo
-of a red circle."), list 2-3 objects left to right, or relate two of them ("a red circle to the left
-of a blue star"). Captions that describe the same content are positives of each other, so duplicate
-captions in a batch are not pushed apart.
+of a red circle.", also by shape or colour alone), list 2-3 objects left to right, relate two of them
+("a red circle to the left of a blue star"), or describe an empty scene ("a plain background.").
+Every caption in a batch that is true of an image is a positive for it (a caption's meaning is
+checked against each scene), so true captions of other images are not pushed apart.
 
 Training scenes use TRAIN_SEED only; the built-in evaluation tasks use other seeds (see
 tasks/shapes/), which the tests check. The run is deterministic: the same torch version and
@@ -45,21 +46,30 @@ WEIGHTS_DIR = REPO / "vlbench" / "models" / "weights"
 ARCH, TAG = "vlbench-tiny", "shapes"
 TRAIN_SEED = 1
 SINGLE_TEMPLATES = ("a photo of a {}.", "a drawing of a {}.", "a {}.", "a picture of a {}.", "{}", "a {} shape.", "one {}.")
+EMPTY_CAPTIONS = ("background", "a plain background.", "an empty background.", "a photo of the background.", "nothing but background.")
 
 
 def caption_for(rng: np.random.Generator, size: int) -> tuple[object, str, tuple]:
-    """A scene, one caption for it, and the caption's meaning (captions with equal meaning are positives)."""
+    """A scene, one caption for it, and the caption's meaning (what must hold in a scene for it to be true)."""
     kind = rng.random()
-    if kind < 0.35:
+    if kind < 0.05:
+        scene = make_scene(rng, [], size=size)
+        return scene, EMPTY_CAPTIONS[int(rng.integers(len(EMPTY_CAPTIONS)))], ("empty",)
+    if kind < 0.40:
         color = list(COLORS)[int(rng.integers(len(COLORS)))]
         shape = SHAPES[int(rng.integers(len(SHAPES)))]
         scene = make_scene(rng, [(color, shape)], size=size, min_frac=0.3, max_frac=0.7)
         template = SINGLE_TEMPLATES[int(rng.integers(len(SINGLE_TEMPLATES)))]
-        return scene, template.format(f"{color} {shape}"), ("one", color, shape)
+        naming = rng.random()
+        if naming < 0.7:
+            return scene, template.format(f"{color} {shape}"), ("one", color, shape)
+        if naming < 0.85:
+            return scene, template.format(shape), ("one", None, shape)
+        return scene, template.format(f"{color} shape"), ("one", color, None)
     n = int(rng.integers(2, 4))
     scene = make_scene(rng, random_kinds(rng, n), size=size)
     ordered = scene.left_to_right()
-    if kind < 0.65:
+    if kind < 0.68:
         return scene, list_caption(ordered), ("list", *(o.name for o in ordered))
     i, j = sorted(rng.choice(n, size=2, replace=False).tolist())
     left, right = ordered[i], ordered[j]
@@ -67,25 +77,41 @@ def caption_for(rng: np.random.Generator, size: int) -> tuple[object, str, tuple
     return scene, relation_caption(left, right, phrasing), ("left-of", left.name, right.name)
 
 
+def holds(meaning: tuple, scene) -> bool:
+    """Whether a caption's meaning is true of a scene (so a caption can be positive for other images)."""
+    objects = scene.left_to_right()
+    names = [o.name for o in objects]
+    if meaning[0] == "empty":
+        return not objects
+    if meaning[0] == "one":
+        _, color, shape = meaning
+        return len(objects) == 1 and color in (None, objects[0].color) and shape in (None, objects[0].shape)
+    if meaning[0] == "list":
+        return tuple(names) == meaning[1:]
+    _, left, right = meaning
+    return left in names and right in names and names.index(left) < names.index(right)
+
+
 def batch(step: int, batch_size: int, transform, tokenizer, size: int):
-    images, texts, meanings = [], [], []
+    """Images, tokens, and truth[i, j]: caption j is true of image i."""
+    images, texts, scenes, meanings = [], [], [], []
     for j in range(batch_size):
         rng = scene_rng(TRAIN_SEED, step * batch_size + j)
         scene, caption, meaning = caption_for(rng, size)
         images.append(transform(scene.render()))
         texts.append(caption)
+        scenes.append(scene)
         meanings.append(meaning)
-    ids = {m: k for k, m in enumerate(dict.fromkeys(meanings))}
-    labels = torch.tensor([ids[m] for m in meanings])
-    return torch.stack(images), tokenizer(texts), labels
+    truth = torch.tensor([[holds(m, scene) for m in meanings] for scene in scenes], dtype=torch.float32)
+    return torch.stack(images), tokenizer(texts), truth
 
 
-def contrastive_loss(image_emb, text_emb, logit_scale, labels):
-    """Symmetric cross-entropy with soft targets spread over all captions of equal meaning."""
+def contrastive_loss(image_emb, text_emb, logit_scale, truth):
+    """Symmetric cross-entropy; each image's (caption's) target is spread over every caption (image) that is true of it."""
     logits = logit_scale * image_emb @ text_emb.T
-    same = (labels.unsqueeze(0) == labels.unsqueeze(1)).float()
-    targets = same / same.sum(dim=1, keepdim=True)
-    return (-(targets * logits.log_softmax(dim=1)).sum(1).mean() - (targets * logits.log_softmax(dim=0)).sum(0).mean()) / 2
+    image_to_text = -(truth / truth.sum(1, keepdim=True) * logits.log_softmax(dim=1)).sum(1).mean()
+    text_to_image = -(truth / truth.sum(0, keepdim=True) * logits.log_softmax(dim=0)).sum(0).mean()
+    return (image_to_text + text_to_image) / 2
 
 
 def train(args: argparse.Namespace) -> tuple[dict, dict]:
@@ -109,10 +135,10 @@ def train(args: argparse.Namespace) -> tuple[dict, dict]:
     started = time.time()
     losses = []
     for step in range(args.steps):
-        images, tokens, labels = batch(step, args.batch_size, preprocess, tokenizer, args.scene_size)
+        images, tokens, truth = batch(step, args.batch_size, preprocess, tokenizer, args.scene_size)
         image_emb = F.normalize(model.encode_image(images), dim=-1)
         text_emb = F.normalize(model.encode_text(tokens), dim=-1)
-        loss = contrastive_loss(image_emb, text_emb, model.logit_scale.exp(), labels)
+        loss = contrastive_loss(image_emb, text_emb, model.logit_scale.exp(), truth)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

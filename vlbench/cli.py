@@ -29,13 +29,15 @@ def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from rich.markup import escape
+
         from vlbench.console import error_console
 
         try:
             return command(*args, **kwargs)
         except VLBenchError as exc:
             message = " ".join(str(exc).split())
-            error_console.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
+            error_console.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_USER_ERROR) from None
         except KeyboardInterrupt:
             error_console.print("interrupted; finished tasks are saved, the task in flight is not")
@@ -114,7 +116,7 @@ def run(
         overrides=dict(parse_override(item) for item in set_),
     )
     with RichProgress() as progress:
-        runner = Runner(catalog, options, progress=progress, log=lambda m: console.print(f"[dim]{m}[/dim]"))
+        runner = Runner(catalog, options, progress=progress, log=lambda m: console.print(m, style="dim", markup=False))
         model_spec, outcomes = runner.run(model, selection)
     entries = {o.task: Entry(o.metrics[o.main_metric], o.n) for o in outcomes if o.main_metric in o.metrics}
     suites = [
@@ -142,6 +144,8 @@ def list_(
     registry: Optional[list[Path]] = RegistryOption,
 ) -> None:
     """List tasks (with whether their data is found), suites or models."""
+    from rich.markup import escape
+
     from vlbench.console import console
     from vlbench.kinds import TASK_KINDS
 
@@ -152,7 +156,7 @@ def list_(
             spec = catalog.load_task(name)
             kind = TASK_KINDS.get(spec.kind)()
             found = kind.is_available(spec, data_root.expanduser())
-            table.add_row(name, spec.kind, "[green]found[/green]" if found else "[red]missing[/red]", spec.main_metric, spec.description.split("\n")[0])
+            table.add_row(name, spec.kind, "[green]found[/green]" if found else "[red]missing[/red]", spec.main_metric, escape(spec.description))
         console.print(table)
         console.print(f"data root: {data_root}")
     elif what is ListWhat.suites:
@@ -171,12 +175,48 @@ def list_(
             table.add_row(f"openclip:{weights.stem}", "weights shipped with vlbench")
         console.print(table)
         console.print("adapters: " + ", ".join(MODEL_ADAPTERS.names()))
-        console.print("spec form: <adapter>:<name>[@tag][?key=value], e.g. openclip:ViT-B-16@laion2b_s34b_b88k, hf:google/siglip-base-patch16-224")
+        console.print("spec form: <adapter>:<name>[@tag][?key=value], e.g. openclip:ViT-B-16@laion2b_s34b_b88k, hf:google/siglip-base-patch16-224", markup=False)
         if all_:
             import open_clip
 
             for arch, tag in open_clip.list_pretrained():
                 console.print(f"openclip:{arch}@{tag}", highlight=False)
+
+
+@app.command()
+@user_errors
+def show(
+    task: str = typer.Argument(..., help="A task name or task-file path."),
+    data_root: Path = typer.Option(paths.default_data_root(), "--data-root", envvar=paths.DATA_ROOT_ENV),
+    tasks_dir: Optional[list[Path]] = TasksDirOption,
+    registry: Optional[list[Path]] = RegistryOption,
+) -> None:
+    """What a task measures, how, and where its data must be."""
+    import yaml
+    from rich.markup import escape
+
+    from vlbench.console import console
+    from vlbench.errors import DatasetNotFoundError
+    from vlbench.kinds import TASK_KINDS
+
+    catalog = _catalog(tasks_dir, registry)
+    items = catalog.select([task])
+    if len(items) != 1:
+        raise VLBenchError(f"'{task}' names {len(items)} tasks; show takes one (see 'vlbench list suites')")
+    spec = catalog.load_task(items[0])
+    kind = TASK_KINDS.get(spec.kind)()
+    try:
+        located = kind.locate(spec, data_root.expanduser())
+        data = f"found: {located.source['format']} at {located.location}"
+    except DatasetNotFoundError as exc:
+        data = f"missing: {exc}"
+    suites = [name for name in catalog.suites if spec.name in catalog.suite_tasks(name)]
+    console.print(f"[bold]{spec.name}[/bold] ({spec.kind}, version {spec.version}) from {spec.source_file}")
+    for label, text in (("description", spec.description), ("protocol", spec.config.get("protocol_reference", "")), ("data", data), ("suites", ", ".join(suites))):
+        if text:
+            console.print(f"[bold]{label}:[/bold] {escape(' '.join(str(text).split()))}", highlight=False)
+    shown = {k: v for k, v in spec.config.items() if k in ("dataset", "files", "protocol", "metrics", "main_metric")}
+    console.print(yaml.safe_dump(shown, sort_keys=False, width=120), highlight=False, markup=False)
 
 
 class Format(str, Enum):

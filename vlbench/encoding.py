@@ -50,7 +50,7 @@ class _TransformedImages(Dataset):
         return self.transform(self.refs[i].load())
 
 
-def _user_error_from_worker(exc: Exception) -> VLBenchError | None:
+def user_error_from_worker(exc: Exception) -> VLBenchError | None:
     """DataLoader re-raises worker errors with the worker traceback in the message; keep our line."""
     if isinstance(exc, VLBenchError):
         lines = [line for line in str(exc).splitlines() if line.strip()]
@@ -110,7 +110,7 @@ class Encoder:
                 yield indices, embeddings
                 started = time.perf_counter()
         except Exception as exc:
-            user_error = _user_error_from_worker(exc)
+            user_error = user_error_from_worker(exc)
             if user_error is not None:
                 raise user_error from None
             raise

@@ -195,18 +195,18 @@ class Runner:
             for record in kind.predict(model, data, task, ctx):
                 writer.write(record)
                 records.append(record)
+            predicted = time.perf_counter()
+            metrics = kind.score(records, task)
+            scored = time.perf_counter()
+            artifacts = {}
+            for name, payload in getattr(data, "artifacts", {}).items():
+                artifact = path.with_name(f"{task.name}.{name}.json.gz")
+                artifacts[name] = {"file": artifact.name, "sha256": write_json_gz(artifact, payload)}
         except BaseException:
             writer.discard()
             raise
-        predicted = time.perf_counter()
-        metrics = kind.score(records, task)
-        scored = time.perf_counter()
-        n = kind.count(records)
-        artifacts = {}
-        for name, payload in getattr(data, "artifacts", {}).items():
-            artifact = path.with_name(f"{task.name}.{name}.json.gz")
-            artifacts[name] = {"file": artifact.name, "sha256": write_json_gz(artifact, payload)}
         writer.commit()
+        n = kind.count(records)
         encoded = encoder.images_encoded - encoded_before
         image_seconds = encoder.image_seconds - image_seconds_before
         payload = {

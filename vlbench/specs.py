@@ -89,7 +89,7 @@ def apply_overrides(config: dict[str, Any], overrides: Mapping[str, Any]) -> dic
     config = copy.deepcopy(config)
     for dotted, value in overrides.items():
         parts = dotted.split(".")
-        if (parts[0] == "files" and len(parts) == 2) or dotted == "dataset.path":
+        if (parts[0] == "files" and len(parts) == 2) or (dotted == "dataset.path" and not str(value).startswith("hf:")):
             value = str(Path(str(value)).expanduser().resolve())
         node = config
         for part in parts[:-1]:

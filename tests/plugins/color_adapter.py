@@ -49,3 +49,27 @@ class ColorAdapter(ModelAdapter):
 
 def register_with_decorator(name: str = "color-decorated") -> None:
     MODEL_ADAPTERS.register(name)(ColorAdapter)
+
+
+RGB_DENSE = {"red": (1.0, 0.1, 0.1), "blue": (0.1, 0.1, 1.0), "grey": (0.8, 0.8, 0.8)}
+
+
+class ColorDenseAdapter(ColorAdapter):
+    """Also segments: each 4x4 patch's feature is its mean colour, each text's the RGB of its colour word."""
+
+    adapter_name = "color-dense"
+
+    @property
+    def pixel_mean_std(self):
+        return (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+
+    @property
+    def patch_size(self) -> int:
+        return 4
+
+    def text_features(self, texts):
+        return torch.stack([torch.tensor(next((RGB_DENSE[w] for w in t.replace(".", " ").split() if w in RGB_DENSE), (0.3, 0.3, 0.3))) for t in texts])
+
+    def dense_features(self, pixels, variant="plain"):
+        patches = torch.nn.functional.avg_pool2d(pixels.float(), 4)  # [B, 3, h, w]
+        return torch.nn.functional.normalize(patches.permute(0, 2, 3, 1), dim=-1)

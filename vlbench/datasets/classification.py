@@ -11,7 +11,7 @@ import numpy as np
 
 from vlbench.datasets import hf, wds
 from vlbench.datasets.images import ArrayImage, FileImage, ImageRef
-from vlbench.datasets.shapes import ShapesImage, object_classes
+from vlbench.datasets.shapes import GeneratedReader, ShapesImage, classification_label, object_classes
 from vlbench.errors import VLBenchError
 from vlbench.registry import Registry
 from vlbench.safe_pickle import NUMPY_ARRAYS, load_pickle
@@ -100,7 +100,7 @@ class HFClassificationReader:
         return hf.exists(location)
 
     def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> ClassificationData:
-        dataset = hf.open_dataset(location, source.get("split"))
+        dataset = hf.open_dataset(location, source.get("split", spec.dataset.get("split")))
         image_key, label_key = source.get("image_key", "image"), source.get("label_key", "label")
         hf.require_columns(dataset, location, image_key, label_key)
         return ClassificationData(
@@ -129,19 +129,13 @@ class WdsClassificationReader:
 
 
 @CLASSIFICATION_READERS.register("shapes")
-class ShapesClassificationReader:
+class ShapesClassificationReader(GeneratedReader):
     """Generated one-object scenes; class = 'colour shape'."""
 
-    generated = True
-
-    def exists(self, location: Path, source: dict[str, Any]) -> bool:
-        return True
-
     def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> ClassificationData:
-        seed, n, size = int(source["seed"]), int(source["n"]), int(source.get("size", 128))
-        classes = object_classes()
+        seed, n, size = self.params(source)
         return ClassificationData(
             images=[ShapesImage("single", seed, i, size) for i in range(n)],
-            labels=[i % len(classes) for i in range(n)],
-            classnames=classes,
+            labels=[classification_label(i) for i in range(n)],
+            classnames=object_classes(),
         )

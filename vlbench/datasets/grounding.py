@@ -13,7 +13,7 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFilter
 
 from vlbench.datasets.images import Box, FileImage, ImageRef
-from vlbench.datasets.shapes import ShapesImage, multi_object_scene
+from vlbench.datasets.shapes import GeneratedReader, ShapesImage, multi_object_scene
 from vlbench.errors import VLBenchError
 from vlbench.registry import Registry
 from vlbench.safe_pickle import PLAIN, load_pickle
@@ -206,16 +206,11 @@ def _checked(samples: list[GroundingSample], annotation: Path, images: Path) -> 
 
 
 @GROUNDING_READERS.register("shapes")
-class ShapesGroundingReader:
+class ShapesGroundingReader(GeneratedReader):
     """Generated scenes of 2-3 shapes; one expression per object: 'the red triangle'."""
 
-    generated = True
-
-    def exists(self, location: Path, source: dict[str, Any]) -> bool:
-        return True
-
     def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> GroundingData:
-        seed, n, size = int(source["seed"]), int(source["n"]), int(source.get("size", 128))
+        seed, n, size = self.params(source)
         samples = []
         for index in range(n):
             scene = multi_object_scene(seed, index, size)

@@ -9,7 +9,7 @@ from typing import Any
 
 from vlbench.datasets import hf, wds
 from vlbench.datasets.images import FileImage, ImageRef
-from vlbench.datasets.shapes import ShapesImage, multi_object_scene, retrieval_captions
+from vlbench.datasets.shapes import GeneratedReader, ShapesImage, multi_object_scene, retrieval_captions
 from vlbench.errors import VLBenchError
 from vlbench.registry import Registry
 
@@ -92,7 +92,7 @@ class HFRetrievalReader:
         return hf.exists(location)
 
     def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> RetrievalData:
-        dataset = hf.open_dataset(location, source.get("split"))
+        dataset = hf.open_dataset(location, source.get("split", spec.dataset.get("split")))
         image_key, caption_key = source.get("image_key", "image"), source.get("caption_key", "caption")
         hf.require_columns(dataset, location, image_key, caption_key)
         captions = [[c] if isinstance(c, str) else list(c) for c in dataset[caption_key]]
@@ -100,15 +100,10 @@ class HFRetrievalReader:
 
 
 @RETRIEVAL_READERS.register("shapes")
-class ShapesRetrievalReader:
+class ShapesRetrievalReader(GeneratedReader):
     """Generated scenes of 2-3 shapes, each with a list caption and a spatial caption."""
 
-    generated = True
-
-    def exists(self, location: Path, source: dict[str, Any]) -> bool:
-        return True
-
     def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> RetrievalData:
-        seed, n, size = int(source["seed"]), int(source["n"]), int(source.get("size", 128))
+        seed, n, size = self.params(source)
         images = [ShapesImage("multi", seed, i, size) for i in range(n)]
         return RetrievalData(images, [retrieval_captions(multi_object_scene(seed, i, size)) for i in range(n)])

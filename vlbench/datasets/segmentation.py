@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from vlbench.datasets.images import FileImage, ImageRef
-from vlbench.datasets.shapes import SHAPES, ShapesImage, multi_object_scene
+from vlbench.datasets.shapes import GeneratedReader, SHAPES, ShapesImage, multi_object_scene
 from vlbench.errors import VLBenchError
 from vlbench.registry import Registry
 
@@ -122,12 +122,7 @@ class ShapesLabel:
 
 
 @SEGMENTATION_READERS.register("shapes")
-class ShapesSegmentationReader:
-    generated = True
-
-    def exists(self, location: Path, source: dict[str, Any]) -> bool:
-        return True
-
+class ShapesSegmentationReader(GeneratedReader):
     def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> SegmentationData:
-        seed, n, size = int(source["seed"]), int(source["n"]), int(source.get("size", 128))
+        seed, n, size = self.params(source)
         return SegmentationData([SegmentationSample(ShapesImage("multi", seed, i, size), ShapesLabel(seed, i, size)) for i in range(n)])

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 from vlbench.datasets import hf
 from vlbench.datasets.aro_order import TAGGERS, OrderPerturber
 from vlbench.datasets.images import FileImage, ImageRef
-from vlbench.datasets.shapes import ShapesImage, pair_scene, relation_caption, with_article
+from vlbench.datasets.shapes import GeneratedReader, ShapesImage, pair_scene, relation_caption, with_article
 from vlbench.errors import VLBenchError
 from vlbench.registry import Registry
 
@@ -221,17 +221,12 @@ SHAPES_VARIANTS = {"attribute_swap": attribute_swap_instance, "relation_swap": r
 
 
 @SELECTION_READERS.register("shapes")
-class ShapesSelectionReader:
+class ShapesSelectionReader(GeneratedReader):
     """Generated two-object scenes with a positive and a compositional negative caption."""
-
-    generated = True
-
-    def exists(self, location: Path, source: dict[str, Any]) -> bool:
-        return True
 
     def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> SelectionData:
         variant = SHAPES_VARIANTS.get(source.get("variant", ""))
         if variant is None:
             raise VLBenchError(f"shapes selection variant must be one of {sorted(SHAPES_VARIANTS)}, got '{source.get('variant')}'")
-        seed, n, size = int(source["seed"]), int(source["n"]), int(source.get("size", 128))
+        seed, n, size = self.params(source)
         return SelectionData([variant(seed, i, size) for i in range(n)])

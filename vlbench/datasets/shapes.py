@@ -174,11 +174,15 @@ def relation_caption(left: ShapeObject, right: ShapeObject, relation: str) -> st
     return f"{with_article(right.name)} to the right of {with_article(left.name)}"
 
 
+def classification_label(index: int) -> int:
+    """Classes cycle with the index, so every class has the same number of images."""
+    return index % (len(COLORS) * len(SHAPES))
+
+
 def classification_scene(seed: int, index: int, size: int = 128) -> tuple[Scene, int]:
-    """One object per image; classes cycle so every class has the same number of images."""
-    classes = object_classes()
-    label = index % len(classes)
-    color, shape = classes[label].split(" ")
+    """One object per image, of class ``classification_label(index)``."""
+    label = classification_label(index)
+    color, shape = object_classes()[label].split(" ")
     scene = make_scene(scene_rng(seed, index), [(color, shape)], size=size, min_frac=0.3, max_frac=0.7)
     return scene, label
 
@@ -228,3 +232,17 @@ SCENE_LAYOUTS = {
     "multi": lambda seed, index, size: multi_object_scene(seed, index, size),
     "pair": pair_scene,
 }
+
+
+class GeneratedReader:
+    """Base of the readers of generated data: always available, nothing on disk."""
+
+    generated = True
+
+    def exists(self, location: object, source: dict) -> bool:
+        return True
+
+    @staticmethod
+    def params(source: dict) -> tuple[int, int, int]:
+        """(seed, number of scenes, scene size in pixels) of a shapes source."""
+        return int(source["seed"]), int(source["n"]), int(source.get("size", 128))

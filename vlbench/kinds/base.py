@@ -14,6 +14,8 @@ from vlbench.registry import Registry
 from vlbench.specs import TaskSpec
 
 HUB_PREFIX = "hf:"
+HUB_FORMATS = ("hf", "winoground")  # formats whose readers accept hf:<hub id>
+COLUMN_KEYS = ("image_key", "label_key", "caption_key")
 
 
 @dataclass
@@ -80,10 +82,22 @@ class TaskKind(ABC):
         return self.readers.get(format_name)()
 
     def locate(self, spec: TaskSpec, data_root: Path, allow_hub: bool = False) -> Located:
-        """The first source whose data exists; a clear error listing every place looked at."""
+        """The first source whose data exists; a clear error listing every place looked at.
+
+        ``dataset.path`` (e.g. from ``--set``) replaces every source's location; ``hf:org/name``
+        there names a hub dataset, read by the task's first source that reads Hugging Face
+        datasets. ``dataset.image_key`` / ``label_key`` / ``caption_key`` override the sources' columns.
+        """
         looked: list[str] = []
         override = spec.dataset.get("path")
-        for source in spec.dataset["sources"]:
+        columns = {k: spec.dataset[k] for k in COLUMN_KEYS if k in spec.dataset}
+        sources = [{**s, **columns} for s in spec.dataset["sources"]]
+        if isinstance(override, str) and override.startswith(HUB_PREFIX):
+            for source in sources:
+                if source["format"] in HUB_FORMATS:
+                    return Located({k: v for k, v in source.items() if k != "hub"}, override)
+            raise DatasetNotFoundError(f"task '{spec.name}' has no source that reads Hugging Face datasets, so {override} cannot be used")
+        for source in sources:
             reader = self.reader(source["format"])
             if source.get("hub"):
                 if allow_hub and not override:

@@ -20,7 +20,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from vlbench import metrics
 from vlbench.datasets.segmentation import SEGMENTATION_READERS, SegmentationData
-from vlbench.errors import TaskSpecError, VLBenchError
+from vlbench.encoding import user_error_from_worker
+from vlbench.errors import TaskSpecError
 from vlbench.kinds import TASK_KINDS
 from vlbench.kinds.base import RunContext, TaskKind
 from vlbench.kinds.classification import zero_shot_classifier
@@ -78,8 +79,10 @@ def windows(height: int, width: int, crop: int | None, stride: int | None) -> li
     return boxes
 
 
-def query_logits(model: Any, image: torch.Tensor, queries: torch.Tensor, protocol: dict[str, Any], variant: str, batch_size: int) -> torch.Tensor:
-    """Raw cosine similarities [Q, h, w] at the resized image's size, windows averaged."""
+def query_logits(
+    model: Any, image: torch.Tensor, queries: torch.Tensor, protocol: dict[str, Any], variant: str, batch_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raw cosine similarities [Q, h, w] at the resized image's size (windows averaged), and the normalised image."""
     mean, std = model.pixel_mean_std
     normalised = (image / 255 - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
     height, width = image.shape[-2:]
@@ -197,7 +200,10 @@ class SegmentationKind(TaskKind):
                 rows, cols = np.nonzero(confusion)
                 ctx.encoder.progress.advance(handle, 1)
                 yield {"i": i, "key": data.samples[i].image.key, "confusion": [[int(r), int(c), int(confusion[r, c])] for r, c in zip(rows, cols)]}
-        except VLBenchError:
+        except Exception as exc:
+            user_error = user_error_from_worker(exc)
+            if user_error is not None:
+                raise user_error from None
             raise
         finally:
             ctx.encoder.progress.finish(handle)
