@@ -9,6 +9,7 @@ use more than one (dense features at another size).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Protocol, Sequence
@@ -48,6 +49,18 @@ class _TransformedImages(Dataset):
 
     def __getitem__(self, i: int) -> torch.Tensor:
         return self.transform(self.refs[i].load())
+
+
+@contextlib.contextmanager
+def loader_errors() -> Iterator[None]:
+    """A user error raised in a data-loader worker comes out as the one-line error it was."""
+    try:
+        yield
+    except Exception as exc:
+        user_error = user_error_from_worker(exc)
+        if user_error is not None:
+            raise user_error from None
+        raise
 
 
 def user_error_from_worker(exc: Exception) -> VLBenchError | None:
@@ -97,23 +110,19 @@ class Encoder:
         handle = self.progress.start(f"encoding {description}", len(todo))
         position = 0
         try:
-            started = time.perf_counter()
-            for pixels in self._loader([refs[i] for i in todo], transform):
-                embeddings = self.model.encode_images(pixels).cpu()
-                indices = todo[position : position + len(embeddings)]
-                position += len(embeddings)
-                for i, emb in zip(indices, embeddings):
-                    self._image_cache[keys[i]] = emb
-                self.images_encoded += len(indices)
-                self.image_seconds += time.perf_counter() - started
-                self.progress.advance(handle, len(indices))
-                yield indices, embeddings
+            with loader_errors():
                 started = time.perf_counter()
-        except Exception as exc:
-            user_error = user_error_from_worker(exc)
-            if user_error is not None:
-                raise user_error from None
-            raise
+                for pixels in self._loader([refs[i] for i in todo], transform):
+                    embeddings = self.model.encode_images(pixels).cpu()
+                    indices = todo[position : position + len(embeddings)]
+                    position += len(embeddings)
+                    for i, emb in zip(indices, embeddings):
+                        self._image_cache[keys[i]] = emb
+                    self.images_encoded += len(indices)
+                    self.image_seconds += time.perf_counter() - started
+                    self.progress.advance(handle, len(indices))
+                    yield indices, embeddings
+                    started = time.perf_counter()
         finally:
             self.progress.finish(handle)
 

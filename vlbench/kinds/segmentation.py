@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from vlbench import metrics
 from vlbench.datasets.segmentation import SEGMENTATION_READERS, SegmentationData
-from vlbench.encoding import user_error_from_worker
+from vlbench.encoding import loader_errors
 from vlbench.errors import TaskSpecError
 from vlbench.kinds import TASK_KINDS
 from vlbench.kinds.base import RunContext, TaskKind
@@ -187,26 +187,28 @@ class SegmentationKind(TaskKind):
         loader = DataLoader(_Images(data), batch_size=None, num_workers=min(ctx.encoder.num_workers, 4), prefetch_factor=2 if ctx.encoder.num_workers else None)
         handle = ctx.encoder.progress.start(f"segmenting {spec.name}", len(data.samples))
         try:
-            for i, (image, label) in enumerate(loader):
-                resized = resize_short_side(image, int(protocol["short_side"]), int(protocol["max_long_side"]))
-                logits, normalised = query_logits(model, resized, query_embeddings, protocol, protocol["dense_variant"], ctx.encoder.batch_size)
-                height, width = label.shape
-                logits = F.interpolate(logits[None], size=(height, width), mode="bilinear", align_corners=False)
-                if int(protocol["pamr_steps"]) > 0:
-                    guide = F.interpolate(normalised[None], size=(height, width), mode="bilinear", align_corners=False)
-                    logits = pamr(guide, logits, int(protocol["pamr_steps"]), protocol["pamr_dilations"])
-                prediction = predict_classes(logits[0], owners, len(lines), protocol).numpy()
-                confusion = metrics.confusion_matrix(prediction, np.asarray(label), len(lines))
-                rows, cols = np.nonzero(confusion)
-                ctx.encoder.progress.advance(handle, 1)
-                yield {"i": i, "key": data.samples[i].image.key, "confusion": [[int(r), int(c), int(confusion[r, c])] for r, c in zip(rows, cols)]}
-        except Exception as exc:
-            user_error = user_error_from_worker(exc)
-            if user_error is not None:
-                raise user_error from None
-            raise
+            with loader_errors():
+                for i, (image, label) in enumerate(loader):
+                    record = self.segment(model, image, np.asarray(label), query_embeddings, owners, len(lines), protocol, ctx)
+                    ctx.encoder.progress.advance(handle, 1)
+                    yield {"i": i, "key": data.samples[i].image.key, **record}
         finally:
             ctx.encoder.progress.finish(handle)
+
+    def segment(self, model: Any, image: torch.Tensor, label: np.ndarray, queries: torch.Tensor, owners: list[int],
+                num_classes: int, protocol: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        """One image: logits, optional PAMR, classes; its confusion matrix as sparse [gt, pred, pixels] rows."""
+        resized = resize_short_side(image, int(protocol["short_side"]), int(protocol["max_long_side"]))
+        logits, normalised = query_logits(model, resized, queries, protocol, protocol["dense_variant"], ctx.encoder.batch_size)
+        height, width = label.shape
+        logits = F.interpolate(logits[None], size=(height, width), mode="bilinear", align_corners=False)
+        if int(protocol["pamr_steps"]) > 0:
+            guide = F.interpolate(normalised[None], size=(height, width), mode="bilinear", align_corners=False)
+            logits = pamr(guide, logits, int(protocol["pamr_steps"]), protocol["pamr_dilations"])
+        prediction = predict_classes(logits[0], owners, num_classes, protocol).numpy()
+        confusion = metrics.confusion_matrix(prediction, label, num_classes)
+        rows, cols = np.nonzero(confusion)
+        return {"confusion": [[int(r), int(c), int(confusion[r, c])] for r, c in zip(rows, cols)]}
 
     def score(self, records: Iterable[dict[str, Any]], spec: TaskSpec) -> dict[str, float]:
         lines = spec.read_lines("classnames") or []
