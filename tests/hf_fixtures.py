@@ -24,7 +24,14 @@ def tiny_clip_tokenizer(folder: Path):
 def save_tiny_hf_model(folder: Path, model_type: str = "clip", seed: int = 0) -> Path:
     """A random-init CLIPModel or SiglipModel with a CLIP processor, saved like a hub checkpoint."""
     import torch
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, SiglipConfig, SiglipModel
+    from transformers import (
+        CLIPConfig,
+        CLIPImageProcessor,
+        CLIPModel,
+        CLIPProcessor,
+        SiglipConfig,
+        SiglipModel,
+    )
 
     tokenizer = tiny_clip_tokenizer(folder / "_tokenizer")
     special = {name: tokenizer.convert_tokens_to_ids(tok) for name, tok in (("bos_token_id", "<|startoftext|>"), ("eos_token_id", "<|endoftext|>"), ("pad_token_id", "<|endoftext|>"))}

@@ -8,9 +8,8 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from conftest import shared_data
+from PIL import Image
 
 SUGARCREPE_COUNTS = {"replace_obj": 1652, "replace_att": 788, "replace_rel": 1406, "swap_obj": 245, "swap_att": 666, "add_obj": 2062, "add_att": 692}
 

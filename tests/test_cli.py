@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, TINY
 from data_fixtures import write_imagefolder
 
@@ -122,7 +121,14 @@ def test_adapter_from_entry_point(run_cli, tmp_path):
 
 
 def test_compositionality_suite_end_to_end_on_fixtures(run_cli, tmp_path):
-    from selection_fixtures import WordListTagger, sugarcrepe_data_root, write_aro_order, write_aro_vg, write_winoground
+    from selection_fixtures import (
+        WordListTagger,
+        sugarcrepe_data_root,
+        write_aro_order,
+        write_aro_vg,
+        write_winoground,
+    )
+
     from vlbench.datasets.aro_order import OrderPerturber
 
     data = sugarcrepe_data_root(tmp_path / "data")

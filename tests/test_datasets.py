@@ -1,15 +1,31 @@
 """Readers for each on-disk format, on small files written in that format."""
 
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
+from data_fixtures import (
+    COLORS,
+    color_image,
+    encoded,
+    write_cifar,
+    write_imagefolder,
+    write_karpathy,
+    write_wds,
+)
 
-from data_fixtures import COLORS, color_image, encoded, write_cifar, write_imagefolder, write_karpathy, write_wds
 from vlbench.catalog import Catalog
-from vlbench.datasets.classification import CifarReader, HFClassificationReader, ImageFolderReader, WdsClassificationReader
-from vlbench.datasets.retrieval import HFRetrievalReader, KarpathyReader, WdsRetrievalReader
+from vlbench.datasets.classification import (
+    CifarReader,
+    HFClassificationReader,
+    ImageFolderReader,
+    WdsClassificationReader,
+)
+from vlbench.datasets.retrieval import (
+    HFRetrievalReader,
+    KarpathyReader,
+    WdsRetrievalReader,
+)
 from vlbench.errors import DatasetNotFoundError, UnsafePickleError, VLBenchError
 from vlbench.kinds.base import RunContext
 from vlbench.safe_pickle import NUMPY_ARRAYS, PLAIN, load_pickle

@@ -2,11 +2,17 @@
 
 import pytest
 import torch
-
 from hf_fixtures import save_tiny_hf_model
+
 from vlbench.errors import CapabilityError
 from vlbench.models import parse_model_spec
-from vlbench.models.dense import DENSE_VARIANTS, clearclip, maskclip, naclip, neighbourhood_bias
+from vlbench.models.dense import (
+    DENSE_VARIANTS,
+    clearclip,
+    maskclip,
+    naclip,
+    neighbourhood_bias,
+)
 from vlbench.models.hf import HFAdapter
 
 

@@ -5,13 +5,18 @@ import pickle
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import REPO, TINY
+from PIL import Image
 from spatial_fixtures import write_coco_grounding
+
 from vlbench import metrics
 from vlbench.catalog import Catalog
-from vlbench.datasets.grounding import ProposalView, ReferReader, ReferRowsReader, load_detections
+from vlbench.datasets.grounding import (
+    ProposalView,
+    ReferReader,
+    ReferRowsReader,
+    load_detections,
+)
 from vlbench.datasets.images import FileImage
 from vlbench.errors import UnsafePickleError
 from vlbench.kinds.base import RunContext

@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+from hf_fixtures import save_tiny_hf_model
 from PIL import Image
 
-from hf_fixtures import save_tiny_hf_model
 from vlbench.catalog import Catalog
 from vlbench.errors import ModelLoadError, UnknownNameError, VLBenchError
 from vlbench.models import parse_model_spec

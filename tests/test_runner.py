@@ -2,15 +2,14 @@
 
 import json
 import sys
-from pathlib import Path
 
 import pytest
-
 from conftest import REPO
 from data_fixtures import write_imagefolder
+
 from vlbench.catalog import Catalog
 from vlbench.errors import DatasetNotFoundError, VLBenchError
-from vlbench.runner import RunOptions, Runner
+from vlbench.runner import Runner, RunOptions
 
 sys.path.insert(0, str(REPO / "tests" / "plugins"))
 import color_adapter  # noqa: E402

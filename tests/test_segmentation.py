@@ -6,11 +6,16 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from spatial_fixtures import write_voc
+
 from vlbench import metrics
 from vlbench.datasets.segmentation import MmsegReader, reduce_zero_label
-from vlbench.kinds.segmentation import class_queries, predict_classes, resize_short_side, windows
+from vlbench.kinds.segmentation import (
+    class_queries,
+    predict_classes,
+    resize_short_side,
+    windows,
+)
 from vlbench.pamr import pamr
 
 
@@ -28,7 +33,7 @@ def test_confusion_and_dataset_level_miou_by_hand():
     assert np.isnan(scores["iou"][3])
     assert scores["mIoU"] == pytest.approx((2 / 5 + 3 / 5 + 2 / 3) / 3)
     assert scores["aAcc"] == pytest.approx(7 / 10)
-    per_image_mean = np.mean([metrics.segmentation_scores(metrics.confusion_matrix(p, l, 4))["mIoU"] for p, l in ((pred_a, label_a), (pred_b, label_b))])
+    per_image_mean = np.mean([metrics.segmentation_scores(metrics.confusion_matrix(p, lab, 4))["mIoU"] for p, lab in ((pred_a, label_a), (pred_b, label_b))])
     assert scores["mIoU"] != pytest.approx(per_image_mean)  # dataset level, not a mean of per-image mIoUs
 
 
@@ -92,7 +97,7 @@ def test_mmseg_reader_on_the_voc_layout(tmp_path):
     root = tmp_path / "VOCdevkit" / "VOC2012"
     assert MmsegReader().exists(root, source)
     data = MmsegReader().read(str(root), source, None, None)
-    assert [np.array_equal(s.label.load(), l) for s, l in zip(data.samples, labels)] == [True] * 3  # palette indices
+    assert [np.array_equal(s.label.load(), expected) for s, expected in zip(data.samples, labels)] == [True] * 3  # palette indices
     reduced = MmsegReader().read(str(root), {**source, "reduce_zero_label": True}, None, None)
     assert set(np.unique(reduced.samples[0].label.load())) == {0, 255}  # background and void ignored, 1 -> 0
 
@@ -136,8 +141,9 @@ def test_a_model_that_sees_colours_segments_the_coloured_regions(tmp_path):
     import sys
 
     from conftest import REPO
+
     from vlbench.catalog import Catalog
-    from vlbench.runner import RunOptions, Runner
+    from vlbench.runner import Runner, RunOptions
 
     sys.path.insert(0, str(REPO / "tests" / "plugins"))
     import color_adapter

@@ -5,7 +5,6 @@ import random
 
 import numpy as np
 import pytest
-
 from selection_fixtures import (
     SUGARCREPE_COUNTS,
     WordListTagger,
@@ -14,12 +13,23 @@ from selection_fixtures import (
     write_aro_vg,
     write_winoground,
 )
+
 from vlbench.catalog import Catalog
 from vlbench.datasets.aro_order import TAGGERS, OrderPerturber, pre_caption
-from vlbench.datasets.selection import AroOrderReader, AroVisualGenomeReader, SugarCrepeReader, WinogroundReader
+from vlbench.datasets.selection import (
+    AroOrderReader,
+    AroVisualGenomeReader,
+    SugarCrepeReader,
+    WinogroundReader,
+)
 from vlbench.errors import VLBenchError
 from vlbench.kinds.base import RunContext
-from vlbench.kinds.selection import SelectionKind, argmax_rule, strict_rule, winoground_rule
+from vlbench.kinds.selection import (
+    SelectionKind,
+    argmax_rule,
+    strict_rule,
+    winoground_rule,
+)
 from vlbench.specs import TaskSpec
 
 TAGGERS.add("word-lists", WordListTagger, replace=True)

@@ -5,8 +5,8 @@ import hashlib
 import json
 
 import pytest
-
 from conftest import REPO
+
 from vlbench.catalog import Catalog
 from vlbench.encoding import Encoder
 from vlbench.kinds import TASK_KINDS

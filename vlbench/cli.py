@@ -92,7 +92,7 @@ def run(
     """Evaluate a model on tasks and write one result file per task."""
     from vlbench.console import RichProgress, console, summary_table
     from vlbench.leaderboard import Entry, suite_value
-    from vlbench.runner import RunOptions, Runner
+    from vlbench.runner import Runner, RunOptions
     from vlbench.specs import parse_override
 
     catalog = _catalog(tasks_dir, registry)

@@ -11,7 +11,12 @@ import numpy as np
 
 from vlbench.datasets import hf, wds
 from vlbench.datasets.images import ArrayImage, FileImage, ImageRef
-from vlbench.datasets.shapes import GeneratedReader, ShapesImage, classification_label, object_classes
+from vlbench.datasets.shapes import (
+    GeneratedReader,
+    ShapesImage,
+    classification_label,
+    object_classes,
+)
 from vlbench.errors import VLBenchError
 from vlbench.registry import Registry
 from vlbench.safe_pickle import NUMPY_ARRAYS, load_pickle

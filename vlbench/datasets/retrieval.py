@@ -9,7 +9,12 @@ from typing import Any
 
 from vlbench.datasets import hf, wds
 from vlbench.datasets.images import FileImage, ImageRef
-from vlbench.datasets.shapes import GeneratedReader, ShapesImage, multi_object_scene, retrieval_captions
+from vlbench.datasets.shapes import (
+    GeneratedReader,
+    ShapesImage,
+    multi_object_scene,
+    retrieval_captions,
+)
 from vlbench.errors import VLBenchError
 from vlbench.registry import Registry
 

@@ -10,7 +10,12 @@ import numpy as np
 from PIL import Image
 
 from vlbench.datasets.images import FileImage, ImageRef
-from vlbench.datasets.shapes import GeneratedReader, SHAPES, ShapesImage, multi_object_scene
+from vlbench.datasets.shapes import (
+    SHAPES,
+    GeneratedReader,
+    ShapesImage,
+    multi_object_scene,
+)
 from vlbench.errors import VLBenchError
 from vlbench.registry import Registry
 

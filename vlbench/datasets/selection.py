@@ -11,7 +11,13 @@ from typing import Any, Sequence
 from vlbench.datasets import hf
 from vlbench.datasets.aro_order import TAGGERS, OrderPerturber
 from vlbench.datasets.images import FileImage, ImageRef
-from vlbench.datasets.shapes import GeneratedReader, ShapesImage, pair_scene, relation_caption, with_article
+from vlbench.datasets.shapes import (
+    GeneratedReader,
+    ShapesImage,
+    pair_scene,
+    relation_caption,
+    with_article,
+)
 from vlbench.errors import VLBenchError
 from vlbench.registry import Registry
 

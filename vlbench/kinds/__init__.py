@@ -4,12 +4,7 @@ from vlbench.registry import Registry
 
 TASK_KINDS: Registry = Registry("task kind", entry_point_group="vlbench.kinds")
 
-from vlbench.kinds import (  # noqa: E402,F401  (registration)
-    classification as _classification,
-    grounding as _grounding,
-    retrieval as _retrieval,
-    segmentation as _segmentation,
-    selection as _selection,
-)
+# Registration: each module adds its kind to TASK_KINDS (they import TASK_KINDS from here).
+from vlbench.kinds import classification, grounding, retrieval, segmentation, selection  # noqa: E402,F401,I001
 
 __all__ = ["TASK_KINDS"]

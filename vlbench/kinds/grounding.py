@@ -15,7 +15,12 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from vlbench import metrics
-from vlbench.datasets.grounding import GROUNDING_READERS, GroundingData, ProposalView, load_detections
+from vlbench.datasets.grounding import (
+    GROUNDING_READERS,
+    GroundingData,
+    ProposalView,
+    load_detections,
+)
 from vlbench.errors import TaskSpecError
 from vlbench.kinds import TASK_KINDS
 from vlbench.kinds.base import RunContext, TaskKind

@@ -9,10 +9,10 @@ from __future__ import annotations
 import contextlib
 import platform
 import re
-from pathlib import Path
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator
 
 import torch
