@@ -1,5 +1,6 @@
 """Readers for each on-disk format, on small files written in that format."""
 
+import json
 import pickle
 
 import numpy as np
@@ -98,6 +99,49 @@ def test_hf_saved_to_disk_and_parquet(tmp_path):
         assert np.asarray(data.images[1].load())[0, 0, 2] > 150  # blue
     with pytest.raises(VLBenchError, match="no column"):
         reader.read(str(tmp_path / "saved"), {"image_key": "image"}, NO_SPEC, None)
+
+
+def test_hf_splits_of_one_dataset_have_distinct_image_keys(tmp_path):
+    import datasets
+
+    dataset = _hf_dataset(tmp_path)
+    datasets.DatasetDict({"train": dataset, "test": dataset}).save_to_disk(str(tmp_path / "both"))
+    reader = HFClassificationReader()
+    train = reader.read(str(tmp_path / "both"), {"image_key": "img", "split": "train"}, NO_SPEC, None)
+    test = reader.read(str(tmp_path / "both"), {"image_key": "img", "split": "test"}, NO_SPEC, None)
+    assert not {r.key for r in train.images} & {r.key for r in test.images}  # the embedding cache keeps them apart
+
+
+def test_parquet_files_of_other_splits_are_not_used(tmp_path):
+    dataset = _hf_dataset(tmp_path)
+    (tmp_path / "p").mkdir()
+    dataset.to_parquet(str(tmp_path / "p" / "train-00000-of-00001.parquet"))
+    with pytest.raises(VLBenchError, match="none for split 'test'"):
+        HFClassificationReader().read(str(tmp_path / "p"), {"image_key": "img", "split": "test"}, NO_SPEC, None)
+
+
+def test_retrieval_image_without_captions_is_a_clear_error(tmp_path):
+    from vlbench.kinds import TASK_KINDS
+
+    write_karpathy(tmp_path / "coco", "dataset_coco.json")
+    annotation = tmp_path / "coco" / "dataset_coco.json"
+    entries = json.loads(annotation.read_text())
+    entries["images"][0]["sentences"] = []
+    annotation.write_text(json.dumps(entries))
+    with pytest.raises(VLBenchError, match="1 image.* no caption.*img0.jpg"):
+        TASK_KINDS.get("retrieval")().load(Catalog.load().load_task("mscoco"), RunContext(tmp_path, None))  # type: ignore[arg-type]
+
+
+def test_annotation_without_a_needed_field_is_a_clear_error(tmp_path):
+    from vlbench.kinds import TASK_KINDS
+
+    write_karpathy(tmp_path / "coco", "dataset_coco.json")
+    annotation = tmp_path / "coco" / "dataset_coco.json"
+    entries = json.loads(annotation.read_text())
+    del entries["images"][0]["filename"]
+    annotation.write_text(json.dumps(entries))
+    with pytest.raises(VLBenchError, match=r"mscoco.*does not match the karpathy layout \(KeyError: 'filename'\)"):
+        TASK_KINDS.get("retrieval")().load(Catalog.load().load_task("mscoco"), RunContext(tmp_path, None))  # type: ignore[arg-type]
 
 
 def test_hf_retrieval_reader(tmp_path):

@@ -104,7 +104,7 @@ def test_detections_replace_ground_truth_proposals(tmp_path):
     detections.write_text(json.dumps([{"image_id": 1, "bbox": [4, 9, 30, 30], "score": 0.9, "category_id": 1}]))
     assert load_detections(detections) == {"1": [(4.0, 9.0, 34.0, 39.0)]}
     base = Catalog.load().load_task("refcoco_val")
-    spec = TaskSpec(base.name, base.kind, base.source_file, {**base.config, "protocol": {**base.protocol, "proposals": str(detections)}})
+    spec = TaskSpec(base.name, base.kind, base.source_file, {**base.config, "files": {"detections": str(detections)}})
     data, _ = GroundingKind().load(spec, RunContext(tmp_path, None))  # type: ignore[arg-type]
     assert all(s.proposals == [(4.0, 9.0, 34.0, 39.0)] for s in data.samples)
 

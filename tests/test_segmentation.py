@@ -164,3 +164,10 @@ def test_a_model_that_sees_colours_segments_the_coloured_regions(tmp_path):
     scores = outcomes[0].metrics
     assert scores["mIoU"] > 0.85 and scores["aAcc"] > 0.95, scores
     assert scores["IoU/red"] > 0.8 and scores["IoU/blue"] > 0.8
+    # re-scoring needs only the results: the class names travel inside the result file
+    (tmp_path / "tasks" / "classes.txt").unlink()
+    from vlbench.rescore import rescore
+    from vlbench.results import load_result
+
+    result_file = outcomes[0].result_file
+    assert rescore(result_file, load_result(result_file)) == pytest.approx(scores)

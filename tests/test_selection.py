@@ -75,6 +75,7 @@ def test_macro_accuracy_excludes_listed_groups_and_small_groups(tmp_path):
     result = SelectionKind().score(records, spec(["macro_accuracy", "accuracy"], {"rule": "argmax"}, {"excluded_groups": str(excluded)}))
     assert result["accuracy"] == pytest.approx(8 / 11)  # micro: every item, excluded groups included
     assert result["macro_accuracy"] == pytest.approx((3 / 4 + 0) / 2)
+    assert result["accuracy/on"] == 0.75 and result["accuracy/behind"] == 0.0 and "accuracy/near" not in result
     with_min = SelectionKind().score(records, spec(["macro_accuracy"], {"rule": "argmax", "min_group_count": 3}, {"excluded_groups": str(excluded)}))
     assert with_min["macro_accuracy"] == pytest.approx(3 / 4)  # 'behind' has only 2 items
 
@@ -196,9 +197,11 @@ def test_order_options_match_an_independent_reading_with_global_seeds():
     assert OrderPerturber(WordListTagger(), seed=2).options(captions[2]) != expected[2]
 
 
-def order_spec(**protocol):
+def order_spec(options_file=None, **protocol):
     base = Catalog.load().load_task("aro_coco_order")
     config = {**base.config, "protocol": {**base.protocol, "tagger": "word-lists", **protocol}}
+    if options_file:
+        config["files"] = {**base.config.get("files", {}), "order_options": str(options_file)}
     return TaskSpec(base.name, base.kind, base.source_file, config)
 
 
@@ -260,6 +263,36 @@ def test_winoground_parquet_copy(tmp_path):
     data = WinogroundReader().read(str(tmp_path / "winoground"), {"split": "test"}, None, None)
     assert [i.captions for i in data.instances] == [["a", "c"], ["b", "d"]]
     assert data.instances[0].images[0].load().mode == "RGB"
+
+
+def test_winoground_parquet_pairs_each_caption_with_its_own_image(tmp_path):
+    """Both images of a row must stay distinct (they once shared a cache key): a colour model gets everything right."""
+    import sys
+
+    import datasets
+    from conftest import REPO
+    from PIL import Image
+
+    from vlbench.encoding import Encoder
+
+    sys.path.insert(0, str(REPO / "tests" / "plugins"))
+    from color_adapter import ColorAdapter
+
+    from vlbench.models import parse_model_spec
+
+    rows = {"id": [0, 1], "image_0": [Image.new("RGB", (8, 8), (230, 20, 20)), Image.new("RGB", (8, 8), (20, 20, 230))],
+            "image_1": [Image.new("RGB", (8, 8), (20, 20, 230)), Image.new("RGB", (8, 8), (20, 200, 20))],
+            "caption_0": ["a red one", "a blue one"], "caption_1": ["a blue one", "a green one"], "collapsed_tag": ["Object", "Object"]}
+    (tmp_path / "winoground" / "data").mkdir(parents=True)
+    datasets.Dataset.from_dict(rows).cast_column("image_0", datasets.Image()).cast_column("image_1", datasets.Image()).to_parquet(
+        str(tmp_path / "winoground" / "data" / "test-00000-of-00001.parquet"))
+    spec = Catalog.load().load_task("winoground")
+    kind = SelectionKind()
+    ctx = RunContext(tmp_path, Encoder(ColorAdapter(parse_model_spec("color:x"))))
+    data, _ = kind.load(spec, ctx)
+    assert len({ref.key for inst in data.instances for ref in inst.images}) == 4
+    scores = kind.score(list(kind.predict(None, data, spec, ctx)), spec)
+    assert scores["group_score"] == 1.0 and scores["text_score"] == 1.0 and scores["image_score"] == 1.0
 
 
 def test_winoground_without_access_says_how_to_get_it(monkeypatch):

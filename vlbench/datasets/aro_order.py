@@ -27,7 +27,7 @@ MAX_WORDS = 30
 INSTALL_HINT = (
     'install the part-of-speech tagger ARO uses: pip install "vlbench[aro]" && '
     "python -m spacy download en_core_web_sm && python -m nltk.downloader punkt punkt_tab "
-    "(or reuse saved options with --set protocol.options_file=<file>)"
+    "(or reuse saved options with --set <task>:files.order_options=<file>)"
 )
 
 

@@ -89,7 +89,7 @@ class CifarReader:
         pixels = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
         labels = [int(y) for y in batch[label_key]]
         images: list[ImageRef] = [
-            ArrayImage(f"{folder.name}/{test_file}#{i}", pixels[i].tobytes(), 32, 32) for i in range(len(labels))
+            ArrayImage(f"{folder / test_file}#{i}", pixels[i].tobytes(), 32, 32) for i in range(len(labels))
         ]
         names = None
         if (folder / meta_file).is_file():
@@ -105,11 +105,12 @@ class HFClassificationReader:
         return hf.exists(location)
 
     def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> ClassificationData:
-        dataset = hf.open_dataset(location, source.get("split", spec.dataset.get("split")))
+        split = source.get("split", spec.dataset.get("split"))
+        dataset = hf.open_dataset(location, split)
         image_key, label_key = source.get("image_key", "image"), source.get("label_key", "label")
         hf.require_columns(dataset, location, image_key, label_key)
         return ClassificationData(
-            images=hf.image_refs(dataset, image_key, location),
+            images=hf.image_refs(dataset, image_key, location, split),
             labels=[int(y) for y in dataset[label_key]],
             classnames=hf.class_names(dataset, label_key),
         )

@@ -115,6 +115,15 @@ def expression_text(sentence: Any, field: str) -> str:
     return str(sentence[field])
 
 
+def coco_image_id(coco: Any, value: Any) -> Any:
+    """The instances file's id for a row's image id (conversions often store ids as strings)."""
+    if value in coco.imgs:
+        return value
+    if isinstance(value, str) and value.isdigit() and int(value) in coco.imgs:
+        return int(value)
+    raise VLBenchError(f"image id {value!r} is not in the COCO instances file")
+
+
 def ground_truth_proposals(coco: Any, image_id: Any) -> list[Box]:
     return [xywh_to_xyxy(a["bbox"]) for a in coco.loadAnns(coco.getAnnIds(imgIds=[image_id]))]
 
@@ -126,6 +135,8 @@ class ReferReader:
     The pickle is read with a restricted unpickler (plain containers and strings only). The target box
     is the referred annotation's; proposals are all annotations of the image.
     """
+
+    required = ("refs", "images", "split")
 
     def exists(self, location: Path, source: dict[str, Any]) -> bool:
         return (location / source["refs"]).is_file() and (location / source.get("instances", "instances.json")).is_file()
@@ -171,6 +182,8 @@ class ReferRowsReader:
     image's other objects, for proposals, still come from the COCO instances file.
     """
 
+    required = ("rows", "images")
+
     def exists(self, location: Path, source: dict[str, Any]) -> bool:
         return (location / source["rows"]).is_file() and (location / source.get("instances", "instances.json")).is_file()
 
@@ -186,7 +199,7 @@ class ReferRowsReader:
         for index, row in enumerate(rows):
             if columns["split"] in row and source.get("split") and row[columns["split"]] != source["split"]:
                 continue
-            image_id = row[columns["image_id"]]
+            image_id = coco_image_id(coco, row[columns["image_id"]])
             image = FileImage(str(images / coco.imgs[image_id]["file_name"]))
             expressions = row[columns["expressions"]]
             expressions = [expressions] if isinstance(expressions, (str, dict)) else expressions

@@ -25,9 +25,19 @@ def _parquet_files(location: Path, split: str | None) -> list[Path]:
         return []
     files = sorted(location.rglob("*.parquet"))
     if split:
-        matching = [f for f in files if f.name.startswith(split) or f.parent.name == split or f"/{split}-" in f.as_posix()]
-        files = matching or files
+        matching = [f for f in files if _names_split(f, split)]
+        if matching:
+            return matching
+        if any(_names_split(f, other) for f in files for other in KNOWN_SPLITS):
+            return []  # the files are split, but not into this one
     return files
+
+
+KNOWN_SPLITS = ("train", "validation", "valid", "val", "test", "testA", "testB")
+
+
+def _names_split(path: Path, split: str) -> bool:
+    return path.name.startswith(f"{split}-") or path.name.startswith(f"{split}.") or path.parent.name == split
 
 
 def _is_saved_dataset(location: Path) -> bool:
@@ -55,6 +65,8 @@ def open_dataset(location: str, split: str | None) -> Any:
                 loaded = loaded[split]
             return loaded
         files = _parquet_files(path, split)
+        if not files:
+            raise VLBenchError(f"{path} has parquet files, but none for split '{split}' (set dataset.split)")
         tables = [pq.read_table(f) for f in files]
         import pyarrow as pa
 
@@ -99,11 +111,12 @@ class HFImage:
         raise VLBenchError(f"row {self.index} of {self.key} holds no image in column '{self.column}'")
 
 
-def image_refs(dataset: Any, column: str, location: str) -> list[ImageRef]:
+def image_refs(dataset: Any, column: str, location: str, split: str | None) -> list[ImageRef]:
+    """One lazily decoded image per row; keys name the split and column, so no two images share one."""
     import datasets
 
     if isinstance(dataset.features.get(column), datasets.Image):
         dataset = dataset.cast_column(column, datasets.Image(decode=False))
-    return [HFImage(dataset, column, i, f"{location}#{i}") for i in range(len(dataset))]
+    return [HFImage(dataset, column, i, f"{location}[{split}]:{column}#{i}") for i in range(len(dataset))]
 
 

@@ -44,6 +44,8 @@ class KarpathyReader:
     Captions: each sentence's ``raw`` text, as in the file.
     """
 
+    required = ("annotation",)
+
     def exists(self, location: Path, source: dict[str, Any]) -> bool:
         return (location / source["annotation"]).is_file()
 
@@ -97,11 +99,12 @@ class HFRetrievalReader:
         return hf.exists(location)
 
     def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> RetrievalData:
-        dataset = hf.open_dataset(location, source.get("split", spec.dataset.get("split")))
+        split = source.get("split", spec.dataset.get("split"))
+        dataset = hf.open_dataset(location, split)
         image_key, caption_key = source.get("image_key", "image"), source.get("caption_key", "caption")
         hf.require_columns(dataset, location, image_key, caption_key)
         captions = [[c] if isinstance(c, str) else list(c) for c in dataset[caption_key]]
-        return RetrievalData(hf.image_refs(dataset, image_key, location), captions)
+        return RetrievalData(hf.image_refs(dataset, image_key, location, split), captions)
 
 
 @RETRIEVAL_READERS.register("shapes")

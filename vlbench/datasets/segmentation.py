@@ -81,6 +81,8 @@ class MmsegReader:
     the image folder, as mmsegmentation does.
     """
 
+    required = ("img_dir", "ann_dir")
+
     def exists(self, location: Path, source: dict[str, Any]) -> bool:
         return (location / source["img_dir"]).is_dir() and (location / source["ann_dir"]).is_dir()
 

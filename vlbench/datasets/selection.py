@@ -72,6 +72,8 @@ class SugarCrepeReader:
     Values are read in file order (keys are not contiguous); captions exactly as in the file.
     """
 
+    required = ("annotation",)
+
     def exists(self, location: Path, source: dict[str, Any]) -> bool:
         return (location / source["annotation"]).is_file()
 
@@ -92,6 +94,8 @@ class AroVisualGenomeReader:
 
     Options are [false caption, true caption], so the answer is 1 (a tie is wrong under argmax).
     """
+
+    required = ("annotation", "group_by")
 
     def exists(self, location: Path, source: dict[str, Any]) -> bool:
         return (location / source["annotation"]).is_file()
@@ -115,9 +119,11 @@ class AroOrderReader:
     """COCO-Order / Flickr30k-Order: BLIP's Karpathy test JSON [{image, caption: [...]}] + images.
 
     Every caption is an instance with 5 options (original first, answer 0). Options are generated
-    with the task's tagger and seed, or read from ``protocol.options_file`` (a file saved by an
+    with the task's tagger and seed, or read from ``files.order_options`` (a file saved by an
     earlier run), and are saved with the results either way.
     """
+
+    required = ("annotation", "images")
 
     def exists(self, location: Path, source: dict[str, Any]) -> bool:
         return (location / source["annotation"]).is_file()
@@ -129,9 +135,9 @@ class AroOrderReader:
         if ctx.limit is not None:
             pairs = pairs[: ctx.limit]  # options of the first N captions are the same as in a full run
         protocol = spec.protocol
-        options_file = protocol.get("options_file")
+        options_file = spec.file("order_options")
         if options_file:
-            saved = read_json(Path(options_file))
+            saved = read_json(options_file)
             items = saved.get("items", [])
             if [(i["image"], i["caption"]) for i in items[: len(pairs)]] != pairs:
                 raise VLBenchError(f"options file {options_file} does not match {source['annotation']} (other captions or order)")
@@ -189,15 +195,16 @@ class WinogroundReader:
             ]
             check_images_exist([img for i in instances for img in i.images], images_dir, "unzip images.zip from the Winoground dataset page")
             return SelectionData(instances)
+        split = source.get("split", "test")
         try:
-            dataset = hf.open_dataset(location, source.get("split", "test"))
+            dataset = hf.open_dataset(location, split)
         except VLBenchError as exc:
             if location.startswith(hf.HUB_PREFIX):
                 raise VLBenchError(f"cannot load {self.HUB_ID} from the Hugging Face Hub ({exc}); {self.ACCESS_HINT}") from exc
             raise
         hf.require_columns(dataset, location, "image_0", "image_1", "caption_0", "caption_1")
-        image_0 = hf.image_refs(dataset, "image_0", location)
-        image_1 = hf.image_refs(dataset, "image_1", location)
+        image_0 = hf.image_refs(dataset, "image_0", location, split)
+        image_1 = hf.image_refs(dataset, "image_1", location, split)
         tags = dataset["collapsed_tag"] if "collapsed_tag" in dataset.column_names else [None] * len(dataset)
         ids = dataset["id"] if "id" in dataset.column_names else list(range(len(dataset)))
         instances = [
@@ -229,6 +236,8 @@ SHAPES_VARIANTS = {"attribute_swap": attribute_swap_instance, "relation_swap": r
 @SELECTION_READERS.register("shapes")
 class ShapesSelectionReader(GeneratedReader):
     """Generated two-object scenes with a positive and a compositional negative caption."""
+
+    required = ("seed", "n", "variant")
 
     def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> SelectionData:
         variant = SHAPES_VARIANTS.get(source.get("variant", ""))

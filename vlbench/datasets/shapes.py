@@ -238,6 +238,7 @@ class GeneratedReader:
     """Base of the readers of generated data: always available, nothing on disk."""
 
     generated = True
+    required: tuple[str, ...] = ("seed", "n")
 
     def exists(self, location: object, source: dict) -> bool:
         return True

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Iterable, Iterator, Protocol
 
 from vlbench.encoding import Encoder
-from vlbench.errors import DatasetNotFoundError, TaskSpecError
+from vlbench.errors import DatasetNotFoundError, TaskSpecError, VLBenchError
 from vlbench.registry import Registry
 from vlbench.specs import TaskSpec
 
@@ -44,7 +44,12 @@ class Located:
 
 
 class Reader(Protocol):
-    """Reads one on-disk format into the data structure its kind works on."""
+    """Reads one on-disk format into the data structure its kind works on.
+
+    ``required`` names the source keys the format needs (checked when the task file is loaded).
+    """
+
+    required: tuple[str, ...]
 
     def exists(self, location: Path, source: dict[str, Any]) -> bool: ...
 
@@ -76,6 +81,11 @@ class TaskKind(ABC):
             if source["format"] not in cls.readers:
                 known = ", ".join(cls.readers.names())
                 raise TaskSpecError(spec.source_file, f"dataset.sources[{i}].format", f"unknown format '{source['format']}' for {cls.name} (known: {known})")
+            if source.get("hub"):
+                continue
+            for key in getattr(cls.readers.get(source["format"]), "required", ()):
+                if key not in source:
+                    raise TaskSpecError(spec.source_file, f"dataset.sources[{i}].{key}", f"missing; the {source['format']} format needs it")
 
     # -- data ----------------------------------------------------------------------------------
     def reader(self, format_name: str) -> Reader:
@@ -124,7 +134,14 @@ class TaskKind(ABC):
     def load(self, spec: TaskSpec, ctx: RunContext) -> tuple[Any, Located]:
         located = self.locate(spec, ctx.data_root, ctx.allow_hub)
         reader = self.reader(located.source["format"])
-        return reader.read(located.location, located.source, spec, ctx), located
+        try:
+            return reader.read(located.location, located.source, spec, ctx), located
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            # a field the format needs is missing or malformed in the user's files
+            raise VLBenchError(
+                f"task '{spec.name}': the data at {located.location} does not match the {located.source['format']} "
+                f"layout ({type(exc).__name__}: {exc}); see 'vlbench show {spec.name}'"
+            ) from exc
 
     # -- evaluation ----------------------------------------------------------------------------
     @abstractmethod
@@ -138,6 +155,17 @@ class TaskKind(ABC):
     def count(self, records: list[dict[str, Any]]) -> int:
         """How many scored items the records hold (for micro-averaged suites)."""
         return len(records)
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def require_number(spec: TaskSpec, key: str, value: Any, low: float | None = None, high: float | None = None) -> None:
+    """A protocol value must be a number in [low, high]; TaskSpecError otherwise."""
+    if not is_number(value) or (low is not None and value < low) or (high is not None and value > high):
+        bounds = f" in [{low}, {high}]" if high is not None else f" >= {low}" if low is not None else ""
+        raise TaskSpecError(spec.source_file, f"protocol.{key}", f"expected a number{bounds}, got {value!r}")
 
 
 def apply_limit(items: list, limit: int | None) -> list:

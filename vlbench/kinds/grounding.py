@@ -9,7 +9,6 @@ above ``iou_threshold`` (strictly, as ReCLIP counts).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import numpy as np
@@ -23,7 +22,7 @@ from vlbench.datasets.grounding import (
 )
 from vlbench.errors import TaskSpecError
 from vlbench.kinds import TASK_KINDS
-from vlbench.kinds.base import RunContext, TaskKind
+from vlbench.kinds.base import RunContext, TaskKind, require_number
 from vlbench.specs import TaskSpec
 
 PROTOCOL_DEFAULTS: dict[str, Any] = {
@@ -34,7 +33,6 @@ PROTOCOL_DEFAULTS: dict[str, Any] = {
     "square": True,
     "iou_threshold": 0.5,
     "text_field": "raw",
-    "proposals": "ground_truth",
 }
 REPRESENTATIONS = ("crop", "blur")
 
@@ -58,22 +56,31 @@ class GroundingKind(TaskKind):
             raise TaskSpecError(spec.source_file, "protocol.representations", f"expected a non-empty list of {REPRESENTATIONS}, got {views!r}")
         if "{}" not in str(protocol["template"]):
             raise TaskSpecError(spec.source_file, "protocol.template", "the template needs a {} where the expression goes")
+        require_number(spec, "blur_std", protocol["blur_std"], 0)
+        require_number(spec, "iou_threshold", protocol["iou_threshold"], 0, 1)
+        for key in ("lowercase", "square"):
+            if not isinstance(protocol[key], bool):
+                raise TaskSpecError(spec.source_file, f"protocol.{key}", f"expected true or false, got {protocol[key]!r}")
 
     def load(self, spec: TaskSpec, ctx: RunContext) -> tuple[Any, Any]:
         data, located = super().load(spec, ctx)
         data = data.limited(ctx.limit)
-        proposals = self.protocol(spec)["proposals"]
-        if proposals != "ground_truth":
-            detections = load_detections(Path(proposals))
+        detections_file = spec.file("detections")
+        if detections_file is not None:
+            detections = load_detections(detections_file)
             for sample in data.samples:
-                # as ReCLIP: an image without detections is scored as one whole-image box
-                sample.proposals = detections.get(sample.image_id) or [(0.0, 0.0, float(sample.image.load().width), float(sample.image.load().height))]
+                if sample.image_id in detections:
+                    sample.proposals = detections[sample.image_id]
+                else:  # as ReCLIP: an image without detections is scored as one whole-image box
+                    width, height = sample.image.load().size
+                    sample.proposals = [(0.0, 0.0, float(width), float(height))]
         return data, located
 
     def predict(self, model: Any, data: GroundingData, spec: TaskSpec, ctx: RunContext) -> Iterator[dict[str, Any]]:
         protocol = self.protocol(spec)
         square = model.input_size if protocol["square"] else None
-        ctx.info.update({"square_size": square, "representations": protocol["representations"]})
+        ctx.info.update({"square_size": square, "representations": protocol["representations"],
+                         "proposals": "detections file" if spec.file("detections") else "ground-truth boxes"})
         views = {
             (i, p, mode): ProposalView(sample.image, tuple(box), mode, float(protocol["blur_std"]), square)  # type: ignore[arg-type]
             for i, sample in enumerate(data.samples)
@@ -97,6 +104,9 @@ class GroundingKind(TaskKind):
         threshold = float(self.protocol(spec)["iou_threshold"])
         hits = []
         for record in records:
+            if not record["scores"]:  # no proposal at all: nothing can be right
+                hits.append(False)
+                continue
             best = int(np.argmax(record["scores"]))
             hits.append(metrics.box_iou(record["proposals"][best], record["target"]) > threshold)
         return {"accuracy": float(np.mean(hits)) if hits else float("nan")}

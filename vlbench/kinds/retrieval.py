@@ -9,6 +9,7 @@ import torch
 
 from vlbench import metrics
 from vlbench.datasets.retrieval import RETRIEVAL_READERS, RetrievalData
+from vlbench.errors import VLBenchError
 from vlbench.kinds import TASK_KINDS
 from vlbench.kinds.base import RunContext, TaskKind
 from vlbench.specs import TaskSpec
@@ -35,7 +36,11 @@ class RetrievalKind(TaskKind):
 
     def load(self, spec: TaskSpec, ctx: RunContext) -> tuple[Any, Any]:
         data, located = super().load(spec, ctx)
-        return data.limited(ctx.limit), located
+        data = data.limited(ctx.limit)
+        empty = [ref.key for ref, captions in zip(data.images, data.captions) if not captions]
+        if empty:
+            raise VLBenchError(f"task '{spec.name}': {len(empty)} image(s) have no caption, e.g. {empty[0]}; every image needs at least one")
+        return data, located
 
     def predict(self, model: Any, data: RetrievalData, spec: TaskSpec, ctx: RunContext) -> Iterator[dict[str, Any]]:
         texts, owners = data.flat_captions()

@@ -23,7 +23,7 @@ from vlbench.datasets.segmentation import SEGMENTATION_READERS, SegmentationData
 from vlbench.encoding import loader_errors
 from vlbench.errors import TaskSpecError
 from vlbench.kinds import TASK_KINDS
-from vlbench.kinds.base import RunContext, TaskKind
+from vlbench.kinds.base import RunContext, TaskKind, require_number
 from vlbench.kinds.classification import zero_shot_classifier
 from vlbench.models.dense import DENSE_VARIANTS
 from vlbench.pamr import pamr
@@ -154,14 +154,24 @@ class SegmentationKind(TaskKind):
             raise TaskSpecError(spec.source_file, "files.classnames", "a segmentation task needs a class-name file")
         protocol = cls.protocol(spec)
         for key in ("short_side", "max_long_side", "logit_scale"):
-            if not isinstance(protocol[key], (int, float)) or protocol[key] <= 0:
-                raise TaskSpecError(spec.source_file, f"protocol.{key}", f"expected a positive number, got {protocol[key]!r}")
-        if protocol["window"] and (not isinstance(protocol["window"], int) or not isinstance(protocol["stride"], int) or protocol["stride"] <= 0):
-            raise TaskSpecError(spec.source_file, "protocol.window", "window and stride must be positive integers (window: 0 for whole images)")
-        if not 0 <= float(protocol["prob_threshold"]) <= 1:
-            raise TaskSpecError(spec.source_file, "protocol.prob_threshold", "expected a probability in [0, 1]")
+            require_number(spec, key, protocol[key], low=1e-9)
+        require_number(spec, "prob_threshold", protocol["prob_threshold"], 0, 1)
+        if protocol["area_threshold"] is not None:
+            require_number(spec, "area_threshold", protocol["area_threshold"], 0, 1)
+        window, stride = protocol["window"], protocol["stride"]
+        if window:  # 0 or null: whole images
+            if not isinstance(window, int) or not isinstance(stride, int) or not 0 < stride <= window:
+                raise TaskSpecError(spec.source_file, "protocol.stride", f"window and stride must be whole numbers with 0 < stride <= window, got {window!r} / {stride!r}")
+        steps, dilations = protocol["pamr_steps"], protocol["pamr_dilations"]
+        if not isinstance(steps, int) or steps < 0:
+            raise TaskSpecError(spec.source_file, "protocol.pamr_steps", f"expected a whole number >= 0, got {steps!r}")
+        if not isinstance(dilations, list) or not dilations or not all(isinstance(d, int) and d > 0 for d in dilations):
+            raise TaskSpecError(spec.source_file, "protocol.pamr_dilations", f"expected a list of positive whole numbers, got {dilations!r}")
         if protocol["dense_variant"] not in DENSE_VARIANTS:
             raise TaskSpecError(spec.source_file, "protocol.dense_variant", f"expected one of {DENSE_VARIANTS.names()}")
+        for template in spec.read_lines("templates") or []:
+            if "{c}" not in template:
+                raise TaskSpecError(spec.source_file, "files.templates", f"template without {{c}}: '{template}'")
 
     def load(self, spec: TaskSpec, ctx: RunContext) -> tuple[Any, Any]:
         data, located = super().load(spec, ctx)

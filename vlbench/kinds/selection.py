@@ -69,6 +69,9 @@ class SelectionKind(TaskKind):
     @classmethod
     def validate(cls, spec: TaskSpec) -> None:
         super().validate(spec)
+        min_count = spec.protocol.get("min_group_count", 1)
+        if not isinstance(min_count, int) or isinstance(min_count, bool) or min_count < 1:
+            raise TaskSpecError(spec.source_file, "protocol.min_group_count", f"expected a whole number >= 1, got {min_count!r}")
         rule = spec.protocol.get("rule")
         if rule not in SELECTION_RULES:
             raise TaskSpecError(spec.source_file, "protocol.rule", f"expected one of {SELECTION_RULES.names()}, got {rule!r}")
@@ -113,7 +116,7 @@ class SelectionKind(TaskKind):
                 exclude = set(spec.read_lines("excluded_groups") or [])
                 per_group = group_means(correct, groups, exclude, int(spec.protocol.get("min_group_count", 1)))
                 results["macro_accuracy"] = float(np.mean(list(per_group.values()))) if per_group else float("nan")
-                results["groups_counted"] = float(len(per_group))
+                results.update({f"accuracy/{group}": value for group, value in per_group.items()})
         else:
             for name in ("text", "image", "group"):
                 values = [o[name] for o in outcomes]
