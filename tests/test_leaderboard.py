@@ -1,5 +1,6 @@
 """Result files -> leaderboard: columns, suite means (macro and micro), partial runs, formats."""
 
+import json
 import math
 
 import pytest
@@ -51,6 +52,31 @@ def test_wide_table_with_suite_means(tmp_path, catalog):
     assert csv_text.splitlines()[0] == ",".join(columns)
     markdown = render(frame, "md")
     assert "| m:b | 70.0 | 80.0 | 90.0 |" in markdown
+
+
+def test_a_suite_of_suites_averages_its_member_suites(tmp_path):
+    registry = tmp_path / "reg.yaml"
+    registry.write_text("suites:\n  one: [shapes_cls]\n  three: [shapes_retrieval, shapes_seg, shapes_ground]\n  both: [one, three]\n"
+                        "leaderboard:\n  columns: [both]\n")
+    catalog = Catalog.load(extra_registry_files=[registry])
+    results = tmp_path / "results"
+    for task, value in (("shapes_cls", 1.0), ("shapes_retrieval", 0.0), ("shapes_seg", 0.0), ("shapes_ground", 0.0)):
+        result(results, "m:a", task, value, 10)
+    frame, _ = build(results, catalog)
+    assert frame.loc[0, "both"] == pytest.approx((1.0 + 0.0) / 2)  # not 1/4: each member suite counts once
+
+
+def test_results_with_non_default_settings_say_so(tmp_path, catalog):
+    results = tmp_path / "results"
+    result(results, "m:a", "shapes_cls", 0.5, 10)
+    frame, _ = build(results, catalog)
+    assert "settings" not in frame.columns
+    payload = json.loads((results / "m__a" / "shapes_cls.json").read_text())
+    payload["task"]["run_settings"]["precision"] = "bf16"
+    payload["task"]["overrides"] = {"protocol.window": 0}
+    write_json(results / "m__a" / "shapes_cls.json", payload)
+    frame, _ = build(results, catalog)
+    assert frame.loc[0, "settings"] == "precision=bf16; shapes_cls:protocol.window"
 
 
 def test_partial_runs_are_left_out_unless_asked(tmp_path, catalog):

@@ -108,14 +108,18 @@ class Catalog:
         for member in self.suites[name].members:
             if member in self.suites and member != name:
                 result += self.suite_tasks(member, (*_seen, name))
-            elif member in self.tasks:
-                result.append(member)
             else:
-                matches = sorted(fnmatch.filter(self.tasks, member))
-                if not matches:
-                    raise VLBenchError(f"registry: suite '{name}' names '{member}', which matches no task")
-                result += matches
+                result += self.expand_member(member, name)
         return list(dict.fromkeys(result))
+
+    def expand_member(self, member: str, suite: str = "") -> list[str]:
+        """A suite member that is a task name or a glob, as task names."""
+        if member in self.tasks:
+            return [member]
+        matches = sorted(fnmatch.filter(self.tasks, member))
+        if not matches:
+            raise VLBenchError(f"registry: suite '{suite}' names '{member}', which matches no task")
+        return matches
 
     def select(self, selection: Iterable[str]) -> list[str | Path]:
         """Expand a comma list of task names, suites, globs and task-file paths."""
