@@ -141,7 +141,7 @@ def test_compositionality_suite_end_to_end_on_fixtures(run_cli, tmp_path):
         items = [{"image": e["image"], "caption": c, "options": perturber.options(c)} for e in annotations[name] for c in e["caption"]]
         options = tmp_path / f"{task}.options.json"
         options.write_text(json.dumps({"seed": 1, "tagger": "word lists (test)", "items": items}))
-        overrides += ["--set", f"{task}:protocol.options_file={options}"]
+        overrides += ["--set", f"{task}:files.order_options={options}"]
     result = run_cli("run", "--model", TINY, "--tasks", "compositionality", "--output", "res", *overrides)
     assert result.returncode == 0, result.stderr
     folder = tmp_path / "res" / "openclip__vlbench-tiny@random"

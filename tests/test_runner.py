@@ -74,7 +74,8 @@ def test_crash_in_a_task_keeps_earlier_results_and_writes_nothing_partial(setup)
     with pytest.raises(VLBenchError, match=r"cannot read image .*red/1.png"):
         runner.run(MODEL, ["colors_a", "colors_b"])
     folder = tmp_path / "res" / "color-decorated__v1"
-    assert sorted(p.name for p in folder.iterdir()) == ["colors_a.json", "colors_a.samples.jsonl.gz"]
+    saved = json.loads((folder / "colors_a.json").read_text())
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["colors_a.json", saved["samples"]])  # no temporary file, nothing of colors_b
 
 
 def test_missing_data_stops_before_loading_the_model_unless_skipped(setup):
@@ -92,3 +93,41 @@ def test_shared_images_are_encoded_once_per_run(setup):
     _, outcomes = runner.run(MODEL, ["colors_a", "colors_b"])
     timings = [json.loads(o.result_file.read_text())["timing"]["images_encoded"] for o in outcomes]
     assert timings == [6, 0]  # the second task reuses the first task's image embeddings
+
+
+def test_precision_and_replaced_local_weights_invalidate_results(setup):
+    tmp_path, catalog = setup
+    weights = tmp_path / "weights.bin"
+    weights.write_bytes(b"v1")
+    model = f"color-decorated:{weights}"
+    make_runner(tmp_path, catalog).run(model, ["colors_a"])
+    assert make_runner(tmp_path, catalog).run(model, ["colors_a"])[1][0].status == "skipped"
+    _, bf16 = make_runner(tmp_path, catalog, precision="bf16").run(model, ["colors_a"])
+    assert bf16[0].status == "done"
+    make_runner(tmp_path, catalog).run(model, ["colors_a"])
+    import os
+
+    weights.write_bytes(b"v2, retrained")
+    os.utime(weights, ns=(1, 10**18))
+    assert make_runner(tmp_path, catalog).run(model, ["colors_a"])[1][0].status == "done"
+
+
+def test_each_run_has_its_own_samples_file_and_files_are_strict_json(setup):
+    tmp_path, catalog = setup
+    folder = tmp_path / "res" / "color-decorated__v1"
+    make_runner(tmp_path, catalog).run(MODEL, ["colors_a"])
+    first = json.loads((folder / "colors_a.json").read_text())["samples"]
+    make_runner(tmp_path, catalog, overwrite=True).run(MODEL, ["colors_a"])
+    second = json.loads((folder / "colors_a.json").read_text())["samples"]
+    assert first != second and not (folder / first).exists() and (folder / second).exists()
+    from vlbench.results import FILE_MODE
+
+    assert (folder / "colors_a.json").stat().st_mode & 0o777 == FILE_MODE
+    text = (folder / "colors_a.json").read_text()
+    assert "NaN" not in text and json.loads(text)["metrics"]["acc5"] is None  # 3 classes: top-5 undefined, written as null
+
+
+def test_set_scoped_to_a_task_that_is_not_running_is_an_error(setup):
+    tmp_path, catalog = setup
+    with pytest.raises(VLBenchError, match="colors_c:... names a task that is not in this run.*did you mean: colors_"):
+        make_runner(tmp_path, catalog, overrides={"colors_c:protocol.x": 1}).run(MODEL, ["colors_a", "colors_b"])

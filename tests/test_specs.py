@@ -87,6 +87,34 @@ def test_unknown_kind_suggests_the_close_one(task_dir):
         load_task_file(task)
 
 
+@pytest.mark.parametrize(
+    "protocol, field",
+    [
+        ("{window: 40, stride: 300}", "protocol.stride"),
+        ("{prob_threshold: high}", "protocol.prob_threshold"),
+        ("{pamr_steps: -1}", "protocol.pamr_steps"),
+        ("{dense_variant: sclipp}", "protocol.dense_variant"),
+    ],
+)
+def test_segmentation_protocol_values_are_checked(tmp_path, protocol, field):
+    from conftest import REPO
+
+    (tmp_path / "classes.txt").write_text("background\ncircle\n")
+    task = write(tmp_path / "seg.yaml", f"task: seg\ninclude: {REPO / 'tasks/segmentation/_sclip.yaml'}\n"
+                 "dataset: {sources: [{format: shapes, seed: 1, n: 2}]}\nfiles: {classnames: classes.txt}\n"
+                 f"protocol: {protocol}\n")
+    with pytest.raises(TaskSpecError) as info:
+        load_task_file(task)
+    assert info.value.field == field
+
+
+def test_a_source_missing_a_key_its_format_needs(tmp_path):
+    task = write(tmp_path / "r.yaml", "task: r\nkind: retrieval\nversion: 1\ndataset: {sources: [{format: karpathy, path: coco}]}\n"
+                 "metrics: [mean_recall@1]\nmain_metric: mean_recall@1\n")
+    with pytest.raises(TaskSpecError, match=r"dataset.sources\[0\].annotation.*karpathy format needs it"):
+        load_task_file(task)
+
+
 def test_broken_yaml_names_the_line(tmp_path):
     bad = write(tmp_path / "bad.yaml", "task: x\nkind: [unclosed\n")
     with pytest.raises(TaskSpecError, match=r"bad.yaml.*line"):

@@ -263,21 +263,16 @@ def rescore(
 ) -> None:
     """Recompute metrics from the per-sample records, without the model."""
     from vlbench.console import console, format_metric
-    from vlbench.kinds import TASK_KINDS
-    from vlbench.results import iter_results, read_samples, samples_path, write_json
-    from vlbench.specs import TaskSpec
+    from vlbench.rescore import rescore as rescore_result
+    from vlbench.results import iter_results, json_safe, write_json
 
     table = Table("model", "task", "metric", "stored (%)", "rescored (%)")
     for path, result in iter_results(results_dir):
-        task = result["task"]
-        spec = TaskSpec(task["name"], task["kind"], Path(task["file"]), task["config"])
-        samples = samples_path(path)
-        if not samples.is_file():
-            raise VLBenchError(f"{path} has no per-sample file {samples.name}")
-        metrics = TASK_KINDS.get(task["kind"])().score(read_samples(samples), spec)
+        metrics = rescore_result(path, result)
         for name, value in metrics.items():
-            table.add_row(result["model"]["id"], task["name"], name, format_metric(result["metrics"].get(name)), format_metric(value))
-        if write and metrics != result["metrics"]:
+            if "/" not in name:  # breakdowns stay in the file
+                table.add_row(result["model"]["id"], result["task"]["name"], name, format_metric(result["metrics"].get(name)), format_metric(value))
+        if write and json_safe(metrics) != result["metrics"]:
             write_json(path, {**result, "metrics": metrics})
     console.print(table)
 

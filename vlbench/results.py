@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import os
 import platform
 import subprocess
 import tempfile
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -20,33 +22,88 @@ SCHEMA_VERSION = 1
 SAMPLES_SUFFIX = ".samples.jsonl.gz"
 
 
+def _file_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+FILE_MODE = _file_mode()  # what open() would give; mkstemp alone gives 0600
+
+
 def result_path(results_dir: Path, model_slug: str, task: str) -> Path:
     return Path(results_dir) / model_slug / f"{task}.json"
 
 
-def samples_path(result_file: Path) -> Path:
-    return result_file.with_name(result_file.stem + SAMPLES_SUFFIX)
+def samples_path(result_file: Path, run_id: str) -> Path:
+    """Each run writes its own samples file, so a result JSON always names the samples it was scored from."""
+    return result_file.with_name(f"{result_file.stem}.{run_id}{SAMPLES_SUFFIX}")
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:8]
 
 
 def _temporary_beside(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
+    os.chmod(name, FILE_MODE)
     return Path(name)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def _sync(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def _sync_folder(folder: Path) -> None:
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
+
+
+def _publish(tmp: Path, path: Path) -> None:
+    """fsync the finished temporary file, rename it into place, fsync the folder."""
+    _sync(tmp)
+    os.replace(tmp, path)
+    _sync_folder(path.parent)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write via a temporary file in the same folder and rename: readers never see half a file."""
     tmp = _temporary_beside(path)
     try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        tmp.write_bytes(data)
+        _publish(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 
 
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def json_safe(value: Any) -> Any:
+    """NaN and infinities become null, so the files are strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def write_json(path: Path, payload: dict[str, Any]) -> None:
-    atomic_write_text(path, json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n")
+    atomic_write_text(path, json.dumps(json_safe(payload), indent=2, ensure_ascii=False, default=str, allow_nan=False) + "\n")
 
 
 class SampleWriter:
@@ -59,12 +116,12 @@ class SampleWriter:
         self.count = 0
 
     def write(self, record: dict[str, Any]) -> None:
-        self._file.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+        self._file.write(json.dumps(json_safe(record), ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n")
         self.count += 1
 
     def commit(self) -> None:
         self._file.close()
-        os.replace(self._tmp, self.path)
+        _publish(self._tmp, self.path)
 
     def discard(self) -> None:
         self._file.close()
@@ -75,13 +132,8 @@ def write_json_gz(path: Path, payload: Any) -> str:
     """Atomically write gzip JSON; returns its sha256."""
     import hashlib
 
-    data = gzip.compress(json.dumps(payload, ensure_ascii=False).encode("utf-8"), mtime=0)
-    tmp = _temporary_beside(path)
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    data = gzip.compress(json.dumps(json_safe(payload), ensure_ascii=False).encode("utf-8"), mtime=0)
+    atomic_write_bytes(path, data)
     return hashlib.sha256(data).hexdigest()
 
 

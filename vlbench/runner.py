@@ -16,11 +16,14 @@ from vlbench.errors import DatasetNotFoundError, VLBenchError
 from vlbench.kinds import TASK_KINDS
 from vlbench.kinds.base import RunContext, TaskKind
 from vlbench.models import MODEL_ADAPTERS, ModelAdapter, ModelSpec
+from vlbench.models.base import local_source_stamp
+from vlbench.registry import did_you_mean
 from vlbench.results import (
     SCHEMA_VERSION,
     SampleWriter,
     environment,
     load_result,
+    new_run_id,
     result_path,
     samples_path,
     utc_now,
@@ -50,11 +53,17 @@ class RunOptions:
     dense_variant: str | None = None  # None: each segmentation task's own default
     overrides: Mapping[str, Any] = field(default_factory=dict)
 
+    def overrides_for(self, task: str) -> dict[str, Any]:
+        """The --set values that apply to one task (unscoped ones and those scoped to it)."""
+        return {k.split(":", 1)[-1]: v for k, v in self.overrides.items() if ":" not in k or k.split(":", 1)[0] == task}
+
     def run_settings(self, kind: TaskKind | None = None) -> dict[str, Any]:
         """Settings that change a task's numbers, and so its config hash."""
         settings: dict[str, Any] = {"limit": self.limit}
         if self.seed is not None:
             settings["seed"] = self.seed
+        if self.precision != "fp32":
+            settings["precision"] = self.precision
         for name in getattr(kind, "run_settings_used", ()):
             if getattr(self, name) is not None:
                 settings[name] = getattr(self, name)
@@ -105,11 +114,14 @@ class Runner:
         duplicates = {n for n in names if names.count(n) > 1}
         if duplicates:
             raise VLBenchError(f"two selected task files share the name(s) {sorted(duplicates)}")
+        for scope in sorted({key.split(":", 1)[0] for key in self.options.overrides if ":" in key} - set(names)):
+            raise VLBenchError(f"--set {scope}:... names a task that is not in this run{did_you_mean(scope, names)}")
         return spec, tasks
 
     def run(self, model_text: str, selection: Iterable[str]) -> tuple[ModelSpec, list[TaskOutcome]]:
         """Run every selected task that has no up-to-date result; outcomes in selection order."""
         model_spec, tasks = self.plan(model_text, selection)
+        source_stamp = local_source_stamp(model_spec)
         outcomes: dict[str, TaskOutcome] = {}
         pending: list[tuple[TaskSpec, TaskKind]] = []
         missing: list[str] = []
@@ -121,6 +133,7 @@ class Runner:
                 not self.options.overwrite
                 and previous is not None
                 and previous["model"]["id"] == model_spec.id
+                and previous["model"].get("source_stamp") == source_stamp
                 and previous["task"]["config_hash"] == task.config_hash(self.options.run_settings(kind))
             ):
                 outcomes[task.name] = TaskOutcome(
@@ -155,7 +168,7 @@ class Runner:
                 num_workers=encoder.num_workers,
                 seed=self.options.seed,
             )
-            fingerprint = model.fingerprint()
+            fingerprint = {**model.fingerprint(), "source_stamp": source_stamp}
             for task, kind in pending:
                 outcomes[task.name] = self.run_task(task, kind, model, model_spec, fingerprint, encoder, env)
         return model_spec, [outcomes[t.name] for t in tasks]
@@ -189,7 +202,8 @@ class Runner:
         data, located = kind.load(task, ctx)
         loaded = time.perf_counter()
         encoded_before, image_seconds_before = encoder.images_encoded, encoder.image_seconds
-        writer = SampleWriter(samples_path(path))
+        previous = load_result(path)
+        writer = SampleWriter(samples_path(path, new_run_id()))
         records: list[dict[str, Any]] = []
         try:
             for record in kind.predict(model, data, task, ctx):
@@ -212,7 +226,7 @@ class Runner:
         payload = {
             "schema_version": SCHEMA_VERSION,
             "created": utc_now(),
-            "model": {"id": model_spec.id, "adapter": model_spec.adapter, "fingerprint": fingerprint},
+            "model": {"id": model_spec.id, "adapter": model_spec.adapter, "source_stamp": fingerprint["source_stamp"], "fingerprint": fingerprint},
             "task": {
                 "name": task.name,
                 "kind": task.kind,
@@ -220,14 +234,15 @@ class Runner:
                 "config_hash": task.config_hash(self.options.run_settings(kind)),
                 "file": str(task.source_file),
                 "dataset": {**located.describe(), "n": n},
-                "files": task.file_hashes(),
+                "files": task.file_records(),
                 "run_settings": self.options.run_settings(kind),
+                "overrides": self.options.overrides_for(task.name),
                 "protocol_used": ctx.info,
                 "config": task.config,
             },
             "metrics": metrics,
             "main_metric": task.main_metric,
-            "samples": samples_path(path).name,
+            "samples": writer.path.name,
             "artifacts": artifacts,
             "env": env,
             "timing": {
@@ -241,4 +256,6 @@ class Runner:
             },
         }
         write_json(path, payload)
+        if previous and previous.get("samples") and previous["samples"] != writer.path.name:
+            (path.parent / previous["samples"]).unlink(missing_ok=True)  # the old result's samples
         return TaskOutcome(task.name, "done", task.main_metric, metrics, n, path, time.perf_counter() - started)

@@ -22,6 +22,7 @@ from vlbench.errors import TaskSpecError, VLBenchError
 
 # Fields that describe a task to people; they do not change its numbers.
 UNHASHED_FIELDS = ("description", "help", "protocol_reference")
+MAX_EMBEDDED_BYTES = 512 * 1024
 TASK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
@@ -121,6 +122,8 @@ class TaskSpec:
     kind: str
     source_file: Path
     config: dict[str, Any] = field(repr=False)
+    #: Lines of ``files:`` entries carried in a result file, used instead of the files (rescoring).
+    embedded_lines: dict[str, list[str]] = field(default_factory=dict, repr=False)
 
     @property
     def version(self) -> Any:
@@ -157,14 +160,23 @@ class TaskSpec:
 
     def read_lines(self, key: str) -> list[str] | None:
         """Non-empty lines of a ``files:`` entry (class names, templates), or None if absent."""
+        if key in self.embedded_lines:
+            return list(self.embedded_lines[key])
         path = self.file(key)
         if path is None:
             return None
         with open(path, encoding="utf-8") as f:
             return [line.rstrip("\n\r") for line in f if line.strip()]
 
-    def file_hashes(self) -> dict[str, dict[str, str]]:
-        return {k: {"path": v, "sha256": sha256_file(v)} for k, v in sorted(self.config.get("files", {}).items())}
+    def file_records(self) -> dict[str, dict[str, Any]]:
+        """Each ``files:`` entry's path and sha256, and the lines of small text files (so results can be re-scored anywhere)."""
+        records: dict[str, dict[str, Any]] = {}
+        for key, value in sorted(self.config.get("files", {}).items()):
+            record: dict[str, Any] = {"path": value, "sha256": sha256_file(value)}
+            if Path(value).suffix == ".txt" and Path(value).stat().st_size <= MAX_EMBEDDED_BYTES:
+                record["lines"] = self.read_lines(key)
+            records[key] = record
+        return records
 
     def config_hash(self, run_settings: Mapping[str, Any] | None = None) -> str:
         """Hash of everything that changes this task's numbers, plus run settings such as --limit."""

@@ -77,6 +77,26 @@ def package_version(name: str) -> str | None:
         return None
 
 
+def local_source_stamp(spec: ModelSpec) -> str | None:
+    """Path, size and modification time of local weights (a file or a folder), or None for hub names.
+
+    Cheap enough to check on every run, and it changes when a checkpoint is replaced at the same path,
+    so results computed with the old weights are not reused.
+    """
+    import hashlib
+
+    for candidate in (spec.name, spec.name.split(":", 1)[-1]):
+        path = Path(candidate).expanduser()
+        if path.exists():
+            files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+            digest = hashlib.sha256()
+            for file in files:
+                stat = file.stat()
+                digest.update(f"{file.resolve()}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+            return digest.hexdigest()[:16]
+    return None
+
+
 def l2_normalize(features: torch.Tensor) -> torch.Tensor:
     features = features.float()
     return features / features.norm(dim=-1, keepdim=True).clamp_min(1e-12)
