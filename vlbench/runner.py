@@ -114,7 +114,9 @@ class Runner:
         duplicates = {n for n in names if names.count(n) > 1}
         if duplicates:
             raise VLBenchError(f"two selected task files share the name(s) {sorted(duplicates)}")
-        for scope in sorted({key.split(":", 1)[0] for key in self.options.overrides if ":" in key} - set(names)):
+        stray_scopes = sorted({key.split(":", 1)[0] for key in self.options.overrides if ":" in key} - set(names))
+        if stray_scopes:
+            scope = stray_scopes[0]
             raise VLBenchError(f"--set {scope}:... names a task that is not in this run{did_you_mean(scope, names)}")
         return spec, tasks
 
