@@ -38,7 +38,11 @@ def run_cli(tmp_path):
     import subprocess
 
     def run(*args: str, env: dict | None = None, cwd: Path | None = None):
-        full_env = {**os.environ, "VLBENCH_DATA_ROOT": str(tmp_path / "data"), "COLUMNS": "200", **(env or {})}
+        env = dict(env or {})
+        if "PYTHONPATH" in env and os.environ.get("PYTHONPATH"):
+            # keep the caller's path (vlbench may be importable only through it) after the test's own
+            env["PYTHONPATH"] += os.pathsep + os.environ["PYTHONPATH"]
+        full_env = {**os.environ, "VLBENCH_DATA_ROOT": str(tmp_path / "data"), "COLUMNS": "200", **env}
         return subprocess.run(
             [sys.executable, "-m", "vlbench", *args], capture_output=True, text=True, env=full_env, cwd=cwd or tmp_path, timeout=600
         )
