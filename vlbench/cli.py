@@ -1,4 +1,4 @@
-"""The ``vlbench`` command line: run, list, leaderboard, rescore."""
+"""The ``vlbench`` command line: run, list, show, leaderboard, rescore, compare."""
 
 from __future__ import annotations
 
@@ -86,12 +86,14 @@ def run(
     skip_missing: bool = typer.Option(False, "--skip-missing", help="Skip tasks whose data is missing instead of stopping."),
     dense_variant: Optional[str] = typer.Option(None, "--dense-variant", help="Segmentation: last-block variant plain|maskclip|sclip|clearclip|naclip (default: each task's own; recorded)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for tasks that draw random numbers (ARO order); default: each task's own (recorded)."),
+    bootstrap_replicates: int = typer.Option(1000, "--bootstrap-replicates", min=0, help="Bootstrap replicates for the 95% confidence intervals (0: none)."),
+    bootstrap_seed: int = typer.Option(0, "--bootstrap-seed", help="Seed of the bootstrap resampling."),
     tasks_dir: Optional[list[Path]] = TasksDirOption,
     registry: Optional[list[Path]] = RegistryOption,
 ) -> None:
     """Evaluate a model on tasks and write one result file per task."""
     from vlbench.console import RichProgress, console, summary_table
-    from vlbench.leaderboard import Entry, suite_value
+    from vlbench.leaderboard import Entry, suite_ci, suite_value
     from vlbench.runner import Runner, RunOptions
     from vlbench.specs import parse_override
 
@@ -113,14 +115,20 @@ def run(
         skip_missing=skip_missing,
         seed=seed,
         dense_variant=dense_variant,
+        bootstrap_replicates=bootstrap_replicates,
+        bootstrap_seed=bootstrap_seed,
         overrides=dict(parse_override(item) for item in set_),
     )
     with RichProgress() as progress:
         runner = Runner(catalog, options, progress=progress, log=lambda m: console.print(m, style="dim", markup=False))
         model_spec, outcomes = runner.run(model, selection)
-    entries = {o.task: Entry(o.metrics[o.main_metric], o.n) for o in outcomes if o.main_metric in o.metrics}
+    entries = {
+        o.task: Entry(o.metrics[o.main_metric] if o.metrics[o.main_metric] is not None else float("nan"), o.n,
+                      tuple(o.replicates) if o.replicates else None)
+        for o in outcomes if o.main_metric in o.metrics
+    }
     suites = [
-        (name, suite_value(catalog, name, entries))
+        (name, suite_value(catalog, name, entries), suite_ci(catalog, name, entries))
         for name in catalog.suites
         if set(catalog.suite_tasks(name)) <= set(entries) and len(catalog.suite_tasks(name)) > 1
     ]
@@ -230,21 +238,30 @@ def leaderboard(
     results_dir: Path = typer.Argument(paths.default_results_dir(), help="Folder of result files."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the table here (default: print it)."),
     fmt: Format = typer.Option(Format.csv, "--format", help="csv or md."),
-    include_partial: bool = typer.Option(False, "--include-partial", help="Include results of --limit runs."),
+    include_partial: bool = typer.Option(False, "--include-partial", help="Include results of --limit runs (a full run is still preferred)."),
+    settings: list[str] = typer.Option([], "--settings", help="Show runs with these settings, KEY=VALUE (e.g. precision=bf16, protocol.window=112); repeatable. Default: runs with default settings only."),
     tasks_dir: Optional[list[Path]] = TasksDirOption,
     registry: Optional[list[Path]] = RegistryOption,
 ) -> None:
     """One row per model, one column per task main metric, plus suite aggregates."""
     from vlbench.console import console, error_console
-    from vlbench.leaderboard import build, render
+    from vlbench.leaderboard import build_board, render
     from vlbench.results import atomic_write_text
 
     if not results_dir.is_dir():
         raise VLBenchError(f"results folder not found: {results_dir}")
-    frame, partial = build(results_dir, _catalog(tasks_dir, registry), include_partial)
+    wanted = {}
+    for item in settings:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise VLBenchError(f"--settings '{item}' must be KEY=VALUE, e.g. precision=bf16")
+        wanted[key] = value
+    board = build_board(results_dir, _catalog(tasks_dir, registry), include_partial, wanted,
+                        warn=lambda message: error_console.print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True))
+    frame, partial = board.frame, board.partial
     if frame.empty:
         raise VLBenchError(f"no complete result files under {results_dir}" + (f" ({partial} partial --limit results; add --include-partial)" if partial else ""))
-    text = render(frame, fmt.value)
+    text = render(frame, fmt.value, board.ci)
     if partial:
         error_console.print(f"left out {partial} partial result(s) from --limit runs (--include-partial adds them)")
     if out is None:
@@ -259,21 +276,61 @@ def leaderboard(
 @user_errors
 def rescore(
     results_dir: Path = typer.Argument(paths.default_results_dir(), help="Folder of result files."),
-    write: bool = typer.Option(False, "--write", help="Store the recomputed metrics in the result files."),
+    write: bool = typer.Option(False, "--write", help="Store the recomputed metrics and confidence intervals in the result files."),
+    check: bool = typer.Option(False, "--check", help="Exit 1, naming the file and metric, when a stored metric differs from the recomputed one (tolerance 1e-9)."),
 ) -> None:
     """Recompute metrics from the per-sample records, without the model."""
-    from vlbench.console import console, format_metric
-    from vlbench.rescore import rescore as rescore_result
-    from vlbench.results import iter_results, json_safe, write_json
+    from vlbench import result_schema
+    from vlbench.console import console, error_console, format_metric
+    from vlbench.rescore import differences, rescore_with_ci
+    from vlbench.results import write_json
 
+    if not results_dir.is_dir():
+        raise VLBenchError(f"results folder not found: {results_dir}")
+    warn = lambda message: error_console.print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)  # noqa: E731
+    found = list(result_schema.scan(results_dir, warn))
+    if not found:
+        raise VLBenchError(f"no result files under {results_dir}")
     table = Table("model", "task", "metric", "stored (%)", "rescored (%)")
-    for path, result in iter_results(results_dir):
-        metrics = rescore_result(path, result)
+    mismatches: list[str] = []
+    for path, result in found:
+        metrics, ci, resampled = rescore_with_ci(path, result)
         for name, value in metrics.items():
             if "/" not in name:  # breakdowns stay in the file
-                table.add_row(result["model"]["id"], result["task"]["name"], name, format_metric(result["metrics"].get(name)), format_metric(value))
-        if write and json_safe(metrics) != result["metrics"]:
-            write_json(path, {**result, "metrics": metrics})
+                table.add_row(result.model.id, result.task.name, name, format_metric(result.metrics.get(name)), format_metric(value))
+        mismatches += [f"{path}: {name} stored {result.metrics.get(name)!r}, recomputed {metrics.get(name)!r}" for name in differences(result.metrics, metrics)]
+        if write:
+            result.metrics, result.ci, result.bootstrap = metrics, ci, resampled
+            write_json(path, result.to_json())
+    console.print(table)
+    if check and mismatches:
+        for line in mismatches:
+            error_console.print(f"mismatch: {line}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def compare(
+    results_a: Path = typer.Argument(..., help="Results folder of model A (or the one folder, with --models)."),
+    results_b: Optional[Path] = typer.Argument(None, help="Results folder of model B."),
+    models: Optional[list[str]] = typer.Option(None, "--models", help="Model A and model B by id, both in RESULTS_A (give --models twice)."),
+    replicates: int = typer.Option(1000, "--bootstrap-replicates", min=1, help="Paired bootstrap replicates."),
+    seed: int = typer.Option(0, "--bootstrap-seed", help="Seed of the resampling."),
+    tasks_dir: Optional[list[Path]] = TasksDirOption,
+    registry: Optional[list[Path]] = RegistryOption,
+) -> None:
+    """Paired difference B - A of the main metric per task and suite, on the same items, with CI and p-value."""
+    from vlbench.compare import compare_runs
+    from vlbench.console import console, format_metric
+
+    rows = compare_runs(results_a, results_b, models, _catalog(tasks_dir, registry), replicates, seed)
+    table = Table("task", "metric", "A (%)", "B (%)", "B - A (points)", "95% CI", "p", "test", "n")
+    for row in rows:
+        low, high = row.ci
+        interval = "-" if low is None or high is None else f"[{100 * low:+.2f}, {100 * high:+.2f}]"
+        table.add_row(row.task, row.metric, format_metric(row.a), format_metric(row.b), f"{100 * row.diff:+.2f}", interval,
+                      f"{row.p_value:.3g}", row.test, "" if row.n is None else str(row.n))
     console.print(table)
 
 

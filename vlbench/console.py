@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from rich.console import Console
 from rich.progress import (
@@ -57,12 +57,20 @@ def format_metric(value: float | None) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.2f}"
 
 
-def summary_table(model_id: str, outcomes: Iterable[TaskOutcome], suites: Iterable[tuple[str, float]] = ()) -> Table:
-    """One row per metric; the main metric first and in bold."""
+def format_with_ci(value: float | None, interval: Sequence[float | None] | None) -> str:
+    """``format_metric`` plus the 95% CI when known: "95.80 [94.10, 97.30]"."""
+    text = format_metric(value)
+    if text != "-" and interval and all(v is not None for v in interval):
+        text += f" [{format_metric(interval[0])}, {format_metric(interval[1])}]"
+    return text
+
+
+def summary_table(model_id: str, outcomes: Iterable[TaskOutcome], suites: Iterable[tuple[str, float] | tuple[str, float, Sequence[float | None] | None]] = ()) -> Table:
+    """One row per metric; the main metric first and in bold, with its 95% bootstrap CI."""
     table = Table(title=f"vlbench results: {model_id}", title_justify="left")
     table.add_column("task")
     table.add_column("metric")
-    table.add_column("value (%)", justify="right")
+    table.add_column("value (%) [95% CI]", justify="right")
     table.add_column("n", justify="right")
     table.add_column("status")
     for outcome in outcomes:
@@ -74,11 +82,11 @@ def summary_table(model_id: str, outcomes: Iterable[TaskOutcome], suites: Iterab
             table.add_row(
                 outcome.task if first else "",
                 f"[bold]{name}[/bold]" if first else name,
-                format_metric(outcome.metrics.get(name)),
+                format_with_ci(outcome.metrics.get(name), outcome.ci.get(name) if first else None),
                 "" if outcome.n is None or not first else str(outcome.n),
                 status if first else "",
                 end_section=row == len(names) - 1,
             )
-    for name, value in suites:
-        table.add_row(f"[bold]{name}[/bold]", "suite", format_metric(value), "", "")
+    for name, value, *interval in suites:
+        table.add_row(f"[bold]{name}[/bold]", "suite", format_with_ci(value, interval[0] if interval else None), "", "")
     return table

@@ -2,24 +2,65 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
+from vlbench import bootstrap
 from vlbench.errors import VLBenchError
 from vlbench.kinds import TASK_KINDS
+from vlbench.result_schema import Result, from_json
 from vlbench.results import read_samples
 from vlbench.specs import TaskSpec
 
+TOLERANCE = 1e-9
 
-def spec_from_result(result: dict[str, Any]) -> TaskSpec:
+
+def _typed(result: Result | dict[str, Any]) -> Result:
+    return result if isinstance(result, Result) else from_json(result)
+
+
+def spec_from_result(result: Result | dict[str, Any]) -> TaskSpec:
     """The task as it was run: its resolved config, with the lines of its text files from the result."""
-    task = result["task"]
-    embedded = {k: v["lines"] for k, v in task.get("files", {}).items() if "lines" in v}
-    return TaskSpec(task["name"], task["kind"], Path(task["file"]), task["config"], embedded)
+    task = _typed(result).task
+    embedded = {k: v["lines"] for k, v in task.files.items() if isinstance(v, dict) and "lines" in v}
+    return TaskSpec(task.name, task.kind, Path(task.file), task.config, embedded)
 
 
-def rescore(result_file: Path, result: dict[str, Any]) -> dict[str, float]:
-    samples = result_file.parent / str(result.get("samples", ""))
-    if not samples.is_file():
-        raise VLBenchError(f"{result_file} has no per-sample file {samples.name} beside it")
-    return TASK_KINDS.get(result["task"]["kind"])().score(read_samples(samples), spec_from_result(result))
+def records(result_file: Path, result: Result | dict[str, Any]) -> list[dict[str, Any]]:
+    """The per-sample records of a result (only from a file inside its own folder)."""
+    path = _typed(result).samples_file(result_file)
+    if not path.is_file():
+        raise VLBenchError(f"{result_file} has no per-sample file {path.name} beside it")
+    return list(read_samples(path))
+
+
+def rescore(result_file: Path, result: Result | dict[str, Any]) -> dict[str, float]:
+    result = _typed(result)
+    return TASK_KINDS.get(result.task.kind)().score(records(result_file, result), spec_from_result(result))
+
+
+def rescore_with_ci(result_file: Path, result: Result) -> tuple[dict[str, float], dict[str, Any], Any]:
+    """Metrics, ``ci`` and ``bootstrap`` recomputed (with the result's own bootstrap settings, or the defaults)."""
+    rows = records(result_file, result)
+    spec = spec_from_result(result)
+    metrics = TASK_KINDS.get(result.task.kind)().score(rows, spec)
+    settings = result.bootstrap
+    replicates = settings.replicates_n if settings else bootstrap.DEFAULT_REPLICATES
+    seed = settings.seed if settings else bootstrap.DEFAULT_SEED
+    ci, resampled = bootstrap.confidence(result.task.kind, rows, spec, list(metrics), result.main_metric, replicates, seed)
+    return metrics, ci, resampled
+
+
+def differences(stored: dict[str, float | None], recomputed: dict[str, float], tolerance: float = TOLERANCE) -> list[str]:
+    """Metrics whose stored value differs from the recomputed one (null and NaN are equal; a missing one differs)."""
+    out = []
+    for name in sorted(set(stored) | set(recomputed)):
+        a, b = stored.get(name, "missing"), recomputed.get(name, "missing")
+        a_nan = a is None or (isinstance(a, float) and math.isnan(a))
+        b_nan = b is None or (isinstance(b, float) and math.isnan(b))
+        if a_nan and b_nan:
+            continue
+        if a_nan != b_nan or not isinstance(a, (int, float)) or not isinstance(b, (int, float)) or abs(a - b) > tolerance:
+            out.append(name)
+    return out

@@ -1,4 +1,7 @@
-"""Result files: one JSON per (model, task) plus gzip JSONL per-sample records, written atomically."""
+"""Writing result files atomically: JSON, gzip JSONL per-sample records, environment capture.
+
+The schema and the layout of result files live in ``vlbench.result_schema``.
+"""
 
 from __future__ import annotations
 
@@ -18,8 +21,7 @@ import vlbench
 from vlbench.models.base import package_version
 from vlbench.paths import PACKAGE_DIR
 
-SCHEMA_VERSION = 1
-SAMPLES_SUFFIX = ".samples.jsonl.gz"
+from vlbench.result_schema import SAMPLES_SUFFIX, SCHEMA_VERSION, samples_path  # noqa: F401  (re-exported)
 
 
 def _file_mode() -> int:
@@ -29,15 +31,6 @@ def _file_mode() -> int:
 
 
 FILE_MODE = _file_mode()  # what open() would give; mkstemp alone gives 0600
-
-
-def result_path(results_dir: Path, model_slug: str, task: str) -> Path:
-    return Path(results_dir) / model_slug / f"{task}.json"
-
-
-def samples_path(result_file: Path, run_id: str) -> Path:
-    """Each run writes its own samples file, so a result JSON always names the samples it was scored from."""
-    return result_file.with_name(f"{result_file.stem}.{run_id}{SAMPLES_SUFFIX}")
 
 
 def new_run_id() -> str:
@@ -145,21 +138,18 @@ def read_samples(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def load_result(path: Path) -> dict[str, Any] | None:
-    """A result file's content, or None if it is not a (readable) vlbench result."""
-    try:
-        payload = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(payload, dict) or payload.get("schema_version") != SCHEMA_VERSION:
-        return None
-    return payload
+    """A valid result file's content as a dict, or None (see ``result_schema.read`` for the typed view)."""
+    from vlbench import result_schema
+
+    result = result_schema.read_quietly(path)
+    return None if result is None else result.to_json()
 
 
 def iter_results(results_dir: Path) -> Iterable[tuple[Path, dict[str, Any]]]:
-    for path in sorted(Path(results_dir).rglob("*.json")):
-        payload = load_result(path)
-        if payload is not None:
-            yield path, payload
+    from vlbench import result_schema
+
+    for path, result in result_schema.scan(results_dir):
+        yield path, result.to_json()
 
 
 def git_sha() -> str | None:

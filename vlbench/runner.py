@@ -17,19 +17,10 @@ from vlbench.kinds import TASK_KINDS
 from vlbench.kinds.base import RunContext, TaskKind
 from vlbench.models import MODEL_ADAPTERS, ModelAdapter, ModelSpec
 from vlbench.models.base import local_source_stamp
+from vlbench import bootstrap, result_schema
 from vlbench.registry import did_you_mean
-from vlbench.results import (
-    SCHEMA_VERSION,
-    SampleWriter,
-    environment,
-    load_result,
-    new_run_id,
-    result_path,
-    samples_path,
-    utc_now,
-    write_json,
-    write_json_gz,
-)
+from vlbench.result_schema import artifact_path, result_path, samples_path
+from vlbench.results import SampleWriter, environment, new_run_id, utc_now, write_json, write_json_gz
 from vlbench.specs import TaskSpec
 
 
@@ -51,6 +42,8 @@ class RunOptions:
     skip_missing: bool = False
     seed: int | None = None  # None: each task's own default seed
     dense_variant: str | None = None  # None: each segmentation task's own default
+    bootstrap_replicates: int = bootstrap.DEFAULT_REPLICATES  # 0: no confidence intervals
+    bootstrap_seed: int = bootstrap.DEFAULT_SEED
     overrides: Mapping[str, Any] = field(default_factory=dict)
 
     def overrides_for(self, task: str) -> dict[str, Any]:
@@ -80,6 +73,8 @@ class TaskOutcome:
     result_file: Path | None = None
     seconds: float = 0.0
     note: str = ""
+    ci: dict[str, list[float | None]] = field(default_factory=dict)  # metric -> [low, high]
+    replicates: list[float | None] | None = None  # the main metric's bootstrap replicates
 
 
 def resolve_device(name: str) -> torch.device:
@@ -129,18 +124,20 @@ class Runner:
         missing: list[str] = []
         for task in tasks:
             kind: TaskKind = TASK_KINDS.get(task.kind)()
-            path = result_path(self.options.output, model_spec.slug, task.name)
-            previous = load_result(path)
+            config_hash = task.config_hash(self.options.run_settings(kind))
+            path = result_path(self.options.output, model_spec.slug, task.name, config_hash)
+            previous = result_schema.read_quietly(path)
             if (
                 not self.options.overwrite
                 and previous is not None
-                and previous["model"]["id"] == model_spec.id
-                and previous["model"].get("source_stamp") == source_stamp
-                and previous["task"]["config_hash"] == task.config_hash(self.options.run_settings(kind))
+                and previous.model.id == model_spec.id
+                and previous.model.source_stamp == source_stamp
+                and previous.task.config_hash == config_hash
             ):
                 outcomes[task.name] = TaskOutcome(
-                    task.name, "skipped", previous["main_metric"], previous["metrics"], previous["task"]["dataset"].get("n"), path,
-                    note="result exists (use --overwrite to recompute)",
+                    task.name, "skipped", previous.main_metric, previous.metrics, previous.n, path,
+                    note="result exists (use --overwrite to recompute)", ci=previous.ci,
+                    replicates=previous.bootstrap.main_replicates if previous.bootstrap else None,
                 )
                 continue
             try:
@@ -192,7 +189,9 @@ class Runner:
         env: dict[str, Any],
     ) -> TaskOutcome:
         started = time.perf_counter()
-        path = result_path(self.options.output, model_spec.slug, task.name)
+        run_settings = self.options.run_settings(kind)
+        config_hash = task.config_hash(run_settings)
+        path = result_path(self.options.output, model_spec.slug, task.name, config_hash)
         ctx = RunContext(
             data_root=self.options.data_root,
             encoder=encoder,
@@ -204,7 +203,7 @@ class Runner:
         data, located = kind.load(task, ctx)
         loaded = time.perf_counter()
         encoded_before, image_seconds_before = encoder.images_encoded, encoder.image_seconds
-        previous = load_result(path)
+        previous = result_schema.read_quietly(path)
         writer = SampleWriter(samples_path(path, new_run_id()))
         records: list[dict[str, Any]] = []
         try:
@@ -214,9 +213,12 @@ class Runner:
             predicted = time.perf_counter()
             metrics = kind.score(records, task)
             scored = time.perf_counter()
+            ci, resampled = bootstrap.confidence(task.kind, records, task, list(metrics), task.main_metric,
+                                                 self.options.bootstrap_replicates, self.options.bootstrap_seed) \
+                if self.options.bootstrap_replicates > 0 else ({}, None)
             artifacts = {}
             for name, payload in getattr(data, "artifacts", {}).items():
-                artifact = path.with_name(f"{task.name}.{name}.json.gz")
+                artifact = artifact_path(path, name)
                 artifacts[name] = {"file": artifact.name, "sha256": write_json_gz(artifact, payload)}
         except BaseException:
             writer.discard()
@@ -225,39 +227,45 @@ class Runner:
         n = kind.count(records)
         encoded = encoder.images_encoded - encoded_before
         image_seconds = encoder.image_seconds - image_seconds_before
-        payload = {
-            "schema_version": SCHEMA_VERSION,
-            "created": utc_now(),
-            "model": {"id": model_spec.id, "adapter": model_spec.adapter, "source_stamp": fingerprint["source_stamp"], "fingerprint": fingerprint},
-            "task": {
-                "name": task.name,
-                "kind": task.kind,
-                "version": task.version,
-                "config_hash": task.config_hash(self.options.run_settings(kind)),
-                "file": str(task.source_file),
-                "dataset": {**located.describe(), "n": n},
-                "files": task.file_records(),
-                "run_settings": self.options.run_settings(kind),
-                "overrides": self.options.overrides_for(task.name),
-                "protocol_used": ctx.info,
-                "config": task.config,
-            },
-            "metrics": metrics,
-            "main_metric": task.main_metric,
-            "samples": writer.path.name,
-            "artifacts": artifacts,
-            "env": env,
-            "timing": {
+        result = result_schema.Result(
+            schema_version=result_schema.SCHEMA_VERSION,
+            created=utc_now(),
+            model=result_schema.ModelInfo(model_spec.id, model_spec.adapter, fingerprint["source_stamp"], fingerprint),
+            task=result_schema.TaskInfo(
+                name=task.name,
+                kind=task.kind,
+                version=task.version,
+                config_hash=config_hash,
+                file=str(task.source_file),
+                dataset={**located.describe(), "n": n},
+                files=task.file_records(),
+                run_settings=run_settings,
+                overrides=self.options.overrides_for(task.name),
+                protocol_used=ctx.info,
+                config=task.config,
+            ),
+            metrics=metrics,
+            main_metric=task.main_metric,
+            samples=writer.path.name,
+            artifacts=artifacts,
+            env=env,
+            timing={
                 "load_s": round(loaded - started, 3),
                 "predict_s": round(predicted - loaded, 3),
                 "score_s": round(scored - predicted, 3),
+                "bootstrap_s": round(time.perf_counter() - scored, 3),
                 "total_s": round(time.perf_counter() - started, 3),
                 "images_encoded": encoded,
                 "image_encoding_s": round(image_seconds, 3),
                 "images_per_s": round(encoded / image_seconds, 2) if encoded and image_seconds > 0 else None,
             },
-        }
-        write_json(path, payload)
-        if previous and previous.get("samples") and previous["samples"] != writer.path.name:
-            (path.parent / previous["samples"]).unlink(missing_ok=True)  # the old result's samples
-        return TaskOutcome(task.name, "done", task.main_metric, metrics, n, path, time.perf_counter() - started)
+            ci=ci,
+            bootstrap=resampled,
+        )
+        write_json(path, result.to_json())
+        if previous is not None and previous.samples != writer.path.name:
+            old_samples = result_schema.inside(path.parent, previous.samples)  # never a file outside this folder
+            if old_samples is not None and old_samples.name.endswith(result_schema.SAMPLES_SUFFIX):
+                old_samples.unlink(missing_ok=True)  # the replaced result's samples
+        return TaskOutcome(task.name, "done", task.main_metric, metrics, n, path, time.perf_counter() - started,
+                           ci=ci, replicates=resampled.main_replicates if resampled else None)

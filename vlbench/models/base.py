@@ -42,13 +42,19 @@ class ModelSpec:
 
     @property
     def slug(self) -> str:
-        """A folder name for this model's results."""
+        """A folder name for this model's results: readable, stable, and distinct for distinct ids.
+
+        The id with its first ':' as '__'. When that is not a plain, reversible folder name (other
+        characters replaced, too long), a short hash of the full id is appended, so that e.g.
+        ``sl/run1/epoch_1.pt`` and ``sl/run1_epoch_1.pt`` never share a folder.
+        """
         from hashlib import sha1
 
-        slug = re.sub(r"[^A-Za-z0-9._@+-]+", "_", self.id.replace(":", "__", 1)).strip("_")
-        if len(slug) > 80:
-            slug = slug[:70] + "-" + sha1(self.id.encode()).hexdigest()[:8]
-        return slug
+        readable = re.sub(r"[^A-Za-z0-9._@+-]+", "_", self.id.replace(":", "__", 1)).strip("_")
+        reversible = readable.replace("__", ":", 1) == self.id and not readable.startswith(".")
+        if reversible and len(readable) <= 80:
+            return readable
+        return readable[:70].rstrip("_") + "-" + sha1(self.id.encode()).hexdigest()[:8]
 
 
 def parse_model_spec(text: str) -> ModelSpec:

@@ -1,0 +1,103 @@
+"""``vlbench compare``: two models' paired differences per task and suite, on the same items."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from vlbench import bootstrap, result_schema
+from vlbench.catalog import Catalog
+from vlbench.errors import VLBenchError
+from vlbench.leaderboard import aggregate
+from vlbench.rescore import records, spec_from_result
+
+Picked = tuple[Path, result_schema.Result]
+
+
+@dataclass
+class CompareRow:
+    task: str  # a task, or a suite
+    metric: str  # the main metric ("suite" for suites)
+    a: float
+    b: float
+    diff: float  # b - a
+    ci: list[float | None]  # 95% paired-bootstrap interval of the difference
+    p_value: float
+    test: str  # mcnemar | bootstrap
+    n: int | None  # units compared (tasks: first population; suites: none)
+
+
+def _runs_by_model(folder: Path) -> dict[str, dict[str, list[Picked]]]:
+    if not Path(folder).is_dir():
+        raise VLBenchError(f"results folder not found: {folder}")
+    runs: dict[str, dict[str, list[Picked]]] = {}
+    for path, result in result_schema.scan(folder):
+        runs.setdefault(result.model.id, {}).setdefault(result.task.name, []).append((path, result))
+    if not runs:
+        raise VLBenchError(f"no result files under {folder}")
+    return runs
+
+
+def _one_model(folder: Path) -> dict[str, list[Picked]]:
+    runs = _runs_by_model(folder)
+    if len(runs) != 1:
+        raise VLBenchError(f"{folder} holds {len(runs)} models ({', '.join(sorted(runs))}); pass one folder and --models A --models B")
+    return next(iter(runs.values()))
+
+
+def _pick(candidates: list[Picked]) -> Picked | None:
+    return result_schema.pick(candidates) or result_schema.pick(candidates, include_partial=True)
+
+
+def select(results_a: Path, results_b: Path | None, models: Sequence[str] | None) -> tuple[dict[str, Picked], dict[str, Picked]]:
+    """Per task, the run of A and the run of B that a leaderboard would show (default settings first)."""
+    if models:
+        if len(models) != 2 or results_b is not None:
+            raise VLBenchError("--models takes two model ids (--models A --models B) and one results folder")
+        runs = _runs_by_model(results_a)
+        for model in models:
+            if model not in runs:
+                raise VLBenchError(f"no results of model '{model}' under {results_a} (it holds: {', '.join(sorted(runs))})")
+        tasks_a, tasks_b = runs[models[0]], runs[models[1]]
+    else:
+        if results_b is None:
+            raise VLBenchError("give two results folders (RESULTS_A RESULTS_B), or one folder and --models A --models B")
+        tasks_a, tasks_b = _one_model(results_a), _one_model(results_b)
+    picked_a = {t: p for t, c in tasks_a.items() if (p := _pick(c)) is not None}
+    picked_b = {t: p for t, c in tasks_b.items() if (p := _pick(c)) is not None}
+    return picked_a, picked_b
+
+
+def compare_runs(results_a: Path, results_b: Path | None, models: Sequence[str] | None, catalog: Catalog,
+                 replicates: int = bootstrap.DEFAULT_REPLICATES, seed: int = bootstrap.DEFAULT_SEED) -> list[CompareRow]:
+    """A row per task both have (main metric), then per suite whose tasks they both have."""
+    picked_a, picked_b = select(results_a, results_b, models)
+    common = sorted(set(picked_a) & set(picked_b))
+    if not common:
+        raise VLBenchError("the two runs have no task in common")
+    rows: list[CompareRow] = []
+    diffs: dict[str, np.ndarray] = {}
+    values_a: dict[str, float] = {}
+    values_b: dict[str, float] = {}
+    ns: dict[str, int | None] = {}
+    for task in common:
+        (path_a, a), (path_b, b) = picked_a[task], picked_b[task]
+        if a.task.kind != b.task.kind or a.main_metric != b.main_metric:
+            raise VLBenchError(f"task '{task}': the runs differ in kind or main metric ({a.task.kind}/{a.main_metric} vs {b.task.kind}/{b.main_metric})")
+        paired = bootstrap.paired(a.task.kind, records(path_a, a), records(path_b, b), spec_from_result(a), a.main_metric, replicates, seed)
+        rows.append(CompareRow(task, a.main_metric, paired.a, paired.b, paired.diff, paired.ci, paired.p_value, paired.test, paired.n))
+        diffs[task], values_a[task], values_b[task], ns[task] = paired.replicates, paired.a, paired.b, a.n
+    for suite in catalog.suites:
+        tasks = catalog.suite_tasks(suite)
+        if len(tasks) < 2 or not set(tasks) <= set(common):
+            continue
+        replicated = aggregate(catalog, suite, diffs, ns)
+        a_value, b_value = aggregate(catalog, suite, values_a, ns), aggregate(catalog, suite, values_b, ns)
+        if replicated is None or a_value is None or b_value is None:
+            continue
+        rows.append(CompareRow(suite, "suite", float(a_value), float(b_value), float(b_value - a_value), bootstrap.interval(replicated),
+                               bootstrap.bootstrap_p_value(replicated), "bootstrap", None))
+    return rows
