@@ -48,3 +48,16 @@ def run_cli(tmp_path):
         )
 
     return run
+
+
+def result_file(model_folder: Path, task: str) -> Path:
+    """The one result of ``task`` in a model's results folder (``<slug>/<task>/<config hash>.json``)."""
+    files = sorted((Path(model_folder) / task).glob("*.json"))
+    assert len(files) == 1, f"expected one result of {task}, found {files}"
+    return files[0]
+
+
+def read_result(model_folder: Path, task: str) -> dict:
+    import json
+
+    return json.loads(result_file(model_folder, task).read_text())

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import REPO, TINY
+from conftest import REPO, TINY, read_result
 from data_fixtures import write_imagefolder
 
 PLUGINS = str(REPO / "tests" / "plugins")
@@ -27,15 +27,15 @@ def test_end_to_end_shapes_run_and_leaderboard(run_cli, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "shapes_cls" in result.stdout and "acc1" in result.stdout
     model_dir = tmp_path / "res" / "openclip__vlbench-tiny@random"
-    cls = json.loads((model_dir / "shapes_cls.json").read_text())
-    assert cls["schema_version"] == 1
+    cls = read_result(model_dir, "shapes_cls")
+    assert cls["schema_version"] == 2
     assert cls["model"]["id"] == TINY and len(cls["model"]["fingerprint"]["weights_sha256"]) == 64
     assert cls["task"]["name"] == "shapes_cls" and cls["task"]["kind"] == "classification"
     assert cls["task"]["dataset"]["n"] == 600 and len(cls["task"]["config_hash"]) == 16
     assert set(cls["metrics"]) == {"acc1", "acc5", "mean_per_class_recall"} and cls["main_metric"] == "acc1"
     assert {"torch", "open_clip", "device", "precision", "batch_size", "seed", "git_sha"} <= set(cls["env"])
     assert cls["env"]["batch_size"] == 32 and cls["timing"]["images_encoded"] == 600
-    with gzip.open(model_dir / cls["samples"], "rt") as f:
+    with gzip.open(model_dir / "shapes_cls" / cls["samples"], "rt") as f:
         records = [json.loads(line) for line in f]
     assert len(records) == 600 and {"label", "top", "scores"} <= set(records[0])
     # the records alone reproduce the metrics
@@ -50,7 +50,7 @@ def test_end_to_end_shapes_run_and_leaderboard(run_cli, tmp_path):
     rows = list(csv.DictReader((tmp_path / "board.csv").open()))
     assert len(rows) == 1 and rows[0]["model"] == TINY
     assert float(rows[0]["shapes_cls"]) == pytest.approx(cls["metrics"]["acc1"], abs=1e-6)
-    retrieval = json.loads((model_dir / "shapes_retrieval.json").read_text())
+    retrieval = read_result(model_dir, "shapes_retrieval")
     assert float(rows[0]["shapes_retrieval"]) == pytest.approx(retrieval["metrics"][retrieval["main_metric"]], abs=1e-6)
     markdown = run_cli("leaderboard", "res", "--format", "md")
     assert markdown.returncode == 0 and markdown.stdout.startswith("| model |")
@@ -102,7 +102,7 @@ def test_adapter_from_user_registry_file_runs_a_task(run_cli, tmp_path):
     env = {"PYTHONPATH": PLUGINS, "VLBENCH_REGISTRY": str(_color_registry(tmp_path))}
     result = run_cli("run", "--model", "color:v1", "--tasks", "imagefolder", "--set", f"dataset.path={tree}", "--output", "res", env=env)
     assert result.returncode == 0, result.stderr
-    payload = json.loads((tmp_path / "res" / "color__v1" / "imagefolder.json").read_text())
+    payload = read_result(tmp_path / "res" / "color__v1", "imagefolder")
     assert payload["metrics"]["acc1"] == 1.0 and payload["task"]["dataset"]["n"] == 9
     assert payload["model"]["fingerprint"]["adapter"] == "color"
 
@@ -117,7 +117,7 @@ def test_adapter_from_entry_point(run_cli, tmp_path):
     env = {"PYTHONPATH": f"{PLUGINS}:{tmp_path / 'site'}"}
     result = run_cli("run", "--model", "colorep:x", "--tasks", "imagefolder", "--set", f"dataset.path={tree}", "--output", "res", env=env)
     assert result.returncode == 0, result.stderr
-    assert json.loads((tmp_path / "res" / "colorep__x" / "imagefolder.json").read_text())["metrics"]["acc1"] == 1.0
+    assert read_result(tmp_path / "res" / "colorep__x", "imagefolder")["metrics"]["acc1"] == 1.0
 
 
 def test_compositionality_suite_end_to_end_on_fixtures(run_cli, tmp_path):
@@ -149,21 +149,21 @@ def test_compositionality_suite_end_to_end_on_fixtures(run_cli, tmp_path):
                 "sugarcrepe_replace_att": 788, "sugarcrepe_replace_rel": 1406, "sugarcrepe_swap_obj": 245, "sugarcrepe_swap_att": 666,
                 "sugarcrepe_add_obj": 2062, "sugarcrepe_add_att": 692, "winoground": 4, "shapes_attribute_swap": 400, "shapes_relation_swap": 400}
     for task, n in expected.items():
-        payload = json.loads((folder / f"{task}.json").read_text())
+        payload = read_result(folder, task)
         assert payload["task"]["dataset"]["n"] == n, task
         assert payload["main_metric"] in payload["metrics"]
-        with gzip.open(folder / payload["samples"], "rt") as f:
+        with gzip.open(folder / task / payload["samples"], "rt") as f:
             records = [json.loads(line) for line in f]
         assert len(records) == n and all("scores" in r for r in records)
-    winoground = json.loads((folder / "winoground.json").read_text())
+    winoground = read_result(folder, "winoground")
     assert {"group_score", "text_score", "image_score", "group_score/Object"} <= set(winoground["metrics"])
-    order = json.loads((folder / "aro_coco_order.json").read_text())
-    with gzip.open(folder / order["artifacts"]["options"]["file"], "rt") as f:
+    order = read_result(folder, "aro_coco_order")
+    with gzip.open(folder / "aro_coco_order" / order["artifacts"]["options"]["file"], "rt") as f:
         assert len(json.load(f)["items"]) == 3
     board = run_cli("leaderboard", "res", "--format", "csv")
     header = board.stdout.splitlines()[0].split(",")
     assert {"aro", "sugarcrepe", "sugarcrepe_replace", "sugarcrepe_swap", "sugarcrepe_add", "winoground"} <= set(header)
     row = dict(zip(header, board.stdout.splitlines()[1].split(",")))
-    sugar = [json.loads((folder / f"{t}.json").read_text()) for t in ("sugarcrepe_swap_obj", "sugarcrepe_swap_att")]
+    sugar = [read_result(folder, t) for t in ("sugarcrepe_swap_obj", "sugarcrepe_swap_att")]
     pooled = sum(r["metrics"]["accuracy"] * r["task"]["dataset"]["n"] for r in sugar) / (245 + 666)
     assert float(row["sugarcrepe_swap"]) == pytest.approx(pooled, abs=1e-6)

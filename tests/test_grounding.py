@@ -5,7 +5,7 @@ import pickle
 
 import numpy as np
 import pytest
-from conftest import REPO, TINY
+from conftest import REPO, TINY, read_result
 from PIL import Image
 from spatial_fixtures import write_coco_grounding
 
@@ -118,10 +118,10 @@ def test_grounding_end_to_end(run_cli, tmp_path):
     result = run_cli("run", "--model", "color:x", "--tasks", "refcoco_val,refcoco_testA", "--output", "res", env=env)
     assert result.returncode == 0, result.stderr
     for task in ("refcoco_val", "refcoco_testA"):
-        payload = json.loads((tmp_path / "res" / "color__x" / f"{task}.json").read_text())
+        payload = read_result(tmp_path / "res" / "color__x", task)
         assert payload["metrics"]["accuracy"] == 1.0 and payload["task"]["dataset"]["n"] == 2
     tiny = run_cli("run", "--model", TINY, "--tasks", "grounding", "--skip-missing", "--output", "res")
     assert tiny.returncode == 0, tiny.stderr
     assert "refcoco_testB" in tiny.stdout and "no data" in tiny.stdout  # refcoco+ / refcocog are not in the fixture
-    shapes = json.loads((tmp_path / "res" / "openclip__vlbench-tiny@random" / "shapes_ground.json").read_text())
+    shapes = read_result(tmp_path / "res" / "openclip__vlbench-tiny@random", "shapes_ground")
     assert shapes["task"]["dataset"]["n"] > 200 and shapes["task"]["protocol_used"]["square_size"] == 64

@@ -4,7 +4,7 @@ import json
 import sys
 
 import pytest
-from conftest import REPO
+from conftest import REPO, result_file
 from data_fixtures import write_imagefolder
 
 from vlbench.catalog import Catalog
@@ -42,10 +42,10 @@ def test_results_resume_and_overwrite(setup):
     _, outcomes = make_runner(tmp_path, catalog).run(MODEL, ["colors_a", "colors_b"])
     assert [o.status for o in outcomes] == ["done", "done"]
     assert all(o.metrics["acc1"] == 1.0 for o in outcomes)
-    first = (tmp_path / "res" / "color-decorated__v1" / "colors_a.json").read_text()
+    first = result_file(tmp_path / "res" / "color-decorated__v1", "colors_a").read_text()
     _, again = make_runner(tmp_path, catalog).run(MODEL, ["colors_a", "colors_b"])
     assert [o.status for o in again] == ["skipped", "skipped"]
-    assert (tmp_path / "res" / "color-decorated__v1" / "colors_a.json").read_text() == first
+    assert result_file(tmp_path / "res" / "color-decorated__v1", "colors_a").read_text() == first
     _, forced = make_runner(tmp_path, catalog, overwrite=True).run(MODEL, ["colors_a"])
     assert forced[0].status == "done"
 
@@ -59,8 +59,9 @@ def test_changed_config_or_limit_reruns(setup):
     assert outcomes[0].status == "done"
     _, limited = make_runner(tmp_path, catalog, limit=2).run(MODEL, ["colors_a"])
     assert limited[0].status == "done" and limited[0].n == 2
-    saved = json.loads((tmp_path / "res" / "color-decorated__v1" / "colors_a.json").read_text())
+    saved = json.loads(limited[0].result_file.read_text())
     assert saved["task"]["run_settings"]["limit"] == 2
+    assert len(list((tmp_path / "res" / "color-decorated__v1" / "colors_a").glob("*.json"))) == 3  # side by side
 
 
 def test_crash_in_a_task_keeps_earlier_results_and_writes_nothing_partial(setup):
@@ -74,8 +75,10 @@ def test_crash_in_a_task_keeps_earlier_results_and_writes_nothing_partial(setup)
     with pytest.raises(VLBenchError, match=r"cannot read image .*red/1.png"):
         runner.run(MODEL, ["colors_a", "colors_b"])
     folder = tmp_path / "res" / "color-decorated__v1"
-    saved = json.loads((folder / "colors_a.json").read_text())
-    assert sorted(p.name for p in folder.iterdir()) == sorted(["colors_a.json", saved["samples"]])  # no temporary file, nothing of colors_b
+    saved_file = result_file(folder, "colors_a")
+    saved = json.loads(saved_file.read_text())
+    assert [p.name for p in folder.iterdir()] == ["colors_a"]  # nothing of colors_b
+    assert sorted(p.name for p in saved_file.parent.iterdir()) == sorted([saved_file.name, saved["samples"]])  # no temporary file
 
 
 def test_missing_data_stops_before_loading_the_model_unless_skipped(setup):
@@ -114,16 +117,17 @@ def test_precision_and_replaced_local_weights_invalidate_results(setup):
 
 def test_each_run_has_its_own_samples_file_and_files_are_strict_json(setup):
     tmp_path, catalog = setup
-    folder = tmp_path / "res" / "color-decorated__v1"
+    folder = tmp_path / "res" / "color-decorated__v1" / "colors_a"
     make_runner(tmp_path, catalog).run(MODEL, ["colors_a"])
-    first = json.loads((folder / "colors_a.json").read_text())["samples"]
+    path = result_file(folder.parent, "colors_a")
+    first = json.loads(path.read_text())["samples"]
     make_runner(tmp_path, catalog, overwrite=True).run(MODEL, ["colors_a"])
-    second = json.loads((folder / "colors_a.json").read_text())["samples"]
+    second = json.loads(path.read_text())["samples"]
     assert first != second and not (folder / first).exists() and (folder / second).exists()
     from vlbench.results import FILE_MODE
 
-    assert (folder / "colors_a.json").stat().st_mode & 0o777 == FILE_MODE
-    text = (folder / "colors_a.json").read_text()
+    assert path.stat().st_mode & 0o777 == FILE_MODE
+    text = path.read_text()
     assert "NaN" not in text and json.loads(text)["metrics"]["acc5"] is None  # 3 classes: top-5 undefined, written as null
 
 

@@ -103,25 +103,25 @@ def test_mmseg_reader_on_the_voc_layout(tmp_path):
 
 
 def test_segmentation_end_to_end_on_voc_and_shapes(run_cli, tmp_path):
-    from conftest import TINY
+    from conftest import TINY, read_result
 
     write_voc(tmp_path / "data")
     result = run_cli("run", "--model", TINY, "--tasks", "voc21,voc20,shapes_seg", "--output", "res", "--dense-variant", "naclip",
                      "--set", "protocol.pamr_steps=2", "--set", "voc21:protocol.window=0")
     assert result.returncode == 0, result.stderr
     folder = tmp_path / "res" / "openclip__vlbench-tiny@random"
-    voc = json.loads((folder / "voc21.json").read_text())
+    voc = read_result(folder, "voc21")
     assert voc["task"]["run_settings"]["dense_variant"] == "naclip"
     used = voc["task"]["protocol_used"]
     assert used["dense_variant"] == "naclip" and used["protocol"]["pamr_steps"] == 2 and used["protocol"]["window"] == 0
     assert used["protocol"]["logit_scale"] == 65 and used["queries"] == 56  # SCLIP's voc21 names: 26 background words
-    with gzip.open(folder / voc["samples"], "rt") as f:
+    with gzip.open(folder / "voc21" / voc["samples"], "rt") as f:
         records = [json.loads(line) for line in f]
     assert len(records) == 3
     pixels = sum(count for r in records for _, _, count in r["confusion"])
     assert pixels == 3 * (40 * 56 - 20)  # every labelled pixel, void border left out
     assert 0 <= voc["metrics"]["mIoU"] <= 1 and "IoU/aeroplane" in voc["metrics"]
-    shapes = json.loads((folder / "shapes_seg.json").read_text())
+    shapes = read_result(folder, "shapes_seg")
     assert shapes["task"]["dataset"]["n"] == 60
 
 

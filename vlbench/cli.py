@@ -259,11 +259,14 @@ def leaderboard(
     board = build_board(results_dir, _catalog(tasks_dir, registry), include_partial, wanted,
                         warn=lambda message: error_console.print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True))
     frame, partial = board.frame, board.partial
+    other = f" ({board.other} with only runs of other settings; --settings KEY=VALUE picks them)" if board.other else ""
     if frame.empty:
-        raise VLBenchError(f"no complete result files under {results_dir}" + (f" ({partial} partial --limit results; add --include-partial)" if partial else ""))
+        raise VLBenchError(f"no complete result files under {results_dir}" + (f" ({partial} partial --limit results; add --include-partial)" if partial else "") + other)
     text = render(frame, fmt.value, board.ci)
     if partial:
         error_console.print(f"left out {partial} partial result(s) from --limit runs (--include-partial adds them)")
+    if board.other:
+        error_console.print(f"left out {board.other} result(s) run with other settings than the default (--settings KEY=VALUE picks them)")
     if out is None:
         console.print(text, end="", highlight=False, markup=False, soft_wrap=True)
     else:

@@ -30,28 +30,33 @@ class Board:
     frame: pd.DataFrame  # a row per model: model, one column per suite / task, maybe settings
     ci: dict[str, dict[str, tuple[float | None, float | None]]]  # model -> column -> 95% CI
     partial: int  # (model, task) cells left empty because only --limit runs exist
+    other: int = 0  # (model, task) cells left empty because only runs with other settings exist
 
 
 def collect(results_dir: Path, include_partial: bool = False, settings: dict[str, str] | None = None,
-            warn: Callable[[str], None] | None = None) -> tuple[dict[str, dict[str, Entry]], int]:
+            warn: Callable[[str], None] | None = None) -> tuple[dict[str, dict[str, Entry]], int, int]:
     """{model id: {task: main-metric entry}} of the runs picked (``result_schema.pick``), and how
-    many (model, task) cells had only partial (--limit) runs, which were left out."""
+    many (model, task) cells were left out for having only partial (--limit) runs, or only runs with
+    other settings."""
     groups: dict[tuple[str, str], list] = {}
     for path, result in result_schema.scan(results_dir, warn):
         groups.setdefault((result.model.id, result.task.name), []).append((path, result))
     table: dict[str, dict[str, Entry]] = {}
-    partial = 0
+    partial = other = 0
     for (model, task), candidates in sorted(groups.items()):
         chosen = result_schema.pick(candidates, settings, include_partial)
         if chosen is None:
-            partial += any(r.is_partial for _, r in candidates) and result_schema.pick(candidates, settings, True) is not None
+            if result_schema.pick(candidates, settings, True) is not None:
+                partial += 1
+            else:
+                other += 1
             continue
         result = chosen[1]
         ci = result.ci.get(result.main_metric)
         replicates = tuple(result.bootstrap.main_replicates) if result.bootstrap else None
         table.setdefault(model, {})[task] = Entry(result.main_value, result.n, replicates, tuple(ci) if ci else None,
                                                  tuple(sorted(result.settings.items())))
-    return table, partial
+    return table, partial, other
 
 
 def aggregate(catalog: Catalog, suite: str, values: Mapping[str, Any], ns: Mapping[str, int | None]) -> Any:
@@ -102,7 +107,7 @@ def suite_ci(catalog: Catalog, suite: str, entries: dict[str, Entry], level: flo
 def build_board(results_dir: Path, catalog: Catalog, include_partial: bool = False, settings: dict[str, str] | None = None,
                 warn: Callable[[str], None] | None = None) -> Board:
     """The leaderboard with each cell's confidence interval."""
-    entries, partial = collect(results_dir, include_partial, settings, warn)
+    entries, partial, other = collect(results_dir, include_partial, settings, warn)
     tasks_present = sorted({t for row in entries.values() for t in row})
     columns: list[str] = []
     for column in catalog.leaderboard_columns:
@@ -131,7 +136,7 @@ def build_board(results_dir: Path, catalog: Catalog, include_partial: bool = Fal
              for model, row in entries.items()}
     if any(notes.values()):  # every cell from a run with non-default settings is named here
         frame["settings"] = ["; ".join(notes.get(model, ())) for model in frame["model"]]
-    return Board(frame, cis, partial)
+    return Board(frame, cis, partial, other)
 
 
 def build(results_dir: Path, catalog: Catalog, include_partial: bool = False, settings: dict[str, str] | None = None,

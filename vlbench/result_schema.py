@@ -241,21 +241,30 @@ def scan(results_dir: Path, warn: Callable[[str], None] | None = None) -> Iterat
             yield path, result
 
 
+def _applies(key: str, kind: str) -> bool:
+    """Whether a run of this kind records the setting ``key`` (e.g. dense_variant only for segmentation)."""
+    from vlbench.kinds import TASK_KINDS
+
+    specific = {name for k in TASK_KINDS.names() for name in getattr(TASK_KINDS.get(k), "run_settings_used", ())}
+    return key not in specific or (kind in TASK_KINDS and key in getattr(TASK_KINDS.get(kind), "run_settings_used", ()))
+
+
 def pick(candidates: list[tuple[Path, Result]], settings: dict[str, str] | None = None, include_partial: bool = False) -> tuple[Path, Result] | None:
     """The result a table shows for one (model, task).
 
-    Eligible: full runs whose every non-default setting was asked for in ``settings`` (so with none
-    asked, only default runs); with ``include_partial``, ``--limit`` runs too. Preferred: full over
-    partial, then the one matching most asked settings, then the newest.
+    Eligible: full runs whose non-default settings are exactly those asked for in ``settings``
+    (leaving out settings that a run of its kind does not record, such as dense_variant for
+    classification), so with none asked only default runs; with ``include_partial``, ``--limit``
+    runs too. Preferred: full over partial, then the current schema, then the newest.
     """
     wanted = dict(settings or {})
 
     def eligible(result: Result) -> bool:
         own = {k: v for k, v in result.settings.items() if k != "limit"}
-        return all(wanted.get(k) == v for k, v in own.items()) and (include_partial or not result.is_partial)
+        asked = {k: v for k, v in wanted.items() if _applies(k, result.task.kind)}
+        return own == asked and (include_partial or not result.is_partial)
 
     chosen = [(p, r) for p, r in candidates if eligible(r)]
     if not chosen:
         return None
-    return max(chosen, key=lambda pr: (not pr[1].is_partial, sum(pr[1].settings.get(k) == v for k, v in wanted.items()),
-                                       pr[1].schema_version, pr[1].created))
+    return max(chosen, key=lambda pr: (not pr[1].is_partial, pr[1].schema_version, pr[1].created))

@@ -222,6 +222,10 @@ class Runner:
                 artifacts[name] = {"file": artifact.name, "sha256": write_json_gz(artifact, payload)}
         except BaseException:
             writer.discard()
+            try:
+                path.parent.rmdir()  # the folder this run created, if nothing else is in it
+            except OSError:
+                pass
             raise
         writer.commit()
         n = kind.count(records)
