@@ -389,7 +389,7 @@ def paired(kind: str, records_a: Sequence[dict[str, Any]], records_b: Sequence[d
     """B - A on the same items, with a paired-bootstrap interval and a p-value; VLBenchError if the items differ."""
     res_a, res_b = resampler(kind, records_a, spec), resampler(kind, records_b, spec)
     if res_a.sizes != res_b.sizes or res_a.ids() != res_b.ids():
-        raise VLBenchError(f"task '{spec.name}': the two runs scored different items ({'/'.join(map(str, res_a.sizes))} vs "
+        raise VLBenchError(f"task '{getattr(spec, 'name', kind)}': the two runs scored different items ({'/'.join(map(str, res_a.sizes))} vs "
                            f"{'/'.join(map(str, res_b.sizes))} {res_a.unit}, or other ids); compare runs on the same data and --limit")
     a = float(res_a.metric(metric, res_a.identity())[0])  # type: ignore[index]
     b = float(res_b.metric(metric, res_b.identity())[0])  # type: ignore[index]
