@@ -135,3 +135,35 @@ def test_set_scoped_to_a_task_that_is_not_running_is_an_error(setup):
     tmp_path, catalog = setup
     with pytest.raises(VLBenchError, match="colors_c:... names a task that is not in this run.*did you mean: colors_"):
         make_runner(tmp_path, catalog, overrides={"colors_c:protocol.x": 1}).run(MODEL, ["colors_a", "colors_b"])
+
+
+def test_a_limit_run_never_replaces_the_full_result(setup):
+    from vlbench.leaderboard import build
+
+    tmp_path, catalog = setup
+    _, full = make_runner(tmp_path, catalog).run(MODEL, ["colors_a"])
+    full_text = full[0].result_file.read_text()
+    full_samples = full[0].result_file.parent / json.loads(full_text)["samples"]
+    _, smoke = make_runner(tmp_path, catalog, limit=2).run(MODEL, ["colors_a"])
+    assert smoke[0].status == "done" and smoke[0].result_file != full[0].result_file
+    assert full[0].result_file.read_text() == full_text and full_samples.is_file()
+    frame, partial = build(tmp_path / "res", catalog)
+    assert list(frame["colors_a"]) == [1.0] and partial == 0 and "settings" not in frame.columns
+    _, again = make_runner(tmp_path, catalog).run(MODEL, ["colors_a"])
+    assert again[0].status == "skipped"  # the full run is still the one resumed
+
+
+def test_a_result_naming_a_file_outside_its_folder_cannot_make_a_rerun_delete_it(setup):
+    tmp_path, catalog = setup
+    _, outcomes = make_runner(tmp_path, catalog).run(MODEL, ["colors_a"])
+    path = outcomes[0].result_file
+    victims = [tmp_path / "victim.samples.jsonl.gz", tmp_path / "res" / "victim.txt"]
+    for victim in victims:
+        victim.write_text("keep me")
+    for hostile in ("../../../victim.samples.jsonl.gz", str(victims[1])):
+        payload = json.loads(path.read_text())
+        payload["samples"] = hostile
+        path.write_text(json.dumps(payload))
+        _, rerun = make_runner(tmp_path, catalog, overwrite=True).run(MODEL, ["colors_a"])
+        assert rerun[0].status == "done"
+    assert all(v.read_text() == "keep me" for v in victims)
