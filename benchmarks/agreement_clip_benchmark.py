@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from vlbench import result_schema
 from vlbench.datasets.shapes import (
     classification_scene,
     multi_object_scene,
@@ -63,7 +64,8 @@ def vlbench_side(model: str, data_root: Path, tree: Path, batch_size: int) -> di
                    "--data-root", str(data_root), "--output", out, "--batch-size", str(batch_size),
                    "--set", f"imagefolder:dataset.path={tree}", "--set", f"imagefolder:files.templates={SHAPES_TEMPLATES}"]
         subprocess.run(command, check=True, capture_output=True, text=True)
-        return {task: json.loads(next(Path(out).rglob(f"{task}.json")).read_text())["metrics"] for task in ("imagefolder", "flickr30k")}
+        found = {result.task.name: result.metrics for _, result in result_schema.scan(Path(out))}
+        return {task: found[task] for task in ("imagefolder", "flickr30k")}
 
 
 class KarpathyTest(torch.utils.data.Dataset):

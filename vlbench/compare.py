@@ -52,12 +52,23 @@ def _pick(candidates: list[Picked]) -> Picked | None:
     return result_schema.pick(candidates) or result_schema.pick(candidates, include_partial=True)
 
 
-def select(results_a: Path, results_b: Path | None, models: Sequence[str] | None) -> tuple[dict[str, Picked], dict[str, Picked]]:
+def _model_id(text: str, runs: dict, catalog: Catalog | None) -> str:
+    """``text`` as stored, or its canonical id after alias resolution (openclip:ViT-B-32 -> ...@openai)."""
+    if text in runs or catalog is None:
+        return text
+    try:
+        return catalog.resolve_model(text).id
+    except VLBenchError:
+        return text
+
+
+def select(results_a: Path, results_b: Path | None, models: Sequence[str] | None, catalog: Catalog | None = None) -> tuple[dict[str, Picked], dict[str, Picked]]:
     """Per task, the run of A and the run of B that a leaderboard would show (default settings first)."""
     if models:
         if len(models) != 2 or results_b is not None:
             raise VLBenchError("--models takes two model ids (--models A --models B) and one results folder")
         runs = _runs_by_model(results_a)
+        models = [_model_id(m, runs, catalog) for m in models]
         for model in models:
             if model not in runs:
                 raise VLBenchError(f"no results of model '{model}' under {results_a} (it holds: {', '.join(sorted(runs))})")
@@ -74,7 +85,7 @@ def select(results_a: Path, results_b: Path | None, models: Sequence[str] | None
 def compare_runs(results_a: Path, results_b: Path | None, models: Sequence[str] | None, catalog: Catalog,
                  replicates: int = bootstrap.DEFAULT_REPLICATES, seed: int = bootstrap.DEFAULT_SEED) -> list[CompareRow]:
     """A row per task both have (main metric), then per suite whose tasks they both have."""
-    picked_a, picked_b = select(results_a, results_b, models)
+    picked_a, picked_b = select(results_a, results_b, models, catalog)
     common = sorted(set(picked_a) & set(picked_b))
     if not common:
         raise VLBenchError("the two runs have no task in common")
