@@ -89,6 +89,11 @@ class Resampler(ABC):
         """Per-unit 0/1 outcomes when ``name`` is their plain mean over one population (McNemar applies)."""
         return None
 
+    @property
+    def cells_per_replicate(self) -> int:
+        """Numbers held per replicate while computing a metric (bounds the replicates per batch)."""
+        return sum(self.sizes)
+
     def identity(self) -> list[np.ndarray]:
         """Weights of the data as observed (every unit once): ``metric`` then gives the point estimate."""
         return [np.ones((1, n)) for n in self.sizes]
@@ -259,10 +264,15 @@ class SegmentationResampler(Resampler):
         order = np.argsort(triplets[:, 1], kind="stable")
         self.image, cells, self.count = triplets[order, 0], triplets[order, 1], triplets[order, 2].astype(np.float64)
         self.cells, self.starts = np.unique(cells, return_index=True)
+        self._last: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def sizes(self) -> list[int]:
         return [len(self.keys)]
+
+    @property
+    def cells_per_replicate(self) -> int:
+        return max(len(self.keys), len(self.image), self.classes * self.classes)
 
     def ids(self) -> list[Any]:
         return list(self.keys)
@@ -277,7 +287,9 @@ class SegmentationResampler(Resampler):
     def metric(self, name: str, weights: list[np.ndarray]) -> np.ndarray | None:
         if name not in ("mIoU", "mAcc", "aAcc"):
             return None
-        confusion = self.confusion(weights[0])
+        if self._last is None or self._last[0] is not weights[0]:  # the metrics of one batch share its matrices
+            self._last = (weights[0], self.confusion(weights[0]))
+        confusion = self._last[1]
         tp = np.diagonal(confusion, axis1=1, axis2=2)
         gt, pred = confusion.sum(axis=2), confusion.sum(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -294,14 +306,15 @@ def resampler(kind: str, records: Iterable[dict[str, Any]], spec: TaskSpec) -> R
     return RESAMPLERS.get(kind)(list(records), spec)
 
 
-def _replicate_batches(sizes: list[int], replicates: int, seed: int) -> Iterable[list[np.ndarray]]:
-    """Count matrices, one [r, n] per population, ``replicates`` rows in all, drawn in a fixed order."""
-    rng = np.random.default_rng(seed)
-    chunk = max(1, min(replicates, CELLS_PER_CHUNK // max(1, sum(sizes))))
+def _replicate_batches(sizes: list[int], replicates: int, seed: int, cells: int = 0) -> Iterable[list[np.ndarray]]:
+    """Count matrices, one [r, n] per population, ``replicates`` rows in all; each population draws
+    from its own stream, so the replicates do not depend on how they are batched."""
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(sizes))] if len(sizes) > 1 else [np.random.default_rng(seed)]
+    chunk = max(1, min(replicates, CELLS_PER_CHUNK // max(1, cells, sum(sizes))))
     for start in range(0, replicates, chunk):
         r = min(chunk, replicates - start)
         batch = []
-        for n in sizes:
+        for n, rng in zip(sizes, streams):
             draws = rng.integers(0, n, size=(r, n)) + (np.arange(r) * n)[:, None]
             batch.append(np.bincount(draws.ravel(), minlength=r * n).reshape(r, n).astype(np.float64))
         yield batch
@@ -313,7 +326,7 @@ def replicates(res: Resampler, names: Sequence[str], n_replicates: int = DEFAULT
     out: dict[str, list[np.ndarray]] = {n: [] for n in names}
     if min(res.sizes, default=0) == 0:
         return {}
-    for weights in _replicate_batches(res.sizes, n_replicates, seed):
+    for weights in _replicate_batches(res.sizes, n_replicates, seed, res.cells_per_replicate):
         for name in names:
             out[name].append(res.metric(name, weights))  # type: ignore[arg-type]
     return {name: np.concatenate(parts) for name, parts in out.items()}
@@ -394,7 +407,7 @@ def paired(kind: str, records_a: Sequence[dict[str, Any]], records_b: Sequence[d
     a = float(res_a.metric(metric, res_a.identity())[0])  # type: ignore[index]
     b = float(res_b.metric(metric, res_b.identity())[0])  # type: ignore[index]
     diffs = []
-    for weights in _replicate_batches(res_a.sizes, n_replicates, seed):
+    for weights in _replicate_batches(res_a.sizes, n_replicates, seed, max(res_a.cells_per_replicate, res_b.cells_per_replicate)):
         diffs.append(res_b.metric(metric, weights) - res_a.metric(metric, weights))  # type: ignore[operator]
     differences = np.concatenate(diffs)
     outcome_a, outcome_b = res_a.outcomes(metric), res_b.outcomes(metric)

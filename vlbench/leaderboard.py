@@ -25,6 +25,13 @@ class Entry:
     settings: tuple[tuple[str, str], ...] = ()  # non-default settings of the run shown
 
 
+def entry_of(result: result_schema.Result) -> Entry:
+    """A result's main metric as a table entry (what ``suite_value`` / ``suite_ci`` take, per task)."""
+    ci = result.ci.get(result.main_metric)
+    replicates = tuple(result.bootstrap.main_replicates) if result.bootstrap else None
+    return Entry(result.main_value, result.n, replicates, tuple(ci) if ci else None, tuple(sorted(result.settings.items())))
+
+
 @dataclass
 class Board:
     frame: pd.DataFrame  # a row per model: model, one column per suite / task, maybe settings
@@ -51,11 +58,7 @@ def collect(results_dir: Path, include_partial: bool = False, settings: dict[str
             else:
                 other += 1
             continue
-        result = chosen[1]
-        ci = result.ci.get(result.main_metric)
-        replicates = tuple(result.bootstrap.main_replicates) if result.bootstrap else None
-        table.setdefault(model, {})[task] = Entry(result.main_value, result.n, replicates, tuple(ci) if ci else None,
-                                                 tuple(sorted(result.settings.items())))
+        table.setdefault(model, {})[task] = entry_of(chosen[1])
     return table, partial, other
 
 
