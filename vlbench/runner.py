@@ -6,7 +6,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 
@@ -31,6 +31,7 @@ from vlbench.results import (
     write_json_gz,
 )
 from vlbench.specs import TaskSpec
+from vlbench.sweep import Shard
 
 
 def default_num_workers() -> int:
@@ -101,7 +102,10 @@ class Runner:
 
     def plan(self, model_text: str, selection: Iterable[str]) -> tuple[ModelSpec, list[TaskSpec]]:
         """Resolve the model spec and every task (validating all task files) before any work."""
-        spec = self.catalog.resolve_model(model_text)
+        return self.catalog.resolve_model(model_text), self.plan_tasks(selection)
+
+    def plan_tasks(self, selection: Iterable[str]) -> list[TaskSpec]:
+        """Resolve every task (validating all task files and run options) before any work."""
         items = self.catalog.select(selection)
         if not items:
             raise VLBenchError("no tasks selected; pass --tasks (see 'vlbench list tasks')")
@@ -118,62 +122,95 @@ class Runner:
         if stray_scopes:
             scope = stray_scopes[0]
             raise VLBenchError(f"--set {scope}:... names a task that is not in this run{did_you_mean(scope, names)}")
-        return spec, tasks
+        return tasks
 
     def run(self, model_text: str, selection: Iterable[str]) -> tuple[ModelSpec, list[TaskOutcome]]:
         """Run every selected task that has no up-to-date result; outcomes in selection order."""
-        model_spec, tasks = self.plan(model_text, selection)
-        source_stamp = local_source_stamp(model_spec)
-        outcomes: dict[str, TaskOutcome] = {}
-        pending: list[tuple[TaskSpec, TaskKind]] = []
-        missing: list[str] = []
-        for task in tasks:
-            kind: TaskKind = TASK_KINDS.get(task.kind)()
-            path = result_path(self.options.output, model_spec.slug, task.name)
-            previous = load_result(path)
-            if (
-                not self.options.overwrite
-                and previous is not None
-                and previous["model"]["id"] == model_spec.id
-                and previous["model"].get("source_stamp") == source_stamp
-                and previous["task"]["config_hash"] == task.config_hash(self.options.run_settings(kind))
-            ):
-                outcomes[task.name] = TaskOutcome(
-                    task.name, "skipped", previous["main_metric"], previous["metrics"], previous["task"]["dataset"].get("n"), path,
-                    note="result exists (use --overwrite to recompute)",
-                )
-                continue
-            try:
-                kind.locate(task, self.options.data_root, self.options.allow_hub)
-            except DatasetNotFoundError as exc:
-                if not self.options.skip_missing:
-                    missing.append(str(exc))
+        return self.run_many([self.catalog.resolve_model(model_text)], selection)[0]
+
+    def run_many(
+        self, models: Sequence[ModelSpec], selection: Iterable[str], shard: Shard | None = None
+    ) -> list[tuple[ModelSpec, list[TaskOutcome]]]:
+        """Run models one after another, each loaded once, on the tasks without up-to-date results.
+
+        Everything is planned first: every model spec and task file is resolved and the data of
+        every task some model still needs is located once, so a missing dataset stops the run
+        before any model loads. ``shard`` keeps one block of the (model, task) grid; the outcomes
+        of each model list the tasks of its shard, in selection order.
+        """
+        model_specs = list({m.id: m for m in models}.values())
+        if not model_specs:
+            raise VLBenchError("no models selected; pass --model (see 'vlbench list models')")
+        tasks = self.plan_tasks(selection)
+        cells = shard.select((m.id, t.name) for m in model_specs for t in tasks) if shard else None
+        kinds = {t.name: TASK_KINDS.get(t.kind)() for t in tasks}
+        located: dict[str, str | None] = {}  # task -> None (found) or the not-found message
+        plans: list[tuple[ModelSpec, str | None, dict[str, TaskOutcome], list[TaskSpec]]] = []
+        for model_spec in model_specs:
+            source_stamp = local_source_stamp(model_spec)
+            outcomes: dict[str, TaskOutcome] = {}
+            pending: list[TaskSpec] = []
+            for task in tasks:
+                if cells is not None and (model_spec.id, task.name) not in cells:
                     continue
-                outcomes[task.name] = TaskOutcome(task.name, "missing", task.main_metric, note="dataset not found")
-                continue
-            pending.append((task, kind))
-        if missing:
+                kind = kinds[task.name]
+                path = result_path(self.options.output, model_spec.slug, task.name)
+                previous = load_result(path)
+                if (
+                    not self.options.overwrite
+                    and previous is not None
+                    and previous["model"]["id"] == model_spec.id
+                    and previous["model"].get("source_stamp") == source_stamp
+                    and previous["task"]["config_hash"] == task.config_hash(self.options.run_settings(kind))
+                ):
+                    outcomes[task.name] = TaskOutcome(
+                        task.name, "skipped", previous["main_metric"], previous["metrics"], previous["task"]["dataset"].get("n"), path,
+                        note="result exists (use --overwrite to recompute)",
+                    )
+                    continue
+                if task.name not in located:
+                    try:
+                        kind.locate(task, self.options.data_root, self.options.allow_hub)
+                        located[task.name] = None
+                    except DatasetNotFoundError as exc:
+                        located[task.name] = str(exc)
+                if located[task.name] is not None:
+                    outcomes[task.name] = TaskOutcome(task.name, "missing", task.main_metric, note="dataset not found")
+                    continue
+                pending.append(task)
+            plans.append((model_spec, source_stamp, outcomes, pending))
+        missing = [message for message in located.values() if message is not None]
+        if missing and not self.options.skip_missing:
             more = f" (and {len(missing) - 1} more task(s) without data; --skip-missing runs the rest)" if len(missing) > 1 else ""
             raise DatasetNotFoundError(missing[0] + more)
-        if pending:
-            model = self.load_model(model_spec)
-            encoder = Encoder(
-                model,
-                batch_size=self.options.batch_size,
-                num_workers=default_num_workers() if self.options.num_workers is None else self.options.num_workers,
-                progress=self.progress,
-            )
-            env = environment(
-                device=str(model.device),
-                precision=self.options.precision,
-                batch_size=self.options.batch_size,
-                num_workers=encoder.num_workers,
-                seed=self.options.seed,
-            )
-            fingerprint = {**model.fingerprint(), "source_stamp": source_stamp}
-            for task, kind in pending:
-                outcomes[task.name] = self.run_task(task, kind, model, model_spec, fingerprint, encoder, env)
-        return model_spec, [outcomes[t.name] for t in tasks]
+        results = []
+        for model_spec, source_stamp, outcomes, pending in plans:
+            if pending:
+                self.run_model(model_spec, source_stamp, [(t, kinds[t.name]) for t in pending], outcomes)
+            results.append((model_spec, [outcomes[t.name] for t in tasks if t.name in outcomes]))
+        return results
+
+    def run_model(
+        self, model_spec: ModelSpec, source_stamp: str | None, pending: list[tuple[TaskSpec, TaskKind]], outcomes: dict[str, TaskOutcome]
+    ) -> None:
+        """Load one model and run its pending tasks; the model is released afterwards."""
+        model = self.load_model(model_spec)
+        encoder = Encoder(
+            model,
+            batch_size=self.options.batch_size,
+            num_workers=default_num_workers() if self.options.num_workers is None else self.options.num_workers,
+            progress=self.progress,
+        )
+        env = environment(
+            device=str(model.device),
+            precision=self.options.precision,
+            batch_size=self.options.batch_size,
+            num_workers=encoder.num_workers,
+            seed=self.options.seed,
+        )
+        fingerprint = {**model.fingerprint(), "source_stamp": source_stamp}
+        for task, kind in pending:
+            outcomes[task.name] = self.run_task(task, kind, model, model_spec, fingerprint, encoder, env)
 
     def load_model(self, spec: ModelSpec) -> ModelAdapter:
         adapter_class = MODEL_ADAPTERS.get(spec.adapter)
