@@ -93,6 +93,7 @@ def run(
     registry: Optional[list[Path]] = RegistryOption,
 ) -> None:
     """Evaluate models on tasks and write one result file per (model, task)."""
+    from vlbench import distributed
     from vlbench.console import console, make_progress, summary_table
     from vlbench.leaderboard import Entry, suite_value
     from vlbench.models.collections import read_spec_file, split_specs
@@ -123,9 +124,17 @@ def run(
         dense_variant=dense_variant,
         overrides=dict(parse_override(item) for item in set_),
     )
-    with make_progress() as progress:
-        runner = Runner(catalog, options, progress=progress, log=lambda m: console.print(m, style="dim", markup=False))
-        runs = runner.run_many(model_specs, selection, Shard.parse(shard) if shard else None)
+    shard_part = Shard.parse(shard) if shard else None
+    world = distributed.init(device.value)
+    try:
+        if not world.is_main:  # the other ranks of a torchrun job print nothing but errors
+            Runner(catalog, options).run_many(model_specs, selection, shard_part)
+            return
+        with make_progress() as progress:
+            runner = Runner(catalog, options, progress=progress, log=lambda m: console.print(m, style="dim", markup=False))
+            runs = runner.run_many(model_specs, selection, shard_part)
+    finally:
+        distributed.shutdown()
     for model_spec, outcomes in runs:
         if not outcomes:
             continue  # none of this model's tasks is in the shard

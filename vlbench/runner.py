@@ -10,6 +10,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 
+from vlbench import distributed
 from vlbench.catalog import Catalog
 from vlbench.encoding import Encoder, Progress, SilentProgress
 from vlbench.errors import DatasetNotFoundError, VLBenchError
@@ -35,7 +36,8 @@ from vlbench.sweep import Shard
 
 
 def default_num_workers() -> int:
-    return min(8, max(0, (os.cpu_count() or 1) - 1))
+    """CPUs - 1, at most 8, shared among the ranks of a data-parallel run on one node."""
+    return min(8, max(0, (os.cpu_count() or 1) // distributed.current().world_size - 1))
 
 
 @dataclass
@@ -183,6 +185,7 @@ class Runner:
         if missing and not self.options.skip_missing:
             more = f" (and {len(missing) - 1} more task(s) without data; --skip-missing runs the rest)" if len(missing) > 1 else ""
             raise DatasetNotFoundError(missing[0] + more)
+        distributed.barrier()  # every rank planned before any result is written
         results = []
         for model_spec, source_stamp, outcomes, pending in plans:
             if pending:
@@ -195,7 +198,7 @@ class Runner:
     ) -> None:
         """Load one model and run its pending tasks; the model is released afterwards."""
         model = self.load_model(model_spec)
-        encoder = Encoder(
+        encoder = distributed.encoder_class()(
             model,
             batch_size=self.options.batch_size,
             num_workers=default_num_workers() if self.options.num_workers is None else self.options.num_workers,
@@ -207,6 +210,7 @@ class Runner:
             batch_size=self.options.batch_size,
             num_workers=encoder.num_workers,
             seed=self.options.seed,
+            world_size=distributed.current().world_size,
         )
         fingerprint = {**model.fingerprint(), "source_stamp": source_stamp}
         for task, kind in pending:
@@ -216,7 +220,13 @@ class Runner:
         adapter_class = MODEL_ADAPTERS.get(spec.adapter)
         device = resolve_device(self.options.device)
         self.log(f"loading model {spec.id} on {device}")
-        return adapter_class(spec, device=device, precision=self.options.precision)
+        world = distributed.current()
+        if not world.is_main:
+            distributed.barrier()  # rank 0 loads (and downloads) first
+        model = adapter_class(spec, device=device, precision=self.options.precision)
+        if world.is_main:
+            distributed.barrier()
+        return model
 
     def run_task(
         self,
@@ -237,15 +247,23 @@ class Runner:
             allow_hub=self.options.allow_hub,
             seed=self.options.seed,
             dense_variant=self.options.dense_variant,
+            item_shard=(distributed.current().rank, distributed.current().world_size),
         )
         data, located = kind.load(task, ctx)
         loaded = time.perf_counter()
+        predictions = kind.predict(model, data, task, ctx)
+        if distributed.current().active and kind.shards_items:
+            predictions = iter(distributed.gather_records(list(predictions)))
+        if not distributed.current().is_main:  # the other ranks encode their share and write nothing
+            for _ in predictions:
+                pass
+            return TaskOutcome(task.name, "done", task.main_metric, seconds=time.perf_counter() - started)
         encoded_before, image_seconds_before = encoder.images_encoded, encoder.image_seconds
         previous = load_result(path)
         writer = SampleWriter(samples_path(path, new_run_id()))
         records: list[dict[str, Any]] = []
         try:
-            for record in kind.predict(model, data, task, ctx):
+            for record in predictions:
                 writer.write(record)
                 records.append(record)
             predicted = time.perf_counter()
