@@ -68,6 +68,11 @@ class Precision(str, Enum):
     fp16 = "fp16"
 
 
+class Decode(str, Enum):
+    pil = "pil"
+    gpu = "gpu"
+
+
 @app.command()
 @user_errors
 def run(
@@ -87,6 +92,7 @@ def run(
     skip_missing: bool = typer.Option(False, "--skip-missing", help="Skip tasks whose data is missing instead of stopping."),
     dense_variant: Optional[str] = typer.Option(None, "--dense-variant", help="Segmentation: last-block variant plain|maskclip|sclip|clearclip|naclip (default: each task's own; recorded)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for tasks that draw random numbers (ARO order); default: each task's own (recorded)."),
+    decode: Decode = typer.Option(Decode.pil, "--decode", help="pil (default, reproduces reference numbers) or gpu: JPEGs decoded by torchvision.io on the GPU (on the CPU without CUDA) with the model's resize/crop/normalisation as tensor ops; recorded."),
     shard: Optional[str] = typer.Option(None, "--shard", help="K/N: run block K (0-based) of N of the sorted (model, task) grid, e.g. --shard $SLURM_ARRAY_TASK_ID/8."),
     leaderboard_file: Optional[Path] = typer.Option(None, "--leaderboard", help="At the end, write a leaderboard of this run's models (.md: Markdown, else CSV) from every result under --output."),
     tasks_dir: Optional[list[Path]] = TasksDirOption,
@@ -122,6 +128,7 @@ def run(
         skip_missing=skip_missing,
         seed=seed,
         dense_variant=dense_variant,
+        decode=decode.value,
         overrides=dict(parse_override(item) for item in set_),
     )
     shard_part = Shard.parse(shard) if shard else None

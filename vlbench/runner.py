@@ -54,6 +54,7 @@ class RunOptions:
     skip_missing: bool = False
     seed: int | None = None  # None: each task's own default seed
     dense_variant: str | None = None  # None: each segmentation task's own default
+    decode: str = "pil"  # "gpu": JPEGs decoded by torchvision.io with tensor transforms (vlbench.decode)
     overrides: Mapping[str, Any] = field(default_factory=dict)
 
     def overrides_for(self, task: str) -> dict[str, Any]:
@@ -67,6 +68,8 @@ class RunOptions:
             settings["seed"] = self.seed
         if self.precision != "fp32":
             settings["precision"] = self.precision
+        if self.decode != "pil":
+            settings["decode"] = self.decode
         for name in getattr(kind, "run_settings_used", ()):
             if getattr(self, name) is not None:
                 settings[name] = getattr(self, name)
@@ -198,8 +201,16 @@ class Runner:
     ) -> None:
         """Load one model and run its pending tasks; the model is released afterwards."""
         model = self.load_model(model_spec)
+        decode = self.options.decode
+        if decode == "gpu":
+            from vlbench.decode import TensorTransform
+
+            if TensorTransform.from_transform(model.image_transform) is None:
+                self.log(f"--decode gpu: the image transform of {model_spec.id} is not torchvision Resize/CenterCrop/Normalize; its images take the PIL path")
+                decode = "pil"
         encoder = distributed.encoder_class()(
             model,
+            decode=decode,
             batch_size=self.options.batch_size,
             num_workers=default_num_workers() if self.options.num_workers is None else self.options.num_workers,
             progress=self.progress,
