@@ -96,13 +96,15 @@ def agreement(root: Path, n: int, device: str = "cpu", batch_size: int = 64, num
 
 
 def _sync() -> None:
-    torch.cuda.synchronize()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
 
 
-def throughput(root: Path, n: int, batch_size: int, num_workers: int) -> list[tuple[str, float, float]]:
+def throughput(root: Path, n: int, batch_size: int, num_workers: int, device: str = "cuda",
+               model_spec: str = "openclip:ViT-B-32@random", precision: str = "bf16") -> list[tuple[str, float, float]]:
     """(path, images/s end to end, images/s forward-only on the same batches) for both decode paths."""
     refs = [FileImage(path) for path, _ in write_jpegs(root, n, workers=max(1, num_workers))]
-    model = load_model("openclip:ViT-B-32@random", "cuda", "bf16")
+    model = load_model(model_spec, device, precision)
     rows = []
     for decode in ("pil", "gpu"):
         encoder = Encoder(model, batch_size=batch_size, num_workers=num_workers, decode=decode)
@@ -113,7 +115,7 @@ def throughput(root: Path, n: int, batch_size: int, num_workers: int) -> list[tu
         encoder.images(refs)
         _sync()
         end_to_end = n / (time.perf_counter() - started)
-        batches = [pixels.to("cuda", non_blocking=True) for pixels in encoder._loader(refs, model.image_transform)]
+        batches = [pixels.to(device, non_blocking=True) for pixels in encoder._loader(refs, model.image_transform)]
         _sync()
         started = time.perf_counter()
         for pixels in batches:
@@ -121,7 +123,8 @@ def throughput(root: Path, n: int, batch_size: int, num_workers: int) -> list[tu
         _sync()
         ceiling = n / (time.perf_counter() - started)
         del batches
-        torch.cuda.empty_cache()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
         rows.append((decode, end_to_end, ceiling))
     return rows
 

@@ -33,8 +33,8 @@ def invoke(*args, env=None):
 
 def test_two_models_in_one_run_each_loaded_once_with_summary_and_leaderboard(tmp_path):
     models = tmp_path / "models.txt"
-    models.write_text(f"# two seeds\n{TINY_B}  # the second\n\n")
-    result = invoke("run", "--model", TINY_A, "--models", str(models), "--model", TINY_A,  # a repeat runs once
+    models.write_text(f"# again\n{TINY_A}  # named twice: runs once\n\n")
+    result = invoke("run", "--model", TINY_A, "--model", TINY_B, "--models", str(models),
                     "--tasks", "shapes_cls", "--limit", "8", "--num-workers", "0",
                     "--output", str(tmp_path / "res"), "--data-root", str(tmp_path), "--leaderboard", str(tmp_path / "board.csv"))
     assert result.exit_code == 0, result.output
