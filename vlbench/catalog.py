@@ -36,6 +36,7 @@ class Catalog:
     tasks: dict[str, Path] = field(default_factory=dict)
     suites: dict[str, Suite] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
+    collections: dict[str, list[str] | str] = field(default_factory=dict)  # name -> specs, or a generator name
     leaderboard_columns: list[str] = field(default_factory=list)
     defaults: dict[str, Any] = field(default_factory=dict)
 
@@ -84,6 +85,10 @@ class Catalog:
             self.suites[name] = self._parse_suite(name, value)
         models = merged.get("models") or {}
         self.aliases = {str(k): str(v) for k, v in (models.get("aliases") or {}).items()}
+        for name, value in (models.get("collections") or {}).items():
+            if not (isinstance(value, str) or (isinstance(value, list) and value)):
+                raise VLBenchError(f"registry: model collection '{name}' must be a list of model specs or a generator name")
+            self.collections[str(name)] = value if isinstance(value, str) else [str(v) for v in value]
         self.leaderboard_columns = list((merged.get("leaderboard") or {}).get("columns") or [])
         self.defaults = dict(merged.get("defaults") or {})
 
@@ -151,6 +156,26 @@ class Catalog:
         return load_task_file(path, overrides)
 
     # -- models ----------------------------------------------------------------------------------
+    def resolve_models(self, texts: Iterable[str], _seen: tuple[str, ...] = ()) -> list[ModelSpec]:
+        """Specs, aliases and collection names -> model specs, in order, without repeats."""
+        from vlbench.models.collections import MODEL_GENERATORS
+
+        specs: dict[str, ModelSpec] = {}
+        for text in texts:
+            if text in self.collections:
+                if text in _seen:
+                    raise VLBenchError(f"registry: model collection cycle {' -> '.join((*_seen, text))}")
+                value = self.collections[text]
+                members = MODEL_GENERATORS.get(value)() if isinstance(value, str) else value
+                found = self.resolve_models(members, (*_seen, text))
+            elif ":" not in text and text not in self.aliases:
+                hint = did_you_mean(text, [*self.collections, *self.aliases])
+                raise UnknownNameError(f"unknown model or model collection '{text}'{hint}; a spec looks like <adapter>:<name>[@tag] (see 'vlbench list models')")
+            else:
+                found = [self.resolve_model(text)]
+            specs.update((spec.id, spec) for spec in found if spec.id not in specs)
+        return list(specs.values())
+
     def resolve_model(self, text: str) -> ModelSpec:
         """Alias resolution first, then parsing; unknown adapters get did-you-mean hints."""
         seen = [text]

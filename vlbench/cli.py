@@ -68,10 +68,16 @@ class Precision(str, Enum):
     fp16 = "fp16"
 
 
+class Decode(str, Enum):
+    pil = "pil"
+    gpu = "gpu"
+
+
 @app.command()
 @user_errors
 def run(
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model spec, e.g. openclip:ViT-B-32 or hf:openai/clip-vit-base-patch32. Default: the built-in vlbench-tiny."),
+    model: Optional[list[str]] = typer.Option(None, "--model", "-m", help="Model spec(s), e.g. openclip:ViT-B-32 or hf:openai/clip-vit-base-patch32; a comma list, a collection from registry.yaml (openai_clip), repeatable. Default: the built-in vlbench-tiny."),
+    models_file: Optional[Path] = typer.Option(None, "--models", help="A file of model specs, one per line (# comments); added to --model."),
     tasks: Optional[str] = typer.Option(None, "--tasks", "-t", help="Comma list of tasks, suites, globs or task-file paths. Default: the shapes suite."),
     data_root: Path = typer.Option(paths.default_data_root(), "--data-root", envvar=paths.DATA_ROOT_ENV, help="Where datasets live."),
     output: Path = typer.Option(paths.default_results_dir(), "--output", "-o", envvar=paths.RESULTS_ENV, help="Results folder."),
@@ -86,21 +92,30 @@ def run(
     skip_missing: bool = typer.Option(False, "--skip-missing", help="Skip tasks whose data is missing instead of stopping."),
     dense_variant: Optional[str] = typer.Option(None, "--dense-variant", help="Segmentation: last-block variant plain|maskclip|sclip|clearclip|naclip (default: each task's own; recorded)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for tasks that draw random numbers (ARO order); default: each task's own (recorded)."),
+    decode: Decode = typer.Option(Decode.pil, "--decode", help="pil (default, reproduces reference numbers) or gpu: JPEGs decoded by torchvision.io on the GPU (on the CPU without CUDA) with the model's resize/crop/normalisation as tensor ops; recorded."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="K/N: run block K (0-based) of N of the sorted (model, task) grid, e.g. --shard $SLURM_ARRAY_TASK_ID/8."),
+    leaderboard_file: Optional[Path] = typer.Option(None, "--leaderboard", help="At the end, write a leaderboard of this run's models (.md: Markdown, else CSV) from every result under --output."),
     bootstrap_replicates: int = typer.Option(1000, "--bootstrap-replicates", min=0, help="Bootstrap replicates for the 95% confidence intervals (0: none)."),
     bootstrap_seed: int = typer.Option(0, "--bootstrap-seed", help="Seed of the bootstrap resampling."),
     tasks_dir: Optional[list[Path]] = TasksDirOption,
     registry: Optional[list[Path]] = RegistryOption,
 ) -> None:
-    """Evaluate a model on tasks and write one result file per task."""
-    from vlbench.console import RichProgress, console, summary_table
+    """Evaluate models on tasks and write one result file per (model, task)."""
+    from vlbench import distributed
+    from vlbench.console import console, make_progress, summary_table
     from vlbench.leaderboard import Entry, suite_ci, suite_value
+    from vlbench.models.collections import read_spec_file, split_specs
     from vlbench.runner import Runner, RunOptions
     from vlbench.specs import parse_override
+    from vlbench.sweep import Shard
 
     catalog = _catalog(tasks_dir, registry)
-    model = model or catalog.defaults.get("model")
-    if not model:
+    model_texts = split_specs(model or []) + (read_spec_file(models_file) if models_file else [])
+    if not model_texts and catalog.defaults.get("model"):
+        model_texts = [str(catalog.defaults["model"])]
+    if not model_texts:
         raise VLBenchError("no --model given and registry.yaml sets no defaults.model")
+    model_specs = catalog.resolve_models(model_texts)
     selection = (tasks or str(catalog.defaults.get("tasks", ""))).split(",")
     options = RunOptions(
         data_root=data_root.expanduser(),
@@ -117,23 +132,52 @@ def run(
         dense_variant=dense_variant,
         bootstrap_replicates=bootstrap_replicates,
         bootstrap_seed=bootstrap_seed,
+        decode=decode.value,
         overrides=dict(parse_override(item) for item in set_),
     )
-    with RichProgress() as progress:
-        runner = Runner(catalog, options, progress=progress, log=lambda m: console.print(m, style="dim", markup=False))
-        model_spec, outcomes = runner.run(model, selection)
-    entries = {
-        o.task: Entry(o.metrics[o.main_metric] if o.metrics[o.main_metric] is not None else float("nan"), o.n,
-                      tuple(o.replicates) if o.replicates else None)
-        for o in outcomes if o.main_metric in o.metrics
-    }
-    suites = [
-        (name, suite_value(catalog, name, entries), suite_ci(catalog, name, entries))
-        for name in catalog.suites
-        if set(catalog.suite_tasks(name)) <= set(entries) and len(catalog.suite_tasks(name)) > 1
-    ]
-    console.print(summary_table(model_spec.id, outcomes, suites))
-    console.print(f"results in {options.output / model_spec.slug}")
+    shard_part = Shard.parse(shard) if shard else None
+    world = distributed.init(device.value)
+    try:
+        if not world.is_main:  # the other ranks of a torchrun job print nothing but errors
+            Runner(catalog, options).run_many(model_specs, selection, shard_part)
+            return
+        with make_progress() as progress:
+            runner = Runner(catalog, options, progress=progress, log=lambda m: console.print(m, style="dim", markup=False))
+            runs = runner.run_many(model_specs, selection, shard_part)
+    finally:
+        distributed.shutdown()
+    for model_spec, outcomes in runs:
+        if not outcomes:
+            continue  # none of this model's tasks is in the shard
+        entries = {
+            o.task: Entry(o.metrics[o.main_metric] if o.metrics[o.main_metric] is not None else float("nan"), o.n,
+                          tuple(o.replicates) if o.replicates else None)
+            for o in outcomes if o.main_metric in o.metrics
+        }
+        suites = [
+            (name, suite_value(catalog, name, entries), suite_ci(catalog, name, entries))
+            for name in catalog.suites
+            if set(catalog.suite_tasks(name)) <= set(entries) and len(catalog.suite_tasks(name)) > 1
+        ]
+        console.print(summary_table(model_spec.id, outcomes, suites))
+        console.print(f"results in {options.output / model_spec.slug}")
+    if leaderboard_file is not None:
+        write_run_leaderboard(leaderboard_file, options.output, catalog, [m.id for m, _ in runs], include_partial=limit is not None)
+
+
+def write_run_leaderboard(path: Path, results_dir: Path, catalog: Any, model_ids: list[str], include_partial: bool) -> None:
+    """The leaderboard rows of the run's models, from every result file under ``results_dir``."""
+    from vlbench.console import console
+    from vlbench.leaderboard import build, render
+    from vlbench.results import atomic_write_text
+
+    frame, _ = build(results_dir, catalog, include_partial)
+    frame = frame[frame["model"].isin(model_ids)].dropna(axis=1, how="all") if len(frame) else frame
+    if frame.empty:
+        raise VLBenchError(f"no result of this run's models under {results_dir} for the leaderboard")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, render(frame, "md" if path.suffix.lower() in (".md", ".markdown") else "csv"))
+    console.print(f"wrote {path} ({len(frame)} models)")
 
 
 class ListWhat(str, Enum):

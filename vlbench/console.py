@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence, TextIO
 
 from rich.console import Console
 from rich.progress import (
@@ -51,6 +54,79 @@ class RichProgress:
 
     def finish(self, handle: object) -> None:
         self.display.remove_task(handle)  # type: ignore[arg-type]
+
+
+@dataclass
+class _Job:
+    description: str
+    total: int
+    started: float
+    done: int = 0
+    reported_step: int = 0  # the last 10% step printed
+    reported_at: float = 0.0
+
+
+class LogProgress:
+    """Progress as plain lines, for logs (stderr not a terminal): a line per 10% or per 30 s.
+
+    ``encoding shapes_cls: 300/600 (50%), 41.2/s, ETA 7s``. ``clock`` and ``stream`` are
+    injectable for tests.
+    """
+
+    STEPS = 10  # a line every 1/STEPS of the work
+    INTERVAL_S = 30.0  # and at least every INTERVAL_S seconds while work goes on
+
+    def __init__(self, stream: TextIO | None = None, clock: Callable[[], float] = time.monotonic):
+        self.stream = stream
+        self.clock = clock
+
+    def __enter__(self) -> "LogProgress":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def start(self, description: str, total: int) -> object:
+        now = self.clock()
+        return _Job(description, total, now, reported_at=now)
+
+    def advance(self, handle: object, amount: int) -> None:
+        job: _Job = handle  # type: ignore[assignment]
+        job.done += amount
+        now = self.clock()
+        step = job.done * self.STEPS // job.total if job.total else self.STEPS
+        if step > job.reported_step or now - job.reported_at >= self.INTERVAL_S:
+            job.reported_step, job.reported_at = step, now
+            self._line(job, now)
+
+    def finish(self, handle: object) -> None:
+        pass
+
+    def _line(self, job: _Job, now: float) -> None:
+        elapsed = now - job.started
+        rate = job.done / elapsed if elapsed > 0 else float("nan")
+        percent = f" ({100 * job.done // job.total}%)" if job.total else ""
+        if job.done >= job.total:
+            tail = f"done in {_duration(elapsed)}"
+        else:
+            tail = f"ETA {_duration((job.total - job.done) / rate)}" if rate > 0 else "ETA ?"
+        rate_text = f"{rate:.1f}/s" if math.isfinite(rate) else "-/s"
+        print(f"{job.description}: {job.done}/{job.total}{percent}, {rate_text}, {tail}", file=self.stream or sys.stderr, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def make_progress(stream: TextIO | None = None) -> "RichProgress | LogProgress":
+    """Live bars on a terminal; plain progress lines on stderr when it is a log file or pipe."""
+    stream = stream or sys.stderr
+    return RichProgress() if stream.isatty() else LogProgress(stream)
 
 
 def format_metric(value: float | None) -> str:

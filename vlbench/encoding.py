@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Protocol, Sequence
+from typing import Callable, Iterable, Iterator, Protocol, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -81,13 +81,20 @@ class Encoder:
     num_workers: int = 0
     progress: Progress = field(default_factory=SilentProgress)
     text_batch_size: int = 256
+    decode: str = "pil"  # "gpu": JPEGs through vlbench.decode (torchvision.io, tensor transforms)
     _image_cache: dict[str, torch.Tensor] = field(default_factory=dict)
     _text_cache: dict[str, torch.Tensor] = field(default_factory=dict)
     images_encoded: int = 0
     image_seconds: float = 0.0  # wall time spent producing image embeddings (loading included)
 
-    def _loader(self, refs: Sequence[ImageRef], transform: Callable) -> DataLoader:
+    def _loader(self, refs: Sequence[ImageRef], transform: Callable) -> Iterable[torch.Tensor]:
         workers = min(self.num_workers, max(0, len(refs) // self.batch_size))
+        if self.decode == "gpu" and transform is self.model.image_transform:
+            from vlbench.decode import fast_images
+
+            fast = fast_images(self.model, self.batch_size, workers)
+            if fast is not None:
+                return fast.batches(refs)
         return DataLoader(
             _TransformedImages(refs, transform),
             batch_size=self.batch_size,
@@ -99,7 +106,7 @@ class Encoder:
     def iter_images(self, refs: Sequence[ImageRef], description: str = "images") -> Iterator[tuple[list[int], torch.Tensor]]:
         """Yield (indices into refs, [b, D] embeddings) in order, encoding only uncached images."""
         transform = self.model.image_transform
-        prefix = self.model.transform_id
+        prefix = self.model.transform_id + ("" if self.decode == "pil" else f"|decode={self.decode}")
         keys = [f"{prefix}|{ref.key}" for ref in refs]
         todo = [i for i, k in enumerate(keys) if k not in self._image_cache]
         cached = [i for i, k in enumerate(keys) if k in self._image_cache]

@@ -6,10 +6,11 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 
+from vlbench import bootstrap, distributed, result_schema
 from vlbench.catalog import Catalog
 from vlbench.encoding import Encoder, Progress, SilentProgress
 from vlbench.errors import DatasetNotFoundError, VLBenchError
@@ -17,15 +18,16 @@ from vlbench.kinds import TASK_KINDS
 from vlbench.kinds.base import RunContext, TaskKind
 from vlbench.models import MODEL_ADAPTERS, ModelAdapter, ModelSpec
 from vlbench.models.base import local_source_stamp
-from vlbench import bootstrap, result_schema
 from vlbench.registry import did_you_mean
 from vlbench.result_schema import artifact_path, result_path, samples_path
 from vlbench.results import SampleWriter, environment, new_run_id, utc_now, write_json, write_json_gz
 from vlbench.specs import TaskSpec
+from vlbench.sweep import Shard
 
 
 def default_num_workers() -> int:
-    return min(8, max(0, (os.cpu_count() or 1) - 1))
+    """CPUs - 1, at most 8, shared among the ranks of a data-parallel run on one node."""
+    return min(8, max(0, (os.cpu_count() or 1) // distributed.current().world_size - 1))
 
 
 @dataclass
@@ -44,6 +46,7 @@ class RunOptions:
     dense_variant: str | None = None  # None: each segmentation task's own default
     bootstrap_replicates: int = bootstrap.DEFAULT_REPLICATES  # 0: no confidence intervals
     bootstrap_seed: int = bootstrap.DEFAULT_SEED
+    decode: str = "pil"  # "gpu": JPEGs decoded by torchvision.io with tensor transforms (vlbench.decode)
     overrides: Mapping[str, Any] = field(default_factory=dict)
 
     def overrides_for(self, task: str) -> dict[str, Any]:
@@ -57,6 +60,8 @@ class RunOptions:
             settings["seed"] = self.seed
         if self.precision != "fp32":
             settings["precision"] = self.precision
+        if self.decode != "pil":
+            settings["decode"] = self.decode
         for name in getattr(kind, "run_settings_used", ()):
             if getattr(self, name) is not None:
                 settings[name] = getattr(self, name)
@@ -96,7 +101,10 @@ class Runner:
 
     def plan(self, model_text: str, selection: Iterable[str]) -> tuple[ModelSpec, list[TaskSpec]]:
         """Resolve the model spec and every task (validating all task files) before any work."""
-        spec = self.catalog.resolve_model(model_text)
+        return self.catalog.resolve_model(model_text), self.plan_tasks(selection)
+
+    def plan_tasks(self, selection: Iterable[str]) -> list[TaskSpec]:
+        """Resolve every task (validating all task files and run options) before any work."""
         items = self.catalog.select(selection)
         if not items:
             raise VLBenchError("no tasks selected; pass --tasks (see 'vlbench list tasks')")
@@ -113,70 +121,119 @@ class Runner:
         if stray_scopes:
             scope = stray_scopes[0]
             raise VLBenchError(f"--set {scope}:... names a task that is not in this run{did_you_mean(scope, names)}")
-        return spec, tasks
+        return tasks
 
     def run(self, model_text: str, selection: Iterable[str]) -> tuple[ModelSpec, list[TaskOutcome]]:
         """Run every selected task that has no up-to-date result; outcomes in selection order."""
-        model_spec, tasks = self.plan(model_text, selection)
-        source_stamp = local_source_stamp(model_spec)
-        outcomes: dict[str, TaskOutcome] = {}
-        pending: list[tuple[TaskSpec, TaskKind]] = []
-        missing: list[str] = []
-        for task in tasks:
-            kind: TaskKind = TASK_KINDS.get(task.kind)()
-            config_hash = task.config_hash(self.options.run_settings(kind))
-            path = result_path(self.options.output, model_spec.slug, task.name, config_hash)
-            previous = result_schema.read_quietly(path)
-            if (
-                not self.options.overwrite
-                and previous is not None
-                and previous.model.id == model_spec.id
-                and previous.model.source_stamp == source_stamp
-                and previous.task.config_hash == config_hash
-            ):
-                outcomes[task.name] = TaskOutcome(
-                    task.name, "skipped", previous.main_metric, previous.metrics, previous.n, path,
-                    note="result exists (use --overwrite to recompute)", ci=previous.ci,
-                    replicates=previous.bootstrap.main_replicates if previous.bootstrap else None,
-                )
-                continue
-            try:
-                kind.locate(task, self.options.data_root, self.options.allow_hub)
-            except DatasetNotFoundError as exc:
-                if not self.options.skip_missing:
-                    missing.append(str(exc))
+        return self.run_many([self.catalog.resolve_model(model_text)], selection)[0]
+
+    def run_many(
+        self, models: Sequence[ModelSpec], selection: Iterable[str], shard: Shard | None = None
+    ) -> list[tuple[ModelSpec, list[TaskOutcome]]]:
+        """Run models one after another, each loaded once, on the tasks without up-to-date results.
+
+        Everything is planned first: every model spec and task file is resolved and the data of
+        every task some model still needs is located once, so a missing dataset stops the run
+        before any model loads. ``shard`` keeps one block of the (model, task) grid; the outcomes
+        of each model list the tasks of its shard, in selection order.
+        """
+        model_specs = list({m.id: m for m in models}.values())
+        if not model_specs:
+            raise VLBenchError("no models selected; pass --model (see 'vlbench list models')")
+        tasks = self.plan_tasks(selection)
+        cells = shard.select((m.id, t.name) for m in model_specs for t in tasks) if shard else None
+        kinds = {t.name: TASK_KINDS.get(t.kind)() for t in tasks}
+        located: dict[str, str | None] = {}  # task -> None (found) or the not-found message
+        plans: list[tuple[ModelSpec, str | None, dict[str, TaskOutcome], list[TaskSpec]]] = []
+        for model_spec in model_specs:
+            source_stamp = local_source_stamp(model_spec)
+            outcomes: dict[str, TaskOutcome] = {}
+            pending: list[TaskSpec] = []
+            for task in tasks:
+                if cells is not None and (model_spec.id, task.name) not in cells:
                     continue
-                outcomes[task.name] = TaskOutcome(task.name, "missing", task.main_metric, note="dataset not found")
-                continue
-            pending.append((task, kind))
-        if missing:
+                kind = kinds[task.name]
+                config_hash = task.config_hash(self.options.run_settings(kind))
+                path = result_path(self.options.output, model_spec.slug, task.name, config_hash)
+                previous = result_schema.read_quietly(path)
+                if (
+                    not self.options.overwrite
+                    and previous is not None
+                    and previous.model.id == model_spec.id
+                    and previous.model.source_stamp == source_stamp
+                    and previous.task.config_hash == config_hash
+                ):
+                    outcomes[task.name] = TaskOutcome(
+                        task.name, "skipped", previous.main_metric, previous.metrics, previous.n, path,
+                        note="result exists (use --overwrite to recompute)", ci=previous.ci,
+                        replicates=previous.bootstrap.main_replicates if previous.bootstrap else None,
+                    )
+                    continue
+                if task.name not in located:
+                    try:
+                        kind.locate(task, self.options.data_root, self.options.allow_hub)
+                        located[task.name] = None
+                    except DatasetNotFoundError as exc:
+                        located[task.name] = str(exc)
+                if located[task.name] is not None:
+                    outcomes[task.name] = TaskOutcome(task.name, "missing", task.main_metric, note="dataset not found")
+                    continue
+                pending.append(task)
+            plans.append((model_spec, source_stamp, outcomes, pending))
+        missing = [message for message in located.values() if message is not None]
+        if missing and not self.options.skip_missing:
             more = f" (and {len(missing) - 1} more task(s) without data; --skip-missing runs the rest)" if len(missing) > 1 else ""
             raise DatasetNotFoundError(missing[0] + more)
-        if pending:
-            model = self.load_model(model_spec)
-            encoder = Encoder(
-                model,
-                batch_size=self.options.batch_size,
-                num_workers=default_num_workers() if self.options.num_workers is None else self.options.num_workers,
-                progress=self.progress,
-            )
-            env = environment(
-                device=str(model.device),
-                precision=self.options.precision,
-                batch_size=self.options.batch_size,
-                num_workers=encoder.num_workers,
-                seed=self.options.seed,
-            )
-            fingerprint = {**model.fingerprint(), "source_stamp": source_stamp}
-            for task, kind in pending:
-                outcomes[task.name] = self.run_task(task, kind, model, model_spec, fingerprint, encoder, env)
-        return model_spec, [outcomes[t.name] for t in tasks]
+        distributed.barrier()  # every rank planned before any result is written
+        results = []
+        for model_spec, source_stamp, outcomes, pending in plans:
+            if pending:
+                self.run_model(model_spec, source_stamp, [(t, kinds[t.name]) for t in pending], outcomes)
+            results.append((model_spec, [outcomes[t.name] for t in tasks if t.name in outcomes]))
+        return results
+
+    def run_model(
+        self, model_spec: ModelSpec, source_stamp: str | None, pending: list[tuple[TaskSpec, TaskKind]], outcomes: dict[str, TaskOutcome]
+    ) -> None:
+        """Load one model and run its pending tasks; the model is released afterwards."""
+        model = self.load_model(model_spec)
+        decode = self.options.decode
+        if decode == "gpu":
+            from vlbench.decode import TensorTransform
+
+            if TensorTransform.from_transform(model.image_transform) is None:
+                self.log(f"--decode gpu: the image transform of {model_spec.id} is not torchvision Resize/CenterCrop/Normalize; its images take the PIL path")
+                decode = "pil"
+        encoder = distributed.encoder_class()(
+            model,
+            decode=decode,
+            batch_size=self.options.batch_size,
+            num_workers=default_num_workers() if self.options.num_workers is None else self.options.num_workers,
+            progress=self.progress,
+        )
+        env = environment(
+            device=str(model.device),
+            precision=self.options.precision,
+            batch_size=self.options.batch_size,
+            num_workers=encoder.num_workers,
+            seed=self.options.seed,
+            world_size=distributed.current().world_size,
+        )
+        fingerprint = {**model.fingerprint(), "source_stamp": source_stamp}
+        for task, kind in pending:
+            outcomes[task.name] = self.run_task(task, kind, model, model_spec, fingerprint, encoder, env)
 
     def load_model(self, spec: ModelSpec) -> ModelAdapter:
         adapter_class = MODEL_ADAPTERS.get(spec.adapter)
         device = resolve_device(self.options.device)
         self.log(f"loading model {spec.id} on {device}")
-        return adapter_class(spec, device=device, precision=self.options.precision)
+        world = distributed.current()
+        if not world.is_main:
+            distributed.barrier()  # rank 0 loads (and downloads) first
+        model = adapter_class(spec, device=device, precision=self.options.precision)
+        if world.is_main:
+            distributed.barrier()
+        return model
 
     def run_task(
         self,
@@ -199,15 +256,23 @@ class Runner:
             allow_hub=self.options.allow_hub,
             seed=self.options.seed,
             dense_variant=self.options.dense_variant,
+            item_shard=(distributed.current().rank, distributed.current().world_size),
         )
         data, located = kind.load(task, ctx)
         loaded = time.perf_counter()
+        predictions = kind.predict(model, data, task, ctx)
+        if distributed.current().active and kind.shards_items:
+            predictions = iter(distributed.gather_records(list(predictions)))
+        if not distributed.current().is_main:  # the other ranks encode their share and write nothing
+            for _ in predictions:
+                pass
+            return TaskOutcome(task.name, "done", task.main_metric, seconds=time.perf_counter() - started)
         encoded_before, image_seconds_before = encoder.images_encoded, encoder.image_seconds
         previous = result_schema.read_quietly(path)
         writer = SampleWriter(samples_path(path, new_run_id()))
         records: list[dict[str, Any]] = []
         try:
-            for record in kind.predict(model, data, task, ctx):
+            for record in predictions:
                 writer.write(record)
                 records.append(record)
             predicted = time.perf_counter()

@@ -28,6 +28,7 @@ class RunContext:
     allow_hub: bool = False
     seed: int | None = None  # the run's --seed; None leaves each task's default
     dense_variant: str | None = None  # the run's --dense-variant; None leaves each task's default
+    item_shard: tuple[int, int] = (0, 1)  # (rank, world size): kinds with shards_items take every N-th item
     info: dict[str, Any] = field(default_factory=dict)  # what a kind decided while running (recorded)
 
 
@@ -65,6 +66,9 @@ class TaskKind(ABC):
     metric_patterns: ClassVar[tuple[str, ...]] = ()
     #: Run options (beyond --limit and --seed) that change this kind's numbers, e.g. dense_variant.
     run_settings_used: ClassVar[tuple[str, ...]] = ()
+    #: True when ``predict`` works per item without the encoder (segmentation): in a data-parallel
+    #: run it yields only the items of ``ctx.item_shard`` and the runner gathers the records.
+    shards_items: ClassVar[bool] = False
 
     @classmethod
     def validate(cls, spec: TaskSpec) -> None:

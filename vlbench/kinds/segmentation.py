@@ -16,7 +16,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from vlbench import metrics
 from vlbench.datasets.segmentation import SEGMENTATION_READERS, SegmentationData
@@ -139,6 +139,7 @@ class SegmentationKind(TaskKind):
     readers = SEGMENTATION_READERS
     metric_patterns = ("mIoU", "mAcc", "aAcc")
     run_settings_used = ("dense_variant",)
+    shards_items = True
 
     @classmethod
     def protocol(cls, spec: TaskSpec, ctx: RunContext | None = None) -> dict[str, Any]:
@@ -194,11 +195,13 @@ class SegmentationKind(TaskKind):
         query_embeddings = zero_shot_classifier(ctx.encoder, queries, templates)
         ctx.info.update({"dense_variant": protocol["dense_variant"], "queries": len(queries), "classes": len(lines),
                          "protocol": {k: protocol[k] for k in PROTOCOL_DEFAULTS}})
-        loader = DataLoader(_Images(data), batch_size=None, num_workers=min(ctx.encoder.num_workers, 4), prefetch_factor=2 if ctx.encoder.num_workers else None)
-        handle = ctx.encoder.progress.start(f"segmenting {spec.name}", len(data.samples))
+        rank, world_size = ctx.item_shard
+        items = list(range(rank, len(data.samples), world_size))
+        loader = DataLoader(Subset(_Images(data), items), batch_size=None, num_workers=min(ctx.encoder.num_workers, 4), prefetch_factor=2 if ctx.encoder.num_workers else None)
+        handle = ctx.encoder.progress.start(f"segmenting {spec.name}", len(items))
         try:
             with loader_errors():
-                for i, (image, label) in enumerate(loader):
+                for i, (image, label) in zip(items, loader):
                     record = self.segment(model, image, np.asarray(label), query_embeddings, owners, len(lines), protocol, ctx)
                     ctx.encoder.progress.advance(handle, 1)
                     yield {"i": i, "key": data.samples[i].image.key, **record}

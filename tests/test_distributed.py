@@ -1,0 +1,47 @@
+"""Data parallel under torchrun: 2 CPU processes (gloo) give exactly the 1-process results."""
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+
+from conftest import REPO, TINY
+from typer.testing import CliRunner
+
+from vlbench.cli import app
+from vlbench.distributed import World, world_from_env
+
+ARGS = ["run", "--model", TINY, "--tasks", "shapes", "--limit", "5", "--num-workers", "0", "--data-root", "."]
+
+
+def test_world_from_torchrun_variables_and_round_robin_shares():
+    assert world_from_env({}) == World(0, 1, 0) and not World().active
+    world = world_from_env({"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1"})
+    assert world.active and not world.is_main
+    assert world.mine(range(5)) == [1, 3] and World(0, 2).mine(range(5)) == [0, 2, 4]
+    assert World(2, 3).mine(["a", "b"]) == []
+
+
+def test_two_gloo_processes_match_one_process(tmp_path, monkeypatch):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+           "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
+    launched = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "vlbench", *ARGS, "--output", "res2"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+    )
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    assert launched.stdout.count("loading model") == 1 and launched.stdout.count("vlbench results") == 1  # rank 1 prints nothing
+    monkeypatch.chdir(tmp_path)
+    single = CliRunner().invoke(app, [*ARGS, "--output", "res1"], catch_exceptions=False)
+    assert single.exit_code == 0, single.output
+    one, two = sorted((tmp_path / "res1").glob("*/*.json")), sorted((tmp_path / "res2").glob("*/*.json"))
+    assert [p.name for p in one] == [p.name for p in two] and len(one) == 6
+    assert not [p for p in (tmp_path / "res2").rglob("*") if p.name.startswith(".")]  # no stray temporary files
+    for a_path, b_path in zip(one, two):
+        a, b = json.loads(a_path.read_text()), json.loads(b_path.read_text())
+        assert a["metrics"] == b["metrics"], a_path.name
+        assert a["task"]["config_hash"] == b["task"]["config_hash"]
+        assert (a["env"]["world_size"], b["env"]["world_size"]) == (1, 2)
+        with gzip.open(a_path.parent / a["samples"], "rt") as fa, gzip.open(b_path.parent / b["samples"], "rt") as fb:
+            assert fa.read() == fb.read(), a_path.name  # every per-item record too, in the same order

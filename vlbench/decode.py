@@ -1,0 +1,189 @@
+"""The opt-in fast image path, ``--decode gpu``: JPEG decoding with torchvision.io, batched on the
+GPU, and the model's own resize, center crop and normalisation applied as tensor operations.
+
+The default path decodes with PIL in data-loader workers and reproduces the reference numbers; this
+one moves decoding off the CPU, which is what limits large GPU runs. Its pixels differ slightly
+(libjpeg vs nvJPEG decoding, tensor vs PIL resampling), so results differ slightly too:
+``benchmarks/gpu_pipeline.py`` measures how much. Inputs it cannot take keep the PIL path, image by
+image: non-JPEG files, crops (grounding proposals), generated images, images the decoder refuses.
+A model whose transform is not made of torchvision Resize / CenterCrop / ToTensor / Normalize
+(e.g. a transformers image processor) keeps the PIL path for all its images.
+
+Without CUDA, ``--decode gpu`` decodes with torchvision.io on the CPU, in the data-loader workers:
+the same tensor pipeline, for checking its numbers on a machine without a GPU.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from vlbench.datasets.images import BytesImage, FileImage, ImageRef, TarMemberImage
+
+# torchvision 0.29 announces that its decoders move to TorchCodec; they still work and are what we use.
+warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision", category=DeprecationWarning)
+
+DECODERS = ("pil", "gpu")
+JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+@dataclass(frozen=True)
+class TensorTransform:
+    """The model's PIL transform as tensor operations on a uint8 [3, H, W] image."""
+
+    geometry: tuple[Callable[[torch.Tensor], torch.Tensor], ...]  # Resize, CenterCrop (accept tensors)
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @classmethod
+    def from_transform(cls, transform: Any) -> "TensorTransform | None":
+        """Read a torchvision Compose of Resize / CenterCrop / RGB conversion / ToTensor / Normalize;
+        None for anything else (that model keeps the PIL path)."""
+        from torchvision import transforms as T
+
+        geometry: list[Callable] = []
+        mean_std: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+        to_tensor = False
+        for step in getattr(transform, "transforms", None) or []:
+            if isinstance(step, (T.Resize, T.CenterCrop)) and not to_tensor:
+                geometry.append(step)
+            elif isinstance(step, T.ToTensor):
+                to_tensor = True
+            elif isinstance(step, T.Normalize) and to_tensor and mean_std is None:
+                mean_std = (tuple(map(float, step.mean)), tuple(map(float, step.std)))
+            elif getattr(step, "mode", None) == "RGB" or getattr(step, "__name__", "") == "_convert_to_rgb":
+                continue  # torchvision.io decodes to RGB already
+            else:
+                return None
+        if not to_tensor:
+            return None
+        mean, std = mean_std or ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+        return cls(tuple(geometry), mean, std)
+
+    def geometric(self, image: torch.Tensor) -> torch.Tensor:
+        """uint8 [3, H, W] -> uint8 [3, h, w], resized and cropped as the PIL transform would."""
+        for step in self.geometry:
+            image = step(image)
+        return image
+
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 [..., 3, h, w] -> float, scaled to 0-1 and normalised."""
+        mean = torch.tensor(self.mean, device=images.device).view(3, 1, 1)
+        std = torch.tensor(self.std, device=images.device).view(3, 1, 1)
+        return (images.float() / 255 - mean) / std
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        return self.normalise(self.geometric(image))
+
+
+def encoded_jpeg(ref: ImageRef) -> bytes | None:
+    """The JPEG bytes behind a ref, or None when it is not a whole JPEG file, member or blob."""
+    if isinstance(ref, FileImage) and ref.box is None:
+        with open(ref.path, "rb") as f:
+            data = f.read()
+    elif isinstance(ref, TarMemberImage):
+        with open(ref.shard, "rb") as f:
+            f.seek(ref.offset)
+            data = f.read(ref.size)
+    elif isinstance(ref, BytesImage):
+        data = ref.data
+    else:
+        return None
+    return data if data.startswith(JPEG_MAGIC) else None
+
+
+def decode_on_cpu(data: bytes) -> torch.Tensor | None:
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    try:
+        return decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
+    except RuntimeError:
+        return None
+
+
+class _Inputs(Dataset):
+    """Per image: ("jpeg", bytes tensor) to decode on the GPU, or ("pixels", transformed tensor)."""
+
+    def __init__(self, refs: Sequence[ImageRef], transform: Callable, tensor_transform: TensorTransform, decode_here: bool):
+        self.refs, self.transform, self.tensor_transform, self.decode_here = refs, transform, tensor_transform, decode_here
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    def __getitem__(self, i: int) -> tuple[str, torch.Tensor]:
+        data = encoded_jpeg(self.refs[i])
+        if data is not None and not self.decode_here:
+            return "jpeg", torch.frombuffer(bytearray(data), dtype=torch.uint8)
+        decoded = decode_on_cpu(data) if data is not None else None
+        if decoded is not None:
+            return "pixels", self.tensor_transform(decoded)
+        return "pixels", self.transform(self.refs[i].load())
+
+
+def _collate(items: list[tuple[str, torch.Tensor]]) -> list[tuple[str, torch.Tensor]]:
+    return items
+
+
+def fast_images(model: Any, batch_size: int, num_workers: int) -> "FastImages | None":
+    """The fast path for a model's own image transform, or None when that transform is not supported."""
+    tensor_transform = TensorTransform.from_transform(model.image_transform)
+    if tensor_transform is None:
+        return None
+    return FastImages(model.image_transform, tensor_transform, model.device, batch_size, num_workers)
+
+
+class FastImages:
+    """Batches of model-ready pixels on the model's device, in the order of ``refs``."""
+
+    def __init__(self, transform: Callable, tensor_transform: TensorTransform, device: torch.device, batch_size: int, num_workers: int):
+        self.transform, self.tensor_transform = transform, tensor_transform
+        self.device, self.batch_size, self.num_workers = device, batch_size, num_workers
+
+    def batches(self, refs: Sequence[ImageRef]) -> Iterator[torch.Tensor]:
+        on_gpu = self.device.type == "cuda"
+        loader = DataLoader(
+            _Inputs(refs, self.transform, self.tensor_transform, decode_here=not on_gpu),
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            collate_fn=_collate,
+            pin_memory=False,  # items are lists; pixel fallbacks are copied non-blocking below
+            prefetch_factor=4 if self.num_workers else None,
+        )
+        start = 0
+        for items in loader:
+            yield self._assemble(items, refs[start : start + len(items)])
+            start += len(items)
+
+    def _assemble(self, items: list[tuple[str, torch.Tensor]], refs: Sequence[ImageRef]) -> torch.Tensor:
+        jpegs = [i for i, (what, _) in enumerate(items) if what == "jpeg"]
+        decoded = self._decode_on_gpu([items[i][1] for i in jpegs]) if jpegs else []
+        out: list[torch.Tensor | None] = [None] * len(items)
+        ready = [(i, image) for i, image in zip(jpegs, decoded) if image is not None]
+        if ready:  # resize and crop one by one (sizes differ), normalise as one batch
+            pixels = self.tensor_transform.normalise(torch.stack([self.tensor_transform.geometric(image) for _, image in ready]))
+            for (i, _), row in zip(ready, pixels):
+                out[i] = row
+        for i, (what, payload) in enumerate(items):
+            if what == "pixels":
+                out[i] = payload.to(self.device, non_blocking=True)
+            elif out[i] is None:  # the GPU decoder refused it: the PIL path
+                out[i] = self.transform(refs[i].load()).to(self.device, non_blocking=True)
+        return torch.stack(out)  # type: ignore[arg-type]
+
+    def _decode_on_gpu(self, encoded: list[torch.Tensor]) -> list[torch.Tensor | None]:
+        from torchvision.io import ImageReadMode, decode_jpeg
+
+        try:
+            return list(decode_jpeg(encoded, mode=ImageReadMode.RGB, device=self.device))
+        except RuntimeError:  # one bad image fails the batch: decode one by one
+            results: list[torch.Tensor | None] = []
+            for data in encoded:
+                try:
+                    results.append(decode_jpeg(data, mode=ImageReadMode.RGB, device=self.device))
+                except RuntimeError:
+                    results.append(None)
+            return results

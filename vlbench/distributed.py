@@ -1,0 +1,152 @@
+"""Data parallel runs under torchrun: ``torchrun --nproc-per-node N -m vlbench run ...``.
+
+Every rank plans the same run and calls the encoder in the same order. The ``ShardedEncoder``
+gives each rank every N-th input of a request (images, crops, texts), encodes it with the ordinary
+encoder, and gathers the embeddings from all ranks in input order, so the task kinds and metrics
+run unchanged. Kinds that work per item rather than through the encoder (segmentation) take every
+N-th item themselves (``RunContext.item_shard``) and their records are gathered on rank 0. Only
+rank 0 scores and writes result files; the other ranks write nothing and print only errors.
+
+The process group comes from torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK,
+MASTER_ADDR/PORT): NCCL when the run uses CUDA, gloo on CPU.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence, TypeVar
+
+import torch
+
+from vlbench.datasets.images import ImageRef
+from vlbench.encoding import Encoder
+from vlbench.errors import VLBenchError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world_size > 1
+
+    def mine(self, items: Sequence[T]) -> list[T]:
+        """Every world_size-th item, starting at this rank (balanced to within one item)."""
+        return list(items[self.rank :: self.world_size])
+
+
+_world = World()
+
+
+def current() -> World:
+    """The world of this process (rank 0 of 1 unless ``init`` found torchrun's variables)."""
+    return _world
+
+
+def world_from_env(environ: dict[str, str] | None = None) -> World:
+    env = os.environ if environ is None else environ
+    try:
+        return World(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0)))
+    except ValueError as exc:
+        raise VLBenchError(f"RANK / WORLD_SIZE / LOCAL_RANK must be whole numbers: {exc}") from None
+
+
+def init(device: str) -> World:
+    """Join torchrun's process group, if the process was started by torchrun; returns the world."""
+    global _world
+    world = world_from_env()
+    if not world.active:
+        return world
+    import torch.distributed as dist
+
+    if not dist.is_available():
+        raise VLBenchError("this torch build has no torch.distributed; run without torchrun")
+    use_cuda = device != "cpu" and torch.cuda.is_available()
+    if use_cuda:
+        torch.cuda.set_device(world.local_rank)  # "cuda" then means this rank's GPU
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    _world = world
+    return world
+
+
+def shutdown() -> None:
+    global _world
+    import torch.distributed as dist
+
+    if _world.active and dist.is_initialized():
+        dist.destroy_process_group()
+    _world = World()
+
+
+def barrier() -> None:
+    if _world.active:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def all_gather(obj: Any) -> list[Any]:
+    """Every rank's ``obj``, in rank order (on every rank)."""
+    if not _world.active:
+        return [obj]
+    import torch.distributed as dist
+
+    gathered: list[Any] = [None] * _world.world_size
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
+def gather_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per-item records of all ranks, in item order (``i``)."""
+    merged = [r for part in all_gather(records) for r in part]
+    return sorted(merged, key=lambda r: r["i"])
+
+
+class ShardedEncoder(Encoder):
+    """An Encoder whose work is split across ranks; results are identical on every rank."""
+
+    def iter_images(self, refs: Sequence[ImageRef], description: str = "images") -> Iterator[tuple[list[int], torch.Tensor]]:
+        world = current()
+        mine = world.mine(range(len(refs)))
+        local: dict[int, torch.Tensor] = {}
+        if mine:
+            for indices, embeddings in super().iter_images([refs[i] for i in mine], description):
+                local.update((mine[j], e) for j, e in zip(indices, embeddings))
+        order = sorted(local)
+        parts = all_gather((order, torch.stack([local[i] for i in order]) if order else None))
+        dims = [p[1].shape[1] for p in parts if p[1] is not None]
+        if not dims:
+            return
+        out = torch.empty(len(refs), dims[0])
+        for indices, embeddings in parts:
+            if indices:
+                out[indices] = embeddings
+        for start in range(0, len(refs), self.batch_size):  # in order, in batches, as one process would
+            indices = list(range(start, min(start + self.batch_size, len(refs))))
+            yield indices, out[start : start + len(indices)]
+
+    def texts(self, texts: Sequence[str], description: str = "texts") -> torch.Tensor:
+        if not texts:
+            raise VLBenchError(f"no {description} to encode")
+        mine = current().mine(list(dict.fromkeys(texts)))
+        local = super().texts(mine, description) if mine else None
+        table: dict[str, torch.Tensor] = {}
+        for part_texts, part in all_gather((mine, local)):
+            if part is not None:
+                table.update(zip(part_texts, part))
+        return torch.stack([table[t] for t in texts])
+
+
+def encoder_class() -> type[Encoder]:
+    return ShardedEncoder if current().active else Encoder
