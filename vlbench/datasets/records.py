@@ -163,7 +163,8 @@ class Mapping:
 
 def pattern_fields(pattern: str) -> list[str]:
     """Named fields of a file-name pattern ('{image_id}.jpg' -> ['image_id']); '{}' is the image field."""
-    return [name for _, name, _, _ in Formatter().parse(pattern) if name and not name.isdigit()]
+    fields = [name.split(".")[0].split("[")[0] for _, name, _, _ in Formatter().parse(pattern) if name]
+    return [f for f in fields if f and not f.isdigit()]
 
 
 # -- reading files -----------------------------------------------------------------------------
