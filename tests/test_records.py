@@ -285,3 +285,35 @@ def test_winoground_style_records_with_two_images(tmp_path):
     # its own caption (text right) but 'red' scores the purple image higher than the yellow-green one (image wrong)
     assert metrics == pytest.approx({"text": 2 / 3, "image": 1 / 3, "group": 1 / 3, "text/tag=Object": 1.0, "image/tag=Object": 1.0,
                                      "group/tag=Object": 1.0, "text/tag=Relation": 0.5, "image/tag=Relation": 0.0, "group/tag=Relation": 0.0})
+
+
+def test_top1_positive_gives_ties_to_the_earlier_caption():
+    top1 = {"top1": {"rule": "top1_positive"}}
+    assert score([item([[0.5, 0.5]], positives=[0], fields=["p", "n"])], **top1) == {"top1": 1.0}  # ARO Order-like: tie is right
+    assert score([item([[0.5, 0.5]], positives=[1], fields=["n", "p"])], **top1) == {"top1": 0.0}  # ARO VG-like: tie is wrong
+    assert score([item([[0.2, 0.5, 0.5]], positives=[0, 2], fields=["p", "n", "p"])], **top1) == {"top1": 0.0}
+    assert score([item([[0.2, 0.4, 0.5]], positives=[0, 2], fields=["p", "n", "p"])], **top1) == {"top1": 1.0}
+
+
+def test_a_caption_ranks_positive_against_negative_images(tmp_path):
+    """SVO-Probes-like records: one sentence, the image it describes and one it does not."""
+    rows = [{"sentence": "a red car", "pos_image_id": "r", "neg_image_id": "b"},   # right
+            {"sentence": "a blue car", "pos_image_id": "r", "neg_image_id": "b"},  # wrong
+            {"sentence": "a blue car", "pos_image_id": "b", "neg_image_id": ["r", "g"]}]  # right against both
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "probes.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    for name, color in (("r", RED), ("b", BLUE), ("g", (20, 230, 20))):
+        placeholder(tmp_path / "bench" / f"{name}.png", color=color)
+    source = {"format": "records", "annotation": "probes.jsonl", "image_pattern": "{}.png",
+              "fields": {"image": "pos_image_id", "negative_images": "neg_image_id", "positives": "sentence"}}
+    data = read(tmp_path, source)
+    assert [len(i.images) for i in data.instances] == [2, 2, 3] and data.instances[2].positive_images == [0]
+    from vlbench.encoding import Encoder
+    from vlbench.models import parse_model_spec
+
+    spec = TaskSpec("t", "selection", None, {"protocol": {"outcomes": {"acc": {"rule": "positives_above_negatives", "candidates": "images"}}},  # type: ignore[arg-type]
+                                             "metrics": ["acc"]})
+    kind = SelectionKind()
+    records = list(kind.predict(None, data, spec, RunContext(tmp_path, Encoder(color_adapter.ColorAdapter(parse_model_spec("color:x"))))))
+    assert records[2]["positive_images"] == [0] and np.array(records[2]["scores"]).shape == (3, 1)
+    assert kind.score(records, spec) == {"acc": pytest.approx(2 / 3)}

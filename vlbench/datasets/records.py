@@ -59,6 +59,7 @@ FIELD_OPTIONS: dict[str, Option] = {
     "image": Option(NAMES, None, "field(s) with the image file name or id; several fields give several images per record (scored as an images x captions matrix); none: a text-only task"),
     "positives": Option(NAMES, None, "field(s) with captions that describe the image; a field may hold a list of captions"),
     "negatives": Option(NAMES, None, "field(s) with captions that do not (foils, hard negatives); a field may hold a list"),
+    "negative_images": Option(NAMES, None, "field(s) with images the positive captions do not describe; scored with an outcome's candidates: images (a caption ranks images)"),
     "captions": Option(NAMES, None, "instead of positives/negatives, with several images: caption i belongs to image i (Winoground-style matrices)"),
     "groups": Option(NAMES, [], "field(s) whose values split the results into per-group metrics (protocol.breakdown / macro)"),
     "id": Option((str,), None, "field with the item id (default: the mapping key of a JSON mapping, else the record's position)"),
@@ -112,6 +113,7 @@ class Mapping:
     """A records source's field mapping and filters, checked against the task-file schema."""
 
     images: list[str]
+    negative_images: list[str]
     positives: list[str]
     negatives: list[str]
     captions: list[str]
@@ -132,15 +134,17 @@ class Mapping:
             if not any(test in condition for test in FILTER_TESTS):
                 raise TaskSpecError(file, f"{where}.filter[{i}]", f"needs a test: one of {', '.join(FILTER_TESTS)}")
         mapping = cls(
-            names(fields.get("image")), names(fields.get("positives")), names(fields.get("negatives")), names(fields.get("captions")),
+            names(fields.get("image")), names(fields.get("negative_images")), names(fields.get("positives")), names(fields.get("negatives")), names(fields.get("captions")),
             names(fields.get("groups")), fields.get("id"), list(filters), source.get("image_pattern", "{}"),
         )
-        if mapping.captions and (mapping.positives or mapping.negatives):
+        if mapping.captions and (mapping.positives or mapping.negatives or mapping.negative_images):
             raise TaskSpecError(file, f"{where}.fields", "give either captions (caption i belongs to image i) or positives/negatives, not both")
         if mapping.captions and len(mapping.captions) != len(mapping.images):
             raise TaskSpecError(file, f"{where}.fields.captions", f"needs one caption field per image field ({len(mapping.images)} image fields)")
-        if not mapping.captions and not (mapping.positives and mapping.negatives):
-            raise TaskSpecError(file, f"{where}.fields", "needs positives and negatives (or, with several images, captions)")
+        if not mapping.captions and not (mapping.positives and (mapping.negatives or mapping.negative_images)):
+            raise TaskSpecError(file, f"{where}.fields", "needs positives and negatives (or negative_images; or, with several images, captions)")
+        if mapping.negative_images and not mapping.images:
+            raise TaskSpecError(file, f"{where}.fields.image", "negative_images need the positive image field(s) too")
         images = source.get("images")
         if isinstance(images, list) and not all(isinstance(i, str) for i in images):
             raise TaskSpecError(file, f"{where}.images", f"expected folder names, got {images!r}")
@@ -152,6 +156,7 @@ class Mapping:
     def used_fields(self) -> dict[str, str]:
         """Every field the records must have -> the option that names it (for error messages)."""
         used = {f: "fields.image" for f in self.images}
+        used.update({f: "fields.negative_images" for f in self.negative_images})
         for role in ("positives", "negatives", "captions", "groups"):
             used.update({f: f"fields.{role}" for f in getattr(self, role)})
         if self.id:
@@ -309,6 +314,12 @@ def _texts(record: dict[str, Any], field: str, where: str) -> list[str]:
     return items
 
 
+def _values(record: dict[str, Any], field: str) -> list[Any]:
+    """A field's value as a list (a field may hold one image or a list of them)."""
+    value = lookup(record, field)
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
 def file_name(pattern: str, value: Any, record: dict[str, Any]) -> str:
     named = {k: v for k, v in record.items() if isinstance(k, str)}
     try:
@@ -405,7 +416,9 @@ class RecordsReader:
             if lookup(record, field) is _MISSING:
                 raise unknown_field_error(path, field, option, record)
         item_id = str(lookup(record, mapping.id)) if mapping.id else key
-        images = [find(lookup(record, f), record, f, item_id) for f in mapping.images]
+        images = [find(value, record, f, item_id) for f in mapping.images for value in _values(record, f)]
+        n_positive_images = len(images)
+        images += [find(value, record, f, item_id) for f in mapping.negative_images for value in _values(record, f)]
         captions: list[str] = []
         fields: list[str] = []
         for field in mapping.caption_fields():
@@ -417,4 +430,5 @@ class RecordsReader:
         return SelectionInstance(
             item_id, images, captions, answer=0 if n_positive == 1 else None,  # the strict / argmax rules need one answer
             positives=list(range(n_positive)) if not mapping.captions else None, caption_fields=fields, groups=groups,
+            positive_images=list(range(n_positive_images)) if mapping.negative_images else None,
         )

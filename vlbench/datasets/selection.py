@@ -35,6 +35,7 @@ class SelectionInstance:
     positives: list[int] | None = None
     caption_fields: list[str] | None = None
     groups: dict[str, str] | None = None
+    positive_images: list[int] | None = None  # with negative images: which images the positives describe
 
 
 @dataclass

@@ -135,6 +135,8 @@ class SelectionKind(TaskKind):
                     record["positives"] = inst.positives
                 if inst.groups:
                     record["groups"] = inst.groups
+                if inst.positive_images is not None:
+                    record["positive_images"] = inst.positive_images
             yield record
 
     def score(self, records: Iterable[dict[str, Any]], spec: TaskSpec) -> dict[str, float]:

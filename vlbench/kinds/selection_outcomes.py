@@ -30,6 +30,8 @@ OUTCOME_OPTIONS: dict[str, Option] = {
     "anchor": Option((str, list), ANCHOR_IMAGE, "what the captions are compared with: 'image' (image-caption cosine), "
                      "'positives' (each positive caption in turn, against the other captions: text-only), or caption "
                      "field name(s), whose captions are the anchors in turn; an anchor caption is never its own candidate"),
+    "candidates": Option((str,), "captions", "what is ranked: 'captions' (positive vs negative captions), or 'images' (each anchor caption "
+                         "ranks the record's images against its negative_images; the anchor is then 'positives' or caption field names)"),
     "positives": Option((str, list), None, "only these positive caption fields take part (default: all)"),
     "negatives": Option((str, list), None, "only these negative caption fields take part (default: all)"),
     "macro": Option((str,), None, "a group field: the metric is the mean of the per-group means instead of the mean over items"),
@@ -63,6 +65,8 @@ class ItemView:
         positives = self._chosen(self.record["positives"], "positives")
         negatives = self._chosen([i for i in range(n) if i not in self.record["positives"]], "negatives")
         anchor = self.options.get("anchor", ANCHOR_IMAGE)
+        if self.options.get("candidates") == "images":
+            return self._image_comparisons(positives, anchor)
         if anchor == ANCHOR_IMAGE:
             rows = [(None, row) for row in self.record["scores"]]
         else:
@@ -79,6 +83,28 @@ class ItemView:
         if not out:
             raise VLBenchError(f"item {self.record.get('id')}: no anchor (anchor: {anchor})")
         return out
+
+    def _image_comparisons(self, positives: list[int], anchor: Any) -> list[Comparison]:
+        """Each anchor caption's scores for the positive and the negative images (a column of ``scores``)."""
+        good = self.record.get("positive_images")
+        if good is None:
+            raise VLBenchError(f"item {self.record.get('id')}: candidates: images needs negative images (fields.negative_images)")
+        fields = self.record["fields"]
+        anchors = positives if anchor in (ANCHOR_IMAGE, ANCHOR_POSITIVES) else [i for i in positives if fields[i] in names(anchor)]
+        scores = self.record["scores"]
+        out = [Comparison([scores[i][a] for i in good], [scores[i][a] for i in range(len(scores)) if i not in good]) for a in anchors]
+        if not out or not all(c.positives and c.negatives for c in out):
+            raise VLBenchError(f"item {self.record.get('id')}: no anchor caption, positive image or negative image to compare")
+        return out
+
+    def ordered(self) -> list[tuple[float, bool]]:
+        """The image row's (score, is positive) in caption order (one image)."""
+        if "positives" not in self.record or len(self.record["scores"]) != 1:
+            raise VLBenchError(f"item {self.record.get('id')}: this rule needs one image with positive and negative captions")
+        row, fields = self.record["scores"][0], self.record["fields"]
+        keep = set(self._chosen(self.record["positives"], "positives"))
+        keep |= set(self._chosen([i for i in range(len(fields)) if i not in self.record["positives"]], "negatives"))
+        return [(row[i], i in self.record["positives"]) for i in range(len(fields)) if i in keep]
 
     def matrix(self) -> np.ndarray:
         scores = np.asarray(self.record["scores"], dtype=float)
@@ -109,6 +135,13 @@ def pairwise(item: ItemView) -> float:
     """The fraction of (anchor, positive, negative) triples where the positive scores strictly higher."""
     wins = [p > n for c in item.comparisons() for p in c.positives for n in c.negatives]
     return float(np.mean(wins))
+
+
+@OUTCOME_RULES.register("top1_positive")
+def top1_positive(item: ItemView) -> float:
+    """1 if the first highest-scoring caption (np.argmax in the file's caption order) is a positive: ties go to the earlier caption."""
+    ordered = item.ordered()
+    return float(ordered[int(np.argmax([score for score, _ in ordered]))][1])
 
 
 def _text_match(s: np.ndarray) -> bool:
@@ -172,7 +205,16 @@ def _check_fields_named(options: dict[str, Any], mapping: Mapping, rule: str, fi
     if not matrix and mapping.captions:
         raise TaskSpecError(file, f"{where}.rule", f"'{rule}' needs fields.positives and fields.negatives")
     anchor = options.get("anchor", ANCHOR_IMAGE)
-    if anchor == ANCHOR_IMAGE and not mapping.images and not matrix:
+    candidates = options.get("candidates", "captions")
+    if candidates not in ("captions", "images"):
+        raise TaskSpecError(file, f"{where}.candidates", f"expected 'captions' or 'images', got {candidates!r}")
+    if candidates == "images" and (matrix or rule == "top1_positive" or not mapping.negative_images):
+        raise TaskSpecError(file, f"{where}.candidates", f"'images' needs fields.negative_images and a positives/negatives rule, not '{rule}'")
+    if candidates == "images" and isinstance(anchor, str) and anchor == ANCHOR_IMAGE and "anchor" in options:
+        raise TaskSpecError(file, f"{where}.anchor", "with candidates: images the anchor is a caption: 'positives' or caption field names")
+    if rule == "top1_positive" and anchor != ANCHOR_IMAGE:
+        raise TaskSpecError(file, f"{where}.anchor", "top1_positive ranks the captions of one image; use anchor: image")
+    if anchor == ANCHOR_IMAGE and candidates == "captions" and not mapping.images and not matrix:
         raise TaskSpecError(file, f"{where}.anchor", "the records have no image (fields.image); use anchor: positives or a caption field")
     allowed = {
         "anchor": mapping.positives + mapping.negatives,
