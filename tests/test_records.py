@@ -84,8 +84,26 @@ def test_every_file_type_gives_the_same_items(tmp_path, kind, name):
     assert [i.id for i in data.instances] == ["q1", "q3"]  # q2 has 1 vote < 2
     first = data.instances[0]
     assert first.captions == ["a red cup", "the cup is red", "a blue cup"] and first.positives == [0, 1]
-    assert first.caption_fields == ["pos", "pos2", "neg"] and first.groups == {"cat": "colour"}
+    assert first.caption_fields == ["pos", "pos2", "neg"] and first.groups == {"cat": "colour"} and first.group == "colour"
     assert first.images[0].path == str(tmp_path / "coco" / "val2014" / "COCO_val2014_000000000007.jpg")  # type: ignore[attr-defined]
+
+
+def test_parquet_with_embedded_images_and_caption_lists(tmp_path):
+    import io
+
+    import pandas as pd
+    from PIL import Image
+
+    def png(color):
+        buffer = io.BytesIO()
+        Image.new("RGB", (4, 4), color).save(buffer, format="PNG")
+        return {"bytes": buffer.getvalue(), "path": None}
+
+    (tmp_path / "bench").mkdir()
+    pd.DataFrame({"img": [png(RED), png(BLUE)], "good": [["a", "b"], ["c"]], "bad": ["x", "y"]}).to_parquet(tmp_path / "bench" / "t.parquet")
+    data = read(tmp_path, {"format": "records", "annotation": "t.parquet", "fields": {"image": "img", "positives": "good", "negatives": "bad"}})
+    assert [i.captions for i in data.instances] == [["a", "b", "x"], ["c", "y"]] and [i.positives for i in data.instances] == [[0, 1], [0]]
+    assert data.instances[1].images[0].load().getpixel((0, 0)) == BLUE
 
 
 def test_list_fields_named_patterns_default_ids_and_combined_filters(tmp_path):

@@ -429,6 +429,7 @@ class RecordsReader:
         groups = {f: str(lookup(record, f)) for f in mapping.groups}
         return SelectionInstance(
             item_id, images, captions, answer=0 if n_positive == 1 else None,  # the strict / argmax rules need one answer
+            group=next(iter(groups.values()), None),  # the first group field, for the macro_accuracy / breakdown of those rules
             positives=list(range(n_positive)) if not mapping.captions else None, caption_fields=fields, groups=groups,
             positive_images=list(range(n_positive_images)) if mapping.negative_images else None,
         )

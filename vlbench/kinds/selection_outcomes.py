@@ -18,7 +18,17 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from vlbench.datasets.records import REQUIRED, Mapping, Option, check_options, effective_source, names
+from vlbench.datasets.records import (
+    FIELD_OPTIONS,
+    FILTER_OPTIONS,
+    REQUIRED,
+    SOURCE_OPTIONS,
+    Mapping,
+    Option,
+    check_options,
+    effective_source,
+    names,
+)
 from vlbench.errors import TaskSpecError, VLBenchError
 from vlbench.registry import Registry, did_you_mean
 
@@ -35,6 +45,15 @@ OUTCOME_OPTIONS: dict[str, Option] = {
     "positives": Option((str, list), None, "only these positive caption fields take part (default: all)"),
     "negatives": Option((str, list), None, "only these negative caption fields take part (default: all)"),
     "macro": Option((str,), None, "a group field: the metric is the mean of the per-group means instead of the mean over items"),
+}
+
+
+#: Every option of the records format and of declared outcomes, by where it sits in a task file.
+SCHEMA: dict[str, dict[str, Option]] = {
+    "dataset.sources[] (format: records)": SOURCE_OPTIONS,
+    "fields": FIELD_OPTIONS,
+    "filter[]": FILTER_OPTIONS,
+    "protocol.outcomes.<name>": OUTCOME_OPTIONS,
 }
 
 
