@@ -335,3 +335,15 @@ def test_a_caption_ranks_positive_against_negative_images(tmp_path):
     records = list(kind.predict(None, data, spec, RunContext(tmp_path, Encoder(color_adapter.ColorAdapter(parse_model_spec("color:x"))))))
     assert records[2]["positive_images"] == [0] and np.array(records[2]["scores"]).shape == (3, 1)
     assert kind.score(records, spec) == {"acc": pytest.approx(2 / 3)}
+
+
+def test_positional_records_as_vl_checklist_writes_them(tmp_path):
+    """VL-CheckList-style JSON: a list of [image path, {"POS": [...], "NEG": [...]}]."""
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "vlc.json").write_text(json.dumps([["vg/1.jpg", {"POS": ["a red car"], "NEG": ["a blue car"]}],
+                                                               ["vg/2.jpg", {"POS": ["a cat"], "NEG": ["a dog", "a cow"]}]]))
+    placeholder(tmp_path / "bench" / "vg" / "1.jpg")
+    placeholder(tmp_path / "bench" / "vg" / "2.jpg")
+    data = read(tmp_path, {"format": "records", "annotation": "vlc.json", "fields": {"image": "0", "positives": "1.POS", "negatives": "1.NEG"}})
+    assert [i.captions for i in data.instances] == [["a red car", "a blue car"], ["a cat", "a dog", "a cow"]]
+    assert data.instances[1].images[0].path == str(tmp_path / "bench" / "vg" / "2.jpg")  # type: ignore[attr-defined]

@@ -56,7 +56,7 @@ SOURCE_OPTIONS: dict[str, Option] = {
 
 #: Keys of ``fields:`` in a records source. Dotted names (``mturk.caption``) reach into nested mappings.
 FIELD_OPTIONS: dict[str, Option] = {
-    "image": Option(NAMES, None, "field(s) with the image file name or id; several fields give several images per record (scored as an images x captions matrix); none: a text-only task"),
+    "image": Option(NAMES, None, "field(s) with the image file name or id (records that are lists name their items '0', '1', '1.POS', ...); several fields give several images per record (scored as an images x captions matrix); none: a text-only task"),
     "positives": Option(NAMES, None, "field(s) with captions that describe the image; a field may hold a list of captions"),
     "negatives": Option(NAMES, None, "field(s) with captions that do not (foils, hard negatives); a field may hold a list"),
     "negative_images": Option(NAMES, None, "field(s) with images the positive captions do not describe; scored with an outcome's candidates: images (a caption ranks images)"),
@@ -233,6 +233,8 @@ def iter_records(path: Path) -> Iterator[tuple[str, Any]]:
         raise VLBenchError(f"{path}: unknown records file type; use one of {', '.join(TABLE_READERS)} (optionally .gz)")
     try:
         for key, record in reader(path):
+            if isinstance(record, list):  # a positional record ([image, {...}]): fields "0", "1", "1.POS", ...
+                record = {str(i): value for i, value in enumerate(record)}
             if not isinstance(record, dict):
                 raise VLBenchError(f"{path}: record {key} is a {type(record).__name__}, not a mapping of fields")
             yield key, record
@@ -244,14 +246,17 @@ _MISSING = object()
 
 
 def lookup(record: dict[str, Any], name: str) -> Any:
-    """A field's value; 'a.b' reads record['a']['b'] unless 'a.b' is itself a field. _MISSING if absent."""
+    """A field's value; 'a.b' reads record['a']['b'] ('a.0' a list's first item) unless 'a.b' is itself a field. _MISSING if absent."""
     if name in record:
         return record[name]
     value: Any = record
     for part in name.split("."):
-        if not isinstance(value, dict) or part not in value:
+        if isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        elif isinstance(value, dict) and part in value:
+            value = value[part]
+        else:
             return _MISSING
-        value = value[part]
     return value
 
 
