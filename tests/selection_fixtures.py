@@ -103,3 +103,73 @@ class WordListTagger:
 
     def describe(self):
         return {"tagger": "word lists (test)"}
+
+
+# -- records-format benchmarks (SugarCrepe++, VALSE): their exact field names, generated images --------
+RED, BLUE = (230, 20, 20), (20, 20, 230)
+SCPP_SUBSETS = ("replace_att", "replace_obj", "replace_rel", "swap_att", "swap_obj")
+
+
+def write_sugarcrepe_pp(root: Path) -> list[dict]:
+    """data/<subset>.json of Sri-Harsha/scpp (a list of {id, filename, caption, caption2, negative_caption}) + COCO images.
+
+    With the colour model (cosines ~1 for the same colour word, ~-0.5 for another, ~0 for none):
+    item 1: ITT right, TOT right; item 2: only P1 beats N (ITT wrong, TOT wrong); item 3: ITT wrong, TOT right.
+    """
+    items = [
+        {"id": 0, "filename": "000000000001.jpg", "caption": "a red cup", "caption2": "red cup on a table", "negative_caption": "a blue cup"},
+        {"id": 1, "filename": "000000000001.jpg", "caption": "a red cup", "caption2": "a blue mug", "negative_caption": "a plain cup"},
+        {"id": 2, "filename": "000000000002.jpg", "caption": "a red cup", "caption2": "a red mug", "negative_caption": "a blue cup"},
+    ]
+    placeholder(root / "coco" / "val2017" / "000000000001.jpg", color=RED)
+    placeholder(root / "coco" / "val2017" / "000000000002.jpg", color=BLUE)
+    (root / "sugarcrepe_pp").mkdir(parents=True, exist_ok=True)
+    for subset in SCPP_SUBSETS:
+        (root / "sugarcrepe_pp" / f"{subset}.json").write_text(json.dumps(items))
+    return items
+
+
+# VALSE file -> (images folder under the data root, image file names in that piece's style)
+VALSE_FILES = {
+    "existence.json": ("visual7w/images", ["v7w_2371044.jpg", "v7w_2371045.jpg"]),
+    "plurals.json": ("coco/val2017", ["000000291619.jpg", "000000291620.jpg"]),
+    "counting-hard.json": ("visual7w/images", ["v7w_2396743.jpg", "v7w_2396744.jpg"]),
+    "counting-small-quant.json": ("visual7w/images", ["v7w_2349294.jpg", "v7w_2349295.jpg"]),
+    "counting-adversarial.json": ("visual7w/images", ["v7w_1.jpg", "v7w_2.jpg"]),
+    "relations.json": ("coco/val2017", ["000000462576.jpg", "000000462577.jpg"]),
+    "action-replacement.json": ("swig/images_512", ["exercising_255.jpg", "exercising_256.jpg"]),
+    "actant-swap.json": ("swig/images_512", ["exercising_255.jpg", "exercising_256.jpg"]),
+    "coreference-standard.json": ("coco/val2014", ["COCO_val2014_000000254009.jpg", "COCO_train2014_000000000077.jpg"]),
+    "coreference-hard.json": ("visdial/VisualDialog_val2018", ["VisualDialog_val2018_000000284024.jpg", "VisualDialog_val2018_000000284025.jpg"]),
+    "foil-it.json": ("coco/val2014", ["COCO_val2014_000000165831.jpg", "COCO_val2014_000000165832.jpg"]),
+}
+
+
+def valse_items(red_image: str, blue_image: str, dataset: str = "visual7w") -> dict[str, dict]:
+    """Four VALSE records ({key: record}, the repository's fields). mturk.caption >= 2 keeps the first,
+    second and fourth: with the colour model, right, wrong, right -> acc_r = 2/3 (3/4 unfiltered)."""
+
+    def item(image, caption, foil, votes):
+        return {"dataset": dataset, "original_split": "test", "dataset_idx": image.split(".")[0], "linguistic_phenomena": "existence",
+                "image_file": image, "caption": caption, "classes": "x", "classes_foil": "y",
+                "mturk": {"foil": 3 - votes, "caption": votes, "other": 0}, "foil": foil}
+
+    return {
+        "existence_visual7w_1": item(red_image, "There is a red cup.", "There is a blue cup.", 3),
+        "existence_visual7w_2": item(red_image, "There is a blue cup.", "There is a red cup.", 2),
+        "existence_visual7w_3": item(blue_image, "There is a blue cup.", "There is a red cup.", 1),
+        "existence_visual7w_4": item(blue_image, "A blue thing.", "A plain thing.", 2),
+    }
+
+
+def write_valse(root: Path) -> None:
+    """All 11 VALSE files (data/*.json of Heidelberg-NLP/VALSE) with images where each task looks for them."""
+    (root / "valse").mkdir(parents=True, exist_ok=True)
+    for name, (folder, (red, blue)) in VALSE_FILES.items():
+        if name == "coreference-standard.json":  # VisDial train: COCO train2014 and val2014 images, two folders
+            placeholder(root / "coco" / "val2014" / red, color=RED)
+            placeholder(root / "coco" / "train2014" / blue, color=BLUE)
+        else:
+            placeholder(root / folder / red, color=RED)
+            placeholder(root / folder / blue, color=BLUE)
+        (root / "valse" / name).write_text(json.dumps(valse_items(red, blue)))

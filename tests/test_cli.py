@@ -126,6 +126,8 @@ def test_compositionality_suite_end_to_end_on_fixtures(run_cli, tmp_path):
         sugarcrepe_data_root,
         write_aro_order,
         write_aro_vg,
+        write_sugarcrepe_pp,
+        write_valse,
         write_winoground,
     )
 
@@ -135,6 +137,8 @@ def test_compositionality_suite_end_to_end_on_fixtures(run_cli, tmp_path):
     write_aro_vg(data)
     annotations = write_aro_order(data)
     write_winoground(data)
+    write_sugarcrepe_pp(data)
+    write_valse(data)
     overrides = []
     for task, name in (("aro_coco_order", "coco_karpathy_test.json"), ("aro_flickr30k_order", "flickr30k_test.json")):
         perturber = OrderPerturber(WordListTagger(), seed=1)
@@ -147,7 +151,8 @@ def test_compositionality_suite_end_to_end_on_fixtures(run_cli, tmp_path):
     folder = tmp_path / "res" / "openclip__vlbench-tiny@random"
     expected = {"aro_vg_relation": 6, "aro_vg_attribution": 28, "aro_coco_order": 3, "aro_flickr30k_order": 2, "sugarcrepe_replace_obj": 1652,
                 "sugarcrepe_replace_att": 788, "sugarcrepe_replace_rel": 1406, "sugarcrepe_swap_obj": 245, "sugarcrepe_swap_att": 666,
-                "sugarcrepe_add_obj": 2062, "sugarcrepe_add_att": 692, "winoground": 4, "shapes_attribute_swap": 400, "shapes_relation_swap": 400}
+                "sugarcrepe_add_obj": 2062, "sugarcrepe_add_att": 692, "winoground": 4, "shapes_attribute_swap": 400, "shapes_relation_swap": 400,
+                "sugarcrepe_pp_swap_obj": 3, "sugarcrepe_pp_replace_rel": 3, "valse_foil_it": 3, "valse_coreference_standard": 3}
     for task, n in expected.items():
         payload = read_result(folder, task)
         assert payload["task"]["dataset"]["n"] == n, task
@@ -162,7 +167,7 @@ def test_compositionality_suite_end_to_end_on_fixtures(run_cli, tmp_path):
         assert len(json.load(f)["items"]) == 3
     board = run_cli("leaderboard", "res", "--format", "csv")
     header = board.stdout.splitlines()[0].split(",")
-    assert {"sugarcrepe", "sugarcrepe_replace", "sugarcrepe_swap", "sugarcrepe_add", "winoground"} <= set(header)
+    assert {"sugarcrepe", "sugarcrepe_replace", "sugarcrepe_swap", "sugarcrepe_add", "winoground", "sugarcrepe_pp", "valse"} <= set(header)
     # the order tasks ran with --set options files: other settings, so no default ARO cell (and a note says so)
     assert "aro" not in header and "other settings" in board.stderr
     row = dict(zip(header, board.stdout.splitlines()[1].split(",")))

@@ -31,6 +31,11 @@ class SelectionInstance:
     captions: list[str]
     answer: int | None = None  # index of the correct caption, for single-image rules
     group: str | None = None  # relation, attribute pair or tag, for macro averages and breakdowns
+    # records format only: which captions are positive, the field each caption came from, group values
+    positives: list[int] | None = None
+    caption_fields: list[str] | None = None
+    groups: dict[str, str] | None = None
+    positive_images: list[int] | None = None  # with negative images: which images the positives describe
 
 
 @dataclass

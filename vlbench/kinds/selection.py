@@ -7,19 +7,26 @@ matrix. A task's ``protocol.rule`` turns a matrix into outcomes, and the metrics
   ARO: a tie counts as wrong for VG, where the answer is index 1, and right for Order, index 0);
 - ``strict``: correct when the answer scores strictly higher than every other caption (SugarCrepe);
 - ``winoground``: text, image and group scores over the 2x2 matrix, with strict inequalities.
+
+Tasks read with the ``records`` format may instead declare named outcomes (``protocol.outcomes``,
+see ``selection_outcomes``): "every positive above every negative", text-anchored comparisons,
+Winoground-style matrices and per-group breakdowns from any field.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
+from vlbench.datasets import records as _records  # noqa: F401  (registers the records format)
 from vlbench.datasets.selection import SELECTION_READERS, SelectionData
 from vlbench.errors import TaskSpecError, VLBenchError
 from vlbench.kinds import TASK_KINDS
-from vlbench.kinds.base import RunContext, TaskKind
+from vlbench.kinds.base import Located, RunContext, TaskKind
+from vlbench.kinds.selection_outcomes import records_mappings, score_outcomes, validate_outcomes
 from vlbench.registry import Registry
 from vlbench.specs import TaskSpec
 
@@ -68,10 +75,17 @@ class SelectionKind(TaskKind):
 
     @classmethod
     def validate(cls, spec: TaskSpec) -> None:
-        super().validate(spec)
+        if "outcomes" in spec.protocol:  # metric names are the declared outcomes' names, checked below
+            super().validate(replace(spec, config={**spec.config, "metrics": []}))
+        else:
+            super().validate(spec)
         min_count = spec.protocol.get("min_group_count", 1)
         if not isinstance(min_count, int) or isinstance(min_count, bool) or min_count < 1:
             raise TaskSpecError(spec.source_file, "protocol.min_group_count", f"expected a whole number >= 1, got {min_count!r}")
+        records_mappings(spec)  # records sources: options, field mapping and filters
+        if "outcomes" in spec.protocol:
+            validate_outcomes(spec)
+            return
         rule = spec.protocol.get("rule")
         if rule not in SELECTION_RULES:
             raise TaskSpecError(spec.source_file, "protocol.rule", f"expected one of {SELECTION_RULES.names()}, got {rule!r}")
@@ -79,6 +93,21 @@ class SelectionKind(TaskKind):
         for metric in spec.metrics:
             if metric not in allowed:
                 raise TaskSpecError(spec.source_file, "metrics", f"'{metric}' does not go with rule '{rule}' (use {list(allowed)})")
+
+    def locate(self, spec: TaskSpec, data_root: Any, allow_hub: bool = False) -> Located:
+        """Find the data, then let its reader check the layout cheaply (before any model loads)."""
+        located = super().locate(spec, data_root, allow_hub)
+        check = getattr(self.reader(located.source["format"]), "check", None)
+        if check is not None:
+            check(located.location, located.source, spec)
+        return located
+
+    def is_available(self, spec: TaskSpec, data_root: Any) -> bool:
+        try:
+            super().locate(spec, data_root)
+            return True
+        except VLBenchError:
+            return False
 
     def load(self, spec: TaskSpec, ctx: RunContext) -> tuple[Any, Any]:
         data, located = super().load(spec, ctx)
@@ -89,22 +118,33 @@ class SelectionKind(TaskKind):
         texts = list(dict.fromkeys(c for inst in data.instances for c in inst.captions))
         image_index = {ref.key: i for i, ref in enumerate(images)}
         text_index = {t: i for i, t in enumerate(texts)}
-        image_emb = ctx.encoder.images(images, spec.name)
+        image_emb = ctx.encoder.images(images, spec.name) if images else None  # text-only records have none
         text_emb = ctx.encoder.texts(texts, f"{spec.name} captions")
         for i, inst in enumerate(data.instances):
-            rows = image_emb[[image_index[r.key] for r in inst.images]]
             cols = text_emb[[text_index[c] for c in inst.captions]]
-            record: dict[str, Any] = {"i": i, "id": inst.id, "scores": (rows @ cols.T).tolist()}
+            scores = (image_emb[[image_index[r.key] for r in inst.images]] @ cols.T).tolist() if inst.images else []
+            record: dict[str, Any] = {"i": i, "id": inst.id, "scores": scores}
             if inst.answer is not None:
                 record["answer"] = inst.answer
             if inst.group is not None:
                 record["group"] = inst.group
+            if inst.caption_fields is not None:  # records format: what declared outcomes need
+                record["fields"] = inst.caption_fields
+                record["text_scores"] = (cols @ cols.T).tolist()
+                if inst.positives is not None:
+                    record["positives"] = inst.positives
+                if inst.groups:
+                    record["groups"] = inst.groups
+                if inst.positive_images is not None:
+                    record["positive_images"] = inst.positive_images
             yield record
 
     def score(self, records: Iterable[dict[str, Any]], spec: TaskSpec) -> dict[str, float]:
         records = list(records)
         if not records:
             raise VLBenchError(f"task '{spec.name}' has no instances to score")
+        if "outcomes" in spec.protocol:
+            return score_outcomes(records, spec.protocol)
         rule: Callable = SELECTION_RULES.get(spec.protocol["rule"])
         outcomes = [rule(r["scores"], r.get("answer")) for r in records]
         groups = [r.get("group") for r in records]

@@ -1,0 +1,440 @@
+"""The ``records`` format: any selection benchmark shipped as a table of records, mapped in YAML.
+
+A record is one item: an image (or several, or none for text-only tasks), positive captions,
+negative captions, optional group fields and an id. The task file maps the file's own field names
+onto these roles (``fields:``), keeps the records it wants (``filter:``) and says where images
+are (``images:``, ``image_pattern:``). Files: ``.json`` (a list of records, or a mapping
+id -> record), ``.jsonl``, ``.csv`` and ``.parquet``; ``.json`` / ``.jsonl`` / ``.csv`` may be gzipped.
+
+Every option is declared once below (``SOURCE_OPTIONS``, ``FIELD_OPTIONS``, ``FILTER_OPTIONS``):
+type, default and meaning, which the task-file check and the docs use.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from string import Formatter
+from typing import Any, Callable, Iterator
+
+from vlbench.datasets.images import BytesImage, FileImage, ImageRef
+from vlbench.datasets.selection import SELECTION_READERS, SelectionData, SelectionInstance, check_images_exist
+from vlbench.errors import TaskSpecError, VLBenchError
+from vlbench.registry import did_you_mean
+
+REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Option:
+    """One task-file option: accepted Python types, default (REQUIRED if none) and meaning."""
+
+    types: tuple[type, ...]
+    default: Any
+    meaning: str
+
+    @property
+    def type_name(self) -> str:
+        return " or ".join("list" if t is list else "mapping" if t is dict else t.__name__ for t in self.types)
+
+
+NAMES = (str, list)  # one field name, or a list of them
+SCALAR = (str, int, float, bool)
+
+#: Keys of a ``dataset.sources`` entry with ``format: records`` (besides format, path, hub).
+SOURCE_OPTIONS: dict[str, Option] = {
+    "annotation": Option((str,), REQUIRED, "the records file, relative to the source's path: .json (a list, or a mapping id -> record), .jsonl, .csv or .parquet (.gz allowed except for parquet)"),
+    "fields": Option((dict,), REQUIRED, "which of the file's fields play which role (see the field options)"),
+    "images": Option((str, list), None, "image folder(s), relative to the data root; with several, each file is taken from the first folder that has it (default: the source's own folder)"),
+    "image_pattern": Option((str,), "{}", "file name made from the image field: '{}' is its value, e.g. 'COCO_val2014_{:012d}.jpg'; '{name}' is any field of the record, e.g. '{image_id}.jpg'"),
+    "filter": Option((list, dict), [], "conditions a record must meet to be kept (all of them); see the filter options"),
+}
+
+#: Keys of ``fields:`` in a records source. Dotted names (``mturk.caption``) reach into nested mappings.
+FIELD_OPTIONS: dict[str, Option] = {
+    "image": Option(NAMES, None, "field(s) with the image file name or id (records that are lists name their items '0', '1', '1.POS', ...); several fields give several images per record (scored as an images x captions matrix); none: a text-only task"),
+    "positives": Option(NAMES, None, "field(s) with captions that describe the image; a field may hold a list of captions"),
+    "negatives": Option(NAMES, None, "field(s) with captions that do not (foils, hard negatives); a field may hold a list"),
+    "negative_images": Option(NAMES, None, "field(s) with images the positive captions do not describe; scored with an outcome's candidates: images (a caption ranks images)"),
+    "captions": Option(NAMES, None, "instead of positives/negatives, with several images: caption i belongs to image i (Winoground-style matrices)"),
+    "groups": Option(NAMES, [], "field(s) whose values split the results into per-group metrics (protocol.breakdown / macro)"),
+    "id": Option((str,), None, "field with the item id (default: the mapping key of a JSON mapping, else the record's position)"),
+}
+
+#: Keys of one ``filter:`` condition; a record is kept when every condition holds.
+FILTER_OPTIONS: dict[str, Option] = {
+    "field": Option((str,), REQUIRED, "the field tested (dotted names reach into nested mappings)"),
+    "at_least": Option((int, float), None, "keep records whose value is >= this number"),
+    "at_most": Option((int, float), None, "keep records whose value is <= this number"),
+    "equals": Option(SCALAR, None, "keep records whose value equals this"),
+    "one_of": Option((list,), None, "keep records whose value is one of these"),
+    "truthy": Option((bool,), None, "true: keep records whose value is truthy (non-empty, non-zero); false: falsy ones"),
+}
+FILTER_TESTS = ("at_least", "at_most", "equals", "one_of", "truthy")
+#: Options that may sit under ``dataset:`` instead, shared by every records source (a source's own value wins).
+SHARED_OPTIONS = ("fields", "filter", "image_pattern")
+
+
+def effective_source(source: dict[str, Any], spec: Any) -> dict[str, Any]:
+    """A records source with the options it inherits from ``dataset:`` (so an included base file can hold them)."""
+    dataset = getattr(spec, "dataset", None) or {}
+    return {**{k: dataset[k] for k in SHARED_OPTIONS if k in dataset}, **source}
+
+
+def check_options(given: Any, options: dict[str, Option], file: Any, where: str, ignore: tuple[str, ...] = ()) -> None:
+    """Unknown keys (with a did-you-mean), missing required keys and wrong types -> TaskSpecError."""
+    if not isinstance(given, dict):
+        raise TaskSpecError(file, where, f"expected a mapping, got {type(given).__name__} {given!r}")
+    for key, value in given.items():
+        if key in ignore:
+            continue
+        if key not in options:
+            raise TaskSpecError(file, f"{where}.{key}", f"unknown option{did_you_mean(str(key), options)}; known: {', '.join(options)}")
+        option = options[key]
+        if not isinstance(value, option.types) or (isinstance(value, bool) and bool not in option.types):
+            raise TaskSpecError(file, f"{where}.{key}", f"expected {option.type_name}, got {type(value).__name__} {value!r}")
+        if isinstance(value, list) and option.types == NAMES and not all(isinstance(v, str) for v in value):
+            raise TaskSpecError(file, f"{where}.{key}", f"expected field names, got {value!r}")
+    for key, option in options.items():
+        if option.default is REQUIRED and key not in given:
+            raise TaskSpecError(file, f"{where}.{key}", f"missing; {option.meaning}")
+
+
+def names(value: str | list[str] | None) -> list[str]:
+    return [] if value is None else [value] if isinstance(value, str) else list(value)
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """A records source's field mapping and filters, checked against the task-file schema."""
+
+    images: list[str]
+    negative_images: list[str]
+    positives: list[str]
+    negatives: list[str]
+    captions: list[str]
+    groups: list[str]
+    id: str | None
+    filters: list[dict[str, Any]]
+    pattern: str
+
+    @classmethod
+    def from_source(cls, source: dict[str, Any], file: Any = None, where: str = "dataset.sources[0]") -> "Mapping":
+        check_options(source, SOURCE_OPTIONS, file, where, ignore=("format", "path", "hub", "split"))
+        fields = source["fields"]
+        check_options(fields, FIELD_OPTIONS, file, f"{where}.fields")
+        filters = source.get("filter", [])
+        filters = [filters] if isinstance(filters, dict) else filters
+        for i, condition in enumerate(filters):
+            check_options(condition, FILTER_OPTIONS, file, f"{where}.filter[{i}]")
+            if not any(test in condition for test in FILTER_TESTS):
+                raise TaskSpecError(file, f"{where}.filter[{i}]", f"needs a test: one of {', '.join(FILTER_TESTS)}")
+        mapping = cls(
+            names(fields.get("image")), names(fields.get("negative_images")), names(fields.get("positives")), names(fields.get("negatives")), names(fields.get("captions")),
+            names(fields.get("groups")), fields.get("id"), list(filters), source.get("image_pattern", "{}"),
+        )
+        if mapping.captions and (mapping.positives or mapping.negatives or mapping.negative_images):
+            raise TaskSpecError(file, f"{where}.fields", "give either captions (caption i belongs to image i) or positives/negatives, not both")
+        if mapping.captions and len(mapping.captions) != len(mapping.images):
+            raise TaskSpecError(file, f"{where}.fields.captions", f"needs one caption field per image field ({len(mapping.images)} image fields)")
+        if not mapping.captions and not (mapping.positives and (mapping.negatives or mapping.negative_images)):
+            raise TaskSpecError(file, f"{where}.fields", "needs positives and negatives (or negative_images; or, with several images, captions)")
+        if mapping.negative_images and not mapping.images:
+            raise TaskSpecError(file, f"{where}.fields.image", "negative_images need the positive image field(s) too")
+        images = source.get("images")
+        if isinstance(images, list) and not all(isinstance(i, str) for i in images):
+            raise TaskSpecError(file, f"{where}.images", f"expected folder names, got {images!r}")
+        return mapping
+
+    def caption_fields(self) -> list[str]:
+        return self.captions or self.positives + self.negatives
+
+    def used_fields(self) -> dict[str, str]:
+        """Every field the records must have -> the option that names it (for error messages)."""
+        used = {f: "fields.image" for f in self.images}
+        used.update({f: "fields.negative_images" for f in self.negative_images})
+        for role in ("positives", "negatives", "captions", "groups"):
+            used.update({f: f"fields.{role}" for f in getattr(self, role)})
+        if self.id:
+            used[self.id] = "fields.id"
+        used.update({c["field"]: f"filter[{i}].field" for i, c in enumerate(self.filters)})
+        used.update({name: "image_pattern" for name in pattern_fields(self.pattern)})
+        return used
+
+
+def pattern_fields(pattern: str) -> list[str]:
+    """Named fields of a file-name pattern ('{image_id}.jpg' -> ['image_id']); '{}' is the image field."""
+    fields = [name.split(".")[0].split("[")[0] for _, name, _, _ in Formatter().parse(pattern) if name]
+    return [f for f in fields if f and not f.isdigit()]
+
+
+# -- reading files -----------------------------------------------------------------------------
+def _open_text(path: Path) -> io.TextIOBase:
+    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8", newline="")  # type: ignore[return-value]
+
+
+def _suffix(path: Path) -> str:
+    suffixes = [s.lower() for s in path.suffixes]
+    return suffixes[-2] if suffixes and suffixes[-1] == ".gz" and len(suffixes) > 1 else (suffixes[-1] if suffixes else "")
+
+
+def _json(path: Path) -> Iterator[tuple[str, Any]]:
+    with _open_text(path) as f:
+        data = json.load(f)
+    if isinstance(data, dict):
+        yield from ((str(k), v) for k, v in data.items())
+    elif isinstance(data, list):
+        yield from ((str(i), v) for i, v in enumerate(data))
+    else:
+        raise VLBenchError(f"{path}: expected a JSON list of records or a mapping id -> record, got {type(data).__name__}")
+
+
+def _jsonl(path: Path) -> Iterator[tuple[str, Any]]:
+    with _open_text(path) as f:
+        index = 0
+        for number, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    yield str(index), json.loads(line)
+                except ValueError as exc:
+                    raise VLBenchError(f"{path}, line {number}: not valid JSON ({exc})") from exc
+                index += 1
+
+
+def _csv(path: Path) -> Iterator[tuple[str, Any]]:
+    with _open_text(path) as f:
+        for i, row in enumerate(csv.DictReader(f)):
+            yield str(i), row
+
+
+def _parquet(path: Path) -> Iterator[tuple[str, Any]]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise VLBenchError(f"reading {path} needs pyarrow (pip install pyarrow)") from exc
+    index = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
+        for row in batch.to_pylist():
+            yield str(index), row
+            index += 1
+
+
+TABLE_READERS: dict[str, Callable[[Path], Iterator[tuple[str, Any]]]] = {".json": _json, ".jsonl": _jsonl, ".csv": _csv, ".parquet": _parquet}
+
+
+def iter_records(path: Path) -> Iterator[tuple[str, Any]]:
+    """(default id, record) pairs of a records file, in file order."""
+    reader = TABLE_READERS.get(_suffix(path))
+    if reader is None:
+        raise VLBenchError(f"{path}: unknown records file type; use one of {', '.join(TABLE_READERS)} (optionally .gz)")
+    try:
+        for key, record in reader(path):
+            if isinstance(record, list):  # a positional record ([image, {...}]): fields "0", "1", "1.POS", ...
+                record = {str(i): value for i, value in enumerate(record)}
+            if not isinstance(record, dict):
+                raise VLBenchError(f"{path}: record {key} is a {type(record).__name__}, not a mapping of fields")
+            yield key, record
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise VLBenchError(f"cannot read {path}: {exc}") from exc
+
+
+_MISSING = object()
+
+
+def lookup(record: dict[str, Any], name: str) -> Any:
+    """A field's value; 'a.b' reads record['a']['b'] ('a.0' a list's first item) unless 'a.b' is itself a field. _MISSING if absent."""
+    if name in record:
+        return record[name]
+    value: Any = record
+    for part in name.split("."):
+        if isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        elif isinstance(value, dict) and part in value:
+            value = value[part]
+        else:
+            return _MISSING
+    return value
+
+
+def field_names(record: dict[str, Any]) -> list[str]:
+    """The record's fields, nested ones dotted (for 'fields that exist' in error messages)."""
+    out = []
+    for key, value in record.items():
+        out.append(str(key))
+        if isinstance(value, dict) and len(value) <= 20:
+            out += [f"{key}.{sub}" for sub in value]
+    return out
+
+
+# -- filters -------------------------------------------------------------------------------------
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _same(value: Any, wanted: Any) -> bool:
+    """Equality that also matches CSV strings against numbers ('2' == 2)."""
+    if value == wanted:
+        return True
+    a, b = _number(value), _number(wanted)
+    return isinstance(value, str) and a is not None and a == b
+
+
+def keep(record: dict[str, Any], condition: dict[str, Any], where: str) -> bool:
+    """Whether one record meets one filter condition."""
+    value = lookup(record, condition["field"])
+    if value is _MISSING:
+        raise VLBenchError(f"{where}: a record has no field '{condition['field']}' (used by a filter)")
+    for test in ("at_least", "at_most"):
+        if test in condition:
+            number = _number(value)
+            if number is None:
+                raise VLBenchError(f"{where}: filter on '{condition['field']}' needs numbers, got {value!r}")
+            if (number < condition[test]) if test == "at_least" else (number > condition[test]):
+                return False
+    if "equals" in condition and not _same(value, condition["equals"]):
+        return False
+    if "one_of" in condition and not any(_same(value, v) for v in condition["one_of"]):
+        return False
+    if "truthy" in condition and bool(value) != condition["truthy"]:
+        return False
+    return True
+
+
+# -- records -> instances -----------------------------------------------------------------------
+def _texts(record: dict[str, Any], field: str, where: str) -> list[str]:
+    value = lookup(record, field)
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    for item in items:
+        if not isinstance(item, str):
+            raise VLBenchError(f"{where}: field '{field}' holds {item!r}, not a caption (text)")
+    return items
+
+
+def _values(record: dict[str, Any], field: str) -> list[Any]:
+    """A field's value as a list (a field may hold one image or a list of them)."""
+    value = lookup(record, field)
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def file_name(pattern: str, value: Any, record: dict[str, Any]) -> str:
+    named = {k: v for k, v in record.items() if isinstance(k, str)}
+    try:
+        return pattern.format(value, **named)
+    except ValueError:
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return pattern.format(int(value), **named)  # CSV ids are text; '{:012d}' wants a number
+        raise
+
+
+@dataclass
+class ImageFinder:
+    """Turns a record's image value into an ImageRef: a file under one of the roots, or embedded bytes."""
+
+    roots: list[Path]
+    pattern: str
+    where: str
+
+    def __call__(self, value: Any, record: dict[str, Any], field: str, key: str) -> ImageRef:
+        if isinstance(value, dict) and value.get("bytes"):  # a parquet / Hugging Face image cell
+            return BytesImage(f"{self.where}#{key}:{field}", value["bytes"])
+        if isinstance(value, dict) and value.get("path"):
+            value = value["path"]
+        name = file_name(self.pattern, value, record)
+        if len(self.roots) > 1:
+            for root in self.roots:
+                if (root / name).is_file():
+                    return FileImage(str(root / name))
+        return FileImage(str(self.roots[0] / name))
+
+
+def unknown_field_error(path: Path, field: str, option: str, record: dict[str, Any]) -> VLBenchError:
+    fields = field_names(record)
+    return VLBenchError(f"{path}: field '{field}' (named by {option}) is not in the records{did_you_mean(field, fields)}; fields there: {', '.join(fields)}")
+
+
+def check_fields(path: Path, mapping: Mapping, sample: int = 5) -> None:
+    """Raise a one-line error if the first records lack a mapped field (run before any model loads)."""
+    records = []
+    for _, record in iter_records(path):
+        records.append(record)
+        if len(records) >= sample:
+            break
+    if not records:
+        raise VLBenchError(f"{path}: no records")
+    for field, option in mapping.used_fields().items():
+        for record in records:
+            if lookup(record, field) is _MISSING:
+                raise unknown_field_error(path, field, option, record)
+
+
+@SELECTION_READERS.register("records")
+class RecordsReader:
+    """A table of records mapped onto images, positive and negative captions in the task file."""
+
+    required = ("annotation",)  # fields may come from dataset: (checked with the mapping)
+
+    def exists(self, location: Path, source: dict[str, Any]) -> bool:
+        return (location / source["annotation"]).is_file()
+
+    def roots(self, location: str, source: dict[str, Any], spec: Any, data_root: Path) -> list[Path]:
+        override = spec.dataset.get("images") if spec is not None else None
+        folders = names(override or source.get("images"))
+        if not folders:
+            return [Path(location)]
+        return [Path(f) if override else data_root / f for f in folders]
+
+    def check(self, location: str, source: dict[str, Any], spec: Any) -> None:
+        """Read the first records and check every mapped field is there (cheap; before model load)."""
+        mapping = Mapping.from_source(effective_source(source, spec), getattr(spec, "source_file", None))
+        check_fields(Path(location) / source["annotation"], mapping)
+
+    def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> SelectionData:
+        path = Path(location) / source["annotation"]
+        mapping = Mapping.from_source(effective_source(source, spec), getattr(spec, "source_file", None))
+        roots = self.roots(location, source, spec, Path(ctx.data_root))
+        find = ImageFinder(roots, mapping.pattern, str(path))
+        instances = []
+        for key, record in iter_records(path):
+            where = f"{path}, record {key}"
+            if not all(keep(record, c, where) for c in mapping.filters):
+                continue
+            instances.append(self.instance(record, key, mapping, find, path))
+        if not instances:
+            raise VLBenchError(f"{path}: no record passes the filter {mapping.filters}")
+        files = [ref for inst in instances for ref in inst.images if isinstance(ref, FileImage)]
+        check_images_exist(files, roots[0] if len(roots) == 1 else Path(", ".join(map(str, roots))), "see the task's help ('vlbench show <task>')")
+        return SelectionData(instances)
+
+    @staticmethod
+    def instance(record: dict[str, Any], key: str, mapping: Mapping, find: ImageFinder, path: Path) -> SelectionInstance:
+        where = f"{path}, record {key}"
+        for field, option in mapping.used_fields().items():
+            if lookup(record, field) is _MISSING:
+                raise unknown_field_error(path, field, option, record)
+        item_id = str(lookup(record, mapping.id)) if mapping.id else key
+        images = [find(value, record, f, item_id) for f in mapping.images for value in _values(record, f)]
+        n_positive_images = len(images)
+        images += [find(value, record, f, item_id) for f in mapping.negative_images for value in _values(record, f)]
+        captions: list[str] = []
+        fields: list[str] = []
+        for field in mapping.caption_fields():
+            texts = _texts(record, field, where)
+            captions += texts
+            fields += [field] * len(texts)
+        n_positive = sum(len(_texts(record, f, where)) for f in mapping.positives)
+        groups = {f: str(lookup(record, f)) for f in mapping.groups}
+        return SelectionInstance(
+            item_id, images, captions, answer=0 if n_positive == 1 else None,  # the strict / argmax rules need one answer
+            group=next(iter(groups.values()), None),  # the first group field, for the macro_accuracy / breakdown of those rules
+            positives=list(range(n_positive)) if not mapping.captions else None, caption_fields=fields, groups=groups,
+            positive_images=list(range(n_positive_images)) if mapping.negative_images else None,
+        )
