@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,11 +32,17 @@ class ClassificationData:
     labels: list[int]
     classnames: list[str] | None = None  # provided by the dataset, used when the task names none
     templates: list[str] | None = None
+    #: The dataset's own class names/templates win over the task's packaged files (as CLIP_benchmark
+    #: uses a webdataset folder's classnames.txt / zeroshot_classification_templates.txt).
+    own_prompts: bool = False
+    #: Per-sample metadata rows (DataComp's ``npy`` member), for group metrics.
+    metadata: list[list[int]] | None = None
 
     def limited(self, limit: int | None) -> "ClassificationData":
         if limit is None:
             return self
-        return ClassificationData(self.images[:limit], self.labels[:limit], self.classnames, self.templates)
+        metadata = self.metadata[:limit] if self.metadata is not None else None
+        return dataclasses.replace(self, images=self.images[:limit], labels=self.labels[:limit], metadata=metadata)
 
 
 def natural_key(text: str) -> list[Any]:
@@ -44,7 +51,11 @@ def natural_key(text: str) -> list[Any]:
 
 @CLASSIFICATION_READERS.register("imagefolder")
 class ImageFolderReader:
-    """``<root>/<class>/<image>``; classes in sorted folder order, names from folder names."""
+    """``<root>/<class>/<image>``; classes in sorted folder order, names from folder names.
+
+    With ``files.class_subset`` in the task (e.g. ObjectNet's 113 of its 313 folders), only the
+    folders named there are read.
+    """
 
     def exists(self, location: Path, source: dict[str, Any]) -> bool:
         return location.is_dir() and any(p.is_dir() for p in location.iterdir())
@@ -52,6 +63,13 @@ class ImageFolderReader:
     def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> ClassificationData:
         root = Path(location)
         class_dirs = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.name)
+        subset = spec.read_lines("class_subset") if spec is not None else None
+        if subset is not None:
+            wanted = set(subset)
+            class_dirs = [d for d in class_dirs if d.name in wanted]
+            missing = sorted(wanted - {d.name for d in class_dirs})
+            if missing:
+                raise VLBenchError(f"{root} lacks {len(missing)} class folder(s) of the task's class subset, e.g. {missing[0]}")
         images: list[ImageRef] = []
         labels: list[int] = []
         for label, class_dir in enumerate(class_dirs):
@@ -118,19 +136,27 @@ class HFClassificationReader:
 
 @CLASSIFICATION_READERS.register("wds")
 class WdsClassificationReader:
-    """CLIP_benchmark's webdataset layout: ``<split>/*.tar`` + classnames.txt + templates."""
+    """CLIP_benchmark's webdataset layout: ``<split>/*.tar`` + classnames.txt + templates.
+
+    The folder's own class names and templates take precedence over the task's packaged lists
+    (CLIP_benchmark's ``build_wds_dataset``); a ``npy`` member, where present, is the sample's
+    metadata row (DataComp's WILDS and fairness sets).
+    """
 
     def exists(self, location: Path, source: dict[str, Any]) -> bool:
         return wds.exists(location, source.get("split", "test"))
 
     def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> ClassificationData:
         root = Path(location)
-        samples = wds.read_samples(root, source.get("split", "test"), need=("cls",))
+        samples = wds.read_samples(root, source.get("split", "test"), need=("cls", "npy"))
+        with_metadata = all("npy" in s.arrays for s in samples)
         return ClassificationData(
             images=[s.image for s in samples],
             labels=[int(s.text("cls").strip()) for s in samples],
             classnames=wds.read_lines(root / "classnames.txt"),
             templates=wds.read_lines(root / "zeroshot_classification_templates.txt"),
+            own_prompts=True,
+            metadata=[[int(v) for v in s.array().reshape(-1).tolist()] for s in samples] if with_metadata else None,
         )
 
 

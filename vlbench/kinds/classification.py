@@ -30,6 +30,35 @@ def zero_shot_classifier(encoder: Encoder, classnames: list[str], templates: lis
     return mean / mean.norm(dim=-1, keepdim=True)
 
 
+def packaged_classnames(spec: TaskSpec) -> list[str] | None:
+    """The task's class names; with ``files.class_ids`` (one id per name) and ``files.class_subset``
+    only the names whose id is in the subset, in their original order (ImageNet-A/-R/-O)."""
+    names = spec.read_lines("classnames")
+    ids, subset = spec.read_lines("class_ids"), spec.read_lines("class_subset")
+    if names is None or ids is None or subset is None:
+        return names
+    if len(ids) != len(names):
+        raise VLBenchError(f"task '{spec.name}': files.class_ids has {len(ids)} lines but files.classnames has {len(names)}")
+    keep = set(subset)
+    return [name for name, class_id in zip(names, ids) if class_id in keep]
+
+
+def choose_prompts(spec: TaskSpec, data: ClassificationData, key: str) -> tuple[list[str] | None, str]:
+    """Class names or templates, in CLIP_benchmark's precedence: a list given on the command line
+    (its custom files), then the dataset's own (a webdataset folder's), then the task's packaged
+    file, then whatever the dataset provides (folder names, ClassLabel names).
+    ``protocol.dataset_prompts: false`` makes the task's files win over the dataset's own."""
+    packaged = packaged_classnames(spec) if key == "classnames" else spec.read_lines(key)
+    own = getattr(data, key)
+    if f"files.{key}" in spec.overridden and packaged is not None:
+        return packaged, "--set"
+    if data.own_prompts and own is not None and spec.protocol.get("dataset_prompts", True):
+        return own, "dataset folder"
+    if packaged is not None:
+        return packaged, "task file"
+    return own, "dataset"
+
+
 @TASK_KINDS.register("classification")
 class ClassificationKind(TaskKind):
     name = "classification"
@@ -48,9 +77,11 @@ class ClassificationKind(TaskKind):
         data, located = super().load(spec, ctx)
         return data.limited(ctx.limit), located
 
-    def prompts(self, spec: TaskSpec, data: ClassificationData) -> tuple[list[str], list[str]]:
-        classnames = spec.read_lines("classnames") or data.classnames
-        templates = spec.read_lines("templates") or data.templates
+    def prompts(self, spec: TaskSpec, data: ClassificationData, ctx: RunContext | None = None) -> tuple[list[str], list[str]]:
+        classnames, names_from = choose_prompts(spec, data, "classnames")
+        templates, templates_from = choose_prompts(spec, data, "templates")
+        if ctx is not None:
+            ctx.info["prompts"] = {"classnames": names_from, "templates": templates_from}
         if not classnames:
             raise VLBenchError(f"task '{spec.name}' has no class names: add files.classnames to the task file")
         if not templates:
@@ -63,7 +94,7 @@ class ClassificationKind(TaskKind):
         return classnames, templates
 
     def predict(self, model: Any, data: ClassificationData, spec: TaskSpec, ctx: RunContext) -> Iterator[dict[str, Any]]:
-        classnames, templates = self.prompts(spec, data)
+        classnames, templates = self.prompts(spec, data, ctx)
         classifier = zero_shot_classifier(ctx.encoder, classnames, templates)
         for indices, embeddings in ctx.encoder.iter_images(data.images, spec.name):
             logits = embeddings @ classifier.T
