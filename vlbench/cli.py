@@ -86,6 +86,7 @@ def run(
     skip_missing: bool = typer.Option(False, "--skip-missing", help="Skip tasks whose data is missing instead of stopping."),
     dense_variant: Optional[str] = typer.Option(None, "--dense-variant", help="Segmentation: last-block variant plain|maskclip|sclip|clearclip|naclip (default: each task's own; recorded)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for tasks that draw random numbers (ARO order); default: each task's own (recorded)."),
+    language: Optional[str] = typer.Option(None, "--language", help="Language of multilingual tasks (class names, templates, captions), e.g. it; same as --set language=it; other tasks ignore it."),
     tasks_dir: Optional[list[Path]] = TasksDirOption,
     registry: Optional[list[Path]] = RegistryOption,
 ) -> None:
@@ -113,7 +114,7 @@ def run(
         skip_missing=skip_missing,
         seed=seed,
         dense_variant=dense_variant,
-        overrides=dict(parse_override(item) for item in set_),
+        overrides={**({"language": language} if language else {}), **dict(parse_override(item) for item in set_)},
     )
     with RichProgress() as progress:
         runner = Runner(catalog, options, progress=progress, log=lambda m: console.print(m, style="dim", markup=False))

@@ -161,14 +161,21 @@ class TaskSpec:
         return Path(value) if value else None
 
     def read_lines(self, key: str) -> list[str] | None:
-        """Non-empty lines of a ``files:`` entry (class names, templates), or None if absent."""
+        """Lines of a ``files:`` entry (class names, templates), or None if absent.
+
+        Blank lines at the end are dropped; a blank line between others is kept as an empty entry,
+        so that line i stays class i (CLIP_benchmark's CLEVR distance list has an empty class name).
+        """
         if key in self.embedded_lines:
             return list(self.embedded_lines[key])
         path = self.file(key)
         if path is None:
             return None
         with open(path, encoding="utf-8") as f:
-            return [line.rstrip("\n\r") for line in f if line.strip()]
+            lines = [line.rstrip("\n\r") for line in f]
+        while lines and not lines[-1].strip():
+            lines.pop()
+        return lines
 
     def file_records(self) -> dict[str, dict[str, Any]]:
         """Each ``files:`` entry's path and sha256, and the lines of small text files (so results can be re-scored anywhere)."""
