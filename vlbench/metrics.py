@@ -118,13 +118,18 @@ def worst_group_accuracy(hits: Sequence[bool], groups: Sequence[int]) -> float:
 
 def macro_over_present_labels(predictions: Sequence[int], labels: Sequence[int], measure: str) -> float:
     """Macro F1 or recall over the labels present in ``labels`` (WILDS' ``F1-macro_all`` /
-    ``recall-macro_all``: scikit-learn with ``labels=unique(y_true)``; 0 where undefined)."""
-    from sklearn.metrics import f1_score, recall_score
-
+    ``recall-macro_all``: scikit-learn's scores with ``labels=unique(y_true)``). For such a label
+    F1 = 2TP / (2TP + FP + FN) and recall = TP / (TP + FN); neither denominator can be 0."""
     if not len(labels):
         return float("nan")
-    function = {"f1": f1_score, "recall": recall_score}[measure]
-    return float(function(labels, predictions, average="macro", labels=np.unique(labels), zero_division=0))
+    predictions_arr, labels_arr = np.asarray(predictions), np.asarray(labels)
+    values = []
+    for c in np.unique(labels_arr):
+        tp = np.sum((predictions_arr == c) & (labels_arr == c))
+        fp = np.sum((predictions_arr == c) & (labels_arr != c))
+        fn = np.sum((predictions_arr != c) & (labels_arr == c))
+        values.append(2 * tp / (2 * tp + fp + fn) if measure == "f1" else tp / (tp + fn))
+    return float(np.mean(values))
 
 
 def average_precision_per_class(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
