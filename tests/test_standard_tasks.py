@@ -285,3 +285,24 @@ def test_multilingual_caption_file_reader(tmp_path):
     spec = Catalog.load().load_task("xtd10", {"language": "it"})
     data, _ = TASK_KINDS.get("retrieval")().load(spec, RunContext(tmp_path, None))  # type: ignore[arg-type]
     assert data.captions == [["un rosso"], ["un blu"]] and data.images[0].path == str(root / "xtd10" / "images" / "0.jpg")
+
+
+def test_objectnet_reads_only_the_classes_that_map_to_imagenet(tmp_path):
+    import json
+
+    root = tmp_path / "objectnet"
+    mappings = root / "objectnet-1.0" / "mappings"
+    mappings.mkdir(parents=True)
+    folders = {"z_pan": "Frying Pan", "a_mug": "Mug", "m_sock": "Sock"}  # the sock maps to no ImageNet class
+    (mappings / "folder_to_objectnet_label.json").write_text(json.dumps(folders))
+    (mappings / "objectnet_to_imagenet_1k.json").write_text(json.dumps({"Frying Pan": "frying pan", "Mug": "coffee mug; cup"}))
+    for folder in folders:
+        (root / "objectnet-1.0" / "images" / folder).mkdir(parents=True)
+        for i in range(2):
+            color_image("red", seed=i).save(root / "objectnet-1.0" / "images" / folder / f"{i}.png")
+    from vlbench.datasets.classification import ObjectNetReader
+
+    assert ObjectNetReader().exists(root, {})
+    data = ObjectNetReader().read(str(root), {}, None, None)
+    assert data.classnames == ["mug", "frying pan"] and data.labels == [0, 0, 1, 1]
+    assert all("m_sock" not in ref.path for ref in data.images)

@@ -82,6 +82,44 @@ class ImageFolderReader:
         return ClassificationData(images, labels, classnames=names)
 
 
+@CLASSIFICATION_READERS.register("objectnet")
+class ObjectNetReader:
+    """ObjectNet 1.0 as CLIP_benchmark reads it: ``objectnet-1.0/images/<folder>/`` and the release's
+    mapping files beside it (``folder_to_objectnet_label.json``, ``objectnet_to_imagenet_1k.json``,
+    in ``<root>`` or ``<root>/objectnet-1.0/mappings``). Only the 113 classes that map to ImageNet
+    are read; labels follow their sorted folder names, class names are their lower-cased labels."""
+
+    MAPPINGS = ("folder_to_objectnet_label.json", "objectnet_to_imagenet_1k.json")
+
+    def _mappings(self, location: Path) -> Path | None:
+        for folder in (location, location / "objectnet-1.0" / "mappings"):
+            if all((folder / name).is_file() for name in self.MAPPINGS):
+                return folder
+        return None
+
+    def exists(self, location: Path, source: dict[str, Any]) -> bool:
+        return (location / "objectnet-1.0" / "images").is_dir() and self._mappings(location) is not None
+
+    def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> ClassificationData:
+        import json
+
+        root = Path(location)
+        mappings = self._mappings(root)
+        folder_label = json.loads((mappings / self.MAPPINGS[0]).read_text(encoding="utf-8"))  # type: ignore[operator]
+        mapped = json.loads((mappings / self.MAPPINGS[1]).read_text(encoding="utf-8"))  # type: ignore[operator]
+        label_folder = {label: folder for folder, label in folder_label.items()}
+        folders = sorted(label_folder[name] for name in mapped)
+        images: list[ImageRef] = []
+        labels: list[int] = []
+        for label, folder in enumerate(folders):
+            files = sorted(p for p in (root / "objectnet-1.0" / "images" / folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            images += [FileImage(str(p)) for p in files]
+            labels += [label] * len(files)
+        if not images:
+            raise VLBenchError(f"no images of ObjectNet's mapped classes under {root / 'objectnet-1.0' / 'images'}")
+        return ClassificationData(images, labels, classnames=[folder_label[f].lower() for f in folders])
+
+
 @CLASSIFICATION_READERS.register("cifar")
 class CifarReader:
     """The official python-version archives, extracted: ``cifar-10-batches-py`` / ``cifar-100-python``."""
