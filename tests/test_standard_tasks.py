@@ -306,3 +306,24 @@ def test_objectnet_reads_only_the_classes_that_map_to_imagenet(tmp_path):
     data = ObjectNetReader().read(str(root), {}, None, None)
     assert data.classnames == ["mug", "frying pan"] and data.labels == [0, 0, 1, 1]
     assert all("m_sock" not in ref.path for ref in data.images)
+
+
+def test_torchvision_layout_mnist(tmp_path):
+    import struct
+
+    from vlbench.kinds import TASK_KINDS
+    from vlbench.kinds.base import RunContext
+
+    raw = tmp_path / "mnist" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    pixels = np.random.default_rng(0).integers(0, 255, (3, 28, 28), dtype=np.uint8)
+    (raw / "t10k-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 2051, 3, 28, 28) + pixels.tobytes())
+    (raw / "t10k-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, 3) + bytes([7, 0, 3]))
+    (raw / "train-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 2051, 1, 28, 28) + bytes(784))  # torchvision checks both splits
+    (raw / "train-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, 1) + bytes([1]))
+    spec = Catalog.load().load_task("mnist")
+    data, located = TASK_KINDS.get("classification")().load(spec, RunContext(tmp_path, None))  # type: ignore[arg-type]
+    assert located.source["format"] == "torchvision" and data.labels == [7, 0, 3]
+    assert np.array_equal(np.asarray(data.images[1].load())[..., 0], pixels[1])
+    assert data.classnames[0] == "0 - zero"  # torchvision's names; the packaged CLIP_benchmark list wins over them
+    assert choose_prompts(spec, data, "classnames") == ([str(d) for d in range(10)], "task file")

@@ -120,6 +120,72 @@ class ObjectNetReader:
         return ClassificationData(images, labels, classnames=[folder_label[f].lower() for f in folders])
 
 
+@dataclass(frozen=True)
+class TorchvisionImage:
+    """Image ``index`` of a torchvision dataset (loaded without a transform)."""
+
+    dataset: Any
+    index: int
+    key: str
+
+    def load(self) -> Any:
+        from vlbench.datasets.images import to_rgb
+
+        return to_rgb(self.dataset[self.index][0])
+
+
+@CLASSIFICATION_READERS.register("torchvision")
+class TorchvisionReader:
+    """A dataset class of ``torchvision.datasets`` on its own layout, as CLIP_benchmark builds many
+    of them: ``{format: torchvision, dataset: Food101, path: food101, args: {split: test}}`` makes
+    ``Food101(root=<data root>/food101, download=False, split="test")``. Class names from its
+    ``classes``, labels from its label list (or its samples)."""
+
+    required = ("dataset",)
+
+    def _open(self, location: Path, source: dict[str, Any]) -> Any:
+        import torchvision.datasets
+
+        cls = getattr(torchvision.datasets, str(source["dataset"]), None)
+        if not isinstance(cls, type):
+            raise VLBenchError(f"torchvision.datasets has no dataset class '{source['dataset']}'")
+        return cls(root=str(location), download=False, **(source.get("args") or {}))
+
+    def exists(self, location: Path, source: dict[str, Any]) -> bool:
+        if not location.is_dir():
+            return False
+        try:
+            self._open(location, source)
+        except VLBenchError:
+            raise
+        except Exception:  # torchvision raises RuntimeError/FileNotFoundError/... when files are missing
+            return False
+        return True
+
+    def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> ClassificationData:
+        dataset = self._open(Path(location), source)
+        name = f"{source['dataset']}:{location}"
+        classes = getattr(dataset, "classes", None)
+        return ClassificationData(
+            images=[TorchvisionImage(dataset, i, f"{name}#{i}") for i in range(len(dataset))],
+            labels=torchvision_labels(dataset),
+            classnames=[str(c) for c in classes] if classes else None,
+        )
+
+
+def torchvision_labels(dataset: Any) -> list[int]:
+    """Labels without decoding images where the class keeps them in a list; else read sample by sample."""
+    for attribute in ("targets", "_labels", "labels"):
+        values = getattr(dataset, attribute, None)
+        if values is not None and len(values) == len(dataset):
+            return [int(v) for v in values]
+    for attribute in ("_samples", "samples"):
+        samples = getattr(dataset, attribute, None)
+        if samples is not None and len(samples) == len(dataset) and all(isinstance(s, tuple) and len(s) == 2 for s in samples):
+            return [int(s[1]) for s in samples]
+    return [int(dataset[i][1]) for i in range(len(dataset))]
+
+
 @CLASSIFICATION_READERS.register("cifar")
 class CifarReader:
     """The official python-version archives, extracted: ``cifar-10-batches-py`` / ``cifar-100-python``."""
