@@ -18,7 +18,7 @@ package, as its CLI does) and calls ``clip_benchmark.metrics.zeroshot_classifica
 ``zeroshot_retrieval.evaluate`` with the model's own transform and tokenizer and mixed precision off
 (vlbench's fp32 default).
 
-    pip install clip_benchmark==1.6.2 --no-deps webdataset   # its metrics need torch, scikit-learn, tqdm
+    pip install clip_benchmark==1.6.2 --no-deps && pip install webdataset   # metrics need torch, scikit-learn, tqdm
     python benchmarks/agreement_clip_benchmark.py --model "openclip:vlbench-tiny@random?seed=0"
 
 Prints every metric from both sides and their largest absolute difference; exits 1 when any
