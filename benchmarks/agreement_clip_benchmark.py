@@ -1,14 +1,25 @@
 """Do vlbench's zero-shot classification and retrieval numbers equal LAION's CLIP_benchmark's?
 
-Both sides get the same open_clip model and the same images on disk: an image-folder tree of
-shapes-world scenes (classification) and a Karpathy-format JSON with its images (retrieval). The
-vlbench side is the ordinary CLI (`vlbench run --tasks imagefolder,flickr30k`); the CLIP_benchmark
-side calls `clip_benchmark.metrics.zeroshot_classification.evaluate` and
-`clip_benchmark.metrics.zeroshot_retrieval.evaluate` on torchvision/PyTorch data loaders built here,
-with the model's own transform and tokenizer and mixed precision off (as vlbench's fp32 default).
+Both sides get the same open_clip model and the same images on disk, drawn from the shapes world:
 
-    pip install clip_benchmark --no-deps   # its metrics need only torch, scikit-learn and tqdm
-    python benchmarks/agreement_clip_benchmark.py --model openclip:vlbench-tiny
+- ``imagefolder``: an image-folder tree; ``flickr30k``: a Karpathy-format JSON with its images;
+- ``imagenet-r``: ImageNet-R's original layout (200 ``<wnid>/`` folders); CLIP_benchmark masks its
+  packaged ImageNet class names, vlbench selects them with the task's class subset; one template on
+  both sides (CLIP_benchmark's ``custom_template_file``, vlbench's ``--set files.templates``);
+- ``imagenet-a``: the 200-class webdataset layout, with the folder's own class names and templates;
+- ``vtab-pets``: a webdataset folder whose own class names and templates (stray spaces included)
+  replace the packaged ones;
+- ``voc2007_multilabel``: a multilabel webdataset (``npy`` 0/1 vectors), mean average precision;
+- ``multilingual_mscoco_captions`` in Italian: CLIP_benchmark's caption-file layout.
+
+The vlbench side is the ordinary CLI (``vlbench run``); the CLIP_benchmark side builds each dataset
+with ``clip_benchmark.datasets.builder.build_dataset`` (webdatasets through the ``webdataset``
+package, as its CLI does) and calls ``clip_benchmark.metrics.zeroshot_classification.evaluate`` /
+``zeroshot_retrieval.evaluate`` with the model's own transform and tokenizer and mixed precision off
+(vlbench's fp32 default).
+
+    pip install clip_benchmark==1.6.2 --no-deps && pip install webdataset   # metrics need torch, scikit-learn, tqdm
+    python benchmarks/agreement_clip_benchmark.py --model "openclip:vlbench-tiny@random?seed=0"
 
 Prints every metric from both sides and their largest absolute difference; exits 1 when any
 difference exceeds --tolerance.
@@ -17,7 +28,9 @@ difference exceeds --tolerance.
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import tarfile
 import subprocess
 import sys
 import tempfile
@@ -37,6 +50,86 @@ from vlbench.datasets.shapes import (
 
 REPO = Path(__file__).resolve().parents[1]
 SHAPES_TEMPLATES = REPO / "tasks" / "shapes" / "templates.txt"
+IMAGENET = REPO / "tasks" / "classification" / "imagenet1k"
+SUBSETS = REPO / "tasks" / "classification" / "standard" / "subsets"
+VOC_CLASSES = ["aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable", "dog",
+               "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor"]
+TASKS = ("imagefolder", "flickr30k", "imagenet-r", "imagenet-a", "vtab-pets", "voc2007_multilabel", "multilingual_mscoco_captions")
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+def png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def write_wds(folder: Path, samples: list[dict[str, bytes]], classnames: list[str], templates: list[str] | None = None,
+              dataset_type: str | None = None, per_shard: int = 64) -> None:
+    """CLIP_benchmark's webdataset layout, as its ``clip_benchmark_export_wds`` writes it."""
+    (folder / "test").mkdir(parents=True)
+    shards = [samples[i : i + per_shard] for i in range(0, len(samples), per_shard)]
+    for number, shard in enumerate(shards):
+        with tarfile.open(folder / "test" / f"{number}.tar", "w") as tar:
+            for index, sample in enumerate(shard):
+                for extension, payload in sample.items():
+                    info = tarfile.TarInfo(f"s{number * per_shard + index:07d}.{extension}")
+                    info.size = len(payload)
+                    tar.addfile(info, io.BytesIO(payload))
+    (folder / "test" / "nshards.txt").write_text(str(len(shards)))
+    (folder / "classnames.txt").write_text("\n".join(classnames) + "\n", encoding="utf-8")
+    if templates is not None:
+        (folder / "zeroshot_classification_templates.txt").write_text("\n".join(templates) + "\n", encoding="utf-8")
+    if dataset_type is not None:
+        (folder / "dataset_type.txt").write_text(dataset_type + "\n")
+
+
+def write_standard_sets(data_root: Path, n: int, seed: int) -> Path:
+    """The five datasets of the standard suites; returns the one-template file used for ImageNet-R."""
+    rng = np.random.default_rng(seed)
+    scene = lambda index: classification_scene(seed, index)[0].render()  # noqa: E731
+    # ImageNet-R, original layout: one folder per wnid of its 200 (torchvision's ImageFolder needs every folder filled)
+    for index, wnid in enumerate(lines(SUBSETS / "imagenet-r_wnids.txt")):
+        folder = data_root / "imagenet-r" / wnid
+        folder.mkdir(parents=True)
+        for copy in range(1 + index % 2):
+            scene(1000 + 2 * index + copy).save(folder / f"{copy}.png")
+    one_template = data_root / "one_template.txt"
+    one_template.write_text("a photo of a {c}.\n")
+    # ImageNet-A as a webdataset: the 200 names CLIP_benchmark masks out of ImageNet's 1000, and two templates
+    keep = set(lines(SUBSETS / "imagenet-a_wnids.txt"))
+    names_a = [name for name, wnid in zip(lines(IMAGENET / "classnames_en.txt"), lines(IMAGENET / "wnids.txt")) if wnid in keep]
+    write_wds(data_root / "wds_imagenet-a", [{"png": png(scene(3000 + i)), "cls": str(int(rng.integers(200))).encode()} for i in range(n)],
+              names_a, ["a photo of a {c}.", "itap of the {c}."])
+    # a folder with its own lists, stray spaces included (CLIP_benchmark strips every line)
+    pets = [" red thing", "green thing ", "blue thing", "yellow thing", "purple thing"]
+    write_wds(data_root / "wds_vtab-pets", [{"png": png(scene(5000 + i)), "cls": str(i % 5).encode()} for i in range(n)],
+              pets, [" a photo of my {c}. ", "a {c}, a pet."])
+    # VOC2007 multilabel: 1-3 classes per image
+    targets = [np.isin(np.arange(20), rng.choice(20, size=int(rng.integers(1, 4)), replace=False)).astype(np.float32) for _ in range(n)]
+    write_wds(data_root / "wds_voc2007_multilabel", [{"png": png(scene(7000 + i)), "npy": npy(t)} for i, t in enumerate(targets)],
+              VOC_CLASSES, ["a photo of a {c}."], dataset_type="multilabel")
+    # multilingual MS-COCO in Italian: CLIP_benchmark's caption file with absolute image paths
+    root = data_root / "multilingual_mscoco_captions"
+    images = root / "multilingual_mscoco" / "images"
+    images.mkdir(parents=True)
+    paths, captions = [], []
+    for index in range(n):
+        shapes = multi_object_scene(seed + 5, index)
+        shapes.render().save(images / f"{index:05d}.jpg", quality=95)
+        paths.append(str(images / f"{index:05d}.jpg"))
+        captions.append("una foto: " + retrieval_captions(shapes)[index % 2].replace(" and ", " e "))
+    (root / "multilingual_mscoco_captions-it.json").write_text(json.dumps({"image_paths": paths, "annotations": captions}, ensure_ascii=False))
+    return one_template
 
 
 def write_classification_tree(root: Path, n: int, seed: int) -> None:
@@ -58,14 +151,15 @@ def write_karpathy_retrieval(root: Path, n: int, seed: int) -> None:
     (root / "flickr30k" / "dataset_flickr30k.json").write_text(json.dumps({"images": entries}))
 
 
-def vlbench_side(model: str, data_root: Path, tree: Path, batch_size: int) -> dict[str, dict[str, float]]:
+def vlbench_side(model: str, data_root: Path, tree: Path, batch_size: int, one_template: Path) -> dict[str, dict[str, float]]:
     with tempfile.TemporaryDirectory() as out:
-        command = [sys.executable, "-m", "vlbench", "run", "--model", model, "--tasks", "imagefolder,flickr30k",
-                   "--data-root", str(data_root), "--output", out, "--batch-size", str(batch_size),
-                   "--set", f"imagefolder:dataset.path={tree}", "--set", f"imagefolder:files.templates={SHAPES_TEMPLATES}"]
+        command = [sys.executable, "-m", "vlbench", "run", "--model", model, "--tasks", ",".join(TASKS), "--language", "it",
+                   "--data-root", str(data_root), "--output", out, "--batch-size", str(batch_size), "--device", "cpu",
+                   "--set", f"imagefolder:dataset.path={tree}", "--set", f"imagefolder:files.templates={SHAPES_TEMPLATES}",
+                   "--set", f"imagenet-r:files.templates={one_template}"]
         subprocess.run(command, check=True, capture_output=True, text=True)
         found = {result.task.name: result.metrics for _, result in result_schema.scan(Path(out))}
-        return {task: found[task] for task in ("imagefolder", "flickr30k")}
+        return {task: found[task] for task in TASKS}
 
 
 class KarpathyTest(torch.utils.data.Dataset):
@@ -83,7 +177,33 @@ class KarpathyTest(torch.utils.data.Dataset):
         return self.transform(image), [s["raw"] for s in entry["sentences"]]
 
 
-def clip_benchmark_side(model_text: str, data_root: Path, tree: Path, batch_size: int) -> dict[str, dict[str, float]]:
+def clip_benchmark_standard_sets(model, tokenizer, transform, data_root: Path, batch_size: int, one_template: Path) -> dict[str, dict[str, float]]:
+    """The standard-suite datasets, built by CLIP_benchmark's own ``build_dataset``."""
+    from clip_benchmark.datasets.builder import build_dataset, image_captions_collate_fn
+    from clip_benchmark.metrics import zeroshot_classification, zeroshot_retrieval
+
+    def classify(dataset, loader) -> dict[str, float]:
+        metrics = zeroshot_classification.evaluate(model, loader, tokenizer, dataset.classes, dataset.templates, "cpu", amp=False)
+        return {k: float(v) for k, v in metrics.items()}
+
+    results: dict[str, dict[str, float]] = {}
+    custom = data_root / "custom_templates.json"
+    custom.write_text(json.dumps({"imagenet-r": lines(one_template)}))
+    imagenet_r = build_dataset("imagenet-r", root=str(data_root / "imagenet-r"), transform=transform, split="test", download=False,
+                               custom_template_file=str(custom))
+    results["imagenet-r"] = classify(imagenet_r, torch.utils.data.DataLoader(imagenet_r, batch_size=batch_size))
+    for task in ("imagenet-a", "vtab-pets", "voc2007_multilabel"):
+        dataset = build_dataset(f"wds/{task.replace('-', '/', 1) if task.startswith('vtab-') else task}", root=str(data_root / f"wds_{task}"),
+                                transform=transform, split="test", download=False)
+        results[task] = classify(dataset, torch.utils.data.DataLoader(dataset.batched(batch_size), batch_size=None))
+    coco = build_dataset("multilingual_mscoco_captions", root=str(data_root / "multilingual_mscoco_captions"), transform=transform,
+                         split="test", download=False, language="it", task="zeroshot_retrieval")
+    loader = torch.utils.data.DataLoader(coco, batch_size=batch_size, collate_fn=image_captions_collate_fn)
+    results["multilingual_mscoco_captions"] = zeroshot_retrieval.evaluate(model, loader, tokenizer, "cpu", amp=False, recall_k_list=[1, 5, 10])
+    return results
+
+
+def clip_benchmark_side(model_text: str, data_root: Path, tree: Path, batch_size: int, one_template: Path) -> dict[str, dict[str, float]]:
     import torchvision
     from clip_benchmark.metrics import zeroshot_classification, zeroshot_retrieval
 
@@ -106,7 +226,8 @@ def clip_benchmark_side(model_text: str, data_root: Path, tree: Path, batch_size
 
     retrieval_loader = torch.utils.data.DataLoader(KarpathyTest(data_root, transform), batch_size=batch_size, collate_fn=lambda batch: (torch.stack([b[0] for b in batch]), [b[1] for b in batch]))
     retrieval = zeroshot_retrieval.evaluate(model, retrieval_loader, tokenizer, "cpu", amp=False, recall_k_list=[1, 5, 10])
-    return {"imagefolder": {k: float(v) for k, v in classification.items() if isinstance(v, float)}, "flickr30k": retrieval}
+    return {"imagefolder": {k: float(v) for k, v in classification.items() if isinstance(v, float)}, "flickr30k": retrieval,
+            **clip_benchmark_standard_sets(model, tokenizer, transform, data_root, batch_size, one_template)}
 
 
 def main() -> None:
@@ -121,16 +242,19 @@ def main() -> None:
         data_root, tree = Path(tmp) / "data", Path(tmp) / "tree"
         write_classification_tree(tree, args.images, args.seed)
         write_karpathy_retrieval(data_root, args.images, args.seed + 1)
-        ours = vlbench_side(args.model, data_root, tree, args.batch_size)
-        theirs = clip_benchmark_side(args.model, data_root, tree, args.batch_size)
+        one_template = write_standard_sets(data_root, args.images, args.seed + 2)
+        ours = vlbench_side(args.model, data_root, tree, args.batch_size, one_template)
+        theirs = clip_benchmark_side(args.model, data_root, tree, args.batch_size, one_template)
     worst = 0.0
     print(f"model {args.model}, {args.images} images per task, shapes seeds {args.seed}/{args.seed + 1}")
-    print(f"{'task':12} {'metric':28} {'vlbench':>10} {'CLIP_benchmark':>15}")
+    print(f"{'task':30} {'metric':28} {'vlbench':>10} {'CLIP_benchmark':>15} {'|diff|':>9}")
     for task, metrics in theirs.items():
         for name, value in metrics.items():
             mine = ours[task].get(name)
-            worst = max(worst, abs(mine - value) if mine is not None else float("inf"))
-            print(f"{task:12} {name:28} {mine if mine is not None else float('nan'):10.6f} {value:15.6f}")
+            both_nan = mine is not None and np.isnan(mine) and np.isnan(value)  # acc5 with fewer than 5 classes
+            diff = 0.0 if both_nan else abs(mine - value) if mine is not None else float("inf")
+            worst = max(worst, diff)
+            print(f"{task:30} {name:28} {mine if mine is not None else float('nan'):10.6f} {value:15.6f} {diff:9.1e}")
     print(f"largest absolute difference: {worst:.2e}")
     sys.exit(0 if worst <= args.tolerance else 1)
 

@@ -97,6 +97,7 @@ def run(
     leaderboard_file: Optional[Path] = typer.Option(None, "--leaderboard", help="At the end, write a leaderboard of this run's models (.md: Markdown, else CSV) from every result under --output."),
     bootstrap_replicates: int = typer.Option(1000, "--bootstrap-replicates", min=0, help="Bootstrap replicates for the 95% confidence intervals (0: none)."),
     bootstrap_seed: int = typer.Option(0, "--bootstrap-seed", help="Seed of the bootstrap resampling."),
+    language: Optional[str] = typer.Option(None, "--language", help="Language of multilingual tasks (class names, templates, captions), e.g. it; same as --set language=it; other tasks ignore it."),
     tasks_dir: Optional[list[Path]] = TasksDirOption,
     registry: Optional[list[Path]] = RegistryOption,
 ) -> None:
@@ -133,7 +134,7 @@ def run(
         bootstrap_replicates=bootstrap_replicates,
         bootstrap_seed=bootstrap_seed,
         decode=decode.value,
-        overrides=dict(parse_override(item) for item in set_),
+        overrides={**({"language": language} if language else {}), **dict(parse_override(item) for item in set_)},
     )
     shard_part = Shard.parse(shard) if shard else None
     world = distributed.init(device.value)

@@ -105,3 +105,46 @@ def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
     intersection = width * height
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - intersection
     return intersection / union if union > 0 else 0.0
+
+
+def worst_group_accuracy(hits: Sequence[bool], groups: Sequence[int]) -> float:
+    """Lowest accuracy over the groups that have samples (WILDS' ``acc_wg``: groups are the values
+    of one metadata field; empty groups are skipped)."""
+    if not len(hits):
+        return float("nan")
+    hits_arr, groups_arr = np.asarray(hits, dtype=np.float64), np.asarray(groups)
+    return float(min(hits_arr[groups_arr == g].mean() for g in np.unique(groups_arr)))
+
+
+def macro_over_present_labels(predictions: Sequence[int], labels: Sequence[int], measure: str) -> float:
+    """Macro F1 or recall over the labels present in ``labels`` (WILDS' ``F1-macro_all`` /
+    ``recall-macro_all``: scikit-learn's scores with ``labels=unique(y_true)``). For such a label
+    F1 = 2TP / (2TP + FP + FN) and recall = TP / (TP + FN); neither denominator can be 0."""
+    if not len(labels):
+        return float("nan")
+    predictions_arr, labels_arr = np.asarray(predictions), np.asarray(labels)
+    values = []
+    for c in np.unique(labels_arr):
+        tp = np.sum((predictions_arr == c) & (labels_arr == c))
+        fp = np.sum((predictions_arr == c) & (labels_arr != c))
+        fn = np.sum((predictions_arr != c) & (labels_arr == c))
+        values.append(2 * tp / (2 * tp + fp + fn) if measure == "f1" else tp / (tp + fn))
+    return float(np.mean(values))
+
+
+def average_precision_per_class(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """[C] average precision of each column of ``scores`` [N, C] against 0/1 ``targets`` [N, C].
+
+    CLIP_benchmark's multilabel definition: rank samples by score (highest first; equal scores
+    keep sample order), AP = mean of the precision at the rank of each positive; a class with no
+    positive has AP 0. Without ties this equals scikit-learn's ``average_precision_score``.
+    """
+    scores, targets = np.asarray(scores, dtype=np.float64), np.asarray(targets) > 0
+    n = scores.shape[0]
+    result = np.zeros(scores.shape[1])
+    for c in range(scores.shape[1]):
+        order = np.argsort(-scores[:, c], kind="stable")
+        truth = targets[order, c]
+        precision = np.cumsum(truth) / np.arange(1, n + 1)
+        result[c] = precision[truth].sum() / max(int(truth.sum()), 1)
+    return result

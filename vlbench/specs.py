@@ -124,6 +124,8 @@ class TaskSpec:
     config: dict[str, Any] = field(repr=False)
     #: Lines of ``files:`` entries carried in a result file, used instead of the files (rescoring).
     embedded_lines: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    #: Dotted keys set from the command line (--set), e.g. ``files.classnames``.
+    overridden: frozenset[str] = frozenset()
 
     @property
     def version(self) -> Any:
@@ -159,14 +161,21 @@ class TaskSpec:
         return Path(value) if value else None
 
     def read_lines(self, key: str) -> list[str] | None:
-        """Non-empty lines of a ``files:`` entry (class names, templates), or None if absent."""
+        """Lines of a ``files:`` entry (class names, templates), or None if absent.
+
+        Blank lines at the end are dropped; a blank line between others is kept as an empty entry,
+        so that line i stays class i (CLIP_benchmark's CLEVR distance list has an empty class name).
+        """
         if key in self.embedded_lines:
             return list(self.embedded_lines[key])
         path = self.file(key)
         if path is None:
             return None
         with open(path, encoding="utf-8") as f:
-            return [line.rstrip("\n\r") for line in f if line.strip()]
+            lines = [line.rstrip("\n\r") for line in f]
+        while lines and not lines[-1].strip():
+            lines.pop()
+        return lines
 
     def file_records(self) -> dict[str, dict[str, Any]]:
         """Each ``files:`` entry's path and sha256, and the lines of small text files (so results can be re-scored anywhere)."""
@@ -196,6 +205,40 @@ def _require(config: Mapping[str, Any], path: Path, key: str, kind: type | tuple
     return value
 
 
+LANGUAGE_FIELD = "{language}"
+
+
+def apply_language(config: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Fill ``{language}`` in file paths and source fields with the task's ``language``.
+
+    A task with ``languages: [...]`` evaluates one of them (``language:``, default the first;
+    ``--language`` / ``--set language=xx`` pick another). A task without that list ignores a
+    language given for a whole run.
+    """
+    languages = config.get("languages")
+    if languages is None:
+        config.pop("language", None)
+        return config
+    if not isinstance(languages, list) or not languages:
+        raise TaskSpecError(path, "languages", "expected a non-empty list of language codes")
+    language = str(config.setdefault("language", languages[0]))
+    if language not in map(str, languages):
+        raise TaskSpecError(path, "language", f"'{language}' is not one of this task's languages: {', '.join(map(str, languages))}")
+
+    def fill(value: Any) -> Any:
+        if isinstance(value, str):
+            return value.replace(LANGUAGE_FIELD, language)
+        if isinstance(value, dict):
+            return {k: fill(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [fill(v) for v in value]
+        return value
+
+    config["files"] = fill(config.get("files", {}))
+    config["dataset"] = fill(config.get("dataset", {}))
+    return config
+
+
 def load_task_file(path: Path, overrides: Mapping[str, Any] | None = None) -> TaskSpec:
     """Load and validate one task file (generic fields here, kind-specific ones by the kind)."""
     from vlbench.kinds import TASK_KINDS  # late import: kinds import this module
@@ -222,9 +265,11 @@ def load_task_file(path: Path, overrides: Mapping[str, Any] | None = None) -> Ta
     main_metric = _require(config, path, "main_metric", str)
     if main_metric not in metrics:
         raise TaskSpecError(path, "main_metric", f"'{main_metric}' is not one of metrics {metrics}")
+    config = apply_language(config, path)
     for key, value in config.get("files", {}).items():
         if not isinstance(value, str) or not Path(value).is_file():
             raise TaskSpecError(path, f"files.{key}", f"file not found: {value}")
-    spec = TaskSpec(name=name, kind=kind_name, source_file=path.resolve(), config=config)
+    spec = TaskSpec(name=name, kind=kind_name, source_file=path.resolve(), config=config,
+                    overridden=frozenset({**unscoped, **scoped}))
     TASK_KINDS.get(kind_name).validate(spec)
     return spec

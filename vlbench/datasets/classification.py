@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,11 +32,17 @@ class ClassificationData:
     labels: list[int]
     classnames: list[str] | None = None  # provided by the dataset, used when the task names none
     templates: list[str] | None = None
+    #: The dataset's own class names/templates win over the task's packaged files (as CLIP_benchmark
+    #: uses a webdataset folder's classnames.txt / zeroshot_classification_templates.txt).
+    own_prompts: bool = False
+    #: Per-sample metadata rows (DataComp's ``npy`` member), for group metrics.
+    metadata: list[list[int]] | None = None
 
     def limited(self, limit: int | None) -> "ClassificationData":
         if limit is None:
             return self
-        return ClassificationData(self.images[:limit], self.labels[:limit], self.classnames, self.templates)
+        metadata = self.metadata[:limit] if self.metadata is not None else None
+        return dataclasses.replace(self, images=self.images[:limit], labels=self.labels[:limit], metadata=metadata)
 
 
 def natural_key(text: str) -> list[Any]:
@@ -44,7 +51,11 @@ def natural_key(text: str) -> list[Any]:
 
 @CLASSIFICATION_READERS.register("imagefolder")
 class ImageFolderReader:
-    """``<root>/<class>/<image>``; classes in sorted folder order, names from folder names."""
+    """``<root>/<class>/<image>``; classes in sorted folder order, names from folder names.
+
+    With ``files.class_subset`` in the task (e.g. ObjectNet's 113 of its 313 folders), only the
+    folders named there are read.
+    """
 
     def exists(self, location: Path, source: dict[str, Any]) -> bool:
         return location.is_dir() and any(p.is_dir() for p in location.iterdir())
@@ -52,6 +63,13 @@ class ImageFolderReader:
     def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> ClassificationData:
         root = Path(location)
         class_dirs = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.name)
+        subset = spec.read_lines("class_subset") if spec is not None else None
+        if subset is not None:
+            wanted = set(subset)
+            class_dirs = [d for d in class_dirs if d.name in wanted]
+            missing = sorted(wanted - {d.name for d in class_dirs})
+            if missing:
+                raise VLBenchError(f"{root} lacks {len(missing)} class folder(s) of the task's class subset, e.g. {missing[0]}")
         images: list[ImageRef] = []
         labels: list[int] = []
         for label, class_dir in enumerate(class_dirs):
@@ -62,6 +80,110 @@ class ImageFolderReader:
             raise VLBenchError(f"no images found under {root} (expected <class>/<image> files)")
         names = [d.name.replace("_", " ") for d in class_dirs]
         return ClassificationData(images, labels, classnames=names)
+
+
+@CLASSIFICATION_READERS.register("objectnet")
+class ObjectNetReader:
+    """ObjectNet 1.0 as CLIP_benchmark reads it: ``objectnet-1.0/images/<folder>/`` and the release's
+    mapping files beside it (``folder_to_objectnet_label.json``, ``objectnet_to_imagenet_1k.json``,
+    in ``<root>`` or ``<root>/objectnet-1.0/mappings``). Only the 113 classes that map to ImageNet
+    are read; labels follow their sorted folder names, class names are their lower-cased labels."""
+
+    MAPPINGS = ("folder_to_objectnet_label.json", "objectnet_to_imagenet_1k.json")
+
+    def _mappings(self, location: Path) -> Path | None:
+        for folder in (location, location / "objectnet-1.0" / "mappings"):
+            if all((folder / name).is_file() for name in self.MAPPINGS):
+                return folder
+        return None
+
+    def exists(self, location: Path, source: dict[str, Any]) -> bool:
+        return (location / "objectnet-1.0" / "images").is_dir() and self._mappings(location) is not None
+
+    def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> ClassificationData:
+        import json
+
+        root = Path(location)
+        mappings = self._mappings(root)
+        folder_label = json.loads((mappings / self.MAPPINGS[0]).read_text(encoding="utf-8"))  # type: ignore[operator]
+        mapped = json.loads((mappings / self.MAPPINGS[1]).read_text(encoding="utf-8"))  # type: ignore[operator]
+        label_folder = {label: folder for folder, label in folder_label.items()}
+        folders = sorted(label_folder[name] for name in mapped)
+        images: list[ImageRef] = []
+        labels: list[int] = []
+        for label, folder in enumerate(folders):
+            files = sorted(p for p in (root / "objectnet-1.0" / "images" / folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            images += [FileImage(str(p)) for p in files]
+            labels += [label] * len(files)
+        if not images:
+            raise VLBenchError(f"no images of ObjectNet's mapped classes under {root / 'objectnet-1.0' / 'images'}")
+        return ClassificationData(images, labels, classnames=[folder_label[f].lower() for f in folders])
+
+
+@dataclass(frozen=True)
+class TorchvisionImage:
+    """Image ``index`` of a torchvision dataset (loaded without a transform)."""
+
+    dataset: Any
+    index: int
+    key: str
+
+    def load(self) -> Any:
+        from vlbench.datasets.images import to_rgb
+
+        return to_rgb(self.dataset[self.index][0])
+
+
+@CLASSIFICATION_READERS.register("torchvision")
+class TorchvisionReader:
+    """A dataset class of ``torchvision.datasets`` on its own layout, as CLIP_benchmark builds many
+    of them: ``{format: torchvision, dataset: Food101, path: food101, args: {split: test}}`` makes
+    ``Food101(root=<data root>/food101, download=False, split="test")``. Class names from its
+    ``classes``, labels from its label list (or its samples)."""
+
+    required = ("dataset",)
+
+    def _open(self, location: Path, source: dict[str, Any]) -> Any:
+        import torchvision.datasets
+
+        cls = getattr(torchvision.datasets, str(source["dataset"]), None)
+        if not isinstance(cls, type):
+            raise VLBenchError(f"torchvision.datasets has no dataset class '{source['dataset']}'")
+        return cls(root=str(location), download=False, **(source.get("args") or {}))
+
+    def exists(self, location: Path, source: dict[str, Any]) -> bool:
+        if not location.is_dir():
+            return False
+        try:
+            self._open(location, source)
+        except VLBenchError:
+            raise
+        except Exception:  # torchvision raises RuntimeError/FileNotFoundError/... when files are missing
+            return False
+        return True
+
+    def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> ClassificationData:
+        dataset = self._open(Path(location), source)
+        name = f"{source['dataset']}:{location}"
+        classes = getattr(dataset, "classes", None)
+        return ClassificationData(
+            images=[TorchvisionImage(dataset, i, f"{name}#{i}") for i in range(len(dataset))],
+            labels=torchvision_labels(dataset),
+            classnames=[str(c) for c in classes] if classes else None,
+        )
+
+
+def torchvision_labels(dataset: Any) -> list[int]:
+    """Labels without decoding images where the class keeps them in a list; else read sample by sample."""
+    for attribute in ("targets", "_labels", "labels"):
+        values = getattr(dataset, attribute, None)
+        if values is not None and len(values) == len(dataset):
+            return [int(v) for v in values]
+    for attribute in ("_samples", "samples"):
+        samples = getattr(dataset, attribute, None)
+        if samples is not None and len(samples) == len(dataset) and all(isinstance(s, tuple) and len(s) == 2 for s in samples):
+            return [int(s[1]) for s in samples]
+    return [int(dataset[i][1]) for i in range(len(dataset))]
 
 
 @CLASSIFICATION_READERS.register("cifar")
@@ -118,19 +240,27 @@ class HFClassificationReader:
 
 @CLASSIFICATION_READERS.register("wds")
 class WdsClassificationReader:
-    """CLIP_benchmark's webdataset layout: ``<split>/*.tar`` + classnames.txt + templates."""
+    """CLIP_benchmark's webdataset layout: ``<split>/*.tar`` + classnames.txt + templates.
+
+    The folder's own class names and templates take precedence over the task's packaged lists
+    (CLIP_benchmark's ``build_wds_dataset``); a ``npy`` member, where present, is the sample's
+    metadata row (DataComp's WILDS and fairness sets).
+    """
 
     def exists(self, location: Path, source: dict[str, Any]) -> bool:
         return wds.exists(location, source.get("split", "test"))
 
     def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> ClassificationData:
         root = Path(location)
-        samples = wds.read_samples(root, source.get("split", "test"), need=("cls",))
+        samples = wds.read_samples(root, source.get("split", "test"), need=("cls", "npy"))
+        with_metadata = all("npy" in s.arrays for s in samples)
         return ClassificationData(
             images=[s.image for s in samples],
             labels=[int(s.text("cls").strip()) for s in samples],
             classnames=wds.read_lines(root / "classnames.txt"),
             templates=wds.read_lines(root / "zeroshot_classification_templates.txt"),
+            own_prompts=True,
+            metadata=[[int(v) for v in s.array().reshape(-1).tolist()] for s in samples] if with_metadata else None,
         )
 
 

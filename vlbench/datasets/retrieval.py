@@ -91,6 +91,39 @@ class WdsRetrievalReader:
         )
 
 
+@RETRIEVAL_READERS.register("annotation_json")
+class AnnotationJsonReader:
+    """CLIP_benchmark's multilingual caption files (multilingual MS-COCO, Crossmodal-3600, XTD,
+    Flickr30k-200): ``{"image_paths": [...], "annotations": [...]}``, one caption per image.
+
+    An image path is used as written when it exists, else relative to the dataset folder, else
+    by its file name under ``images_dir``.
+    """
+
+    required = ("annotation",)
+
+    def exists(self, location: Path, source: dict[str, Any]) -> bool:
+        return (location / source["annotation"]).is_file()
+
+    def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> RetrievalData:
+        root = Path(location)
+        annotation = root / source["annotation"]
+        try:
+            content = json.loads(annotation.read_text(encoding="utf-8"))
+            pairs = list(zip(content["image_paths"], content["annotations"], strict=True))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise VLBenchError(f"{annotation} is not a caption file (expected {{'image_paths': [...], 'annotations': [...]}} of equal length): {exc}") from exc
+        images_dir = root / source.get("images_dir", "")
+        images: list[ImageRef] = []
+        for path, _ in pairs:
+            candidates = (Path(path), root / path, images_dir / Path(path).name)
+            found = next((c for c in candidates if c.is_file()), None)
+            if found is None:
+                raise VLBenchError(f"image {path} listed in {annotation.name} not found; images go under {images_dir}")
+            images.append(FileImage(str(found)))
+        return RetrievalData(images, [[caption] for _, caption in pairs])
+
+
 @RETRIEVAL_READERS.register("hf")
 class HFRetrievalReader:
     """A Hugging Face dataset with an image column and a column holding a list of captions."""

@@ -1,17 +1,21 @@
 """The webdataset layout CLIP_benchmark uses, read with the standard library.
 
 ``<root>/<split>/*.tar`` shards; in each, files sharing a key (the path up to the first dot of
-the basename) form one sample: an image (webp/png/jpg/jpeg), ``cls`` (label) and/or ``txt``
-(captions). ``classnames.txt`` and ``zeroshot_classification_templates.txt`` sit in ``<root>``.
-Images are read by offset, so nothing is extracted.
+the basename) form one sample: an image (webp/png/jpg/jpeg), ``cls`` (label), ``npy`` (a
+multilabel target or, in DataComp's WILDS/fairness sets, a metadata row) and/or ``txt``
+(captions). ``classnames.txt``, ``zeroshot_classification_templates.txt`` and
+``dataset_type.txt`` sit in ``<root>``. Images are read by offset, so nothing is extracted.
 """
 
 from __future__ import annotations
 
+import io
 import re
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from vlbench.datasets.images import TarMemberImage
 from vlbench.errors import VLBenchError
@@ -32,9 +36,24 @@ def exists(root: Path, split: str) -> bool:
 
 
 def read_lines(path: Path) -> list[str] | None:
+    """A folder's classnames.txt / templates file as CLIP_benchmark reads it: every line, stripped."""
     if not path.is_file():
         return None
-    return [line.rstrip("\n\r") for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def dataset_type(root: Path) -> str:
+    """``dataset_type.txt`` (classification, multilabel or retrieval); classification when absent."""
+    path = root / "dataset_type.txt"
+    return path.read_text(encoding="utf-8").strip().lower() if path.is_file() else "classification"
+
+
+def decode_npy(data: bytes, where: str) -> np.ndarray:
+    """A ``.npy`` member (no pickles)."""
+    try:
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    except ValueError as exc:
+        raise VLBenchError(f"webdataset sample {where}: not a numpy .npy array ({exc})") from exc
 
 
 @dataclass
@@ -42,20 +61,29 @@ class WdsSample:
     key: str
     image: TarMemberImage
     texts: dict[str, str] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
     def text(self, extension: str) -> str:
         if extension not in self.texts:
             raise VLBenchError(f"webdataset sample {self.image.shard}::{self.key} has no '.{extension}' file")
         return self.texts[extension]
 
+    def array(self, extension: str = "npy") -> np.ndarray:
+        if extension not in self.arrays:
+            raise VLBenchError(f"webdataset sample {self.image.shard}::{self.key} has no '.{extension}' file")
+        return self.arrays[extension]
+
 
 def read_samples(root: Path, split: str, need: tuple[str, ...]) -> list[WdsSample]:
-    """All samples of a split, in shard order, with their small text members read."""
+    """All samples of a split, in shard order, with their small members in ``need`` read
+    (``npy`` members decoded as arrays, the others as text)."""
     samples: list[WdsSample] = []
     for shard in shards(root, split):
         images: dict[str, TarMemberImage] = {}
         texts: dict[str, dict[str, str]] = {}
+        arrays: dict[str, dict[str, np.ndarray]] = {}
         order: list[str] = []
+        seen: set[str] = set()
         try:
             with tarfile.open(shard, "r:") as tar:
                 for member in tar:
@@ -67,18 +95,23 @@ def read_samples(root: Path, split: str, need: tuple[str, ...]) -> list[WdsSampl
                         continue
                     key = f"{directory}/{stem}" if directory else stem
                     extension = extension.lower()
-                    if key not in images and key not in texts:
+                    if key not in seen:
+                        seen.add(key)
                         order.append(key)
                     if extension in IMAGE_EXTENSIONS:
                         images.setdefault(key, TarMemberImage(str(shard), member.name, member.offset_data, member.size))
                     elif extension in need:
                         handle = tar.extractfile(member)
-                        texts.setdefault(key, {})[extension] = handle.read().decode("utf-8") if handle else ""
+                        raw = handle.read() if handle else b""
+                        if extension == "npy":
+                            arrays.setdefault(key, {})[extension] = decode_npy(raw, f"{shard}::{key}")
+                        else:
+                            texts.setdefault(key, {})[extension] = raw.decode("utf-8")
         except tarfile.TarError as exc:
             raise VLBenchError(f"cannot read webdataset shard {shard}: {exc}") from exc
         for key in order:
             if key in images:
-                samples.append(WdsSample(key, images[key], texts.get(key, {})))
+                samples.append(WdsSample(key, images[key], texts.get(key, {}), arrays.get(key, {})))
     if not samples:
         raise VLBenchError(f"no image samples in the shards under {root / split}")
     return samples

@@ -38,6 +38,7 @@ class Located:
 
     source: dict[str, Any]
     location: str  # a filesystem path, a hub id, or a generator name
+    mirror: str | None = None  # a Hugging Face dataset repo to download into ``location`` first (--hf-hub)
 
     def describe(self) -> dict[str, Any]:
         return {"format": self.source["format"], "location": self.location, **{
@@ -111,11 +112,12 @@ class TaskKind(ABC):
                 if source["format"] in HUB_FORMATS:
                     return Located({k: v for k, v in source.items() if k != "hub"}, override)
             raise DatasetNotFoundError(f"task '{spec.name}' has no source that reads Hugging Face datasets, so {override} cannot be used")
+        download: Located | None = None  # the first source with a mirror to download (--hf-hub)
         for source in sources:
             reader = self.reader(source["format"])
             if source.get("hub"):
                 if allow_hub and not override:
-                    return Located(source, HUB_PREFIX + source["hub"])
+                    return download or Located(source, HUB_PREFIX + source["hub"])
                 looked.append(f"Hugging Face hub '{source['hub']}' (pass --hf-hub to download it)")
                 continue
             if getattr(reader, "generated", False):
@@ -125,6 +127,10 @@ class TaskKind(ABC):
             if reader.exists(location, source):
                 return Located(source, str(location))
             looked.append(f"{source['format']} layout at {location}")
+            if source.get("mirror") and allow_hub and not override and download is None:
+                download = Located(source, str(location), mirror=str(source["mirror"]))
+        if download is not None:
+            return download
         help_text = f" To get it: {spec.help}" if spec.help else ""
         raise DatasetNotFoundError(f"dataset for task '{spec.name}' not found; looked for: {'; '.join(looked)}.{help_text}")
 
@@ -137,6 +143,10 @@ class TaskKind(ABC):
 
     def load(self, spec: TaskSpec, ctx: RunContext) -> tuple[Any, Located]:
         located = self.locate(spec, ctx.data_root, ctx.allow_hub)
+        if located.mirror:
+            from vlbench.datasets.mirror import download_mirror
+
+            download_mirror(located.mirror, Path(located.location), located.source.get("split", "test"))
         reader = self.reader(located.source["format"])
         try:
             return reader.read(located.location, located.source, spec, ctx), located

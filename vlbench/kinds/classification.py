@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Iterable, Iterator
 
 import torch
@@ -30,15 +31,47 @@ def zero_shot_classifier(encoder: Encoder, classnames: list[str], templates: lis
     return mean / mean.norm(dim=-1, keepdim=True)
 
 
+def packaged_classnames(spec: TaskSpec) -> list[str] | None:
+    """The task's class names; with ``files.class_ids`` (one id per name) and ``files.class_subset``
+    only the names whose id is in the subset, in their original order (ImageNet-A/-R/-O)."""
+    names = spec.read_lines("classnames")
+    ids, subset = spec.read_lines("class_ids"), spec.read_lines("class_subset")
+    if names is None or ids is None or subset is None:
+        return names
+    if len(ids) != len(names):
+        raise VLBenchError(f"task '{spec.name}': files.class_ids has {len(ids)} lines but files.classnames has {len(names)}")
+    keep = set(subset)
+    return [name for name, class_id in zip(names, ids) if class_id in keep]
+
+
+def choose_prompts(spec: TaskSpec, data: ClassificationData, key: str) -> tuple[list[str] | None, str]:
+    """Class names or templates, in CLIP_benchmark's precedence: a list given on the command line
+    (its custom files), then the dataset's own (a webdataset folder's), then the task's packaged
+    file, then whatever the dataset provides (folder names, ClassLabel names).
+    ``protocol.dataset_prompts: false``, or a language other than English, makes the task's files
+    win over the dataset's own."""
+    packaged = packaged_classnames(spec) if key == "classnames" else spec.read_lines(key)
+    own = getattr(data, key)
+    if f"files.{key}" in spec.overridden and packaged is not None:
+        return packaged, "--set"
+    if data.own_prompts and own is not None and spec.protocol.get("dataset_prompts", True) and spec.config.get("language", "en") == "en":
+        return own, "dataset folder"
+    if packaged is not None:
+        return packaged, "task file"
+    return own, "dataset"
+
+
 @TASK_KINDS.register("classification")
 class ClassificationKind(TaskKind):
     name = "classification"
     readers = CLASSIFICATION_READERS
-    metric_patterns = ("acc1", "acc5", "mean_per_class_recall")
+    metric_patterns = ("acc1", "acc5", "mean_per_class_recall", "F1-macro_all", "recall-macro_all")
 
     @classmethod
     def validate(cls, spec: TaskSpec) -> None:
-        super().validate(spec)
+        groups = group_metrics(spec)
+        plain = [m for m in spec.metrics if m not in groups]
+        super().validate(dataclasses.replace(spec, config={**spec.config, "metrics": plain}))
         templates = spec.read_lines("templates")
         for template in templates or []:
             if PLACEHOLDER not in template:
@@ -48,9 +81,11 @@ class ClassificationKind(TaskKind):
         data, located = super().load(spec, ctx)
         return data.limited(ctx.limit), located
 
-    def prompts(self, spec: TaskSpec, data: ClassificationData) -> tuple[list[str], list[str]]:
-        classnames = spec.read_lines("classnames") or data.classnames
-        templates = spec.read_lines("templates") or data.templates
+    def prompts(self, spec: TaskSpec, data: ClassificationData, ctx: RunContext | None = None) -> tuple[list[str], list[str]]:
+        classnames, names_from = choose_prompts(spec, data, "classnames")
+        templates, templates_from = choose_prompts(spec, data, "templates")
+        if ctx is not None:
+            ctx.info["prompts"] = {"classnames": names_from, "templates": templates_from}
         if not classnames:
             raise VLBenchError(f"task '{spec.name}' has no class names: add files.classnames to the task file")
         if not templates:
@@ -63,20 +98,23 @@ class ClassificationKind(TaskKind):
         return classnames, templates
 
     def predict(self, model: Any, data: ClassificationData, spec: TaskSpec, ctx: RunContext) -> Iterator[dict[str, Any]]:
-        classnames, templates = self.prompts(spec, data)
+        classnames, templates = self.prompts(spec, data, ctx)
         classifier = zero_shot_classifier(ctx.encoder, classnames, templates)
         for indices, embeddings in ctx.encoder.iter_images(data.images, spec.name):
             logits = embeddings @ classifier.T
             top = metrics.stable_topk(logits, TOP_K_RECORDED)
             top_scores = logits.gather(1, top)
             for row, i in enumerate(indices):
-                yield {
+                record = {
                     "i": i,
                     "key": data.images[i].key,
                     "label": data.labels[i],
                     "top": top[row].tolist(),
                     "scores": [round(s, 6) for s in top_scores[row].tolist()],
                 }
+                if data.metadata is not None:
+                    record["meta"] = data.metadata[i]
+                yield record
 
     def score(self, records: Iterable[dict[str, Any]], spec: TaskSpec) -> dict[str, float]:
         records = list(records)
@@ -89,4 +127,31 @@ class ClassificationKind(TaskKind):
             "acc5": metrics.topk_accuracy(tops, labels, 5) if enough_classes else float("nan"),
             "mean_per_class_recall": metrics.mean_per_class_recall([t[0] for t in tops], labels),
         }
+        wanted = set(spec.metrics)
+        for measure in ("F1", "recall"):
+            if f"{measure}-macro_all" in wanted:
+                results[f"{measure}-macro_all"] = metrics.macro_over_present_labels([t[0] for t in tops], labels, measure.lower())
+        for name, group in group_metrics(spec).items():
+            if name in wanted:
+                results[name] = worst_group(records, spec, name, group)
         return {name: results[name] for name in spec.metrics}
+
+
+def group_metrics(spec: TaskSpec) -> dict[str, dict[str, Any]]:
+    """``protocol.group_metrics``: metric name -> {column: metadata column, top_k: 1 or 5}, the
+    worst-group accuracies DataComp reports for its WILDS and fairness sets."""
+    value = spec.protocol.get("group_metrics") or {}
+    if not isinstance(value, dict):
+        raise TaskSpecError(spec.source_file, "protocol.group_metrics", "expected a mapping of metric name -> {column, top_k}")
+    for name, group in value.items():
+        if not isinstance(group, dict) or not isinstance(group.get("column"), int) or group.get("top_k", 1) not in (1, 5):
+            raise TaskSpecError(spec.source_file, f"protocol.group_metrics.{name}", "expected {column: <int>, top_k: 1 or 5}")
+    return value
+
+
+def worst_group(records: list[dict[str, Any]], spec: TaskSpec, name: str, group: dict[str, Any]) -> float:
+    if any("meta" not in r for r in records):
+        raise VLBenchError(f"task '{spec.name}': {name} needs each sample's metadata row (the webdataset's .npy member)")
+    column, k = group["column"], group.get("top_k", 1)
+    hits = [r["label"] in r["top"][:k] for r in records]
+    return metrics.worst_group_accuracy(hits, [int(r["meta"][column]) for r in records])

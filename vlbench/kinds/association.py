@@ -1,0 +1,79 @@
+"""Visual associations (WinoGAViL, scored as DataComp does): given a cue, pick as many candidate
+images as there are associations, highest cue-image similarity first; Jaccard index of the pick."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from vlbench.datasets.association import ASSOCIATION_READERS, AssociationData
+from vlbench.errors import VLBenchError
+from vlbench.kinds import TASK_KINDS
+from vlbench.kinds.base import RunContext, TaskKind
+from vlbench.specs import TaskSpec
+
+# metric -> which instances it averages, by their number of candidates (DataComp's wino_eval.py)
+CANDIDATE_GROUPS = {
+    "avg_jaccard_score": lambda n: True,
+    "jaccard_score_5": lambda n: n == 5,
+    "jaccard_score_6": lambda n: n == 6,
+    "jaccard_score_10": lambda n: n == 10,
+    "jaccard_score_12": lambda n: n == 12,
+    "jaccard_score_5-6": lambda n: n <= 6,
+    "jaccard_score_10-12": lambda n: n >= 10,
+}
+
+
+def cue_prompt(cue: str) -> str:
+    """DataComp's prompt: the lower-cased cue after 'A', or 'An' before a vowel."""
+    cue = cue.lower()
+    return f"An {cue}" if cue[:1] in "aeiou" and cue else f"A {cue}"
+
+
+def jaccard_of_pick(scores: list[float], positives: list[int]) -> float:
+    """Pick the len(positives) highest-scoring candidates (the last ones of an ascending stable
+    sort, as ``np.argsort(s)[-n:]``; with no positives that slice is every candidate) and return
+    |pick & positives| / |pick | positives|."""
+    n = len(positives)
+    order = np.argsort(np.asarray(scores), kind="stable")
+    pick = set(order[-n:].tolist())
+    truth = set(positives)
+    union = pick | truth
+    return len(pick & truth) / len(union) if union else 0.0
+
+
+@TASK_KINDS.register("association")
+class AssociationKind(TaskKind):
+    name = "association"
+    readers = ASSOCIATION_READERS
+    metric_patterns = tuple(CANDIDATE_GROUPS)
+
+    def load(self, spec: TaskSpec, ctx: RunContext) -> tuple[Any, Any]:
+        data, located = super().load(spec, ctx)
+        return data.limited(ctx.limit), located
+
+    def predict(self, model: Any, data: AssociationData, spec: TaskSpec, ctx: RunContext) -> Iterator[dict[str, Any]]:
+        images = [ref for inst in data.instances for ref in inst.images]
+        prompts = list(dict.fromkeys(cue_prompt(inst.cue) for inst in data.instances))
+        image_emb = ctx.encoder.images(images, spec.name)
+        text_emb = ctx.encoder.texts(prompts, f"{spec.name} cues")
+        text_index = {p: i for i, p in enumerate(prompts)}
+        start = 0
+        for i, inst in enumerate(data.instances):
+            rows = image_emb[start : start + len(inst.images)]
+            start += len(inst.images)
+            scores = rows @ text_emb[text_index[cue_prompt(inst.cue)]]
+            yield {"i": i, "id": inst.id, "cue": inst.cue, "scores": scores.tolist(), "positives": inst.positives}
+
+    def score(self, records: Iterable[dict[str, Any]], spec: TaskSpec) -> dict[str, float]:
+        records = list(records)
+        if not records:
+            raise VLBenchError(f"task '{spec.name}' has no instances to score")
+        jaccards = np.asarray([jaccard_of_pick(r["scores"], r["positives"]) for r in records])
+        counts = np.asarray([len(r["scores"]) for r in records])
+        results = {}
+        for metric in spec.metrics:
+            chosen = np.asarray([CANDIDATE_GROUPS[metric](int(n)) for n in counts], dtype=bool)
+            results[metric] = float(jaccards[chosen].mean()) if chosen.any() else float("nan")
+        return results

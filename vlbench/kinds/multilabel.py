@@ -1,0 +1,53 @@
+"""Zero-shot multilabel classification (VOC2007 multilabel): mean average precision over classes."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from vlbench import metrics
+from vlbench.datasets.multilabel import MULTILABEL_READERS, MultilabelData
+from vlbench.errors import VLBenchError
+from vlbench.kinds import TASK_KINDS
+from vlbench.kinds.base import RunContext
+from vlbench.kinds.classification import ClassificationKind, choose_prompts, zero_shot_classifier
+from vlbench.specs import TaskSpec
+
+
+@TASK_KINDS.register("multilabel_classification")
+class MultilabelKind(ClassificationKind):
+    """Classes are prompted as in classification; every image records its score for every class."""
+
+    name = "multilabel_classification"
+    readers = MULTILABEL_READERS
+    metric_patterns = ("mean_average_precision",)
+
+    def prompts(self, spec: TaskSpec, data: MultilabelData, ctx: RunContext | None = None) -> tuple[list[str], list[str]]:  # type: ignore[override]
+        classnames, names_from = choose_prompts(spec, data, "classnames")  # type: ignore[arg-type]
+        templates, templates_from = choose_prompts(spec, data, "templates")  # type: ignore[arg-type]
+        if ctx is not None:
+            ctx.info["prompts"] = {"classnames": names_from, "templates": templates_from}
+        if not classnames or not templates:
+            raise VLBenchError(f"task '{spec.name}' needs class names and templates (files.classnames / files.templates)")
+        if len(classnames) != data.num_classes:
+            raise VLBenchError(f"task '{spec.name}': the labels have {data.num_classes} classes but there are {len(classnames)} class names")
+        return classnames, templates
+
+    def predict(self, model: Any, data: MultilabelData, spec: TaskSpec, ctx: RunContext) -> Iterator[dict[str, Any]]:  # type: ignore[override]
+        classnames, templates = self.prompts(spec, data, ctx)
+        classifier = zero_shot_classifier(ctx.encoder, classnames, templates)
+        for indices, embeddings in ctx.encoder.iter_images(data.images, spec.name):
+            logits = embeddings @ classifier.T
+            for row, i in enumerate(indices):
+                yield {"i": i, "key": data.images[i].key, "targets": data.targets[i], "scores": logits[row].tolist()}
+
+    def score(self, records: Iterable[dict[str, Any]], spec: TaskSpec) -> dict[str, float]:
+        records = list(records)
+        if not records:
+            return {"mean_average_precision": float("nan")}
+        scores = np.asarray([r["scores"] for r in records], dtype=np.float64)
+        targets = np.zeros_like(scores)
+        for row, record in enumerate(records):
+            targets[row, record["targets"]] = 1
+        return {"mean_average_precision": float(metrics.average_precision_per_class(scores, targets).mean())}
