@@ -51,6 +51,8 @@ class RunOptions:
     skip_missing: bool = False
     seed: int | None = None  # None: each task's own default seed
     dense_variant: str | None = None  # None: each segmentation task's own default
+    cache_dir: Path | None = None  # the persistent embedding cache; None: off
+    full_text_padding: bool = False  # pad texts to the context length even where trimming is exact
     overrides: Mapping[str, Any] = field(default_factory=dict)
 
     def overrides_for(self, task: str) -> dict[str, Any]:
@@ -157,11 +159,14 @@ class Runner:
             raise DatasetNotFoundError(missing[0] + more)
         if pending:
             model = self.load_model(model_spec)
+            model.allow_text_trimming = not self.options.full_text_padding
+            fingerprint = {**model.fingerprint(), "source_stamp": source_stamp}
             encoder = Encoder(
                 model,
                 batch_size=self.options.batch_size,
                 num_workers=default_num_workers() if self.options.num_workers is None else self.options.num_workers,
                 progress=self.progress,
+                cache=self.open_cache(model, fingerprint),
             )
             env = environment(
                 device=str(model.device),
@@ -169,11 +174,26 @@ class Runner:
                 batch_size=self.options.batch_size,
                 num_workers=encoder.num_workers,
                 seed=self.options.seed,
+                text_padding=model.text_padding_mode,
             )
-            fingerprint = {**model.fingerprint(), "source_stamp": source_stamp}
             for task, kind in pending:
                 outcomes[task.name] = self.run_task(task, kind, model, model_spec, fingerprint, encoder, env)
         return model_spec, [outcomes[t.name] for t in tasks]
+
+    def open_cache(self, model: ModelAdapter, fingerprint: dict[str, Any]) -> Any:
+        """This model's part of the persistent embedding cache, or None (off, or no weights hash)."""
+        from vlbench.embedding_cache import EmbeddingStore
+
+        if self.options.cache_dir is None:
+            return None
+        if not fingerprint.get("weights_sha256"):
+            self.log(f"embedding cache not used: {fingerprint['id']} reports no weights hash to key it by")
+            return None
+        try:
+            return EmbeddingStore(self.options.cache_dir).namespace(fingerprint, model.device.type)
+        except OSError as exc:
+            self.log(f"embedding cache not used: cannot write {self.options.cache_dir} ({exc.strerror or exc})")
+            return None
 
     def load_model(self, spec: ModelSpec) -> ModelAdapter:
         adapter_class = MODEL_ADAPTERS.get(spec.adapter)
@@ -204,6 +224,7 @@ class Runner:
         data, located = kind.load(task, ctx)
         loaded = time.perf_counter()
         encoded_before, image_seconds_before = encoder.images_encoded, encoder.image_seconds
+        from_cache_before = (encoder.images_from_cache, encoder.texts_encoded, encoder.texts_from_cache)
         previous = load_result(path)
         writer = SampleWriter(samples_path(path, new_run_id()))
         records: list[dict[str, Any]] = []
@@ -253,6 +274,9 @@ class Runner:
                 "score_s": round(scored - predicted, 3),
                 "total_s": round(time.perf_counter() - started, 3),
                 "images_encoded": encoded,
+                "images_from_cache": encoder.images_from_cache - from_cache_before[0],
+                "texts_encoded": encoder.texts_encoded - from_cache_before[1],
+                "texts_from_cache": encoder.texts_from_cache - from_cache_before[2],
                 "image_encoding_s": round(image_seconds, 3),
                 "images_per_s": round(encoded / image_seconds, 2) if encoded and image_seconds > 0 else None,
             },
