@@ -23,6 +23,12 @@ def shared_data(*parts: str) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def private_embedding_cache(tmp_path, monkeypatch):
+    """Each test gets its own persistent embedding cache, never the user's."""
+    monkeypatch.setenv("VLBENCH_CACHE", str(tmp_path / "embedding-cache"))
+
+
 @pytest.fixture(scope="session")
 def tiny_model():
     """A random-init tiny open_clip model behind the ordinary adapter (no download)."""

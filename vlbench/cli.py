@@ -52,6 +52,15 @@ def _catalog(tasks_dir: list[Path] | None, registry: list[Path] | None) -> Any:
     return Catalog.load(tasks_dir or [], registry or [])
 
 
+CacheDirOption = typer.Option(None, "--cache-dir", help="Persistent embedding cache (default: $VLBENCH_CACHE, else ~/.cache/vlbench/embeddings).")
+
+
+def _cache_dir(option: Path | None) -> Path:
+    from vlbench.embedding_cache import default_cache_dir
+
+    return option.expanduser() if option is not None else default_cache_dir()
+
+
 TasksDirOption = typer.Option(None, "--tasks-dir", help="Extra folder of task YAML files (repeatable; also $VLBENCH_TASKS_PATH).")
 RegistryOption = typer.Option(None, "--registry", help="Extra registry.yaml merged over the built-in one (repeatable; also $VLBENCH_REGISTRY).")
 
@@ -98,6 +107,9 @@ def run(
     bootstrap_replicates: int = typer.Option(1000, "--bootstrap-replicates", min=0, help="Bootstrap replicates for the 95% confidence intervals (0: none)."),
     bootstrap_seed: int = typer.Option(0, "--bootstrap-seed", help="Seed of the bootstrap resampling."),
     language: Optional[str] = typer.Option(None, "--language", help="Language of multilingual tasks (class names, templates, captions), e.g. it; same as --set language=it; other tasks ignore it."),
+    cache_dir: Optional[Path] = CacheDirOption,
+    no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the persistent embedding cache."),
+    full_text_padding: bool = typer.Option(False, "--full-text-padding", help="Pad texts to the context length even where trimming to the batch's longest is exact (recorded in env)."),
     tasks_dir: Optional[list[Path]] = TasksDirOption,
     registry: Optional[list[Path]] = RegistryOption,
 ) -> None:
@@ -135,6 +147,8 @@ def run(
         bootstrap_seed=bootstrap_seed,
         decode=decode.value,
         overrides={**({"language": language} if language else {}), **dict(parse_override(item) for item in set_)},
+        cache_dir=None if no_cache else _cache_dir(cache_dir),
+        full_text_padding=full_text_padding,
     )
     shard_part = Shard.parse(shard) if shard else None
     world = distributed.init(device.value)
@@ -380,6 +394,49 @@ def compare(
         table.add_row(row.task, row.metric, format_metric(row.a), format_metric(row.b), f"{100 * row.diff:+.2f}", interval,
                       f"{row.p_value:.3g}", row.test, "" if row.n is None else str(row.n))
     console.print(table)
+
+
+cache_app = typer.Typer(help="The persistent embedding cache: what it holds, and clearing it.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("info")
+@user_errors
+def cache_info(cache_dir: Optional[Path] = CacheDirOption) -> None:
+    """Size of the cache and its entries per model."""
+    from rich.markup import escape
+
+    from vlbench.console import console
+    from vlbench.embedding_cache import EmbeddingStore
+
+    store = EmbeddingStore(_cache_dir(cache_dir))
+    rows = store.info()
+    table = Table("model", "precision", "device", "entries", "size (MB)")
+    for row in rows:
+        table.add_row(escape(str(row.get("model"))), str(row.get("precision")), str(row.get("device_type")), str(row["entries"]), f"{row['bytes'] / 1e6:.1f}")
+    console.print(table)
+    total = sum(row["bytes"] for row in rows)
+    console.print(f"{store.root}: {sum(row['entries'] for row in rows)} entries, {total / 1e6:.1f} MB", highlight=False, markup=False)
+
+
+@cache_app.command("clear")
+@user_errors
+def cache_clear(
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Only this model's entries (a spec or alias); default: everything."),
+    cache_dir: Optional[Path] = CacheDirOption,
+    registry: Optional[list[Path]] = RegistryOption,
+) -> None:
+    """Delete cached embeddings, of one model or all."""
+    from vlbench.console import console
+    from vlbench.embedding_cache import EmbeddingStore
+
+    store = EmbeddingStore(_cache_dir(cache_dir))
+    models = None
+    if model is not None:
+        models = {model.strip(), _catalog(None, registry).resolve_model(model).id}
+    removed = store.clear(models)
+    what = f"model {model}" if model else "all models"
+    console.print(f"removed {removed} cached model(s) ({what}) from {store.root}", highlight=False, markup=False)
 
 
 def main() -> None:

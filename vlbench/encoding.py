@@ -4,7 +4,9 @@ Tasks ask the ``Encoder`` for embeddings; it batches inputs through a DataLoader
 transforms in worker processes), shows progress, and remembers every embedding it computed for
 the rest of the run, keyed by the input (image key, or the text itself). The model is fixed for a
 run, so the key needs no model part; the transform is part of the image key because tasks may
-use more than one (dense features at another size).
+use more than one (dense features at another size). With a persistent ``cache`` (see
+``vlbench.embedding_cache``) it reads embeddings computed by earlier runs and stores new ones;
+kinds never see it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from vlbench.datasets.images import ImageRef
+from vlbench.embedding_cache import CacheNamespace, image_identity, key_digest, text_identity, transform_identity
 from vlbench.errors import VLBenchError
 
 
@@ -84,7 +87,11 @@ class Encoder:
     decode: str = "pil"  # "gpu": JPEGs through vlbench.decode (torchvision.io, tensor transforms)
     _image_cache: dict[str, torch.Tensor] = field(default_factory=dict)
     _text_cache: dict[str, torch.Tensor] = field(default_factory=dict)
+    cache: "CacheNamespace | None" = None  # the persistent store of this model's embeddings
     images_encoded: int = 0
+    images_from_cache: int = 0
+    texts_encoded: int = 0
+    texts_from_cache: int = 0
     image_seconds: float = 0.0  # wall time spent producing image embeddings (loading included)
 
     def _loader(self, refs: Sequence[ImageRef], transform: Callable) -> Iterable[torch.Tensor]:
@@ -109,9 +116,20 @@ class Encoder:
         prefix = self.model.transform_id + ("" if self.decode == "pil" else f"|decode={self.decode}")
         keys = [f"{prefix}|{ref.key}" for ref in refs]
         todo = [i for i, k in enumerate(keys) if k not in self._image_cache]
-        cached = [i for i, k in enumerate(keys) if k in self._image_cache]
-        if cached:
-            yield cached, torch.stack([self._image_cache[keys[i]] for i in cached])
+        identities: dict[int, str | None] = {}
+        if todo and self.cache is not None:
+            transform_id = transform_identity(prefix)
+            identities = {i: image_identity(refs[i], transform_id) for i in todo}
+            stored = self._from_cache([identities[i] for i in todo])
+            for j, emb in stored.items():
+                self._image_cache[keys[todo[j]]] = emb
+            self.images_from_cache += len(stored)
+            todo = [i for j, i in enumerate(todo) if j not in stored]
+        pending = set(todo)
+        cached = [i for i in range(len(refs)) if i not in pending]
+        for start in range(0, len(cached), self.batch_size):  # batch-sized, as if encoded here
+            chunk = cached[start : start + self.batch_size]
+            yield chunk, torch.stack([self._image_cache[keys[i]] for i in chunk])
         if not todo:
             return
         handle = self.progress.start(f"encoding {description}", len(todo))
@@ -125,6 +143,8 @@ class Encoder:
                     position += len(embeddings)
                     for i, emb in zip(indices, embeddings):
                         self._image_cache[keys[i]] = emb
+                    if self.cache is not None:
+                        self._to_cache([identities[i] for i in indices], embeddings)
                     self.images_encoded += len(indices)
                     self.image_seconds += time.perf_counter() - started
                     self.progress.advance(handle, len(indices))
@@ -147,14 +167,38 @@ class Encoder:
     def texts(self, texts: Sequence[str], description: str = "texts") -> torch.Tensor:
         """[N, D] embeddings of texts, in order; each distinct text is encoded once per run."""
         todo = list(dict.fromkeys(t for t in texts if t not in self._text_cache))
+        padding = getattr(self.model, "text_padding_mode", "default")
+        if todo and self.cache is not None:
+            stored = self._from_cache([text_identity(t, padding) for t in todo])
+            for j, emb in stored.items():
+                self._text_cache[todo[j]] = emb
+            self.texts_from_cache += len(stored)
+            todo = [t for j, t in enumerate(todo) if j not in stored]
+        if getattr(self.model, "trims_text_padding", False):
+            todo.sort(key=len)  # similar lengths share a batch, trimmed to its longest caption
         if todo:
             handle = self.progress.start(f"encoding {description}", len(todo))
             for start in range(0, len(todo), self.text_batch_size):
                 chunk = todo[start : start + self.text_batch_size]
-                for text, emb in zip(chunk, self.model.encode_texts(chunk).cpu()):
+                embeddings = self.model.encode_texts(chunk).cpu()
+                for text, emb in zip(chunk, embeddings):
                     self._text_cache[text] = emb
+                if self.cache is not None:
+                    self._to_cache([text_identity(t, padding) for t in chunk], embeddings)
+                self.texts_encoded += len(chunk)
                 self.progress.advance(handle, len(chunk))
             self.progress.finish(handle)
         if not texts:
             raise VLBenchError(f"no {description} to encode")
         return torch.stack([self._text_cache[t] for t in texts])
+
+    def _from_cache(self, identities: Sequence[str | None]) -> dict[int, torch.Tensor]:
+        """{position: embedding} of the identities the persistent cache holds."""
+        wanted = [(j, key_digest(identity)) for j, identity in enumerate(identities) if identity is not None]
+        found = self.cache.get_many([key for _, key in wanted])
+        return {wanted[position][0]: emb for position, emb in found.items()}
+
+    def _to_cache(self, identities: Sequence[str | None], embeddings: torch.Tensor) -> None:
+        rows = [j for j, identity in enumerate(identities) if identity is not None]
+        if rows:
+            self.cache.put_many([key_digest(identities[j]) for j in rows], embeddings[rows])

@@ -5,13 +5,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
-import pandas as pd
 
 from vlbench import bootstrap, result_schema
 from vlbench.catalog import Catalog
+
+if TYPE_CHECKING:  # pandas costs ~0.3 s to import; `vlbench run` only needs suite_value
+    import pandas as pd
 
 FORMATS = ("csv", "md")
 
@@ -133,6 +135,8 @@ def build_board(results_dir: Path, catalog: Catalog, include_partial: bool = Fal
             if ci is not None and not math.isnan(row[column]):
                 model_ci[column] = ci
         rows.append(row)
+    import pandas as pd
+
     frame = pd.DataFrame(rows, columns=["model", *columns])
     frame = frame.dropna(axis=1, how="all") if len(frame) else frame
     notes = {model: [f"{task}: " + " ".join(f"{k}={v}" for k, v in e.settings) for task, e in sorted(row.items()) if e.settings]
@@ -164,7 +168,7 @@ def to_markdown(frame: pd.DataFrame, ci: Mapping[str, Mapping[str, Any]] | None 
 
 def format_with_ci(value: Any, interval: Any = None, digits: int = 1) -> str:
     """A metric in percent, followed by its CI when there is one: "95.8 [94.1, 97.3]"."""
-    if value is None or pd.isna(value):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     text = f"{100 * value:.{digits}f}"
     if interval and all(v is not None for v in interval):

@@ -47,6 +47,8 @@ class RunOptions:
     bootstrap_replicates: int = bootstrap.DEFAULT_REPLICATES  # 0: no confidence intervals
     bootstrap_seed: int = bootstrap.DEFAULT_SEED
     decode: str = "pil"  # "gpu": JPEGs decoded by torchvision.io with tensor transforms (vlbench.decode)
+    cache_dir: Path | None = None  # the persistent embedding cache; None: off
+    full_text_padding: bool = False  # pad texts to the context length even where trimming is exact
     overrides: Mapping[str, Any] = field(default_factory=dict)
 
     def overrides_for(self, task: str) -> dict[str, Any]:
@@ -197,6 +199,8 @@ class Runner:
     ) -> None:
         """Load one model and run its pending tasks; the model is released afterwards."""
         model = self.load_model(model_spec)
+        model.allow_text_trimming = not self.options.full_text_padding
+        fingerprint = {**model.fingerprint(), "source_stamp": source_stamp}
         decode = self.options.decode
         if decode == "gpu":
             from vlbench.decode import TensorTransform
@@ -210,6 +214,7 @@ class Runner:
             batch_size=self.options.batch_size,
             num_workers=default_num_workers() if self.options.num_workers is None else self.options.num_workers,
             progress=self.progress,
+            cache=self.open_cache(model, fingerprint),
         )
         env = environment(
             device=str(model.device),
@@ -218,10 +223,25 @@ class Runner:
             num_workers=encoder.num_workers,
             seed=self.options.seed,
             world_size=distributed.current().world_size,
+            text_padding=model.text_padding_mode,
         )
-        fingerprint = {**model.fingerprint(), "source_stamp": source_stamp}
         for task, kind in pending:
             outcomes[task.name] = self.run_task(task, kind, model, model_spec, fingerprint, encoder, env)
+
+    def open_cache(self, model: ModelAdapter, fingerprint: dict[str, Any]) -> Any:
+        """This model's part of the persistent embedding cache, or None (off, or no weights hash)."""
+        from vlbench.embedding_cache import EmbeddingStore
+
+        if self.options.cache_dir is None:
+            return None
+        if not fingerprint.get("weights_sha256"):
+            self.log(f"embedding cache not used: {fingerprint['id']} reports no weights hash to key it by")
+            return None
+        try:
+            return EmbeddingStore(self.options.cache_dir).namespace(fingerprint, model.device.type)
+        except OSError as exc:
+            self.log(f"embedding cache not used: cannot write {self.options.cache_dir} ({exc.strerror or exc})")
+            return None
 
     def load_model(self, spec: ModelSpec) -> ModelAdapter:
         adapter_class = MODEL_ADAPTERS.get(spec.adapter)
@@ -268,6 +288,7 @@ class Runner:
                 pass
             return TaskOutcome(task.name, "done", task.main_metric, seconds=time.perf_counter() - started)
         encoded_before, image_seconds_before = encoder.images_encoded, encoder.image_seconds
+        from_cache_before = (encoder.images_from_cache, encoder.texts_encoded, encoder.texts_from_cache)
         previous = result_schema.read_quietly(path)
         writer = SampleWriter(samples_path(path, new_run_id()))
         records: list[dict[str, Any]] = []
@@ -325,6 +346,9 @@ class Runner:
                 "bootstrap_s": round(time.perf_counter() - scored, 3),
                 "total_s": round(time.perf_counter() - started, 3),
                 "images_encoded": encoded,
+                "images_from_cache": encoder.images_from_cache - from_cache_before[0],
+                "texts_encoded": encoder.texts_encoded - from_cache_before[1],
+                "texts_from_cache": encoder.texts_from_cache - from_cache_before[2],
                 "image_encoding_s": round(image_seconds, 3),
                 "images_per_s": round(encoded / image_seconds, 2) if encoded and image_seconds > 0 else None,
             },

@@ -100,6 +100,12 @@ class HFImage:
     index: int
     key: str
 
+    @property
+    def cache_id(self) -> str | None:
+        """The dataset's own content fingerprint (``datasets`` derives it from the data) and the row."""
+        fingerprint = getattr(self.dataset, "_fingerprint", None)
+        return None if not fingerprint else f"hf:{fingerprint}|{self.column}|{self.index}"
+
     def load(self) -> Image.Image:
         cell = self.dataset[self.index][self.column]
         if isinstance(cell, Image.Image):

@@ -3,11 +3,16 @@
 Every image a task needs is an ``ImageRef``: a small picklable object with a stable ``key``
 (used for caching embeddings and in per-sample records) and a ``load()`` that returns an RGB
 PIL image. Picklable so that data-loader workers work under any multiprocessing start method.
+A ref may also have a ``cache_id``: its identity across runs for the persistent embedding cache,
+which changes whenever the image may have (a file's size or mtime); refs without one are not
+stored there.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -40,6 +45,15 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
+def file_stamp(path: str) -> str | None:
+    """Real path, size and modification time of a file, or None when it cannot be read."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return f"{os.path.realpath(path)}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
 def crop_box(image: Image.Image, box: Box | None) -> Image.Image:
     return image if box is None else image.crop(tuple(box))
 
@@ -54,6 +68,11 @@ class FileImage:
     @property
     def key(self) -> str:
         return self.path if self.box is None else f"{self.path}#crop={','.join(f'{v:g}' for v in self.box)}"
+
+    @property
+    def cache_id(self) -> str | None:
+        stamp = file_stamp(self.path)
+        return None if stamp is None else f"file:{stamp}|crop={self.box!r}"
 
     def load(self) -> Image.Image:
         return crop_box(_decode(self.path, self.path), self.box)
@@ -72,6 +91,11 @@ class TarMemberImage:
     def key(self) -> str:
         return f"{self.shard}::{self.member}"
 
+    @property
+    def cache_id(self) -> str | None:
+        stamp = file_stamp(self.shard)
+        return None if stamp is None else f"tar:{stamp}|{self.member}|{self.offset}|{self.size}"
+
     def load(self) -> Image.Image:
         with open(self.shard, "rb") as f:
             f.seek(self.offset)
@@ -86,6 +110,10 @@ class BytesImage:
     key: str
     data: bytes
 
+    @property
+    def cache_id(self) -> str:
+        return f"bytes:{hashlib.sha256(self.data).hexdigest()}"
+
     def load(self) -> Image.Image:
         return _decode(self.data, self.key)
 
@@ -98,6 +126,10 @@ class ArrayImage:
     pixels: bytes
     height: int
     width: int
+
+    @property
+    def cache_id(self) -> str:
+        return f"array:{self.height}x{self.width}:{hashlib.sha256(self.pixels).hexdigest()}"
 
     def load(self) -> Image.Image:
         return Image.frombytes("RGB", (self.width, self.height), self.pixels)

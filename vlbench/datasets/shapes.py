@@ -8,6 +8,8 @@ captions, boxes and segmentation masks are all ground truth.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -201,6 +203,13 @@ def retrieval_captions(scene: Scene) -> list[str]:
     return captions
 
 
+@functools.lru_cache(maxsize=None)
+def generator_stamp() -> str:
+    """A digest of this module's source: the scenes it draws can change only with it."""
+    with open(__file__, "rb") as source:
+        return hashlib.sha256(source.read()).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class ShapesImage:
     """A generated scene as an ImageRef; ``layout`` names the generator function's recipe."""
@@ -213,6 +222,11 @@ class ShapesImage:
     @property
     def key(self) -> str:
         return f"shapes:{self.layout}:{self.seed}:{self.index}:{self.size}"
+
+    @property
+    def cache_id(self) -> str:
+        """The recipe plus the generator's code, so changing the generator invalidates cached scenes."""
+        return f"{self.key}:{generator_stamp()}"
 
     def scene(self) -> Scene:
         return SCENE_LAYOUTS[self.layout](self.seed, self.index, self.size)

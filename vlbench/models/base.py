@@ -122,6 +122,8 @@ class ModelAdapter(ABC):
     adapter_name: ClassVar[str] = "custom"
     #: Libraries whose versions the fingerprint records.
     libraries: ClassVar[tuple[str, ...]] = ("torch",)
+    #: False restores full text padding (``--full-text-padding``) where an adapter would trim it.
+    allow_text_trimming: bool = True
 
     def __init__(self, spec: ModelSpec, device: torch.device | str = "cpu", precision: str = "fp32"):
         if precision not in PRECISIONS:
@@ -167,6 +169,17 @@ class ModelAdapter(ABC):
         with self._inference():
             features = self.text_features(list(texts))
         return l2_normalize(features)
+
+    # -- optional: text batches trimmed to their longest caption (see vlbench.models.text_trim) -----
+    @property
+    def trims_text_padding(self) -> bool:
+        """True when this model's texts are padded only to the longest one of their batch, exactly."""
+        return False
+
+    @property
+    def text_padding_mode(self) -> str:
+        """How texts are padded ("trimmed", "full", ...); recorded in the run's env and cache keys."""
+        return "trimmed" if self.trims_text_padding else "full"
 
     # -- optional: spatial outputs (segmentation) -------------------------------------------------
     def vit_parts(self) -> Any:

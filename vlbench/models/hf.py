@@ -19,6 +19,8 @@ from vlbench.models.registry import MODEL_ADAPTERS
 from vlbench.models.weights_hash import state_dict_sha256
 
 MAX_LENGTH_PADDING = ("siglip", "siglip2")
+# causal text towers pooled at the end-of-text token: padding to the batch's longest text is exact
+TRIMMABLE_TEXT = ("clip",)
 TRUE_VALUES = ("1", "true", "yes")
 
 
@@ -74,7 +76,7 @@ class HFAdapter(ModelAdapter):
         self.tokenizer = processor.tokenizer
         self._transform = HFImageTransform(processor.image_processor)
         self.max_length = int(spec.options.get("max_length", 0)) or self._text_max_length(config)
-        self.padding = "max_length" if self.model_type in MAX_LENGTH_PADDING else "longest"
+        self.default_padding = "max_length" if self.model_type in MAX_LENGTH_PADDING else "longest"
         self.revision = getattr(config, "_commit_hash", None) or spec.tag
 
     def _text_max_length(self, config: Any) -> int:
@@ -84,6 +86,21 @@ class HFAdapter(ModelAdapter):
     @property
     def image_transform(self) -> Callable[[Image.Image], torch.Tensor]:
         return self._transform
+
+    @property
+    def trims_text_padding(self) -> bool:
+        return self.allow_text_trimming and self.model_type in TRIMMABLE_TEXT
+
+    @property
+    def padding(self) -> str:
+        """Tokenizer padding: the batch's longest text where exact, max length where asked or needed."""
+        if self.model_type in TRIMMABLE_TEXT:
+            return "longest" if self.trims_text_padding else "max_length"
+        return self.default_padding
+
+    @property
+    def text_padding_mode(self) -> str:
+        return "trimmed" if self.trims_text_padding else self.padding
 
     def image_features(self, pixels: torch.Tensor) -> torch.Tensor:
         return _features(self.model.get_image_features(pixel_values=pixels))

@@ -22,6 +22,7 @@ from PIL import Image
 from vlbench.errors import ModelLoadError
 from vlbench.models.base import ModelAdapter, ModelSpec
 from vlbench.models.registry import MODEL_ADAPTERS
+from vlbench.models.text_trim import openclip_causal_tower, trim_padding
 from vlbench.models.weights_hash import state_dict_sha256
 from vlbench.registry import did_you_mean
 
@@ -114,6 +115,7 @@ class OpenClipAdapter(ModelAdapter):
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ModelLoadError(f"cannot load {spec.id}: {message}") from exc
         self.model = model.eval()
+        self._causal_text = openclip_causal_tower(self.model, self.tokenizer)
         self.quick_gelu = bool(kwargs.get("force_quick_gelu")) or self.arch.endswith("quickgelu")
         self._transform = preprocess
 
@@ -124,8 +126,15 @@ class OpenClipAdapter(ModelAdapter):
     def image_features(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.model.encode_image(pixels)
 
+    @property
+    def trims_text_padding(self) -> bool:
+        return self.allow_text_trimming and self._causal_text is not None
+
     def text_features(self, texts: list[str]) -> torch.Tensor:
-        return self.model.encode_text(self.tokenizer(texts).to(self.device))
+        tokens = self.tokenizer(texts)
+        if self.trims_text_padding:
+            return self._causal_text.encode(trim_padding(tokens).to(self.device))
+        return self.model.encode_text(tokens.to(self.device))
 
     def vit_parts(self) -> Any:
         from vlbench.models.dense import openclip_parts
