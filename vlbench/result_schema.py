@@ -255,13 +255,17 @@ def pick(candidates: list[tuple[Path, Result]], settings: dict[str, str] | None 
     Eligible: full runs whose non-default settings are exactly those asked for in ``settings``
     (leaving out settings that a run of its kind does not record, such as dense_variant for
     classification), so with none asked only default runs; with ``include_partial``, ``--limit``
-    runs too. Preferred: full over partial, then the current schema, then the newest.
+    runs too (``limit=N`` asks for the runs of that limit only). Preferred: full over partial, then the current schema, then the newest.
     """
     wanted = dict(settings or {})
+
+    limit = wanted.pop("limit", None)  # --settings limit=N: the smoke runs of that size
 
     def eligible(result: Result) -> bool:
         own = {k: v for k, v in result.settings.items() if k != "limit"}
         asked = {k: v for k, v in wanted.items() if _applies(k, result.task.kind)}
+        if limit is not None:
+            return own == asked and result.settings.get("limit") == limit
         return own == asked and (include_partial or not result.is_partial)
 
     chosen = [(p, r) for p, r in candidates if eligible(r)]
