@@ -144,6 +144,14 @@ class Result:
             raise VLBenchError(f"{result_file}: its samples entry {self.samples!r} is not a file name inside {Path(result_file).parent}; refusing to read it")
         return path
 
+    def artifact_file(self, result_file: Path, name: str) -> Path:
+        """An artifact's file; VLBenchError if the result names none or one outside its folder."""
+        entry = self.artifacts.get(name)
+        path = inside(Path(result_file).parent, entry.get("file") if isinstance(entry, dict) else None)
+        if path is None:
+            raise VLBenchError(f"{result_file}: its artifact '{name}' is not a file name inside {Path(result_file).parent}; refusing to read it")
+        return path
+
     def to_json(self) -> dict[str, Any]:
         payload = asdict(self)
         if self.bootstrap is None:
