@@ -41,8 +41,11 @@ def test_end_to_end_shapes_run_and_leaderboard(run_cli, tmp_path):
     # the records alone reproduce the metrics
     acc1 = sum(r["top"][0] == r["label"] for r in records) / len(records)
     assert acc1 == pytest.approx(cls["metrics"]["acc1"])
+    low, high = cls["ci"]["acc1"]
+    assert low <= acc1 <= high and high - low < 0.05 and f"{100 * acc1:.2f} [{100 * low:.2f}, {100 * high:.2f}]" in result.stdout
+    assert cls["bootstrap"]["unit"] == "images" and len(cls["bootstrap"]["main_replicates"]) == cls["bootstrap"]["replicates_n"] == 1000
 
-    rescored = run_cli("rescore", "res")
+    rescored = run_cli("rescore", "res", "--check")
     assert rescored.returncode == 0, rescored.stderr
 
     board = run_cli("leaderboard", "res", "--out", "board.csv")

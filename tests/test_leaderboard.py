@@ -104,6 +104,8 @@ def test_partial_run_fills_a_cell_only_without_a_full_run_and_is_marked(tmp_path
     frame, partial = build(results, catalog, include_partial=True)
     assert frame.loc[0, "shapes_cls"] == 0.5 and frame.loc[0, "shapes_retrieval"] == 0.3
     assert frame.loc[0, "settings"] == "shapes_retrieval: limit=2"
+    frame, _ = build(results, catalog, settings={"limit": "2"})  # only the smoke runs of that size
+    assert frame.loc[0, "shapes_cls"] == 0.9 and frame.loc[0, "settings"] == "shapes_cls: limit=2; shapes_retrieval: limit=2"
 
 
 def test_invalid_result_files_are_skipped_with_a_warning(tmp_path, catalog):

@@ -47,6 +47,9 @@ def test_samples_outside_the_result_folder_are_refused(tmp_path):
             result.samples_file(path)
         line = one_line_error(invoke("rescore", results))
         assert "refusing" in line or "not a file name inside" in line
+        payload["artifacts"] = {"options": {"file": hostile, "sha256": ""}}
+        with pytest.raises(Exception, match="not a file name inside"):
+            result_schema.from_json(payload).artifact_file(path, "options")
     assert victim.read_text() == "keep me"
 
 

@@ -67,5 +67,5 @@ def test_plain_vlbench_run_is_the_tiny_model_on_the_shapes_suite(run_cli, tmp_pa
     assert result.returncode == 0, result.stderr
     folder = tmp_path / "results" / "openclip__vlbench-tiny@shapes"
     catalog = Catalog.load()
-    assert sorted(p.name for p in folder.glob("*.json")) == sorted(f"{t}.json" for t in catalog.suite_tasks("shapes"))
+    assert sorted(p.parent.name for p in folder.glob("*/*.json")) == sorted(catalog.suite_tasks("shapes"))  # <task>/<config hash>.json
     assert "shapes_cls" in result.stdout and "suite" in result.stdout

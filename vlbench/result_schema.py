@@ -144,6 +144,14 @@ class Result:
             raise VLBenchError(f"{result_file}: its samples entry {self.samples!r} is not a file name inside {Path(result_file).parent}; refusing to read it")
         return path
 
+    def artifact_file(self, result_file: Path, name: str) -> Path:
+        """An artifact's file; VLBenchError if the result names none or one outside its folder."""
+        entry = self.artifacts.get(name)
+        path = inside(Path(result_file).parent, entry.get("file") if isinstance(entry, dict) else None)
+        if path is None:
+            raise VLBenchError(f"{result_file}: its artifact '{name}' is not a file name inside {Path(result_file).parent}; refusing to read it")
+        return path
+
     def to_json(self) -> dict[str, Any]:
         payload = asdict(self)
         if self.bootstrap is None:
@@ -255,13 +263,17 @@ def pick(candidates: list[tuple[Path, Result]], settings: dict[str, str] | None 
     Eligible: full runs whose non-default settings are exactly those asked for in ``settings``
     (leaving out settings that a run of its kind does not record, such as dense_variant for
     classification), so with none asked only default runs; with ``include_partial``, ``--limit``
-    runs too. Preferred: full over partial, then the current schema, then the newest.
+    runs too (``limit=N`` asks for the runs of that limit only). Preferred: full over partial, then the current schema, then the newest.
     """
     wanted = dict(settings or {})
+
+    limit = wanted.pop("limit", None)  # --settings limit=N: the smoke runs of that size
 
     def eligible(result: Result) -> bool:
         own = {k: v for k, v in result.settings.items() if k != "limit"}
         asked = {k: v for k, v in wanted.items() if _applies(k, result.task.kind)}
+        if limit is not None:
+            return own == asked and result.settings.get("limit") == limit
         return own == asked and (include_partial or not result.is_partial)
 
     chosen = [(p, r) for p, r in candidates if eligible(r)]
