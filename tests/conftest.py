@@ -33,6 +33,34 @@ def tiny_model():
 
 
 @pytest.fixture
+def cli(tmp_path, monkeypatch):
+    """Run the ``vlbench`` command in this process (typer's CliRunner) from ``tmp_path``.
+
+    Same interface as ``run_cli``: returns an object with returncode, stdout and stderr. ``env``
+    entries are set for the call; a PYTHONPATH entry goes on sys.path instead.
+    """
+    from types import SimpleNamespace
+
+    from typer.testing import CliRunner
+
+    from vlbench.cli import app
+
+    def run(*args: str, env: dict | None = None, cwd: Path | None = None):
+        monkeypatch.chdir(cwd or tmp_path)
+        monkeypatch.setenv("VLBENCH_DATA_ROOT", str(tmp_path / "data"))
+        for key, value in (env or {}).items():
+            if key == "PYTHONPATH":
+                for entry in reversed(value.split(os.pathsep)):
+                    monkeypatch.syspath_prepend(entry)
+            else:
+                monkeypatch.setenv(key, value)
+        result = CliRunner().invoke(app, list(args), catch_exceptions=False, terminal_width=200)
+        return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
+
+    return run
+
+
+@pytest.fixture
 def run_cli(tmp_path):
     """Run ``python -m vlbench ...`` in a subprocess, as a user would; returns CompletedProcess."""
     import subprocess

@@ -12,11 +12,12 @@ import torch
 
 from vlbench.catalog import Catalog
 from vlbench.encoding import Encoder, Progress, SilentProgress
-from vlbench.errors import DatasetNotFoundError, VLBenchError
+from vlbench.errors import CapabilityError, DatasetNotFoundError, ModelLoadError, VLBenchError
+from vlbench.housekeeping import check_writable, clean_stale, writing
 from vlbench.kinds import TASK_KINDS
 from vlbench.kinds.base import RunContext, TaskKind
-from vlbench.models import MODEL_ADAPTERS, ModelAdapter, ModelSpec
-from vlbench.models.base import local_source_stamp
+from vlbench.models import ModelAdapter, ModelSpec
+from vlbench.models.base import adapter_version, local_source_stamp
 from vlbench.registry import did_you_mean
 from vlbench.results import (
     SCHEMA_VERSION,
@@ -51,6 +52,7 @@ class RunOptions:
     skip_missing: bool = False
     seed: int | None = None  # None: each task's own default seed
     dense_variant: str | None = None  # None: each segmentation task's own default
+    strict: bool = False  # a task the model cannot do is an error, not an "unsupported" row
     overrides: Mapping[str, Any] = field(default_factory=dict)
 
     def overrides_for(self, task: str) -> dict[str, Any]:
@@ -73,7 +75,7 @@ class RunOptions:
 @dataclass
 class TaskOutcome:
     task: str
-    status: str  # "done", "skipped" (result exists), "missing" (no data, --skip-missing)
+    status: str  # "done", "skipped" (result exists), "missing" (no data, --skip-missing), "unsupported" (model cannot do it)
     main_metric: str
     metrics: dict[str, float] = field(default_factory=dict)
     n: int | None = None
@@ -114,6 +116,12 @@ class Runner:
         duplicates = {n for n in names if names.count(n) > 1}
         if duplicates:
             raise VLBenchError(f"two selected task files share the name(s) {sorted(duplicates)}")
+        unused = [key for key in self.options.overrides if ":" not in key and not any(key in t.overrides for t in tasks)]
+        if unused:
+            from vlbench.specs import settable_keys
+
+            known = set().union(*(settable_keys(t.config, TASK_KINDS.get(t.kind).protocol_keys) for t in tasks))
+            raise VLBenchError(f"--set {unused[0]}: no selected task has that field{did_you_mean(unused[0], known)}")
         stray_scopes = sorted({key.split(":", 1)[0] for key in self.options.overrides if ":" in key} - set(names))
         if stray_scopes:
             scope = stray_scopes[0]
@@ -124,6 +132,11 @@ class Runner:
         """Run every selected task that has no up-to-date result; outcomes in selection order."""
         model_spec, tasks = self.plan(model_text, selection)
         source_stamp = local_source_stamp(model_spec)
+        adapter_class = self.catalog.adapter_class(model_spec.adapter)
+        version = adapter_version(adapter_class)
+        model_folder = self.options.output / model_spec.slug
+        for leftover in clean_stale(model_folder):
+            self.log(f"removed {leftover.name}, left behind by an interrupted run")
         outcomes: dict[str, TaskOutcome] = {}
         pending: list[tuple[TaskSpec, TaskKind]] = []
         missing: list[str] = []
@@ -136,6 +149,7 @@ class Runner:
                 and previous is not None
                 and previous["model"]["id"] == model_spec.id
                 and previous["model"].get("source_stamp") == source_stamp
+                and previous["model"].get("adapter_version") == version
                 and previous["task"]["config_hash"] == task.config_hash(self.options.run_settings(kind))
             ):
                 outcomes[task.name] = TaskOutcome(
@@ -155,8 +169,15 @@ class Runner:
         if missing:
             more = f" (and {len(missing) - 1} more task(s) without data; --skip-missing runs the rest)" if len(missing) > 1 else ""
             raise DatasetNotFoundError(missing[0] + more)
+        if not pending and all(o.status == "missing" for o in outcomes.values()):
+            raise DatasetNotFoundError(
+                f"nothing ran: none of the {len(outcomes)} selected task(s) has its data under {self.options.data_root} "
+                "(see 'vlbench list tasks'; set --data-root or $VLBENCH_DATA_ROOT)"
+            )
         if pending:
+            check_writable(model_folder)  # before the (possibly long) model load
             model = self.load_model(model_spec)
+            pending = self._supported(model, pending, outcomes)
             encoder = Encoder(
                 model,
                 batch_size=self.options.batch_size,
@@ -170,16 +191,41 @@ class Runner:
                 num_workers=encoder.num_workers,
                 seed=self.options.seed,
             )
-            fingerprint = {**model.fingerprint(), "source_stamp": source_stamp}
+            fingerprint = {**model.fingerprint(), "source_stamp": source_stamp, "adapter_version": version}
             for task, kind in pending:
                 outcomes[task.name] = self.run_task(task, kind, model, model_spec, fingerprint, encoder, env)
         return model_spec, [outcomes[t.name] for t in tasks]
 
+    def _supported(
+        self, model: ModelAdapter, pending: list[tuple[TaskSpec, TaskKind]], outcomes: dict[str, TaskOutcome]
+    ) -> list[tuple[TaskSpec, TaskKind]]:
+        """The pending tasks the model can do; the others become "unsupported" (an error with --strict)."""
+        kept = []
+        for task, kind in pending:
+            reason = kind.unsupported_reason(model)
+            if reason is None:
+                kept.append((task, kind))
+            elif self.options.strict:
+                raise CapabilityError(f"task '{task.name}': {reason}")
+            else:
+                outcomes[task.name] = TaskOutcome(task.name, "unsupported", task.main_metric, note=reason)
+        return kept
+
     def load_model(self, spec: ModelSpec) -> ModelAdapter:
-        adapter_class = MODEL_ADAPTERS.get(spec.adapter)
+        adapter_class = self.catalog.adapter_class(spec.adapter)
         device = resolve_device(self.options.device)
         self.log(f"loading model {spec.id} on {device}")
-        return adapter_class(spec, device=device, precision=self.options.precision)
+        try:
+            return adapter_class(spec, device=device, precision=self.options.precision)
+        except VLBenchError:
+            raise
+        except Exception as exc:  # an adapter's own bug or an incomplete adapter class
+            where = f"{getattr(adapter_class, '__module__', '?')}.{getattr(adapter_class, '__qualname__', adapter_class)}"
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise ModelLoadError(
+                f"model adapter '{spec.adapter}' ({where}) failed to load {spec.id}: {type(exc).__name__}: {first} "
+                "(--debug shows the traceback)"
+            ) from exc
 
     def run_task(
         self,
@@ -205,30 +251,42 @@ class Runner:
         loaded = time.perf_counter()
         encoded_before, image_seconds_before = encoder.images_encoded, encoder.image_seconds
         previous = load_result(path)
-        writer = SampleWriter(samples_path(path, new_run_id()))
+        with writing(path.parent):
+            writer = SampleWriter(samples_path(path, new_run_id()))
         records: list[dict[str, Any]] = []
         try:
             for record in kind.predict(model, data, task, ctx):
-                writer.write(record)
+                with writing(path.parent):
+                    writer.write(record)
                 records.append(record)
+            if not records:
+                raise VLBenchError(f"task '{task.name}' has no items to evaluate; check its dataset (and --limit); no result written")
             predicted = time.perf_counter()
             metrics = kind.score(records, task)
             scored = time.perf_counter()
             artifacts = {}
-            for name, payload in getattr(data, "artifacts", {}).items():
-                artifact = path.with_name(f"{task.name}.{name}.json.gz")
-                artifacts[name] = {"file": artifact.name, "sha256": write_json_gz(artifact, payload)}
+            with writing(path.parent):
+                for name, payload in getattr(data, "artifacts", {}).items():
+                    artifact = path.with_name(f"{task.name}.{name}.json.gz")
+                    artifacts[name] = {"file": artifact.name, "sha256": write_json_gz(artifact, payload)}
         except BaseException:
             writer.discard()
             raise
-        writer.commit()
+        with writing(path.parent):
+            writer.commit()
         n = kind.count(records)
         encoded = encoder.images_encoded - encoded_before
         image_seconds = encoder.image_seconds - image_seconds_before
         payload = {
             "schema_version": SCHEMA_VERSION,
             "created": utc_now(),
-            "model": {"id": model_spec.id, "adapter": model_spec.adapter, "source_stamp": fingerprint["source_stamp"], "fingerprint": fingerprint},
+            "model": {
+                "id": model_spec.id,
+                "adapter": model_spec.adapter,
+                "adapter_version": fingerprint["adapter_version"],
+                "source_stamp": fingerprint["source_stamp"],
+                "fingerprint": fingerprint,
+            },
             "task": {
                 "name": task.name,
                 "kind": task.kind,
@@ -238,7 +296,7 @@ class Runner:
                 "dataset": {**located.describe(), "n": n},
                 "files": task.file_records(),
                 "run_settings": self.options.run_settings(kind),
-                "overrides": self.options.overrides_for(task.name),
+                "overrides": task.overrides,
                 "protocol_used": ctx.info,
                 "config": task.config,
             },
@@ -257,7 +315,14 @@ class Runner:
                 "images_per_s": round(encoded / image_seconds, 2) if encoded and image_seconds > 0 else None,
             },
         }
-        write_json(path, payload)
+        try:
+            with writing(path.parent):
+                write_json(path, payload)
+        except BaseException:
+            current = load_result(path)
+            if current is None or current.get("samples") != writer.path.name:
+                writer.path.unlink(missing_ok=True)  # no result names these samples; the old result stays as it was
+            raise
         if previous and previous.get("samples") and previous["samples"] != writer.path.name:
             (path.parent / previous["samples"]).unlink(missing_ok=True)  # the old result's samples
         return TaskOutcome(task.name, "done", task.main_metric, metrics, n, path, time.perf_counter() - started)
