@@ -32,6 +32,33 @@ def tiny_model():
     return OpenClipAdapter(Catalog.load().resolve_model(TINY), device="cpu")
 
 
+def invoke(args: list[str]):
+    """The ``vlbench`` command in this process; an object with returncode, stdout and stderr."""
+    from types import SimpleNamespace
+
+    from typer.testing import CliRunner
+
+    from vlbench.cli import app
+
+    result = CliRunner().invoke(app, list(args), catch_exceptions=False, terminal_width=200)
+    return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
+
+
+@pytest.fixture(scope="session")
+def shapes_suite_run(tmp_path_factory):
+    """One plain ``vlbench run`` (the defaults: vlbench-tiny on the shapes suite), done once per test run.
+
+    Returns (results folder, the command's result). Tests read these results; none may change them.
+    """
+    folder = tmp_path_factory.mktemp("plain_run")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        patch.setenv("VLBENCH_DATA_ROOT", str(folder / "data"))
+        result = invoke(["run"])
+    assert result.returncode == 0, result.stderr
+    return folder / "results", result
+
+
 @pytest.fixture
 def cli(tmp_path, monkeypatch):
     """Run the ``vlbench`` command in this process (typer's CliRunner) from ``tmp_path``.
@@ -39,12 +66,6 @@ def cli(tmp_path, monkeypatch):
     Same interface as ``run_cli``: returns an object with returncode, stdout and stderr. ``env``
     entries are set for the call; a PYTHONPATH entry goes on sys.path instead.
     """
-    from types import SimpleNamespace
-
-    from typer.testing import CliRunner
-
-    from vlbench.cli import app
-
     def run(*args: str, env: dict | None = None, cwd: Path | None = None):
         monkeypatch.chdir(cwd or tmp_path)
         monkeypatch.setenv("VLBENCH_DATA_ROOT", str(tmp_path / "data"))
@@ -54,8 +75,7 @@ def cli(tmp_path, monkeypatch):
                     monkeypatch.syspath_prepend(entry)
             else:
                 monkeypatch.setenv(key, value)
-        result = CliRunner().invoke(app, list(args), catch_exceptions=False, terminal_width=200)
-        return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
+        return invoke(list(args))
 
     return run
 

@@ -471,19 +471,32 @@ def test_the_example_adapter_gives_the_builtin_adapters_numbers(cli, tmp_path):
     weights = REPO / "vlbench/models/weights/vlbench-tiny@shapes.safetensors"
     config = REPO / "vlbench/models/openclip_configs/vlbench-tiny.json"
     env = {"PYTHONPATH": str(REPO / "examples"), "VLBENCH_REGISTRY": str(registry_file(tmp_path, myclip="my_adapter:MyClipAdapter"))}
-    args = ["--tasks", "shapes_cls,shapes_seg", "--limit", "20", "--output", "res", "--num-workers", "0"]
+    args = ["--tasks", "shapes_cls", "--limit", "30", "--output", "res", "--num-workers", "0"]
     mine = cli("run", "--model", f"myclip:{weights}?arch=vlbench-tiny&config={config}", *args, env=env)
     assert mine.returncode == 0, mine.stderr
     builtin = cli("run", "--model", "openclip:vlbench-tiny@shapes", *args)
     assert builtin.returncode == 0, builtin.stderr
-    for task in ("shapes_cls", "shapes_seg"):
-        ours = json.loads(next((tmp_path / "res").glob(f"myclip__*/{task}.json")).read_text())
-        theirs = json.loads((tmp_path / "res" / "openclip__vlbench-tiny@shapes" / f"{task}.json").read_text())
-        assert ours["metrics"] == pytest.approx(theirs["metrics"]), task
-        assert ours["model"]["fingerprint"]["weights_sha256"] == theirs["model"]["fingerprint"]["weights_sha256"]
-        assert ours["model"]["adapter_version"] == "1"
+    ours = json.loads(next((tmp_path / "res").glob("myclip__*/shapes_cls.json")).read_text())
+    theirs = json.loads((tmp_path / "res" / "openclip__vlbench-tiny@shapes" / "shapes_cls.json").read_text())
+    assert ours["metrics"] == pytest.approx(theirs["metrics"]) and ours["task"]["dataset"]["n"] == 30
+    assert ours["model"]["fingerprint"]["weights_sha256"] == theirs["model"]["fingerprint"]["weights_sha256"]
+    assert ours["model"]["adapter_version"] == "1"
     with gzip.open(next((tmp_path / "res").glob("myclip__*")) / ours["samples"], "rt") as f:
-        assert len(f.read().splitlines()) == 20
+        assert len(f.read().splitlines()) == 30
+
+    # what segmentation needs: the example's patch features are the built-in adapter's
+    from my_adapter import MyClipAdapter
+
+    from vlbench.kinds.segmentation import SegmentationKind
+    from vlbench.models import parse_model_spec
+    from vlbench.models.openclip import OpenClipAdapter
+
+    example = MyClipAdapter(parse_model_spec(f"myclip:{weights}?arch=vlbench-tiny&config={config}"))
+    reference = OpenClipAdapter(parse_model_spec("openclip:vlbench-tiny@shapes"))
+    assert SegmentationKind().unsupported_reason(example) is None
+    assert example.pixel_mean_std == reference.pixel_mean_std and example.patch_size == reference.patch_size == 8
+    pixels = torch.randn(1, 3, 64, 96)
+    assert torch.allclose(example.dense_features(pixels, "sclip"), reference.dense_features(pixels, "sclip"), atol=1e-5)
 
 
 def test_loading_models_and_registries_leaves_process_state_alone(tmp_path, monkeypatch):
@@ -515,3 +528,10 @@ def test_loading_models_and_registries_leaves_process_state_alone(tmp_path, monk
 
     monkeypatch.setattr(os, "umask", no_umask)
     importlib.reload(vlbench.results)  # importing the results module leaves the umask alone
+
+
+def test_an_adapter_module_that_fails_to_import_is_one_line(cli, tmp_path):
+    (tmp_path / "syntax_error_adapter.py").write_text("class Broken(:\n")
+    env = {"PYTHONPATH": str(tmp_path), "VLBENCH_REGISTRY": str(registry_file(tmp_path, broken="syntax_error_adapter:Broken"))}
+    one_line_error(cli("run", "--model", "broken:x", "--tasks", "shapes_cls", "--output", "res", env=env),
+                   "module 'syntax_error_adapter' for 'syntax_error_adapter:Broken' failed to import: SyntaxError")
