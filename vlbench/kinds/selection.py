@@ -65,6 +65,7 @@ def group_means(outcomes: list[bool], groups: list[str | None], exclude: set[str
 @TASK_KINDS.register("selection")
 class SelectionKind(TaskKind):
     name = "selection"
+    protocol_keys = ("rule", "min_group_count", "breakdown", "seed", "tagger", "text_field")
     readers = SELECTION_READERS
     metric_patterns = ("accuracy", "macro_accuracy", "text_score", "image_score", "group_score")
     RULE_METRICS: dict[str, tuple[str, ...]] = {
