@@ -343,3 +343,15 @@ def test_winogavil_reader_on_a_saved_hugging_face_copy(tmp_path):
     (instance,) = data.instances
     assert instance.cue == "Ocean" and instance.positives == [2, 4] and len(instance.images) == 5
     assert np.asarray(instance.images[2].load())[3, 3, 2] > 150  # the blue one
+
+
+def test_language_option_reaches_multilingual_tasks_and_a_bad_code_is_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from vlbench.cli import app
+
+    common = ["run", "--tasks", "clip_benchmark_multilingual", "--skip-missing", "--data-root", str(tmp_path), "--output", str(tmp_path / "r")]
+    result = CliRunner().invoke(app, [*common, "--language", "it"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and result.output.count("no data") == 2, result.output
+    result = CliRunner().invoke(app, [*common, "--language", "xx"], env={"COLUMNS": "200"})
+    assert result.exit_code != 0 and "'xx' is not one of this task's languages" in result.output and "Traceback" not in result.output
