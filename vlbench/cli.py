@@ -132,23 +132,29 @@ class ListWhat(str, Enum):
     tasks = "tasks"
     suites = "suites"
     models = "models"
+    kinds = "kinds"
 
 
 @app.command("list")
 @user_errors
 def list_(
-    what: ListWhat = typer.Argument(..., help="tasks, suites or models"),
+    what: ListWhat = typer.Argument(..., help="tasks, suites, models or kinds"),
     data_root: Path = typer.Option(paths.default_data_root(), "--data-root", envvar=paths.DATA_ROOT_ENV),
     all_: bool = typer.Option(False, "--all", help="models: also every open_clip architecture@tag."),
     tasks_dir: Optional[list[Path]] = TasksDirOption,
     registry: Optional[list[Path]] = RegistryOption,
 ) -> None:
-    """List tasks (with whether their data is found), suites or models."""
+    """List tasks (with whether their data is found), suites, models or task kinds."""
     from rich.markup import escape
 
     from vlbench.console import console
     from vlbench.kinds import TASK_KINDS
 
+    if what is ListWhat.kinds:
+        from vlbench.kind_docs import print_kinds
+
+        print_kinds()
+        return
     catalog = _catalog(tasks_dir, registry)
     if what is ListWhat.tasks:
         table = Table("task", "kind", "data", "main metric", "description")
@@ -186,12 +192,17 @@ def list_(
 @app.command()
 @user_errors
 def show(
-    task: str = typer.Argument(..., help="A task name or task-file path."),
+    task: str = typer.Argument(..., help="A task name or task-file path, or kind:NAME for a task kind's options."),
     data_root: Path = typer.Option(paths.default_data_root(), "--data-root", envvar=paths.DATA_ROOT_ENV),
     tasks_dir: Optional[list[Path]] = TasksDirOption,
     registry: Optional[list[Path]] = RegistryOption,
 ) -> None:
-    """What a task measures, how, and where its data must be."""
+    """What a task measures, how, and where its data must be; kind:NAME: every option of a kind."""
+    if task.startswith("kind:"):
+        from vlbench.kind_docs import print_kind
+
+        print_kind(task.split(":", 1)[1])
+        return
     import yaml
     from rich.markup import escape
 
@@ -217,6 +228,24 @@ def show(
             console.print(f"[bold]{label}:[/bold] {escape(' '.join(str(text).split()))}", highlight=False)
     shown = {k: v for k, v in spec.config.items() if k in ("dataset", "files", "protocol", "metrics", "main_metric")}
     console.print(yaml.safe_dump(shown, sort_keys=False, width=120), highlight=False, markup=False)
+
+
+@app.command("schema")
+@user_errors
+def schema_(
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the JSON schema here (default: print it)."),
+) -> None:
+    """JSON schema of task files, generated from the kinds' and formats' schemas (for editors)."""
+    import json
+
+    from vlbench.results import atomic_write_text
+    from vlbench.validation import task_json_schema
+
+    text = json.dumps(task_json_schema(), indent=1, ensure_ascii=False) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        atomic_write_text(out, text)
 
 
 class Format(str, Enum):

@@ -57,16 +57,15 @@ class RunOptions:
         """The --set values that apply to one task (unscoped ones and those scoped to it)."""
         return {k.split(":", 1)[-1]: v for k, v in self.overrides.items() if ":" not in k or k.split(":", 1)[0] == task}
 
+    def shorthands(self) -> dict[str, Any]:
+        """--seed and --dense-variant: set protocol.seed / protocol.dense_variant of the tasks that have them."""
+        return {"seed": self.seed, "dense_variant": self.dense_variant}
+
     def run_settings(self, kind: TaskKind | None = None) -> dict[str, Any]:
-        """Settings that change a task's numbers, and so its config hash."""
+        """Settings that change a task's numbers, and so its config hash (shorthands change its config)."""
         settings: dict[str, Any] = {"limit": self.limit}
-        if self.seed is not None:
-            settings["seed"] = self.seed
         if self.precision != "fp32":
             settings["precision"] = self.precision
-        for name in getattr(kind, "run_settings_used", ()):
-            if getattr(self, name) is not None:
-                settings[name] = getattr(self, name)
         return settings
 
 
@@ -105,11 +104,11 @@ class Runner:
         items = self.catalog.select(selection)
         if not items:
             raise VLBenchError("no tasks selected; pass --tasks (see 'vlbench list tasks')")
-        tasks = [self.catalog.load_task(item, self.options.overrides) for item in items]
         if self.options.dense_variant is not None:
             from vlbench.models.dense import DENSE_VARIANTS
 
             DENSE_VARIANTS.get(self.options.dense_variant)  # unknown names fail here, with suggestions
+        tasks = [self.catalog.load_task(item, self.options.overrides, self.options.shorthands()) for item in items]
         names = [t.name for t in tasks]
         duplicates = {n for n in names if names.count(n) > 1}
         if duplicates:
@@ -198,10 +197,9 @@ class Runner:
             encoder=encoder,
             limit=self.options.limit,
             allow_hub=self.options.allow_hub,
-            seed=self.options.seed,
-            dense_variant=self.options.dense_variant,
         )
         data, located = kind.load(task, ctx)
+        decisions = kind.decide(model, data, task)
         loaded = time.perf_counter()
         encoded_before, image_seconds_before = encoder.images_encoded, encoder.image_seconds
         previous = load_result(path)
@@ -215,7 +213,7 @@ class Runner:
             metrics = kind.score(records, task)
             scored = time.perf_counter()
             artifacts = {}
-            for name, payload in getattr(data, "artifacts", {}).items():
+            for name, payload in decisions.artifacts.items():
                 artifact = path.with_name(f"{task.name}.{name}.json.gz")
                 artifacts[name] = {"file": artifact.name, "sha256": write_json_gz(artifact, payload)}
         except BaseException:
@@ -238,8 +236,8 @@ class Runner:
                 "dataset": {**located.describe(), "n": n},
                 "files": task.file_records(),
                 "run_settings": self.options.run_settings(kind),
-                "overrides": self.options.overrides_for(task.name),
-                "protocol_used": ctx.info,
+                "overrides": {**self.options.overrides_for(task.name), **task.shorthands},
+                "protocol_used": decisions.protocol,
                 "config": task.config,
             },
             "metrics": metrics,

@@ -19,6 +19,8 @@ from vlbench.datasets.shapes import (
 )
 from vlbench.errors import VLBenchError
 from vlbench.registry import Registry
+from vlbench.schema import option, schema
+from vlbench.taskfile import SourceFields, SplitSource
 from vlbench.safe_pickle import NUMPY_ARRAYS, load_pickle
 
 CLASSIFICATION_READERS: Registry = Registry("classification dataset format")
@@ -42,9 +44,17 @@ def natural_key(text: str) -> list[Any]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
+@schema
+class HFClassificationSource(SplitSource):
+    image_key: str = option("image", help="image column")
+    label_key: str = option("label", help="label column (class names from its ClassLabel names)")
+
+
 @CLASSIFICATION_READERS.register("imagefolder")
 class ImageFolderReader:
     """``<root>/<class>/<image>``; classes in sorted folder order, names from folder names."""
+
+    options = SourceFields
 
     def exists(self, location: Path, source: dict[str, Any]) -> bool:
         return location.is_dir() and any(p.is_dir() for p in location.iterdir())
@@ -67,6 +77,8 @@ class ImageFolderReader:
 @CLASSIFICATION_READERS.register("cifar")
 class CifarReader:
     """The official python-version archives, extracted: ``cifar-10-batches-py`` / ``cifar-100-python``."""
+
+    options = SourceFields
 
     LAYOUTS = {  # folder -> (test file, label key, meta file, names key)
         "cifar-10-batches-py": ("test_batch", "labels", "batches.meta", "label_names"),
@@ -101,6 +113,8 @@ class CifarReader:
 class HFClassificationReader:
     """A Hugging Face dataset: saved with ``save_to_disk``, parquet files, or a hub id (opt-in)."""
 
+    options = HFClassificationSource
+
     def exists(self, location: Path, source: dict[str, Any]) -> bool:
         return hf.exists(location)
 
@@ -119,6 +133,8 @@ class HFClassificationReader:
 @CLASSIFICATION_READERS.register("wds")
 class WdsClassificationReader:
     """CLIP_benchmark's webdataset layout: ``<split>/*.tar`` + classnames.txt + templates."""
+
+    options = SplitSource
 
     def exists(self, location: Path, source: dict[str, Any]) -> bool:
         return wds.exists(location, source.get("split", "test"))

@@ -14,6 +14,8 @@ from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
+from vlbench.schema import option, schema
+from vlbench.taskfile import SourceFields
 
 COLORS: dict[str, tuple[int, int, int]] = {
     "red": (215, 40, 40),
@@ -234,11 +236,18 @@ SCENE_LAYOUTS = {
 }
 
 
+@schema
+class ShapesSource(SourceFields):
+    seed: int = option(help="seed of the generated scenes")
+    n: int = option(help="number of scenes", low=1)
+    size: int = option(128, help="scene size in pixels", low=1)
+
+
 class GeneratedReader:
     """Base of the readers of generated data: always available, nothing on disk."""
 
     generated = True
-    required: tuple[str, ...] = ("seed", "n")
+    options: type = ShapesSource
 
     def exists(self, location: object, source: dict) -> bool:
         return True

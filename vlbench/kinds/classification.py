@@ -10,8 +10,9 @@ from vlbench import metrics
 from vlbench.datasets.classification import CLASSIFICATION_READERS, ClassificationData
 from vlbench.encoding import Encoder
 from vlbench.errors import TaskSpecError, VLBenchError
-from vlbench.kinds import TASK_KINDS
+from vlbench.kinds.registry import TASK_KINDS
 from vlbench.kinds.base import RunContext, TaskKind
+from vlbench.schema import option, schema
 from vlbench.specs import TaskSpec
 
 PLACEHOLDER = "{c}"
@@ -30,15 +31,23 @@ def zero_shot_classifier(encoder: Encoder, classnames: list[str], templates: lis
     return mean / mean.norm(dim=-1, keepdim=True)
 
 
+@schema
+class ClassificationFiles:
+    classnames: str | None = option(None, help="class names, one per line in label order (default: the dataset's own)")
+    templates: str | None = option(None, help="prompt templates with {c}, one per line (default: the dataset's own)")
+
+
 @TASK_KINDS.register("classification")
 class ClassificationKind(TaskKind):
+    """Zero-shot classification: class embeddings from templates; top-k accuracy and mean per-class recall."""
+
     name = "classification"
     readers = CLASSIFICATION_READERS
     metric_patterns = ("acc1", "acc5", "mean_per_class_recall")
+    files_schema = ClassificationFiles
 
     @classmethod
-    def validate(cls, spec: TaskSpec) -> None:
-        super().validate(spec)
+    def check(cls, spec: TaskSpec) -> None:
         templates = spec.read_lines("templates")
         for template in templates or []:
             if PLACEHOLDER not in template:

@@ -20,47 +20,51 @@ from vlbench.datasets.grounding import (
     ProposalView,
     load_detections,
 )
-from vlbench.errors import TaskSpecError
-from vlbench.kinds import TASK_KINDS
-from vlbench.kinds.base import RunContext, TaskKind, require_number
+from vlbench.kinds.base import Decisions, RunContext, TaskKind
+from vlbench.kinds.registry import TASK_KINDS
+from vlbench.schema import SchemaError, as_dict, option, schema
 from vlbench.specs import TaskSpec
+from vlbench.taskfile import ProtocolFields
 
-PROTOCOL_DEFAULTS: dict[str, Any] = {
-    "representations": ["crop", "blur"],
-    "blur_std": 100.0,
-    "template": "a photo of {}",
-    "lowercase": True,
-    "square": True,
-    "iou_threshold": 0.5,
-    "text_field": "raw",
-}
 REPRESENTATIONS = ("crop", "blur")
+
+
+@schema
+class GroundingProtocol(ProtocolFields):
+    representations: list[str] = option(["crop", "blur"], help="views of each proposal; their scores are summed", choices=REPRESENTATIONS)
+    blur_std: float = option(100.0, help="Gaussian std of the blur view (pixels)", low=0)
+    template: str = option("a photo of {}", help="prompt; {} is replaced by the expression")
+    lowercase: bool = option(True, help="lowercase the expression first")
+    square: bool = option(True, help="squash each view to the model's square input")
+    iou_threshold: float = option(0.5, help="a prediction is correct when IoU with the target is above this", low=0, high=1)
+    text_field: str = option("raw", help="field of a refer sentence used as the expression (raw, sent, ...)")
+
+    def check(self) -> None:
+        if not self.representations:
+            raise SchemaError("representations", f"expected a non-empty list of {REPRESENTATIONS}")
+        if "{}" not in self.template:
+            raise SchemaError("template", "the template needs a {} where the expression goes")
+
+
+@schema
+class GroundingFiles:
+    detections: str | None = option(None, help="detected boxes used as proposals instead of the ground-truth boxes")
 
 
 @TASK_KINDS.register("grounding")
 class GroundingKind(TaskKind):
+    """Referring expressions: score each box proposal's views against the expression; accuracy at IoU > 0.5."""
+
     name = "grounding"
     readers = GROUNDING_READERS
     metric_patterns = ("accuracy",)
 
-    @classmethod
-    def protocol(cls, spec: TaskSpec) -> dict[str, Any]:
-        return {**PROTOCOL_DEFAULTS, **spec.protocol}
+    protocol_schema = GroundingProtocol
+    files_schema = GroundingFiles
 
     @classmethod
-    def validate(cls, spec: TaskSpec) -> None:
-        super().validate(spec)
-        protocol = cls.protocol(spec)
-        views = protocol["representations"]
-        if not isinstance(views, list) or not views or any(v not in REPRESENTATIONS for v in views):
-            raise TaskSpecError(spec.source_file, "protocol.representations", f"expected a non-empty list of {REPRESENTATIONS}, got {views!r}")
-        if "{}" not in str(protocol["template"]):
-            raise TaskSpecError(spec.source_file, "protocol.template", "the template needs a {} where the expression goes")
-        require_number(spec, "blur_std", protocol["blur_std"], 0)
-        require_number(spec, "iou_threshold", protocol["iou_threshold"], 0, 1)
-        for key in ("lowercase", "square"):
-            if not isinstance(protocol[key], bool):
-                raise TaskSpecError(spec.source_file, f"protocol.{key}", f"expected true or false, got {protocol[key]!r}")
+    def protocol(cls, spec: TaskSpec) -> dict[str, Any]:
+        return as_dict(cls.options(spec))
 
     def load(self, spec: TaskSpec, ctx: RunContext) -> tuple[Any, Any]:
         data, located = super().load(spec, ctx)
@@ -76,11 +80,14 @@ class GroundingKind(TaskKind):
                     sample.proposals = [(0.0, 0.0, float(width), float(height))]
         return data, located
 
+    def decide(self, model: Any, data: GroundingData, spec: TaskSpec) -> Decisions:
+        protocol = self.protocol(spec)
+        return Decisions(protocol={**protocol, "square_size": model.input_size if protocol["square"] else None,
+                                   "proposals": "detections file" if spec.file("detections") else "ground-truth boxes"})
+
     def predict(self, model: Any, data: GroundingData, spec: TaskSpec, ctx: RunContext) -> Iterator[dict[str, Any]]:
         protocol = self.protocol(spec)
         square = model.input_size if protocol["square"] else None
-        ctx.info.update({"square_size": square, "representations": protocol["representations"],
-                         "proposals": "detections file" if spec.file("detections") else "ground-truth boxes"})
         views = {
             (i, p, mode): ProposalView(sample.image, tuple(box), mode, float(protocol["blur_std"]), square)  # type: ignore[arg-type]
             for i, sample in enumerate(data.samples)

@@ -1,0 +1,134 @@
+"""Checking task files against the schemas of their kind and formats (used by the catalog).
+
+``load_task`` reads a task file (``vlbench.specs``), applies ``--set`` overrides and the run's
+protocol shorthands (``--seed`` -> ``protocol.seed``, ``--dense-variant`` ->
+``protocol.dense_variant``, only for tasks whose protocol has that field set), then checks every
+part: generic fields, ``dataset`` and each source against its format's ``options``, ``files``
+against the kind's ``files_schema``, ``protocol`` against the kind's ``protocol_schema``, metrics
+against the kind's metric patterns, and the kind's own ``check``. Nothing here needs a model.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+from vlbench.errors import TaskSpecError
+from vlbench.kinds import TASK_KINDS
+from vlbench.kinds.base import TaskKind
+from vlbench.registry import did_you_mean
+from vlbench.schema import as_dict, describe, json_schema, parse
+from vlbench.specs import TASK_NAME, TaskSpec, apply_overrides, read_task_file
+from vlbench.taskfile import DatasetFields, SourceFields, TaskFields
+
+#: Run options that are shorthands for one protocol field: option name -> protocol key.
+SHORTHANDS = {"seed": "seed", "dense_variant": "dense_variant"}
+
+
+def source_schema(kind: type[TaskKind], format_name: str) -> type:
+    """The schema of one format's source keys (the bare common keys for readers that declare none)."""
+    return getattr(kind.readers.get(format_name), "options", SourceFields)
+
+
+def _check_sources(spec: TaskSpec, kind: type[TaskKind]) -> None:
+    for i, source in enumerate(spec.dataset.get("sources") or []):
+        where = f"dataset.sources[{i}]"
+        if not isinstance(source, dict) or "format" not in source:
+            raise TaskSpecError(spec.source_file, where, "expected a mapping with 'format'")
+        if source["format"] not in kind.readers:
+            known = ", ".join(kind.readers.names())
+            hint = did_you_mean(str(source["format"]), kind.readers.names())
+            raise TaskSpecError(spec.source_file, f"{where}.format", f"unknown format '{source['format']}' for {kind.name}{hint} (known: {known})")
+        parse(source_schema(kind, source["format"]), source, spec.source_file, f"{where}.",
+              required=not source.get("hub"), what=f"the {source['format']} format")
+
+
+def validate(spec: TaskSpec) -> None:
+    """Check a loaded task; TaskSpecError names the file, the field and what to do."""
+    path, config = spec.source_file, spec.config
+    kind_name = config.get("kind")
+    if isinstance(kind_name, str) and kind_name and kind_name not in TASK_KINDS:
+        hint = did_you_mean(kind_name, TASK_KINDS.names())
+        raise TaskSpecError(path, "kind", f"unknown kind '{kind_name}'{hint}; known: {', '.join(TASK_KINDS.names())}")
+    parse(TaskFields, config, path, what="a task file")
+    if not TASK_NAME.match(spec.name):
+        raise TaskSpecError(path, "task", f"'{spec.name}' is not a valid task name (letters, digits, _ . + -)")
+    kind: type[TaskKind] = TASK_KINDS.get(kind_name)
+    for metric in spec.metrics:
+        if not any(re.fullmatch(p, metric) for p in kind.metric_patterns):
+            hint = did_you_mean(metric, [p for p in kind.metric_patterns if re.fullmatch(r"[\w/]+", p)])
+            raise TaskSpecError(path, "metrics", f"'{metric}' is not a {kind.name} metric{hint} (known: {', '.join(kind.metric_patterns)})")
+    _check_sources(spec, kind)
+    parse(kind.files_schema, config.get("files") or {}, path, "files.", what=f"{kind.name} tasks")
+    for key, value in (config.get("files") or {}).items():
+        if not Path(value).is_file():
+            raise TaskSpecError(path, f"files.{key}", f"file not found: {value}")
+    kind.options(spec)
+    kind.check(spec)
+
+
+def _shorthand_overrides(config: Mapping[str, Any], spec: TaskSpec, shorthands: Mapping[str, Any]) -> dict[str, Any]:
+    """The protocol fields the run's shorthands set on this task: those its protocol has, not null."""
+    kind = TASK_KINDS.get(spec.kind)
+    used = as_dict(kind.options(spec))
+    return {f"protocol.{SHORTHANDS[name]}": value for name, value in shorthands.items()
+            if value is not None and used.get(SHORTHANDS[name]) is not None}
+
+
+def load_task_file(path: Path, overrides: Mapping[str, Any] | None = None, shorthands: Mapping[str, Any] | None = None) -> TaskSpec:
+    """Load, override and check one task file (see the module docstring)."""
+    spec = read_task_file(path, overrides)
+    validate(spec)
+    applied = _shorthand_overrides(spec.config, spec, shorthands or {})
+    if applied:
+        spec = TaskSpec(spec.name, spec.kind, spec.source_file, apply_overrides(spec.config, applied), shorthands=applied)
+        validate(spec)
+    return spec
+
+
+# -- documentation -----------------------------------------------------------------------------
+def kind_doc(name: str) -> dict[str, Any]:
+    """Everything 'vlbench show kind:NAME' prints, from the schemas."""
+    kind: type[TaskKind] = TASK_KINDS.get(name)
+    return {
+        "name": name,
+        "doc": (kind.__doc__ or "").strip().splitlines()[0] if kind.__doc__ else "",
+        "metrics": list(kind.metric_patterns),
+        "protocol": describe(kind.protocol_schema),
+        "files": describe(kind.files_schema),
+        "formats": {fmt: describe(source_schema(kind, fmt)) for fmt in kind.readers.names()},
+        "format_docs": {fmt: ((kind.readers.get(fmt).__doc__ or "").strip().splitlines() or [""])[0] for fmt in kind.readers.names()},
+        "extra": kind.docs(),
+    }
+
+
+def _source_schema(kind: type[TaskKind]) -> dict[str, Any]:
+    branches = []
+    for fmt in kind.readers.names():
+        schema = json_schema(source_schema(kind, fmt), with_required=False)
+        schema["properties"]["format"] = {"const": fmt}
+        branches.append({"if": {"properties": {"format": {"const": fmt}}}, "then": schema})
+    return {"type": "object", "required": ["format"], "properties": {"format": {"enum": kind.readers.names()}}, "allOf": branches}
+
+
+def task_json_schema() -> dict[str, Any]:
+    """A JSON schema for task files (editors validate with it); base files may leave out required keys."""
+    top = json_schema(TaskFields, with_required=False)
+    branches = []
+    for name in TASK_KINDS.names():
+        kind: type[TaskKind] = TASK_KINDS.get(name)
+        dataset = json_schema(DatasetFields, with_required=False,
+                              extra={"sources": {"type": "array", "items": _source_schema(kind)}})
+        branches.append({
+            "if": {"properties": {"kind": {"const": name}}, "required": ["kind"]},
+            "then": {"properties": {
+                "protocol": json_schema(kind.protocol_schema, with_required=False),
+                "files": json_schema(kind.files_schema, with_required=False),
+                "dataset": dataset,
+                "metrics": {"type": "array", "items": {"type": "string", "anyOf": [{"pattern": f"^(?:{p})$"} for p in kind.metric_patterns]}},
+            }},
+        })
+    top["properties"]["kind"] = {"enum": TASK_KINDS.names(), "description": top["properties"]["kind"].get("description", "")}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "vlbench task file", **top, "allOf": branches}
+
