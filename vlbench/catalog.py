@@ -147,10 +147,12 @@ class Catalog:
                 raise UnknownNameError(f"unknown task or suite '{item}'{hint}; see 'vlbench list tasks'")
         return list(dict.fromkeys(chosen))
 
-    def load_task(self, item: str | Path, overrides: Mapping[str, Any] | None = None, shorthands: Mapping[str, Any] | None = None) -> TaskSpec:
-        """One task, checked against its schemas; ``shorthands`` as in ``vlbench.validation``."""
+    def load_task(
+        self, item: str | Path, overrides: Mapping[str, Any] | None = None, shorthands: Mapping[str, Any] | None = None, protocol: str | None = None
+    ) -> TaskSpec:
+        """One task, checked against its schemas; ``shorthands`` and ``protocol`` as in ``vlbench.validation``."""
         path = item if isinstance(item, Path) else self.tasks[item]
-        return load_task_file(path, overrides, shorthands)
+        return load_task_file(path, overrides, shorthands, protocol)
 
     # -- models ----------------------------------------------------------------------------------
     def resolve_model(self, text: str) -> ModelSpec:

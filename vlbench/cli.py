@@ -84,8 +84,9 @@ def run(
     set_: list[str] = typer.Option([], "--set", help="Override a task field: key=value (e.g. dataset.path=/data/pets), or TASK:key=value for one task. Repeatable."),
     hf_hub: bool = typer.Option(False, "--hf-hub", help="Allow downloading datasets from the Hugging Face Hub when not found locally."),
     skip_missing: bool = typer.Option(False, "--skip-missing", help="Skip tasks whose data is missing instead of stopping."),
-    dense_variant: Optional[str] = typer.Option(None, "--dense-variant", help="Segmentation: last-block variant plain|maskclip|sclip|clearclip|naclip (default: each task's own; recorded)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for tasks that draw random numbers (ARO order); default: each task's own (recorded)."),
+    dense_variant: Optional[str] = typer.Option(None, "--dense-variant", help="Shorthand for --set protocol.dense_variant=X (plain|maskclip|sclip|clearclip|naclip) on segmentation tasks; the rest of their protocol is kept."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Shorthand for --set protocol.seed=N on the tasks whose protocol sets a seed (ARO order)."),
+    protocol: Optional[str] = typer.Option(None, "--protocol", help="A paper's own settings for the tasks it covers, e.g. naclip, clearclip, maskclip (see README)."),
     tasks_dir: Optional[list[Path]] = TasksDirOption,
     registry: Optional[list[Path]] = RegistryOption,
 ) -> None:
@@ -113,6 +114,7 @@ def run(
         skip_missing=skip_missing,
         seed=seed,
         dense_variant=dense_variant,
+        protocol=protocol,
         overrides=dict(parse_override(item) for item in set_),
     )
     with RichProgress() as progress:

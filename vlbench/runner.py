@@ -10,6 +10,7 @@ from typing import Any, Iterable, Mapping
 
 import torch
 
+from vlbench import named_protocols
 from vlbench.catalog import Catalog
 from vlbench.encoding import Encoder, Progress, SilentProgress
 from vlbench.errors import DatasetNotFoundError, VLBenchError
@@ -51,6 +52,7 @@ class RunOptions:
     skip_missing: bool = False
     seed: int | None = None  # None: each task's own default seed
     dense_variant: str | None = None  # None: each segmentation task's own default
+    protocol: str | None = None  # a named protocol (vlbench.named_protocols) for the tasks it covers
     overrides: Mapping[str, Any] = field(default_factory=dict)
 
     def overrides_for(self, task: str) -> dict[str, Any]:
@@ -97,6 +99,7 @@ class Runner:
         self.options = options
         self.progress = progress or SilentProgress()
         self.log = log or (lambda message: None)
+        self._extra: dict[str, tuple[ModelAdapter, Encoder]] = {}  # models tasks asked for, loaded once per run
 
     def plan(self, model_text: str, selection: Iterable[str]) -> tuple[ModelSpec, list[TaskSpec]]:
         """Resolve the model spec and every task (validating all task files) before any work."""
@@ -108,7 +111,9 @@ class Runner:
             from vlbench.models.dense import DENSE_VARIANTS
 
             DENSE_VARIANTS.get(self.options.dense_variant)  # unknown names fail here, with suggestions
-        tasks = [self.catalog.load_task(item, self.options.overrides, self.options.shorthands()) for item in items]
+        tasks = [self.catalog.load_task(item, self.options.overrides, self.options.shorthands(), self.options.protocol) for item in items]
+        named_protocols.check_used(self.options.protocol, {t.name: t.named_protocol is not None for t in tasks},
+                                   {t.name: t.source_file for t in tasks})
         names = [t.name for t in tasks]
         duplicates = {n for n in names if names.count(n) > 1}
         if duplicates:
@@ -174,6 +179,13 @@ class Runner:
                 outcomes[task.name] = self.run_task(task, kind, model, model_spec, fingerprint, encoder, env)
         return model_spec, [outcomes[t.name] for t in tasks]
 
+    def extra_model(self, text: str, like: Encoder) -> tuple[ModelAdapter, Encoder]:
+        """A model a task needs besides the run's (e.g. an ensemble member), with an encoder like the run's."""
+        if text not in self._extra:
+            model = self.load_model(self.catalog.resolve_model(text))
+            self._extra[text] = (model, Encoder(model, batch_size=like.batch_size, num_workers=like.num_workers, progress=like.progress))
+        return self._extra[text]
+
     def load_model(self, spec: ModelSpec) -> ModelAdapter:
         adapter_class = MODEL_ADAPTERS.get(spec.adapter)
         device = resolve_device(self.options.device)
@@ -198,8 +210,12 @@ class Runner:
             limit=self.options.limit,
             allow_hub=self.options.allow_hub,
         )
+        ctx.models = {text: self.extra_model(text, encoder) for text in kind.extra_models(task)}
         data, located = kind.load(task, ctx)
         decisions = kind.decide(model, data, task)
+        if ctx.models:
+            decisions.protocol["models"] = {m.spec.id: {"logit_scale": m.logit_scale, "fingerprint": m.fingerprint()}
+                                            for m in [model, *(m for m, _ in ctx.models.values())]}
         loaded = time.perf_counter()
         encoded_before, image_seconds_before = encoder.images_encoded, encoder.image_seconds
         previous = load_result(path)

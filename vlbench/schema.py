@@ -190,9 +190,12 @@ def parse(cls: type, raw: Any, path: Any, prefix: str = "", *, required: bool = 
                 values[name] = None
             continue
         value, tp = raw[name], field_types[name]
-        nested = next((a for a in ([tp] + list(_args(tp))) if is_schema(a)), None)
+        nested = tp if is_schema(tp) else next((a for a in _args(tp) if is_schema(a)), None) if _is_union(tp) else None
         if nested is not None and isinstance(value, Mapping):
             values[name] = parse(nested, value, path, f"{prefix}{name}.", required=required)
+            continue
+        if typing.get_origin(tp) is dict and is_schema(_args(tp)[1]) and isinstance(value, Mapping):
+            values[name] = {k: parse(_args(tp)[1], v, path, f"{prefix}{name}.{k}.", required=required) for k, v in value.items()}
             continue
         if not _matches(value, tp):
             raise TaskSpecError(path, f"{prefix}{name}", f"expected {type_name(tp)}, got {type(value).__name__} {value!r}")

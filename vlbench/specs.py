@@ -14,7 +14,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import yaml
 
@@ -144,6 +144,8 @@ class TaskSpec:
     embedded_lines: dict[str, list[str]] = field(default_factory=dict, repr=False)
     #: Protocol fields set by run shorthands (--seed, --dense-variant) on this task.
     shorthands: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: The named protocol (--protocol) merged into this task, if any.
+    named_protocol: str | None = None
 
     @property
     def version(self) -> Any:
@@ -206,8 +208,11 @@ class TaskSpec:
         return hashlib.sha256(canonical_json(hashed).encode()).hexdigest()[:16]
 
 
-def read_task_file(path: Path, overrides: Mapping[str, Any] | None = None) -> TaskSpec:
-    """Read one task file: includes merged, ``--set`` overrides applied (unscoped and scoped to it).
+def read_task_file(
+    path: Path, overrides: Mapping[str, Any] | None = None, layer: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None
+) -> TaskSpec:
+    """Read one task file: includes merged, ``layer(name, config)`` (e.g. a named protocol), then
+    ``--set`` overrides (unscoped and scoped to it).
 
     Nothing is checked here beyond the YAML; ``vlbench.validation`` checks the result.
     """
@@ -216,6 +221,8 @@ def read_task_file(path: Path, overrides: Mapping[str, Any] | None = None) -> Ta
     unscoped = {k: v for k, v in overrides.items() if ":" not in k}
     config = _load_with_includes(path)
     own_name = str(config.get("task", path.stem))
+    if layer is not None:
+        config = layer(own_name, config)
     scoped = {k.split(":", 1)[1]: v for k, v in overrides.items() if ":" in k and k.split(":", 1)[0] == own_name}
     config = apply_overrides(config, {**unscoped, **scoped})
     name = str(config.setdefault("task", path.stem))

@@ -11,9 +11,11 @@ against the kind's metric patterns, and the kind's own ``check``. Nothing here n
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping
 
+from vlbench import named_protocols
 from vlbench.errors import TaskSpecError
 from vlbench.kinds import TASK_KINDS
 from vlbench.kinds.base import TaskKind
@@ -76,13 +78,27 @@ def _shorthand_overrides(config: Mapping[str, Any], spec: TaskSpec, shorthands: 
             if value is not None and used.get(SHORTHANDS[name]) is not None}
 
 
-def load_task_file(path: Path, overrides: Mapping[str, Any] | None = None, shorthands: Mapping[str, Any] | None = None) -> TaskSpec:
-    """Load, override and check one task file (see the module docstring)."""
-    spec = read_task_file(path, overrides)
+def load_task_file(
+    path: Path, overrides: Mapping[str, Any] | None = None, shorthands: Mapping[str, Any] | None = None, protocol: str | None = None
+) -> TaskSpec:
+    """Load, override and check one task file (see the module docstring); ``protocol`` names a
+    protocol file (``vlbench.named_protocols``) merged in when it covers the task."""
+    covered: list[str] = []
+
+    def layer(name: str, config: dict[str, Any]) -> dict[str, Any]:
+        merged = named_protocols.apply(protocol, name, str(config.get("kind", "")), Path(path), config) if protocol else None
+        if merged is None:
+            return config
+        covered.append(protocol)  # type: ignore[arg-type]
+        return merged
+
+    spec = read_task_file(path, overrides, layer)
+    if covered:
+        spec = replace(spec, named_protocol=covered[0])
     validate(spec)
     applied = _shorthand_overrides(spec.config, spec, shorthands or {})
     if applied:
-        spec = TaskSpec(spec.name, spec.kind, spec.source_file, apply_overrides(spec.config, applied), shorthands=applied)
+        spec = replace(spec, config=apply_overrides(spec.config, applied), shorthands=applied)
         validate(spec)
     return spec
 

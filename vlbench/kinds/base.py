@@ -27,6 +27,8 @@ class RunContext:
     encoder: Encoder
     limit: int | None = None
     allow_hub: bool = False
+    #: Extra models a task asked for (``TaskKind.extra_models``): spec text -> (model, its encoder).
+    models: dict[str, tuple[Any, Encoder]] = field(default_factory=dict)
 
 
 @dataclass
@@ -90,6 +92,11 @@ class TaskKind(ABC):
     @classmethod
     def check(cls, spec: TaskSpec) -> None:
         """Checks beyond the schemas (e.g. of file contents); raise TaskSpecError naming file and field."""
+
+    @classmethod
+    def extra_models(cls, spec: TaskSpec) -> list[str]:
+        """Model specs this task needs besides the run's model (e.g. an ensemble); the runner loads them."""
+        return []
 
     @classmethod
     def docs(cls) -> dict[str, list[tuple[str, str]]]:

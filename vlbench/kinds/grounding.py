@@ -20,6 +20,7 @@ from vlbench.datasets.grounding import (
     ProposalView,
     load_detections,
 )
+from vlbench.errors import VLBenchError
 from vlbench.kinds.base import Decisions, RunContext, TaskKind
 from vlbench.kinds.registry import TASK_KINDS
 from vlbench.schema import SchemaError, as_dict, option, schema
@@ -38,6 +39,10 @@ class GroundingProtocol(ProtocolFields):
     square: bool = option(True, help="squash each view to the model's square input")
     iou_threshold: float = option(0.5, help="a prediction is correct when IoU with the target is above this", low=0, high=1)
     text_field: str = option("raw", help="field of a refer sentence used as the expression (raw, sent, ...)")
+    ensemble: list[str] = option([], help="model specs scored beside the run's model (ReCLIP: RN50x16 + ViT-B/32); "
+                                         "each model's view cosines are scaled by its logit scale and summed")
+    box_area_threshold: float = option(0.0, help="proposals whose area / image area is not above this are excluded "
+                                                 "(unless none is left), as ReCLIP's --box_area_threshold", low=0, high=1)
 
     def check(self) -> None:
         if not self.representations:
@@ -66,6 +71,10 @@ class GroundingKind(TaskKind):
     def protocol(cls, spec: TaskSpec) -> dict[str, Any]:
         return as_dict(cls.options(spec))
 
+    @classmethod
+    def extra_models(cls, spec: TaskSpec) -> list[str]:
+        return list(cls.options(spec).ensemble)
+
     def load(self, spec: TaskSpec, ctx: RunContext) -> tuple[Any, Any]:
         data, located = super().load(spec, ctx)
         data = data.limited(ctx.limit)
@@ -73,19 +82,29 @@ class GroundingKind(TaskKind):
         if detections_file is not None:
             detections = load_detections(detections_file)
             for sample in data.samples:
-                if sample.image_id in detections:
+                if detections.get(sample.image_id):
                     sample.proposals = detections[sample.image_id]
-                else:  # as ReCLIP: an image without detections is scored as one whole-image box
+                else:  # as ReCLIP main.py: an image with no (or an empty list of) detections is one whole-image box
                     width, height = sample.image.load().size
                     sample.proposals = [(0.0, 0.0, float(width), float(height))]
         return data, located
+
+    @staticmethod
+    def members(model: Any, spec: TaskSpec, ctx: RunContext) -> list[tuple[str, Any, Any, float]]:
+        """(model id, model, encoder, weight) of every scoring model: the run's alone (weight 1), or with
+        the ensemble's, each weighted by its logit scale as ReCLIP's ClipExecutor sums logits."""
+        if not ctx.models:
+            return [(model.spec.id, model, ctx.encoder, 1.0)]
+        everyone = [(model.spec.id, model, ctx.encoder)] + [(text, m, e) for text, (m, e) in ctx.models.items()]
+        return [(name, m, e, m.logit_scale) for name, m, e in everyone]
 
     def decide(self, model: Any, data: GroundingData, spec: TaskSpec) -> Decisions:
         protocol = self.protocol(spec)
         return Decisions(protocol={**protocol, "square_size": model.input_size if protocol["square"] else None,
                                    "proposals": "detections file" if spec.file("detections") else "ground-truth boxes"})
 
-    def predict(self, model: Any, data: GroundingData, spec: TaskSpec, ctx: RunContext) -> Iterator[dict[str, Any]]:
+    def model_scores(self, model: Any, encoder: Any, data: GroundingData, spec: TaskSpec) -> list[list[float]]:
+        """Per sample, per proposal: the sum over views of cos(view, prompt) under one model."""
         protocol = self.protocol(spec)
         square = model.input_size if protocol["square"] else None
         views = {
@@ -96,24 +115,52 @@ class GroundingKind(TaskKind):
         }
         unique = list({v.key: v for v in views.values()}.values())
         position = {v.key: n for n, v in enumerate(unique)}
-        image_emb = ctx.encoder.images(unique, f"{spec.name} proposals")
+        image_emb = encoder.images(unique, f"{spec.name} proposals")
         prompts = [protocol["template"].format(s.expression.lower() if protocol["lowercase"] else s.expression) for s in data.samples]
-        text_emb = ctx.encoder.texts(prompts, f"{spec.name} expressions")
+        text_emb = encoder.texts(prompts, f"{spec.name} expressions")
+        return [
+            [float((image_emb[[position[views[(i, p, mode)].key] for mode in protocol["representations"]]] @ text_emb[i]).sum())
+             for p in range(len(sample.proposals))]
+            for i, sample in enumerate(data.samples)
+        ]
+
+    def predict(self, model: Any, data: GroundingData, spec: TaskSpec, ctx: RunContext) -> Iterator[dict[str, Any]]:
+        members = self.members(model, spec, ctx)
+        per_model = {name: self.model_scores(m, encoder, data, spec) for name, m, encoder, _ in members}
+        weights = {name: weight for name, _, _, weight in members}
+        sizes: dict[str, list[int]] = {}
         for i, sample in enumerate(data.samples):
-            scores = []
-            for p in range(len(sample.proposals)):
-                rows = [position[views[(i, p, mode)].key] for mode in protocol["representations"]]
-                scores.append(float((image_emb[rows] @ text_emb[i]).sum()))
-            yield {"i": i, "id": sample.id, "expression": sample.expression, "target": list(sample.target),
-                   "proposals": [list(b) for b in sample.proposals], "scores": scores}
+            scores = [sum(weights[name] * per_model[name][i][p] for name in per_model) for p in range(len(sample.proposals))]
+            if sample.image.key not in sizes:
+                sizes[sample.image.key] = list(sample.image.load().size)
+            record = {"i": i, "id": sample.id, "expression": sample.expression, "target": list(sample.target),
+                      "proposals": [list(b) for b in sample.proposals], "scores": scores, "image_size": sizes[sample.image.key]}
+            if len(members) > 1:
+                record["model_scores"] = {name: per_model[name][i] for name in per_model}
+                record["weights"] = weights
+            yield record
 
     def score(self, records: Iterable[dict[str, Any]], spec: TaskSpec) -> dict[str, float]:
-        threshold = float(self.protocol(spec)["iou_threshold"])
+        protocol = self.protocol(spec)
+        threshold, area_threshold = float(protocol["iou_threshold"]), float(protocol["box_area_threshold"])
         hits = []
         for record in records:
             if not record["scores"]:  # no proposal at all: nothing can be right
                 hits.append(False)
                 continue
-            best = int(np.argmax(record["scores"]))
+            kept = candidates(record, area_threshold)
+            best = max(kept, key=lambda p: (record["scores"][p], -p))  # the first maximum among the candidates
             hits.append(metrics.box_iou(record["proposals"][best], record["target"]) > threshold)
         return {"accuracy": float(np.mean(hits)) if hits else float("nan")}
+
+
+def candidates(record: dict[str, Any], area_threshold: float) -> list[int]:
+    """Proposals whose area / image area is above the threshold (zero-area boxes never are); all of
+    them when none is (ReCLIP interpreter.py Environment.filter / filter_area)."""
+    size = record.get("image_size")
+    if size is None and area_threshold > 0:
+        raise VLBenchError("these records have no image sizes (written by an older vlbench); rerun the task to use box_area_threshold")
+    image_area = float(size[0] * size[1]) if size else 1.0
+    areas = [max(0.0, x1 - x0) * max(0.0, y1 - y0) for x0, y0, x1, y1 in record["proposals"]]
+    kept = [p for p, area in enumerate(areas) if area / image_area > area_threshold]
+    return kept or list(range(len(areas)))

@@ -45,12 +45,19 @@ class SegmentationProtocol(ProtocolFields):
     pamr_steps: int = option(0, help="PAMR refinement iterations (0: none)", low=0)
     pamr_dilations: list[int] = option([8, 16], help="PAMR dilations", low=1)
     synonym_separator: str = option(", ", help="splits a class-name line into synonyms (separate queries)")
+    pixel_mean: list[float] | None = option(None, help="image normalisation mean, RGB on the 0-255 scale as mmseg configs write it (default: the model's)")
+    pixel_std: list[float] | None = option(None, help="image normalisation std, RGB on the 0-255 scale (default: the model's)", gt=0)
 
     def check(self) -> None:
         if self.window and not (self.stride and self.stride <= self.window):
             raise SchemaError("stride", f"window and stride must be whole numbers with 0 < stride <= window, got {self.window!r} / {self.stride!r}")
         if not self.pamr_dilations:
             raise SchemaError("pamr_dilations", "expected a non-empty list of positive whole numbers")
+        for name in ("pixel_mean", "pixel_std"):
+            if getattr(self, name) is not None and len(getattr(self, name)) != 3:
+                raise SchemaError(name, "expected three values (R, G, B)")
+        if (self.pixel_mean is None) != (self.pixel_std is None):
+            raise SchemaError("pixel_std", "set pixel_mean and pixel_std together")
 
 
 @schema
@@ -101,7 +108,10 @@ def query_logits(
     model: Any, image: torch.Tensor, queries: torch.Tensor, protocol: dict[str, Any], variant: str, batch_size: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Raw cosine similarities [Q, h, w] at the resized image's size (windows averaged), and the normalised image."""
-    mean, std = model.pixel_mean_std
+    if protocol.get("pixel_mean") is not None:  # a paper's own normalisation, e.g. MaskCLIP's ImageNet values
+        mean, std = [m / 255 for m in protocol["pixel_mean"]], [s / 255 for s in protocol["pixel_std"]]
+    else:
+        mean, std = model.pixel_mean_std
     normalised = (image / 255 - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
     height, width = image.shape[-2:]
     total = torch.zeros(len(queries), height, width)
