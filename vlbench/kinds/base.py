@@ -60,7 +60,8 @@ class Reader(Protocol):
     """Reads one on-disk format into the data structure its kind works on.
 
     ``options`` is the schema of the format's source keys (a ``vlbench.taskfile.SourceFields``
-    subclass), checked when the task is planned, before any model loads.
+    subclass), checked when the task is planned, before any model loads. A reader without one (an
+    older plugin) gets only its ``required`` keys checked, and unknown keys pass.
     """
 
     options: type
