@@ -141,3 +141,16 @@ def test_kind_docs_and_json_schema_come_from_the_schemas(tmp_path):
     assert seg["protocol"]["properties"]["prob_threshold"] == {
         "type": "number", "minimum": 0, "maximum": 1, "description": seg["protocol"]["properties"]["prob_threshold"]["description"], "default": 0.0}
     assert seg["protocol"]["additionalProperties"] is False
+
+
+def test_a_plugin_reader_without_a_schema_keeps_its_required_keys_check(tmp_path, monkeypatch):
+    from vlbench.datasets.segmentation import SEGMENTATION_READERS
+
+    class PluginReader:  # an older reader: 'required' only, no 'options' schema
+        required = ("masks",)
+
+    monkeypatch.setitem(SEGMENTATION_READERS._items, "plugin", PluginReader)
+    source = "{{format: mmseg, path: voc, img_dir: JPEGImages, ann_dir: SegmentationClass}}"
+    error = error_of(task_file(tmp_path, GOOD.replace(source, "{{format: plugin, path: p}}")))
+    assert error.field == "dataset.sources[0].masks" and "plugin format needs it" in error.problem
+    load_task_file(task_file(tmp_path, GOOD.replace(source, "{{format: plugin, masks: m, anything: 1}}")))
