@@ -12,15 +12,17 @@ from conftest import REPO
 from selection_fixtures import BLUE, RED, placeholder, write_sugarcrepe_pp, write_valse
 
 from vlbench.catalog import Catalog
-from vlbench.datasets.records import FIELD_OPTIONS, FILTER_OPTIONS, SOURCE_OPTIONS, RecordsReader
+from vlbench.datasets.records import FilterCondition, RecordFields, RecordsReader, RecordsSource
 from vlbench.errors import TaskSpecError, VLBenchError
 from vlbench.kinds.base import RunContext
 from vlbench.kinds.selection import SelectionKind, winoground_rule
-from vlbench.kinds.selection_outcomes import OUTCOME_OPTIONS
+from vlbench.kinds.selection_outcomes import Outcome
+from vlbench.schema import describe
 from vlbench.rescore import rescore
 from vlbench.results import load_result
 from vlbench.runner import Runner, RunOptions
-from vlbench.specs import TaskSpec, load_task_file
+from vlbench.specs import TaskSpec
+from vlbench.validation import load_task_file
 
 sys.path.insert(0, str(REPO / "tests" / "plugins"))
 import color_adapter  # noqa: E402
@@ -153,7 +155,8 @@ def test_a_wrong_field_is_one_line_at_planning_before_the_model_loads(tmp_path, 
     assert "fields there: dataset, original_split" in message and "mturk.caption" in message
 
 
-BASE = ("task: t\nkind: selection\nversion: 1\n"
+HEAD = "task: t\nkind: selection\nversion: 1\n"
+BASE = (HEAD +
         "dataset:\n  sources:\n    - {format: records, annotation: a.json, fields: {image: f, positives: p, negatives: n, groups: g}}\n")
 
 
@@ -167,24 +170,24 @@ BASE = ("task: t\nkind: selection\nversion: 1\n"
     ("protocol: {outcomes: {acc: {rule: pairwise, macro: p}}}\nmetrics: [acc]\nmain_metric: acc\n", "protocol.outcomes.acc.macro", "fields.groups"),
     ("protocol: {outcomes: {acc: {rule: pairwise, ancor: p}}}\nmetrics: [acc]\nmain_metric: acc\n", "protocol.outcomes.acc.ancor", "did you mean: anchor"),
     ("protocol: {outcomes: {acc: {rule: group_match}}}\nmetrics: [acc]\nmain_metric: acc\n", "protocol.outcomes.acc.rule", "fields.captions"),
-    ("protocol: {outcomes: {acc: {rule: pairwise}}}\nmetrics: [acc, other]\nmain_metric: acc\n", "metrics", "'other' is not a declared outcome"),
+    ("protocol: {outcomes: {acc: {rule: pairwise}}}\nmetrics: [acc, other]\nmain_metric: acc\n", "metrics", "'other' is not a selection metric"),
     ("dataset: {sources: [{format: records, annotation: a.json, fields: {image: f, positives: p, negatives: n}}], filter: [{field: v, atleast: 2}]}\nprotocol: {outcomes: {acc: {rule: pairwise}}}\nmetrics: [acc]\nmain_metric: acc\n",
      "filter[0].atleast", "did you mean: at_least"),
     ("dataset: {sources: [{format: records, annotation: a.json, fields: {image: f, positives: p, negatives: n}}], filter: [{field: v, at_least: two}]}\nprotocol: {outcomes: {acc: {rule: pairwise}}}\nmetrics: [acc]\nmain_metric: acc\n",
-     "filter[0].at_least", "expected int or float"),
+     "filter[0].at_least", "expected number or null"),
 ])
 def test_task_file_mistakes_are_refused_when_the_file_is_read(tmp_path, body, field, problem):
     task = tmp_path / "t.yaml"
-    task.write_text(BASE + body)
+    task.write_text((HEAD if body.startswith("dataset") else BASE) + body)
     with pytest.raises(TaskSpecError) as error:
         load_task_file(task)
     assert field in error.value.field and problem in error.value.problem
 
 
 def test_every_option_is_declared_with_type_default_and_meaning():
-    for table in (SOURCE_OPTIONS, FIELD_OPTIONS, FILTER_OPTIONS, OUTCOME_OPTIONS):
-        for option in table.values():
-            assert option.types and option.meaning and option.type_name
+    for schema in (RecordsSource, RecordFields, FilterCondition, Outcome):
+        for row in describe(schema):
+            assert row.type and row.default and row.help, row
 
 
 # -- rules, by hand ----------------------------------------------------------------------------------
@@ -256,7 +259,7 @@ def test_sugarcrepe_pp_image_and_text_metrics_through_the_runner(tmp_path):
     outcomes = run(tmp_path, ["sugarcrepe_pp_swap_obj"])
     # item 1: all right; item 2: only P1 beats N, P1-P2 below P1-N; item 3: image wrong, P1 = P2 in text
     assert outcomes["sugarcrepe_pp_swap_obj"].metrics == pytest.approx({"itt": 1 / 3, "tot": 2 / 3, "itt_p1": 2 / 3, "itt_p2": 1 / 3})
-    result_file = tmp_path / "res" / FOLDER / "sugarcrepe_pp_swap_obj.json"
+    result_file = outcomes["sugarcrepe_pp_swap_obj"].result_file
     result = load_result(result_file)
     assert rescore(result_file, result) == pytest.approx(result["metrics"])
     with gzip.open(result_file.parent / result["samples"], "rt") as f:

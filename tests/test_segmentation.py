@@ -114,9 +114,10 @@ def test_segmentation_end_to_end_on_voc_and_shapes(cli, tmp_path):
     assert result.returncode == 0, result.stderr
     folder = tmp_path / "res" / "openclip__vlbench-tiny@random"
     voc = read_result(folder, "voc21")
-    assert voc["task"]["run_settings"]["dense_variant"] == "naclip"
+    assert voc["task"]["overrides"]["protocol.dense_variant"] == "naclip" and "dense_variant" not in voc["task"]["run_settings"]
     used = voc["task"]["protocol_used"]
-    assert used["dense_variant"] == "naclip" and used["protocol"]["pamr_steps"] == 2 and used["protocol"]["window"] == 0
+    assert used["dense_variant"] == "naclip" and used["dense_variant_from"].startswith("--dense-variant")
+    assert used["protocol"]["pamr_steps"] == 2 and used["protocol"]["window"] == 0
     assert used["protocol"]["logit_scale"] == 65 and used["queries"] == 56  # SCLIP's voc21 names: 26 background words
     with gzip.open(folder / "voc21" / voc["samples"], "rt") as f:
         records = [json.loads(line) for line in f]

@@ -97,7 +97,7 @@ def test_rule_and_metrics_must_match(tmp_path):
     task.write_text("task: t\nkind: selection\nversion: 1\ndataset: {sources: [{format: shapes, variant: relation_swap, seed: 1, n: 2}]}\n"
                     "protocol: {rule: strict}\nmetrics: [group_score]\nmain_metric: group_score\n")
     from vlbench.errors import TaskSpecError
-    from vlbench.specs import load_task_file
+    from vlbench.validation import load_task_file
 
     with pytest.raises(TaskSpecError, match="does not go with rule 'strict'"):
         load_task_file(task)
@@ -217,7 +217,7 @@ def test_order_reader_generates_saves_and_reuses_options(tmp_path):
     options_file.write_text(json.dumps(saved))
     reused = AroOrderReader().read(str(tmp_path / "aro"), source, order_spec(options_file=str(options_file), tagger="spacy"), RunContext(tmp_path, None))  # type: ignore[arg-type]
     assert [i.captions for i in reused.instances] == [i.captions for i in data.instances]
-    reseeded = AroOrderReader().read(str(tmp_path / "aro"), source, order_spec(), RunContext(tmp_path, None, seed=7))  # type: ignore[arg-type]
+    reseeded = AroOrderReader().read(str(tmp_path / "aro"), source, order_spec(seed=7), RunContext(tmp_path, None))  # type: ignore[arg-type]
     assert reseeded.artifacts["options"]["seed"] == 7
     saved["items"][0]["caption"] = "something else"
     options_file.write_text(json.dumps(saved))

@@ -6,7 +6,8 @@ import pytest
 
 from vlbench.catalog import Catalog
 from vlbench.errors import TaskSpecError, UnknownNameError, VLBenchError
-from vlbench.specs import load_task_file, parse_override
+from vlbench.specs import parse_override
+from vlbench.validation import load_task_file
 
 
 def write(path: Path, text: str) -> Path:

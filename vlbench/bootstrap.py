@@ -179,6 +179,15 @@ class SelectionResampler(Resampler):
         from vlbench.kinds.selection import SELECTION_RULES
 
         super().__init__(records, spec)
+        self.keys = [r.get("id", r.get("i")) for r in records]
+        self.groups = None
+        self.declared = "outcomes" in spec.protocol
+        if self.declared:  # records format: each declared outcome that is a plain mean over items
+            from vlbench.kinds.selection_outcomes import outcome_values
+
+            self.values = {name: np.asarray(outcome_values(list(records), options), dtype=np.float64)
+                           for name, options in spec.protocol["outcomes"].items() if not options.get("macro")}
+            return
         rule = SELECTION_RULES.get(spec.protocol["rule"])
         decided = [rule(r["scores"], r.get("answer")) for r in records]
         self.keys = [r.get("id", r.get("i")) for r in records]
@@ -204,6 +213,8 @@ class SelectionResampler(Resampler):
         return list(self.keys)
 
     def outcomes(self, name: str) -> np.ndarray | None:
+        if self.declared:
+            return self.values.get(name)
         key = {"accuracy": "correct", "text_score": "text", "image_score": "image", "group_score": "group"}.get(name)
         return self.values.get(key) if key else None
 

@@ -16,7 +16,8 @@ from vlbench import paths
 from vlbench.errors import TaskSpecError, UnknownNameError, VLBenchError
 from vlbench.models import MODEL_ADAPTERS, ModelSpec, parse_model_spec
 from vlbench.registry import did_you_mean
-from vlbench.specs import TaskSpec, deep_merge, load_task_file, read_yaml
+from vlbench.specs import TaskSpec, deep_merge, read_yaml
+from vlbench.validation import load_task_file
 
 AGGREGATES = ("mean", "micro")
 
@@ -155,9 +156,12 @@ class Catalog:
                 raise UnknownNameError(f"unknown task or suite '{item}'{hint}; see 'vlbench list tasks'")
         return list(dict.fromkeys(chosen))
 
-    def load_task(self, item: str | Path, overrides: Mapping[str, Any] | None = None) -> TaskSpec:
+    def load_task(
+        self, item: str | Path, overrides: Mapping[str, Any] | None = None, shorthands: Mapping[str, Any] | None = None, protocol: str | None = None
+    ) -> TaskSpec:
+        """One task, checked against its schemas; ``shorthands`` and ``protocol`` as in ``vlbench.validation``."""
         path = item if isinstance(item, Path) else self.tasks[item]
-        return load_task_file(path, overrides)
+        return load_task_file(path, overrides, shorthands, protocol)
 
     # -- models ----------------------------------------------------------------------------------
     def resolve_models(self, texts: Iterable[str], _seen: tuple[str, ...] = ()) -> list[ModelSpec]:

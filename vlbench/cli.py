@@ -139,8 +139,9 @@ def run(
     set_: list[str] = typer.Option([], "--set", help="Override a task field: key=value (e.g. dataset.path=/data/pets), or TASK:key=value for one task. Repeatable."),
     hf_hub: bool = typer.Option(False, "--hf-hub", help="Allow downloading datasets from the Hugging Face Hub when not found locally."),
     skip_missing: bool = typer.Option(False, "--skip-missing", help="Skip tasks whose data is missing instead of stopping."),
-    dense_variant: Optional[str] = typer.Option(None, "--dense-variant", help="Segmentation: last-block variant plain|maskclip|sclip|clearclip|naclip (default: each task's own; recorded)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for tasks that draw random numbers (ARO order); default: each task's own (recorded)."),
+    dense_variant: Optional[str] = typer.Option(None, "--dense-variant", help="Shorthand for --set protocol.dense_variant=X (plain|maskclip|sclip|clearclip|naclip) on segmentation tasks; the rest of their protocol is kept."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Shorthand for --set protocol.seed=N on the tasks whose protocol sets a seed (ARO order)."),
+    protocol: Optional[str] = typer.Option(None, "--protocol", help="A paper's own settings for the tasks it covers, e.g. naclip, clearclip, maskclip (see README)."),
     decode: Decode = typer.Option(Decode.pil, "--decode", help="pil (default, reproduces reference numbers) or gpu: JPEGs decoded by torchvision.io on the GPU (on the CPU without CUDA) with the model's resize/crop/normalisation as tensor ops; recorded."),
     shard: Optional[str] = typer.Option(None, "--shard", help="K/N: run block K (0-based) of N of the sorted (model, task) grid, e.g. --shard $SLURM_ARRAY_TASK_ID/8."),
     leaderboard_file: Optional[Path] = typer.Option(None, "--leaderboard", help="At the end, write a leaderboard of this run's models (.md: Markdown, else CSV) from every result under --output."),
@@ -191,6 +192,7 @@ def run(
         overrides={**({"language": language} if language else {}), **dict(parse_override(item) for item in set_)},
         cache_dir=None if no_cache else _cache_dir(cache_dir),
         full_text_padding=full_text_padding,
+        protocol=protocol,
     )
     shard_part = Shard.parse(shard) if shard else None
     world = distributed.init(device.value)
@@ -244,23 +246,29 @@ class ListWhat(str, Enum):
     tasks = "tasks"
     suites = "suites"
     models = "models"
+    kinds = "kinds"
 
 
 @app.command("list")
 @user_errors
 def list_(
-    what: ListWhat = typer.Argument(..., help="tasks, suites or models"),
+    what: ListWhat = typer.Argument(..., help="tasks, suites, models or kinds"),
     data_root: Path = typer.Option(paths.default_data_root(), "--data-root", envvar=paths.DATA_ROOT_ENV),
     all_: bool = typer.Option(False, "--all", help="models: also every open_clip architecture@tag."),
     tasks_dir: Optional[list[Path]] = TasksDirOption,
     registry: Optional[list[Path]] = RegistryOption,
 ) -> None:
-    """List tasks (with whether their data is found), suites or models."""
+    """List tasks (with whether their data is found), suites, models or task kinds."""
     from rich.markup import escape
 
     from vlbench.console import console
     from vlbench.kinds import TASK_KINDS
 
+    if what is ListWhat.kinds:
+        from vlbench.kind_docs import print_kinds
+
+        print_kinds()
+        return
     catalog = _catalog(tasks_dir, registry)
     if what is ListWhat.tasks:
         table = Table("task", "kind", "data", "main metric", "description")
@@ -301,12 +309,17 @@ def list_(
 @app.command()
 @user_errors
 def show(
-    task: str = typer.Argument(..., help="A task name or task-file path."),
+    task: str = typer.Argument(..., help="A task name or task-file path, or kind:NAME for a task kind's options."),
     data_root: Path = typer.Option(paths.default_data_root(), "--data-root", envvar=paths.DATA_ROOT_ENV),
     tasks_dir: Optional[list[Path]] = TasksDirOption,
     registry: Optional[list[Path]] = RegistryOption,
 ) -> None:
-    """What a task measures, how, and where its data must be."""
+    """What a task measures, how, and where its data must be; kind:NAME: every option of a kind."""
+    if task.startswith("kind:"):
+        from vlbench.kind_docs import print_kind
+
+        print_kind(task.split(":", 1)[1])
+        return
     import yaml
     from rich.markup import escape
 
@@ -332,6 +345,24 @@ def show(
             console.print(f"[bold]{label}:[/bold] {escape(' '.join(str(text).split()))}", highlight=False)
     shown = {k: v for k, v in spec.config.items() if k in ("dataset", "files", "protocol", "metrics", "main_metric")}
     console.print(yaml.safe_dump(shown, sort_keys=False, width=120), highlight=False, markup=False)
+
+
+@app.command("schema")
+@user_errors
+def schema_(
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the JSON schema here (default: print it)."),
+) -> None:
+    """JSON schema of task files, generated from the kinds' and formats' schemas (for editors)."""
+    import json
+
+    from vlbench.results import atomic_write_text
+    from vlbench.validation import task_json_schema
+
+    text = json.dumps(task_json_schema(), indent=1, ensure_ascii=False) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        atomic_write_text(out, text)
 
 
 class Format(str, Enum):

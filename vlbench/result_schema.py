@@ -250,11 +250,16 @@ def scan(results_dir: Path, warn: Callable[[str], None] | None = None) -> Iterat
 
 
 def _applies(key: str, kind: str) -> bool:
-    """Whether a run of this kind records the setting ``key`` (e.g. dense_variant only for segmentation)."""
+    """Whether a run of this kind can record the setting ``key``: a shorthand's protocol field
+    (``protocol.dense_variant``, ``protocol.seed``) only where the kind's protocol schema has it."""
     from vlbench.kinds import TASK_KINDS
+    from vlbench.schema import fields_of
+    from vlbench.validation import SHORTHANDS
 
-    specific = {name for k in TASK_KINDS.names() for name in getattr(TASK_KINDS.get(k), "run_settings_used", ())}
-    return key not in specific or (kind in TASK_KINDS and key in getattr(TASK_KINDS.get(kind), "run_settings_used", ()))
+    field = key.removeprefix("protocol.")
+    if not key.startswith("protocol.") or field not in SHORTHANDS.values() or kind not in TASK_KINDS:
+        return True
+    return field in fields_of(TASK_KINDS.get(kind).protocol_schema)
 
 
 def pick(candidates: list[tuple[Path, Result]], settings: dict[str, str] | None = None, include_partial: bool = False) -> tuple[Path, Result] | None:
@@ -265,7 +270,10 @@ def pick(candidates: list[tuple[Path, Result]], settings: dict[str, str] | None 
     classification), so with none asked only default runs; with ``include_partial``, ``--limit``
     runs too (``limit=N`` asks for the runs of that limit only). Preferred: full over partial, then the current schema, then the newest.
     """
-    wanted = dict(settings or {})
+    from vlbench.validation import SHORTHANDS
+
+    # --settings dense_variant=X means the field its shorthand sets
+    wanted = {f"protocol.{SHORTHANDS[k]}" if k in SHORTHANDS else k: v for k, v in (settings or {}).items()}
 
     limit = wanted.pop("limit", None)  # --settings limit=N: the smoke runs of that size
 

@@ -10,7 +10,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 
-from vlbench import bootstrap, distributed, result_schema
+from vlbench import bootstrap, distributed, named_protocols, result_schema
 from vlbench.catalog import Catalog
 from vlbench.encoding import Encoder, Progress, SilentProgress
 from vlbench.errors import CapabilityError, DatasetNotFoundError, ModelLoadError, VLBenchError
@@ -51,24 +51,24 @@ class RunOptions:
     cache_dir: Path | None = None  # the persistent embedding cache; None: off
     full_text_padding: bool = False  # pad texts to the context length even where trimming is exact
     strict: bool = False  # a task the model cannot do is an error, not an "unsupported" row
+    protocol: str | None = None  # a named protocol (vlbench.named_protocols) for the tasks it covers
     overrides: Mapping[str, Any] = field(default_factory=dict)
 
     def overrides_for(self, task: str) -> dict[str, Any]:
         """The --set values that apply to one task (unscoped ones and those scoped to it)."""
         return {k.split(":", 1)[-1]: v for k, v in self.overrides.items() if ":" not in k or k.split(":", 1)[0] == task}
 
+    def shorthands(self) -> dict[str, Any]:
+        """--seed and --dense-variant: set protocol.seed / protocol.dense_variant of the tasks that have them."""
+        return {"seed": self.seed, "dense_variant": self.dense_variant}
+
     def run_settings(self, kind: TaskKind | None = None) -> dict[str, Any]:
-        """Settings that change a task's numbers, and so its config hash."""
+        """Settings that change a task's numbers, and so its config hash (shorthands change its config)."""
         settings: dict[str, Any] = {"limit": self.limit}
-        if self.seed is not None:
-            settings["seed"] = self.seed
         if self.precision != "fp32":
             settings["precision"] = self.precision
         if self.decode != "pil":
             settings["decode"] = self.decode
-        for name in getattr(kind, "run_settings_used", ()):
-            if getattr(self, name) is not None:
-                settings[name] = getattr(self, name)
         return settings
 
 
@@ -102,6 +102,7 @@ class Runner:
         self.options = options
         self.progress = progress or SilentProgress()
         self.log = log or (lambda message: None)
+        self._extra: dict[str, tuple[ModelAdapter, Encoder]] = {}  # models tasks asked for, loaded once per run
 
     def plan(self, model_text: str, selection: Iterable[str]) -> tuple[ModelSpec, list[TaskSpec]]:
         """Resolve the model spec and every task (validating all task files) before any work."""
@@ -112,20 +113,22 @@ class Runner:
         items = self.catalog.select(selection)
         if not items:
             raise VLBenchError("no tasks selected; pass --tasks (see 'vlbench list tasks')")
-        tasks = [self.catalog.load_task(item, self.options.overrides) for item in items]
         if self.options.dense_variant is not None:
             from vlbench.models.dense import DENSE_VARIANTS
 
             DENSE_VARIANTS.get(self.options.dense_variant)  # unknown names fail here, with suggestions
+        tasks = [self.catalog.load_task(item, self.options.overrides, self.options.shorthands(), self.options.protocol) for item in items]
+        named_protocols.check_used(self.options.protocol, {t.name: t.named_protocol is not None for t in tasks},
+                                   {t.name: t.source_file for t in tasks})
         names = [t.name for t in tasks]
         duplicates = {n for n in names if names.count(n) > 1}
         if duplicates:
             raise VLBenchError(f"two selected task files share the name(s) {sorted(duplicates)}")
         unused = [key for key in self.options.overrides if ":" not in key and not any(key in t.overrides for t in tasks)]
         if unused:
-            from vlbench.specs import settable_keys
+            from vlbench.validation import settable_keys
 
-            known = set().union(*(settable_keys(t.config, TASK_KINDS.get(t.kind).protocol_keys) for t in tasks))
+            known = set().union(*(settable_keys(t.config) for t in tasks))
             raise VLBenchError(f"--set {unused[0]}: no selected task has that field{did_you_mean(unused[0], known)}")
         stray_scopes = sorted({key.split(":", 1)[0] for key in self.options.overrides if ":" in key} - set(names))
         if stray_scopes:
@@ -283,6 +286,13 @@ class Runner:
                 outcomes[task.name] = TaskOutcome(task.name, "unsupported", task.main_metric, note=reason)
         return kept
 
+    def extra_model(self, text: str, like: Encoder) -> tuple[ModelAdapter, Encoder]:
+        """A model a task needs besides the run's (e.g. an ensemble member), with an encoder like the run's."""
+        if text not in self._extra:
+            model = self.load_model(self.catalog.resolve_model(text))
+            self._extra[text] = (model, Encoder(model, batch_size=like.batch_size, num_workers=like.num_workers, progress=like.progress))
+        return self._extra[text]
+
     def load_model(self, spec: ModelSpec) -> ModelAdapter:
         adapter_class = self.catalog.adapter_class(spec.adapter)
         device = resolve_device(self.options.device)
@@ -325,11 +335,14 @@ class Runner:
             encoder=encoder,
             limit=self.options.limit,
             allow_hub=self.options.allow_hub,
-            seed=self.options.seed,
-            dense_variant=self.options.dense_variant,
             item_shard=(distributed.current().rank, distributed.current().world_size),
         )
+        ctx.models = {text: self.extra_model(text, encoder) for text in kind.extra_models(task)}
         data, located = kind.load(task, ctx)
+        decisions = kind.decide(model, data, task)
+        if ctx.models:
+            decisions.protocol["models"] = {m.spec.id: {"logit_scale": m.logit_scale, "fingerprint": m.fingerprint()}
+                                            for m in [model, *(m for m, _ in ctx.models.values())]}
         loaded = time.perf_counter()
         predictions = kind.predict(model, data, task, ctx)
         if distributed.current().active and kind.shards_items:
@@ -359,7 +372,7 @@ class Runner:
                 if self.options.bootstrap_replicates > 0 else ({}, None)
             artifacts = {}
             with writing(path.parent):
-                for name, payload in getattr(data, "artifacts", {}).items():
+                for name, payload in decisions.artifacts.items():
                     artifact = artifact_path(path, name)
                     artifacts[name] = {"file": artifact.name, "sha256": write_json_gz(artifact, payload)}
         except BaseException:
@@ -388,7 +401,7 @@ class Runner:
                 files=task.file_records(),
                 run_settings=run_settings,
                 overrides=task.overrides,
-                protocol_used=ctx.info,
+                protocol_used=decisions.protocol,
                 config=task.config,
             ),
             metrics=metrics,

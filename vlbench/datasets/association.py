@@ -13,6 +13,7 @@ from vlbench.datasets import hf
 from vlbench.datasets.images import ImageRef, _decode
 from vlbench.errors import VLBenchError
 from vlbench.registry import Registry
+from vlbench.taskfile import SplitSource
 
 ASSOCIATION_READERS: Registry = Registry("association dataset format")
 
@@ -56,6 +57,8 @@ class HFListImage:
 class WinoGavilReader:
     """nlphuji/winogavil as DataComp reads it: columns ``candidate_images`` (list of images),
     ``candidates`` (their names), ``associations`` (the names associated with ``cue``)."""
+
+    options = SplitSource
 
     def exists(self, location: Path, source: dict[str, Any]) -> bool:
         return hf.exists(location)

@@ -20,6 +20,8 @@ from vlbench.datasets.shapes import (
 )
 from vlbench.errors import VLBenchError
 from vlbench.registry import Registry
+from vlbench.schema import option, schema
+from vlbench.taskfile import SourceFields, SplitSource
 from vlbench.safe_pickle import NUMPY_ARRAYS, load_pickle
 
 CLASSIFICATION_READERS: Registry = Registry("classification dataset format")
@@ -49,6 +51,12 @@ def natural_key(text: str) -> list[Any]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
+@schema
+class HFClassificationSource(SplitSource):
+    image_key: str = option("image", help="image column")
+    label_key: str = option("label", help="label column (class names from its ClassLabel names)")
+
+
 @CLASSIFICATION_READERS.register("imagefolder")
 class ImageFolderReader:
     """``<root>/<class>/<image>``; classes in sorted folder order, names from folder names.
@@ -56,6 +64,8 @@ class ImageFolderReader:
     With ``files.class_subset`` in the task (e.g. ObjectNet's 113 of its 313 folders), only the
     folders named there are read.
     """
+
+    options = SourceFields
 
     def exists(self, location: Path, source: dict[str, Any]) -> bool:
         return location.is_dir() and any(p.is_dir() for p in location.iterdir())
@@ -82,12 +92,20 @@ class ImageFolderReader:
         return ClassificationData(images, labels, classnames=names)
 
 
+@schema
+class TorchvisionSource(SourceFields):
+    dataset: str = option(help="the torchvision.datasets class, e.g. Food101")
+    args: dict[str, Any] = option({}, help="keyword arguments of the class besides root and download, e.g. {split: test}")
+
+
 @CLASSIFICATION_READERS.register("objectnet")
 class ObjectNetReader:
     """ObjectNet 1.0 as CLIP_benchmark reads it: ``objectnet-1.0/images/<folder>/`` and the release's
     mapping files beside it (``folder_to_objectnet_label.json``, ``objectnet_to_imagenet_1k.json``,
     in ``<root>`` or ``<root>/objectnet-1.0/mappings``). Only the 113 classes that map to ImageNet
     are read; labels follow their sorted folder names, class names are their lower-cased labels."""
+
+    options = SourceFields
 
     MAPPINGS = ("folder_to_objectnet_label.json", "objectnet_to_imagenet_1k.json")
 
@@ -141,7 +159,7 @@ class TorchvisionReader:
     ``Food101(root=<data root>/food101, download=False, split="test")``. Class names from its
     ``classes``, labels from its label list (or its samples)."""
 
-    required = ("dataset",)
+    options = TorchvisionSource
 
     def _open(self, location: Path, source: dict[str, Any]) -> Any:
         import torchvision.datasets
@@ -190,6 +208,8 @@ def torchvision_labels(dataset: Any) -> list[int]:
 class CifarReader:
     """The official python-version archives, extracted: ``cifar-10-batches-py`` / ``cifar-100-python``."""
 
+    options = SourceFields
+
     LAYOUTS = {  # folder -> (test file, label key, meta file, names key)
         "cifar-10-batches-py": ("test_batch", "labels", "batches.meta", "label_names"),
         "cifar-100-python": ("test", "fine_labels", "meta", "fine_label_names"),
@@ -223,6 +243,8 @@ class CifarReader:
 class HFClassificationReader:
     """A Hugging Face dataset: saved with ``save_to_disk``, parquet files, or a hub id (opt-in)."""
 
+    options = HFClassificationSource
+
     def exists(self, location: Path, source: dict[str, Any]) -> bool:
         return hf.exists(location)
 
@@ -246,6 +268,8 @@ class WdsClassificationReader:
     (CLIP_benchmark's ``build_wds_dataset``); a ``npy`` member, where present, is the sample's
     metadata row (DataComp's WILDS and fairness sets).
     """
+
+    options = SplitSource
 
     def exists(self, location: Path, source: dict[str, Any]) -> bool:
         return wds.exists(location, source.get("split", "test"))

@@ -16,6 +16,8 @@ from vlbench.datasets.images import Box, FileImage, ImageRef
 from vlbench.datasets.shapes import GeneratedReader, ShapesImage, multi_object_scene
 from vlbench.errors import VLBenchError
 from vlbench.registry import Registry
+from vlbench.schema import option, schema
+from vlbench.taskfile import SourceFields
 from vlbench.safe_pickle import PLAIN, load_pickle
 
 GROUNDING_READERS: Registry = Registry("grounding dataset format")
@@ -128,6 +130,24 @@ def ground_truth_proposals(coco: Any, image_id: Any) -> list[Box]:
     return [xywh_to_xyxy(a["bbox"]) for a in coco.loadAnns(coco.getAnnIds(imgIds=[image_id]))]
 
 
+@schema
+class ReferSource(SourceFields):
+    refs: str = option(help="the refer toolkit's refs(unc).p / refs(umd).p, relative to the source's folder")
+    instances: str = option("instances.json", help="COCO instances file relative to the source's folder")
+    images: str = option(help="COCO train2014 image folder, relative to the data root")
+    split: str = option(help="refer split: val, testA, testB, test")
+
+
+@schema
+class ReferRowsSource(SourceFields):
+    rows: str = option(help="JSON, JSONL or parquet file, one row per referred object")
+    instances: str = option("instances.json", help="COCO instances file relative to the source's folder")
+    images: str = option(help="COCO train2014 image folder, relative to the data root")
+    split: str | None = option(None, help="keep rows of this split (when rows have a split column)")
+    columns: dict[str, str] = option({}, help="column names: image_id, bbox, expressions, split, id -> your columns")
+    bbox_format: str = option("xywh", help="box format of the bbox column", choices=("xywh", "xyxy"))
+
+
 @GROUNDING_READERS.register("refer")
 class ReferReader:
     """The refer toolkit's files: ``refs(unc).p`` / ``refs(umd).p`` + ``instances.json`` + COCO train2014.
@@ -136,7 +156,7 @@ class ReferReader:
     is the referred annotation's; proposals are all annotations of the image.
     """
 
-    required = ("refs", "images", "split")
+    options = ReferSource
 
     def exists(self, location: Path, source: dict[str, Any]) -> bool:
         return (location / source["refs"]).is_file() and (location / source.get("instances", "instances.json")).is_file()
@@ -182,7 +202,7 @@ class ReferRowsReader:
     image's other objects, for proposals, still come from the COCO instances file.
     """
 
-    required = ("rows", "images")
+    options = ReferRowsSource
 
     def exists(self, location: Path, source: dict[str, Any]) -> bool:
         return (location / source["rows"]).is_file() and (location / source.get("instances", "instances.json")).is_file()

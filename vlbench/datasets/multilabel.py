@@ -10,6 +10,7 @@ from vlbench.datasets import wds
 from vlbench.datasets.images import ImageRef
 from vlbench.errors import VLBenchError
 from vlbench.registry import Registry
+from vlbench.taskfile import SplitSource
 
 MULTILABEL_READERS: Registry = Registry("multilabel dataset format")
 
@@ -31,6 +32,8 @@ class MultilabelData:
 class WdsMultilabelReader:
     """CLIP_benchmark's multilabel webdataset (``dataset_type.txt`` = multilabel): each sample's
     ``npy`` member is a 0/1 vector over the classes."""
+
+    options = SplitSource
 
     def exists(self, location: Path, source: dict[str, Any]) -> bool:
         return wds.exists(location, source.get("split", "test"))

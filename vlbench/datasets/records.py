@@ -6,8 +6,8 @@ onto these roles (``fields:``), keeps the records it wants (``filter:``) and say
 are (``images:``, ``image_pattern:``). Files: ``.json`` (a list of records, or a mapping
 id -> record), ``.jsonl``, ``.csv`` and ``.parquet``; ``.json`` / ``.jsonl`` / ``.csv`` may be gzipped.
 
-Every option is declared once below (``SOURCE_OPTIONS``, ``FIELD_OPTIONS``, ``FILTER_OPTIONS``):
-type, default and meaning, which the task-file check and the docs use.
+Every option is declared once below, in the schema dataclasses ``RecordsSource``, ``RecordFields``
+and ``FilterCondition`` (``vlbench.schema``), which the task-file check and the docs use.
 """
 
 from __future__ import annotations
@@ -25,56 +25,63 @@ from vlbench.datasets.images import BytesImage, FileImage, ImageRef
 from vlbench.datasets.selection import SELECTION_READERS, SelectionData, SelectionInstance, check_images_exist
 from vlbench.errors import TaskSpecError, VLBenchError
 from vlbench.registry import did_you_mean
+from vlbench.schema import SchemaError, as_dict, option, parse, schema
+from vlbench.taskfile import SplitSource
 
-REQUIRED = object()
+@schema
+class RecordFields:
+    """Keys of ``fields:`` in a records source. Dotted names (``mturk.caption``) reach into nested mappings."""
+
+    image: str | list[str] | None = option(None, help="field(s) with the image file name or id (records that are lists name their items '0', '1', '1.POS', ...); several fields give several images per record (scored as an images x captions matrix); none: a text-only task")
+    positives: str | list[str] | None = option(None, help="field(s) with captions that describe the image; a field may hold a list of captions")
+    negatives: str | list[str] | None = option(None, help="field(s) with captions that do not (foils, hard negatives); a field may hold a list")
+    negative_images: str | list[str] | None = option(None, help="field(s) with images the positive captions do not describe; scored with an outcome's candidates: images (a caption ranks images)")
+    captions: str | list[str] | None = option(None, help="instead of positives/negatives, with several images: caption i belongs to image i (Winoground-style matrices)")
+    groups: str | list[str] = option([], help="field(s) whose values split the results into per-group metrics (protocol.breakdown / macro)")
+    id: str | None = option(None, help="field with the item id (default: the mapping key of a JSON mapping, else the record's position)")
+
+    def check(self) -> None:
+        images, captions = names(self.image), names(self.captions)
+        if captions and (self.positives or self.negatives or self.negative_images):
+            raise SchemaError("", "give either captions (caption i belongs to image i) or positives/negatives, not both")
+        if captions and len(captions) != len(images):
+            raise SchemaError("captions", f"needs one caption field per image field ({len(images)} image fields)")
+        if not captions and not (names(self.positives) and (names(self.negatives) or names(self.negative_images))):
+            raise SchemaError("", "needs positives and negatives (or negative_images; or, with several images, captions)")
+        if names(self.negative_images) and not images:
+            raise SchemaError("image", "negative_images need the positive image field(s) too")
 
 
-@dataclass(frozen=True)
-class Option:
-    """One task-file option: accepted Python types, default (REQUIRED if none) and meaning."""
+@schema
+class FilterCondition:
+    """One ``filter:`` condition; a record is kept when every condition holds."""
 
-    types: tuple[type, ...]
-    default: Any
-    meaning: str
+    field: str = option(help="the field tested (dotted names reach into nested mappings)")
+    at_least: float | None = option(None, help="keep records whose value is >= this number")
+    at_most: float | None = option(None, help="keep records whose value is <= this number")
+    equals: str | int | float | bool | None = option(None, help="keep records whose value equals this")
+    one_of: list[Any] | None = option(None, help="keep records whose value is one of these")
+    truthy: bool | None = option(None, help="true: keep records whose value is truthy (non-empty, non-zero); false: falsy ones")
 
-    @property
-    def type_name(self) -> str:
-        return " or ".join("list" if t is list else "mapping" if t is dict else t.__name__ for t in self.types)
+    def check(self) -> None:
+        if all(getattr(self, test) is None for test in FILTER_TESTS):
+            raise SchemaError("", f"needs a test: one of {', '.join(FILTER_TESTS)}")
 
 
-NAMES = (str, list)  # one field name, or a list of them
-SCALAR = (str, int, float, bool)
-
-#: Keys of a ``dataset.sources`` entry with ``format: records`` (besides format, path, hub).
-SOURCE_OPTIONS: dict[str, Option] = {
-    "annotation": Option((str,), REQUIRED, "the records file, relative to the source's path: .json (a list, or a mapping id -> record), .jsonl, .csv or .parquet (.gz allowed except for parquet)"),
-    "fields": Option((dict,), REQUIRED, "which of the file's fields play which role (see the field options)"),
-    "images": Option((str, list), None, "image folder(s), relative to the data root; with several, each file is taken from the first folder that has it (default: the source's own folder)"),
-    "image_pattern": Option((str,), "{}", "file name made from the image field: '{}' is its value, e.g. 'COCO_val2014_{:012d}.jpg'; '{name}' is any field of the record, e.g. '{image_id}.jpg'"),
-    "filter": Option((list, dict), [], "conditions a record must meet to be kept (all of them); see the filter options"),
-}
-
-#: Keys of ``fields:`` in a records source. Dotted names (``mturk.caption``) reach into nested mappings.
-FIELD_OPTIONS: dict[str, Option] = {
-    "image": Option(NAMES, None, "field(s) with the image file name or id (records that are lists name their items '0', '1', '1.POS', ...); several fields give several images per record (scored as an images x captions matrix); none: a text-only task"),
-    "positives": Option(NAMES, None, "field(s) with captions that describe the image; a field may hold a list of captions"),
-    "negatives": Option(NAMES, None, "field(s) with captions that do not (foils, hard negatives); a field may hold a list"),
-    "negative_images": Option(NAMES, None, "field(s) with images the positive captions do not describe; scored with an outcome's candidates: images (a caption ranks images)"),
-    "captions": Option(NAMES, None, "instead of positives/negatives, with several images: caption i belongs to image i (Winoground-style matrices)"),
-    "groups": Option(NAMES, [], "field(s) whose values split the results into per-group metrics (protocol.breakdown / macro)"),
-    "id": Option((str,), None, "field with the item id (default: the mapping key of a JSON mapping, else the record's position)"),
-}
-
-#: Keys of one ``filter:`` condition; a record is kept when every condition holds.
-FILTER_OPTIONS: dict[str, Option] = {
-    "field": Option((str,), REQUIRED, "the field tested (dotted names reach into nested mappings)"),
-    "at_least": Option((int, float), None, "keep records whose value is >= this number"),
-    "at_most": Option((int, float), None, "keep records whose value is <= this number"),
-    "equals": Option(SCALAR, None, "keep records whose value equals this"),
-    "one_of": Option((list,), None, "keep records whose value is one of these"),
-    "truthy": Option((bool,), None, "true: keep records whose value is truthy (non-empty, non-zero); false: falsy ones"),
-}
 FILTER_TESTS = ("at_least", "at_most", "equals", "one_of", "truthy")
+
+
+@schema
+class RecordsSource(SplitSource):
+    """Keys of a ``dataset.sources`` entry with ``format: records``."""
+
+    annotation: str = option(help="the records file, relative to the source's path: .json (a list, or a mapping id -> record), .jsonl, .csv or .parquet (.gz allowed except for parquet)")
+    fields: RecordFields = option(help="which of the file's fields play which role (see RecordFields); may sit under dataset: for every source")
+    images: str | list[str] | None = option(None, help="image folder(s), relative to the data root; with several, each file is taken from the first folder that has it (default: the source's own folder)")
+    image_pattern: str = option("{}", help="file name made from the image field: '{}' is its value, e.g. 'COCO_val2014_{:012d}.jpg'; '{name}' is any field of the record, e.g. '{image_id}.jpg'; may sit under dataset:")
+    filter: list[FilterCondition] | FilterCondition = option([], help="conditions a record must meet to be kept (all of them); may sit under dataset:")
+
+
 #: Options that may sit under ``dataset:`` instead, shared by every records source (a source's own value wins).
 SHARED_OPTIONS = ("fields", "filter", "image_pattern")
 
@@ -83,25 +90,6 @@ def effective_source(source: dict[str, Any], spec: Any) -> dict[str, Any]:
     """A records source with the options it inherits from ``dataset:`` (so an included base file can hold them)."""
     dataset = getattr(spec, "dataset", None) or {}
     return {**{k: dataset[k] for k in SHARED_OPTIONS if k in dataset}, **source}
-
-
-def check_options(given: Any, options: dict[str, Option], file: Any, where: str, ignore: tuple[str, ...] = ()) -> None:
-    """Unknown keys (with a did-you-mean), missing required keys and wrong types -> TaskSpecError."""
-    if not isinstance(given, dict):
-        raise TaskSpecError(file, where, f"expected a mapping, got {type(given).__name__} {given!r}")
-    for key, value in given.items():
-        if key in ignore:
-            continue
-        if key not in options:
-            raise TaskSpecError(file, f"{where}.{key}", f"unknown option{did_you_mean(str(key), options)}; known: {', '.join(options)}")
-        option = options[key]
-        if not isinstance(value, option.types) or (isinstance(value, bool) and bool not in option.types):
-            raise TaskSpecError(file, f"{where}.{key}", f"expected {option.type_name}, got {type(value).__name__} {value!r}")
-        if isinstance(value, list) and option.types == NAMES and not all(isinstance(v, str) for v in value):
-            raise TaskSpecError(file, f"{where}.{key}", f"expected field names, got {value!r}")
-    for key, option in options.items():
-        if option.default is REQUIRED and key not in given:
-            raise TaskSpecError(file, f"{where}.{key}", f"missing; {option.meaning}")
 
 
 def names(value: str | list[str] | None) -> list[str]:
@@ -124,31 +112,13 @@ class Mapping:
 
     @classmethod
     def from_source(cls, source: dict[str, Any], file: Any = None, where: str = "dataset.sources[0]") -> "Mapping":
-        check_options(source, SOURCE_OPTIONS, file, where, ignore=("format", "path", "hub", "split"))
-        fields = source["fields"]
-        check_options(fields, FIELD_OPTIONS, file, f"{where}.fields")
-        filters = source.get("filter", [])
-        filters = [filters] if isinstance(filters, dict) else filters
-        for i, condition in enumerate(filters):
-            check_options(condition, FILTER_OPTIONS, file, f"{where}.filter[{i}]")
-            if not any(test in condition for test in FILTER_TESTS):
-                raise TaskSpecError(file, f"{where}.filter[{i}]", f"needs a test: one of {', '.join(FILTER_TESTS)}")
-        mapping = cls(
-            names(fields.get("image")), names(fields.get("negative_images")), names(fields.get("positives")), names(fields.get("negatives")), names(fields.get("captions")),
-            names(fields.get("groups")), fields.get("id"), list(filters), source.get("image_pattern", "{}"),
+        parsed: RecordsSource = parse(RecordsSource, source, file, f"{where}.", what="the records format")
+        fields = parsed.fields
+        filters = [parsed.filter] if isinstance(parsed.filter, FilterCondition) else parsed.filter
+        return cls(
+            names(fields.image), names(fields.negative_images), names(fields.positives), names(fields.negatives), names(fields.captions),
+            names(fields.groups), fields.id, [{k: v for k, v in as_dict(c).items() if v is not None} for c in filters], parsed.image_pattern,
         )
-        if mapping.captions and (mapping.positives or mapping.negatives or mapping.negative_images):
-            raise TaskSpecError(file, f"{where}.fields", "give either captions (caption i belongs to image i) or positives/negatives, not both")
-        if mapping.captions and len(mapping.captions) != len(mapping.images):
-            raise TaskSpecError(file, f"{where}.fields.captions", f"needs one caption field per image field ({len(mapping.images)} image fields)")
-        if not mapping.captions and not (mapping.positives and (mapping.negatives or mapping.negative_images)):
-            raise TaskSpecError(file, f"{where}.fields", "needs positives and negatives (or negative_images; or, with several images, captions)")
-        if mapping.negative_images and not mapping.images:
-            raise TaskSpecError(file, f"{where}.fields.image", "negative_images need the positive image field(s) too")
-        images = source.get("images")
-        if isinstance(images, list) and not all(isinstance(i, str) for i in images):
-            raise TaskSpecError(file, f"{where}.images", f"expected folder names, got {images!r}")
-        return mapping
 
     def caption_fields(self) -> list[str]:
         return self.captions or self.positives + self.negatives
@@ -380,7 +350,8 @@ def check_fields(path: Path, mapping: Mapping, sample: int = 5) -> None:
 class RecordsReader:
     """A table of records mapped onto images, positive and negative captions in the task file."""
 
-    required = ("annotation",)  # fields may come from dataset: (checked with the mapping)
+    options: type = RecordsSource
+    shared_options = SHARED_OPTIONS  # keys a source may inherit from dataset:
 
     def exists(self, location: Path, source: dict[str, Any]) -> bool:
         return (location / source["annotation"]).is_file()

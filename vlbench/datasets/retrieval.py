@@ -17,6 +17,8 @@ from vlbench.datasets.shapes import (
 )
 from vlbench.errors import VLBenchError
 from vlbench.registry import Registry
+from vlbench.schema import option, schema
+from vlbench.taskfile import SplitSource
 
 RETRIEVAL_READERS: Registry = Registry("retrieval dataset format")
 
@@ -36,6 +38,24 @@ class RetrievalData:
         return texts, owners
 
 
+@schema
+class KarpathySource(SplitSource):
+    annotation: str = option(help="Karpathy's dataset_*.json, relative to the source's folder")
+    images_dir: str = option("", help="image folder relative to the source's folder")
+
+
+@schema
+class AnnotationJsonSource(SplitSource):
+    annotation: str = option(help="the caption file ({image_paths, annotations}), relative to the source's folder; may hold {language}")
+    images_dir: str = option("", help="image folder relative to the source's folder")
+
+
+@schema
+class HFRetrievalSource(SplitSource):
+    image_key: str = option("image", help="image column")
+    caption_key: str = option("caption", help="caption column (a caption or a list of captions)")
+
+
 @RETRIEVAL_READERS.register("karpathy")
 class KarpathyReader:
     """Karpathy split JSON (``dataset_coco.json`` / ``dataset_flickr30k.json``) + image folder.
@@ -44,7 +64,7 @@ class KarpathyReader:
     Captions: each sentence's ``raw`` text, as in the file.
     """
 
-    required = ("annotation",)
+    options = KarpathySource
 
     def exists(self, location: Path, source: dict[str, Any]) -> bool:
         return (location / source["annotation"]).is_file()
@@ -80,6 +100,8 @@ class WdsRetrievalReader:
     Lines are split exactly as CLIP_benchmark does (``str.splitlines``).
     """
 
+    options = SplitSource
+
     def exists(self, location: Path, source: dict[str, Any]) -> bool:
         return wds.exists(location, source.get("split", "test"))
 
@@ -100,7 +122,7 @@ class AnnotationJsonReader:
     by its file name under ``images_dir``.
     """
 
-    required = ("annotation",)
+    options = AnnotationJsonSource
 
     def exists(self, location: Path, source: dict[str, Any]) -> bool:
         return (location / source["annotation"]).is_file()
@@ -127,6 +149,8 @@ class AnnotationJsonReader:
 @RETRIEVAL_READERS.register("hf")
 class HFRetrievalReader:
     """A Hugging Face dataset with an image column and a column holding a list of captions."""
+
+    options = HFRetrievalSource
 
     def exists(self, location: Path, source: dict[str, Any]) -> bool:
         return hf.exists(location)

@@ -18,6 +18,8 @@ from vlbench.datasets.shapes import (
 )
 from vlbench.errors import VLBenchError
 from vlbench.registry import Registry
+from vlbench.schema import option, schema
+from vlbench.taskfile import SourceFields
 
 IGNORE_INDEX = 255
 SEGMENTATION_READERS: Registry = Registry("segmentation dataset format")
@@ -73,6 +75,16 @@ class SegmentationData:
         return self if limit is None else SegmentationData(self.samples[:limit])
 
 
+@schema
+class MmsegSource(SourceFields):
+    img_dir: str = option(help="image folder relative to the source's folder")
+    ann_dir: str = option(help="label folder relative to the source's folder")
+    img_suffix: str = option(".jpg", help="image file suffix")
+    seg_suffix: str = option(".png", help="label file suffix")
+    reduce_zero_label: bool = option(False, help="label 0 is ignored and the others shift down by one (mmseg)")
+    split_file: str | None = option(None, help="file listing the image names to read, one per line")
+
+
 @SEGMENTATION_READERS.register("mmseg")
 class MmsegReader:
     """``<root>/<img_dir>/<name><img_suffix>`` with ``<root>/<ann_dir>/<name><seg_suffix>``.
@@ -81,7 +93,7 @@ class MmsegReader:
     the image folder, as mmsegmentation does.
     """
 
-    required = ("img_dir", "ann_dir")
+    options = MmsegSource
 
     def exists(self, location: Path, source: dict[str, Any]) -> bool:
         return (location / source["img_dir"]).is_dir() and (location / source["ann_dir"]).is_dir()

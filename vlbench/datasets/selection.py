@@ -13,6 +13,7 @@ from vlbench.datasets.aro_order import TAGGERS, OrderPerturber
 from vlbench.datasets.images import FileImage, ImageRef
 from vlbench.datasets.shapes import (
     GeneratedReader,
+    ShapesSource,
     ShapesImage,
     pair_scene,
     relation_caption,
@@ -20,6 +21,8 @@ from vlbench.datasets.shapes import (
 )
 from vlbench.errors import VLBenchError
 from vlbench.registry import Registry
+from vlbench.schema import option, schema
+from vlbench.taskfile import SourceFields, SplitSource
 
 SELECTION_READERS: Registry = Registry("selection dataset format")
 
@@ -70,6 +73,22 @@ def check_images_exist(refs: Sequence[FileImage], where: Path, hint: str) -> Non
         raise VLBenchError(f"{len(missing)} image(s) not found, e.g. {missing[0].path}; {hint} (images go under {where})")
 
 
+@schema
+class AnnotationSource(SourceFields):
+    annotation: str = option(help="annotation file relative to the source's folder")
+    images: str | None = option(None, help="image folder relative to the data root (default: the source's folder)")
+
+
+@schema
+class AroVgSource(AnnotationSource):
+    group_by: str = option(help="group items by relation name or by attribute pair", choices=("relation", "attributes"))
+
+
+@schema
+class AroOrderSource(AnnotationSource):
+    images: str = option(help="image folder relative to the data root")
+
+
 @SELECTION_READERS.register("sugarcrepe")
 class SugarCrepeReader:
     """Official ``data/<subset>.json``: {key: {filename, caption, negative_caption}} + COCO val2017.
@@ -77,7 +96,7 @@ class SugarCrepeReader:
     Values are read in file order (keys are not contiguous); captions exactly as in the file.
     """
 
-    required = ("annotation",)
+    options = AnnotationSource
 
     def exists(self, location: Path, source: dict[str, Any]) -> bool:
         return (location / source["annotation"]).is_file()
@@ -100,7 +119,7 @@ class AroVisualGenomeReader:
     Options are [false caption, true caption], so the answer is 1 (a tie is wrong under argmax).
     """
 
-    required = ("annotation", "group_by")
+    options = AroVgSource
 
     def exists(self, location: Path, source: dict[str, Any]) -> bool:
         return (location / source["annotation"]).is_file()
@@ -128,7 +147,7 @@ class AroOrderReader:
     earlier run), and are saved with the results either way.
     """
 
-    required = ("annotation", "images")
+    options = AroOrderSource
 
     def exists(self, location: Path, source: dict[str, Any]) -> bool:
         return (location / source["annotation"]).is_file()
@@ -149,7 +168,7 @@ class AroOrderReader:
             options = [i["options"] for i in items[: len(pairs)]]
             provenance = {k: v for k, v in saved.items() if k != "items"}
         else:
-            seed = int(ctx.seed if ctx.seed is not None else protocol.get("seed", 1))
+            seed = int(protocol["seed"]) if protocol.get("seed") is not None else 1
             tagger = TAGGERS.get(protocol.get("tagger", "spacy"))()
             perturber = OrderPerturber(tagger, seed)
             options = [perturber.options(caption) for _, caption in pairs]
@@ -168,6 +187,7 @@ class WinogroundReader:
     """A local copy (``examples.jsonl`` + ``images/<name>.png``), a parquet / saved HF copy, or the
     gated hub dataset with the user's token (``--hf-hub``). RGBA images are converted to RGB."""
 
+    options = SplitSource
     HUB_ID = "facebook/winoground"
     ACCESS_HINT = (
         "accept the terms at https://huggingface.co/datasets/facebook/winoground, log in "
@@ -238,11 +258,16 @@ def relation_swap_instance(seed: int, index: int, size: int) -> SelectionInstanc
 SHAPES_VARIANTS = {"attribute_swap": attribute_swap_instance, "relation_swap": relation_swap_instance}
 
 
+@schema
+class ShapesSelectionSource(ShapesSource):
+    variant: str = option(help="which negative is generated", choices=lambda: sorted(SHAPES_VARIANTS))
+
+
 @SELECTION_READERS.register("shapes")
 class ShapesSelectionReader(GeneratedReader):
     """Generated two-object scenes with a positive and a compositional negative caption."""
 
-    required = ("seed", "n", "variant")
+    options = ShapesSelectionSource
 
     def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> SelectionData:
         variant = SHAPES_VARIANTS.get(source.get("variant", ""))

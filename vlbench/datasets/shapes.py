@@ -16,6 +16,8 @@ from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
+from vlbench.schema import option, schema
+from vlbench.taskfile import SourceFields
 
 COLORS: dict[str, tuple[int, int, int]] = {
     "red": (215, 40, 40),
@@ -248,26 +250,21 @@ SCENE_LAYOUTS = {
 }
 
 
+@schema
+class ShapesSource(SourceFields):
+    seed: int = option(help="seed of the generated scenes", low=0)
+    n: int = option(help="number of scenes", low=1)
+    size: int = option(128, help="scene size in pixels (at least 32: three shapes with gaps must fit)", low=32)
+
+
 class GeneratedReader:
     """Base of the readers of generated data: always available, nothing on disk."""
 
     generated = True
-    required: tuple[str, ...] = ("seed", "n")
-
-    #: Smallest scene side that still fits three shapes with gaps.
-    min_size = 32
+    options: type = ShapesSource
 
     def exists(self, location: object, source: dict) -> bool:
         return True
-
-    @classmethod
-    def check_source(cls, source: dict) -> tuple[str, str] | None:
-        """(field, problem) for a source whose numbers cannot make scenes, else None."""
-        for key, low in (("seed", 0), ("n", 1), ("size", cls.min_size)):
-            value = source.get(key, 128 if key == "size" else None)
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                return key, f"expected a whole number >= {low}, got {value!r}"
-        return None
 
     @staticmethod
     def params(source: dict) -> tuple[int, int, int]:

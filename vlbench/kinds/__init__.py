@@ -1,10 +1,6 @@
-"""Task kinds. Importing this package registers the built-in ones."""
+"""Task kinds. Importing this package registers the built-in ones in ``registry.TASK_KINDS``."""
 
-from vlbench.registry import Registry
-
-TASK_KINDS: Registry = Registry("task kind", entry_point_group="vlbench.kinds")
-
-# Registration: each module adds its kind to TASK_KINDS (they import TASK_KINDS from here).
+from vlbench.kinds.registry import TASK_KINDS
 from vlbench.kinds import association, classification, grounding, multilabel, retrieval, segmentation, selection  # noqa: E402,F401,I001
 
 __all__ = ["TASK_KINDS"]

@@ -9,7 +9,7 @@ import numpy as np
 
 from vlbench.datasets.association import ASSOCIATION_READERS, AssociationData
 from vlbench.errors import VLBenchError
-from vlbench.kinds import TASK_KINDS
+from vlbench.kinds.registry import TASK_KINDS
 from vlbench.kinds.base import RunContext, TaskKind
 from vlbench.specs import TaskSpec
 

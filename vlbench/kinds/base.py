@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Iterator, Protocol
 
 from vlbench.encoding import Encoder
-from vlbench.errors import DatasetNotFoundError, TaskSpecError, VLBenchError
+from vlbench.errors import DatasetNotFoundError, VLBenchError
 from vlbench.registry import Registry
+from vlbench.schema import as_dict, parse
 from vlbench.specs import TaskSpec
+from vlbench.taskfile import NoFiles, ProtocolFields
 
 HUB_PREFIX = "hf:"
 HUB_FORMATS = ("hf", "winoground")  # formats whose readers accept hf:<hub id>
@@ -26,10 +27,22 @@ class RunContext:
     encoder: Encoder
     limit: int | None = None
     allow_hub: bool = False
-    seed: int | None = None  # the run's --seed; None leaves each task's default
-    dense_variant: str | None = None  # the run's --dense-variant; None leaves each task's default
     item_shard: tuple[int, int] = (0, 1)  # (rank, world size): kinds with shards_items take every N-th item
-    info: dict[str, Any] = field(default_factory=dict)  # what a kind decided while running (recorded)
+    #: Extra models a task asked for (``TaskKind.extra_models``): spec text -> (model, its encoder).
+    models: dict[str, tuple[Any, Encoder]] = field(default_factory=dict)
+
+
+@dataclass
+class Decisions:
+    """What a kind decided for a task, returned to the runner, which records it.
+
+    ``protocol``: the protocol as used (defaults filled in, plus what was derived, e.g. the model's
+    input size), stored as the result's ``task.protocol_used``; ``artifacts``: JSON payloads saved
+    beside the result that reproduce the task (e.g. generated options).
+    """
+
+    protocol: dict[str, Any] = field(default_factory=dict)
+    artifacts: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -48,10 +61,12 @@ class Located:
 class Reader(Protocol):
     """Reads one on-disk format into the data structure its kind works on.
 
-    ``required`` names the source keys the format needs (checked when the task file is loaded).
+    ``options`` is the schema of the format's source keys (a ``vlbench.taskfile.SourceFields``
+    subclass), checked when the task is planned, before any model loads. A reader without one (an
+    older plugin) gets only its ``required`` keys checked, and unknown keys pass.
     """
 
-    required: tuple[str, ...]
+    options: type
 
     def exists(self, location: Path, source: dict[str, Any]) -> bool: ...
 
@@ -65,38 +80,41 @@ class TaskKind(ABC):
     readers: ClassVar[Registry]
     #: Metric names this kind computes; regexes so that e.g. recall@k works for any k.
     metric_patterns: ClassVar[tuple[str, ...]] = ()
-    #: Run options (beyond --limit and --seed) that change this kind's numbers, e.g. dense_variant.
-    run_settings_used: ClassVar[tuple[str, ...]] = ()
     #: True when ``predict`` works per item without the encoder (segmentation): in a data-parallel
     #: run it yields only the items of ``ctx.item_shard`` and the runner gathers the records.
     shards_items: ClassVar[bool] = False
-    #: ``protocol`` keys this kind reads even when a task file leaves them out (``--set`` may name them).
-    protocol_keys: ClassVar[tuple[str, ...]] = ()
+
+    #: Schema of ``protocol:`` (a ``ProtocolFields`` subclass) and of ``files:`` entries.
+    protocol_schema: ClassVar[type] = ProtocolFields
+    files_schema: ClassVar[type] = NoFiles
 
     @classmethod
-    def validate(cls, spec: TaskSpec) -> None:
-        """Check kind-specific fields; raise TaskSpecError naming the file and field."""
-        for metric in spec.metrics:
-            if not any(re.fullmatch(p, metric) for p in cls.metric_patterns):
-                raise TaskSpecError(spec.source_file, "metrics", f"'{metric}' is not a {cls.name} metric")
-        sources = spec.dataset.get("sources")
-        if not isinstance(sources, list) or not sources:
-            raise TaskSpecError(spec.source_file, "dataset.sources", "expected a non-empty list of sources")
-        for i, source in enumerate(sources):
-            if not isinstance(source, dict) or "format" not in source:
-                raise TaskSpecError(spec.source_file, f"dataset.sources[{i}]", "expected a mapping with 'format'")
-            if source["format"] not in cls.readers:
-                known = ", ".join(cls.readers.names())
-                raise TaskSpecError(spec.source_file, f"dataset.sources[{i}].format", f"unknown format '{source['format']}' for {cls.name} (known: {known})")
-            if source.get("hub"):
-                continue
-            reader = cls.readers.get(source["format"])
-            for key in getattr(reader, "required", ()):
-                if key not in source:
-                    raise TaskSpecError(spec.source_file, f"dataset.sources[{i}].{key}", f"missing; the {source['format']} format needs it")
-            problem = getattr(reader, "check_source", lambda source: None)(source)
-            if problem:
-                raise TaskSpecError(spec.source_file, f"dataset.sources[{i}].{problem[0]}", problem[1])
+    def options(cls, spec: TaskSpec) -> Any:
+        """The task's protocol, checked against ``protocol_schema``, defaults filled in."""
+        return parse(cls.protocol_schema, spec.protocol, spec.source_file, "protocol.", what=f"the {cls.name} protocol")
+
+    @classmethod
+    def task_metrics(cls, spec: TaskSpec) -> list[str]:
+        """Metric names the task's own protocol defines (e.g. classification's group_metrics)."""
+        return []
+
+    @classmethod
+    def check(cls, spec: TaskSpec) -> None:
+        """Checks beyond the schemas (e.g. of file contents); raise TaskSpecError naming file and field."""
+
+    @classmethod
+    def extra_models(cls, spec: TaskSpec) -> list[str]:
+        """Model specs this task needs besides the run's model (e.g. an ensemble); the runner loads them."""
+        return []
+
+    @classmethod
+    def docs(cls) -> dict[str, list[tuple[str, str]]]:
+        """Extra sections for 'vlbench show kind:NAME', e.g. {"rules": [(name, meaning), ...]}."""
+        return {}
+
+    def decide(self, model: Any, data: Any, spec: TaskSpec) -> Decisions:
+        """What this task will run with (recorded in the result); called before ``predict``."""
+        return Decisions(protocol=as_dict(self.options(spec)))
 
     # -- data ----------------------------------------------------------------------------------
     def reader(self, format_name: str) -> Reader:
@@ -179,17 +197,6 @@ class TaskKind(ABC):
     def count(self, records: list[dict[str, Any]]) -> int:
         """How many scored items the records hold (for micro-averaged suites)."""
         return len(records)
-
-
-def is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def require_number(spec: TaskSpec, key: str, value: Any, low: float | None = None, high: float | None = None) -> None:
-    """A protocol value must be a number in [low, high]; TaskSpecError otherwise."""
-    if not is_number(value) or (low is not None and value < low) or (high is not None and value > high):
-        bounds = f" in [{low}, {high}]" if high is not None else f" >= {low}" if low is not None else ""
-        raise TaskSpecError(spec.source_file, f"protocol.{key}", f"expected a number{bounds}, got {value!r}")
 
 
 def apply_limit(items: list, limit: int | None) -> list:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Iterable, Iterator
 
 import torch
@@ -11,8 +10,10 @@ from vlbench import metrics
 from vlbench.datasets.classification import CLASSIFICATION_READERS, ClassificationData
 from vlbench.encoding import Encoder
 from vlbench.errors import TaskSpecError, VLBenchError
-from vlbench.kinds import TASK_KINDS
-from vlbench.kinds.base import RunContext, TaskKind
+from vlbench.kinds.registry import TASK_KINDS
+from vlbench.kinds.base import Decisions, RunContext, TaskKind
+from vlbench.schema import SchemaError, option, schema
+from vlbench.taskfile import ProtocolFields
 from vlbench.specs import TaskSpec
 
 PLACEHOLDER = "{c}"
@@ -61,17 +62,48 @@ def choose_prompts(spec: TaskSpec, data: ClassificationData, key: str) -> tuple[
     return own, "dataset"
 
 
+@schema
+class ClassificationFiles:
+    classnames: str | None = option(None, help="class names, one per line in label order (default: the dataset's own)")
+    templates: str | None = option(None, help="prompt templates with {c}, one per line (default: the dataset's own)")
+    class_ids: str | None = option(None, help="one class id per line of classnames (with class_subset: ImageNet-A/-R/-O)")
+    class_subset: str | None = option(None, help="the class ids evaluated, one per line; needs class_ids")
+
+    def check(self) -> None:
+        if (self.class_ids is None) != (self.class_subset is None):
+            raise SchemaError("class_subset" if self.class_subset is None else "class_ids", "class_ids and class_subset go together")
+
+
+@schema
+class GroupMetric:
+    """One entry under ``protocol.group_metrics``: a worst-group accuracy."""
+
+    column: int = option(help="the metadata column (of the webdataset's .npy member) whose values are the groups", low=0)
+    top_k: int = option(1, help="top-k accuracy per group", choices=(1, 5))
+
+
+@schema
+class ClassificationProtocol(ProtocolFields):
+    dataset_prompts: bool = option(True, help="a webdataset folder's own class names/templates win over the task's files (CLIP_benchmark)")
+    group_metrics: dict[str, GroupMetric] = option({}, help="metric name -> worst-group accuracy over a metadata column (DataComp's WILDS and fairness sets)")
+
+
 @TASK_KINDS.register("classification")
 class ClassificationKind(TaskKind):
+    """Zero-shot classification: class embeddings from templates; top-k accuracy and mean per-class recall."""
+
     name = "classification"
     readers = CLASSIFICATION_READERS
     metric_patterns = ("acc1", "acc5", "mean_per_class_recall", "F1-macro_all", "recall-macro_all")
+    protocol_schema = ClassificationProtocol
+    files_schema = ClassificationFiles
 
     @classmethod
-    def validate(cls, spec: TaskSpec) -> None:
-        groups = group_metrics(spec)
-        plain = [m for m in spec.metrics if m not in groups]
-        super().validate(dataclasses.replace(spec, config={**spec.config, "metrics": plain}))
+    def task_metrics(cls, spec: TaskSpec) -> list[str]:
+        return list(group_metrics(spec))
+
+    @classmethod
+    def check(cls, spec: TaskSpec) -> None:
         templates = spec.read_lines("templates")
         for template in templates or []:
             if PLACEHOLDER not in template:
@@ -81,11 +113,14 @@ class ClassificationKind(TaskKind):
         data, located = super().load(spec, ctx)
         return data.limited(ctx.limit), located
 
-    def prompts(self, spec: TaskSpec, data: ClassificationData, ctx: RunContext | None = None) -> tuple[list[str], list[str]]:
-        classnames, names_from = choose_prompts(spec, data, "classnames")
-        templates, templates_from = choose_prompts(spec, data, "templates")
-        if ctx is not None:
-            ctx.info["prompts"] = {"classnames": names_from, "templates": templates_from}
+    def decide(self, model: Any, data: ClassificationData, spec: TaskSpec) -> Decisions:
+        decisions = super().decide(model, data, spec)
+        decisions.protocol["prompts"] = {key: choose_prompts(spec, data, key)[1] for key in ("classnames", "templates")}
+        return decisions
+
+    def prompts(self, spec: TaskSpec, data: ClassificationData) -> tuple[list[str], list[str]]:
+        classnames, _ = choose_prompts(spec, data, "classnames")
+        templates, _ = choose_prompts(spec, data, "templates")
         if not classnames:
             raise VLBenchError(f"task '{spec.name}' has no class names: add files.classnames to the task file")
         if not templates:
@@ -98,7 +133,7 @@ class ClassificationKind(TaskKind):
         return classnames, templates
 
     def predict(self, model: Any, data: ClassificationData, spec: TaskSpec, ctx: RunContext) -> Iterator[dict[str, Any]]:
-        classnames, templates = self.prompts(spec, data, ctx)
+        classnames, templates = self.prompts(spec, data)
         classifier = zero_shot_classifier(ctx.encoder, classnames, templates)
         for indices, embeddings in ctx.encoder.iter_images(data.images, spec.name):
             logits = embeddings @ classifier.T
@@ -140,13 +175,7 @@ class ClassificationKind(TaskKind):
 def group_metrics(spec: TaskSpec) -> dict[str, dict[str, Any]]:
     """``protocol.group_metrics``: metric name -> {column: metadata column, top_k: 1 or 5}, the
     worst-group accuracies DataComp reports for its WILDS and fairness sets."""
-    value = spec.protocol.get("group_metrics") or {}
-    if not isinstance(value, dict):
-        raise TaskSpecError(spec.source_file, "protocol.group_metrics", "expected a mapping of metric name -> {column, top_k}")
-    for name, group in value.items():
-        if not isinstance(group, dict) or not isinstance(group.get("column"), int) or group.get("top_k", 1) not in (1, 5):
-            raise TaskSpecError(spec.source_file, f"protocol.group_metrics.{name}", "expected {column: <int>, top_k: 1 or 5}")
-    return value
+    return spec.protocol.get("group_metrics") or {}
 
 
 def worst_group(records: list[dict[str, Any]], spec: TaskSpec, name: str, group: dict[str, Any]) -> float:

@@ -20,48 +20,60 @@ from vlbench.datasets.grounding import (
     ProposalView,
     load_detections,
 )
-from vlbench.errors import TaskSpecError
-from vlbench.kinds import TASK_KINDS
-from vlbench.kinds.base import RunContext, TaskKind, require_number
+from vlbench.errors import VLBenchError
+from vlbench.kinds.base import Decisions, RunContext, TaskKind
+from vlbench.kinds.registry import TASK_KINDS
+from vlbench.schema import SchemaError, as_dict, option, schema
 from vlbench.specs import TaskSpec
+from vlbench.taskfile import ProtocolFields
 
-PROTOCOL_DEFAULTS: dict[str, Any] = {
-    "representations": ["crop", "blur"],
-    "blur_std": 100.0,
-    "template": "a photo of {}",
-    "lowercase": True,
-    "square": True,
-    "iou_threshold": 0.5,
-    "text_field": "raw",
-}
 REPRESENTATIONS = ("crop", "blur")
+
+
+@schema
+class GroundingProtocol(ProtocolFields):
+    representations: list[str] = option(["crop", "blur"], help="views of each proposal; their scores are summed", choices=REPRESENTATIONS)
+    blur_std: float = option(100.0, help="Gaussian std of the blur view (pixels)", low=0)
+    template: str = option("a photo of {}", help="prompt; {} is replaced by the expression")
+    lowercase: bool = option(True, help="lowercase the expression first")
+    square: bool = option(True, help="squash each view to the model's square input")
+    iou_threshold: float = option(0.5, help="a prediction is correct when IoU with the target is above this", low=0, high=1)
+    text_field: str = option("raw", help="field of a refer sentence used as the expression (raw, sent, ...)")
+    ensemble: list[str] = option([], help="model specs scored beside the run's model (ReCLIP: RN50x16 + ViT-B/32); "
+                                         "each model's view cosines are scaled by its logit scale and summed")
+    box_area_threshold: float = option(0.0, help="proposals whose area / image area is not above this are excluded "
+                                                 "(unless none is left), as ReCLIP's --box_area_threshold", low=0, high=1)
+
+    def check(self) -> None:
+        if not self.representations:
+            raise SchemaError("representations", f"expected a non-empty list of {REPRESENTATIONS}")
+        if "{}" not in self.template:
+            raise SchemaError("template", "the template needs a {} where the expression goes")
+
+
+@schema
+class GroundingFiles:
+    detections: str | None = option(None, help="detected boxes used as proposals instead of the ground-truth boxes")
 
 
 @TASK_KINDS.register("grounding")
 class GroundingKind(TaskKind):
+    """Referring expressions: score each box proposal's views against the expression; accuracy at IoU > 0.5."""
+
     name = "grounding"
-    protocol_keys = tuple(PROTOCOL_DEFAULTS)
     readers = GROUNDING_READERS
     metric_patterns = ("accuracy",)
 
-    @classmethod
-    def protocol(cls, spec: TaskSpec) -> dict[str, Any]:
-        return {**PROTOCOL_DEFAULTS, **spec.protocol}
+    protocol_schema = GroundingProtocol
+    files_schema = GroundingFiles
 
     @classmethod
-    def validate(cls, spec: TaskSpec) -> None:
-        super().validate(spec)
-        protocol = cls.protocol(spec)
-        views = protocol["representations"]
-        if not isinstance(views, list) or not views or any(v not in REPRESENTATIONS for v in views):
-            raise TaskSpecError(spec.source_file, "protocol.representations", f"expected a non-empty list of {REPRESENTATIONS}, got {views!r}")
-        if "{}" not in str(protocol["template"]):
-            raise TaskSpecError(spec.source_file, "protocol.template", "the template needs a {} where the expression goes")
-        require_number(spec, "blur_std", protocol["blur_std"], 0)
-        require_number(spec, "iou_threshold", protocol["iou_threshold"], 0, 1)
-        for key in ("lowercase", "square"):
-            if not isinstance(protocol[key], bool):
-                raise TaskSpecError(spec.source_file, f"protocol.{key}", f"expected true or false, got {protocol[key]!r}")
+    def protocol(cls, spec: TaskSpec) -> dict[str, Any]:
+        return as_dict(cls.options(spec))
+
+    @classmethod
+    def extra_models(cls, spec: TaskSpec) -> list[str]:
+        return list(cls.options(spec).ensemble)
 
     def load(self, spec: TaskSpec, ctx: RunContext) -> tuple[Any, Any]:
         data, located = super().load(spec, ctx)
@@ -70,18 +82,31 @@ class GroundingKind(TaskKind):
         if detections_file is not None:
             detections = load_detections(detections_file)
             for sample in data.samples:
-                if sample.image_id in detections:
+                if detections.get(sample.image_id):
                     sample.proposals = detections[sample.image_id]
-                else:  # as ReCLIP: an image without detections is scored as one whole-image box
+                else:  # as ReCLIP main.py: an image with no (or an empty list of) detections is one whole-image box
                     width, height = sample.image.load().size
                     sample.proposals = [(0.0, 0.0, float(width), float(height))]
         return data, located
 
-    def predict(self, model: Any, data: GroundingData, spec: TaskSpec, ctx: RunContext) -> Iterator[dict[str, Any]]:
+    @staticmethod
+    def members(model: Any, spec: TaskSpec, ctx: RunContext) -> list[tuple[str, Any, Any, float]]:
+        """(model id, model, encoder, weight) of every scoring model: the run's alone (weight 1), or with
+        the ensemble's, each weighted by its logit scale as ReCLIP's ClipExecutor sums logits."""
+        if not ctx.models:
+            return [(model.spec.id, model, ctx.encoder, 1.0)]
+        everyone = [(model.spec.id, model, ctx.encoder)] + [(text, m, e) for text, (m, e) in ctx.models.items()]
+        return [(name, m, e, m.logit_scale) for name, m, e in everyone]
+
+    def decide(self, model: Any, data: GroundingData, spec: TaskSpec) -> Decisions:
+        protocol = self.protocol(spec)
+        return Decisions(protocol={**protocol, "square_size": model.input_size if protocol["square"] else None,
+                                   "proposals": "detections file" if spec.file("detections") else "ground-truth boxes"})
+
+    def model_scores(self, model: Any, encoder: Any, data: GroundingData, spec: TaskSpec) -> list[list[float]]:
+        """Per sample, per proposal: the sum over views of cos(view, prompt) under one model."""
         protocol = self.protocol(spec)
         square = model.input_size if protocol["square"] else None
-        ctx.info.update({"square_size": square, "representations": protocol["representations"],
-                         "proposals": "detections file" if spec.file("detections") else "ground-truth boxes"})
         views = {
             (i, p, mode): ProposalView(sample.image, tuple(box), mode, float(protocol["blur_std"]), square)  # type: ignore[arg-type]
             for i, sample in enumerate(data.samples)
@@ -90,24 +115,52 @@ class GroundingKind(TaskKind):
         }
         unique = list({v.key: v for v in views.values()}.values())
         position = {v.key: n for n, v in enumerate(unique)}
-        image_emb = ctx.encoder.images(unique, f"{spec.name} proposals")
+        image_emb = encoder.images(unique, f"{spec.name} proposals")
         prompts = [protocol["template"].format(s.expression.lower() if protocol["lowercase"] else s.expression) for s in data.samples]
-        text_emb = ctx.encoder.texts(prompts, f"{spec.name} expressions")
+        text_emb = encoder.texts(prompts, f"{spec.name} expressions")
+        return [
+            [float((image_emb[[position[views[(i, p, mode)].key] for mode in protocol["representations"]]] @ text_emb[i]).sum())
+             for p in range(len(sample.proposals))]
+            for i, sample in enumerate(data.samples)
+        ]
+
+    def predict(self, model: Any, data: GroundingData, spec: TaskSpec, ctx: RunContext) -> Iterator[dict[str, Any]]:
+        members = self.members(model, spec, ctx)
+        per_model = {name: self.model_scores(m, encoder, data, spec) for name, m, encoder, _ in members}
+        weights = {name: weight for name, _, _, weight in members}
+        sizes: dict[str, list[int]] = {}
         for i, sample in enumerate(data.samples):
-            scores = []
-            for p in range(len(sample.proposals)):
-                rows = [position[views[(i, p, mode)].key] for mode in protocol["representations"]]
-                scores.append(float((image_emb[rows] @ text_emb[i]).sum()))
-            yield {"i": i, "id": sample.id, "expression": sample.expression, "target": list(sample.target),
-                   "proposals": [list(b) for b in sample.proposals], "scores": scores}
+            scores = [sum(weights[name] * per_model[name][i][p] for name in per_model) for p in range(len(sample.proposals))]
+            if sample.image.key not in sizes:
+                sizes[sample.image.key] = list(sample.image.load().size)
+            record = {"i": i, "id": sample.id, "expression": sample.expression, "target": list(sample.target),
+                      "proposals": [list(b) for b in sample.proposals], "scores": scores, "image_size": sizes[sample.image.key]}
+            if len(members) > 1:
+                record["model_scores"] = {name: per_model[name][i] for name in per_model}
+                record["weights"] = weights
+            yield record
 
     def score(self, records: Iterable[dict[str, Any]], spec: TaskSpec) -> dict[str, float]:
-        threshold = float(self.protocol(spec)["iou_threshold"])
+        protocol = self.protocol(spec)
+        threshold, area_threshold = float(protocol["iou_threshold"]), float(protocol["box_area_threshold"])
         hits = []
         for record in records:
             if not record["scores"]:  # no proposal at all: nothing can be right
                 hits.append(False)
                 continue
-            best = int(np.argmax(record["scores"]))
+            kept = candidates(record, area_threshold)
+            best = max(kept, key=lambda p: (record["scores"][p], -p))  # the first maximum among the candidates
             hits.append(metrics.box_iou(record["proposals"][best], record["target"]) > threshold)
         return {"accuracy": float(np.mean(hits)) if hits else float("nan")}
+
+
+def candidates(record: dict[str, Any], area_threshold: float) -> list[int]:
+    """Proposals whose area / image area is above the threshold (zero-area boxes never are); all of
+    them when none is (ReCLIP interpreter.py Environment.filter / filter_area)."""
+    size = record.get("image_size")
+    if size is None and area_threshold > 0:
+        raise VLBenchError("these records have no image sizes (written by an older vlbench); rerun the task to use box_area_threshold")
+    image_area = float(size[0] * size[1]) if size else 1.0
+    areas = [max(0.0, x1 - x0) * max(0.0, y1 - y0) for x0, y0, x1, y1 in record["proposals"]]
+    kept = [p for p, area in enumerate(areas) if area / image_area > area_threshold]
+    return kept or list(range(len(areas)))

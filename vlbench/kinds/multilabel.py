@@ -9,7 +9,7 @@ import numpy as np
 from vlbench import metrics
 from vlbench.datasets.multilabel import MULTILABEL_READERS, MultilabelData
 from vlbench.errors import VLBenchError
-from vlbench.kinds import TASK_KINDS
+from vlbench.kinds.registry import TASK_KINDS
 from vlbench.kinds.base import RunContext
 from vlbench.kinds.classification import ClassificationKind, choose_prompts, zero_shot_classifier
 from vlbench.specs import TaskSpec
@@ -23,11 +23,9 @@ class MultilabelKind(ClassificationKind):
     readers = MULTILABEL_READERS
     metric_patterns = ("mean_average_precision",)
 
-    def prompts(self, spec: TaskSpec, data: MultilabelData, ctx: RunContext | None = None) -> tuple[list[str], list[str]]:  # type: ignore[override]
-        classnames, names_from = choose_prompts(spec, data, "classnames")  # type: ignore[arg-type]
-        templates, templates_from = choose_prompts(spec, data, "templates")  # type: ignore[arg-type]
-        if ctx is not None:
-            ctx.info["prompts"] = {"classnames": names_from, "templates": templates_from}
+    def prompts(self, spec: TaskSpec, data: MultilabelData) -> tuple[list[str], list[str]]:  # type: ignore[override]
+        classnames, _ = choose_prompts(spec, data, "classnames")  # type: ignore[arg-type]
+        templates, _ = choose_prompts(spec, data, "templates")  # type: ignore[arg-type]
         if not classnames or not templates:
             raise VLBenchError(f"task '{spec.name}' needs class names and templates (files.classnames / files.templates)")
         if len(classnames) != data.num_classes:
@@ -35,7 +33,7 @@ class MultilabelKind(ClassificationKind):
         return classnames, templates
 
     def predict(self, model: Any, data: MultilabelData, spec: TaskSpec, ctx: RunContext) -> Iterator[dict[str, Any]]:  # type: ignore[override]
-        classnames, templates = self.prompts(spec, data, ctx)
+        classnames, templates = self.prompts(spec, data)
         classifier = zero_shot_classifier(ctx.encoder, classnames, templates)
         for indices, embeddings in ctx.encoder.iter_images(data.images, spec.name):
             logits = embeddings @ classifier.T

@@ -10,7 +10,7 @@ import torch
 from vlbench import metrics
 from vlbench.datasets.retrieval import RETRIEVAL_READERS, RetrievalData
 from vlbench.errors import VLBenchError
-from vlbench.kinds import TASK_KINDS
+from vlbench.kinds.registry import TASK_KINDS
 from vlbench.kinds.base import RunContext, TaskKind
 from vlbench.specs import TaskSpec
 
@@ -28,7 +28,7 @@ def ranks(queries: torch.Tensor, candidates: torch.Tensor, positive: torch.Tenso
 
 @TASK_KINDS.register("retrieval")
 class RetrievalKind(TaskKind):
-    """Metric names follow CLIP_benchmark: image_retrieval = text->image, text_retrieval = image->text."""
+    """Image-text retrieval, recall@k both ways (CLIP_benchmark names: image_retrieval = text->image)."""
 
     name = "retrieval"
     readers = RETRIEVAL_READERS

@@ -22,26 +22,51 @@ from vlbench import metrics
 from vlbench.datasets.segmentation import SEGMENTATION_READERS, SegmentationData
 from vlbench.encoding import loader_errors
 from vlbench.errors import CapabilityError, TaskSpecError
-from vlbench.kinds import TASK_KINDS
-from vlbench.kinds.base import RunContext, TaskKind, require_number
+from vlbench.kinds.base import Decisions, RunContext, TaskKind
 from vlbench.kinds.classification import zero_shot_classifier
+from vlbench.kinds.registry import TASK_KINDS
 from vlbench.models.dense import DENSE_VARIANTS
 from vlbench.pamr import pamr
+from vlbench.schema import SchemaError, as_dict, option, schema
 from vlbench.specs import TaskSpec
+from vlbench.taskfile import ProtocolFields
 
-PROTOCOL_DEFAULTS: dict[str, Any] = {
-    "short_side": 336,
-    "max_long_side": 2048,
-    "window": 224,
-    "stride": 112,
-    "logit_scale": 40.0,
-    "prob_threshold": 0.0,
-    "area_threshold": None,
-    "pamr_steps": 0,
-    "pamr_dilations": [8, 16],
-    "dense_variant": "sclip",
-    "synonym_separator": ", ",
-}
+
+@schema
+class SegmentationProtocol(ProtocolFields):
+    dense_variant: str = option("sclip", help="last-block variant giving dense features (--dense-variant sets it)", choices=DENSE_VARIANTS.names)
+    short_side: float = option(336, help="resize so the short side is this many pixels", gt=0)
+    max_long_side: float = option(2048, help="... unless the long side would exceed this", gt=0)
+    window: int | None = option(224, help="sliding-window size in pixels; 0 or null: the whole image at once", low=0)
+    stride: int | None = option(112, help="sliding-window stride in pixels (0 < stride <= window)", low=1)
+    logit_scale: float = option(40.0, help="softmax(logit_scale x cosine) over all queries", gt=0)
+    prob_threshold: float = option(0.0, help="pixels whose best probability is below this become class 0", low=0, high=1)
+    area_threshold: float | None = option(None, help="drop classes covering at most this share of the predicted foreground (SCLIP, VOC)", low=0, high=1)
+    pamr_steps: int = option(0, help="PAMR refinement iterations (0: none)", low=0)
+    pamr_dilations: list[int] = option([8, 16], help="PAMR dilations", low=1)
+    synonym_separator: str = option(", ", help="splits a class-name line into synonyms (separate queries)")
+    pixel_mean: list[float] | None = option(None, help="image normalisation mean, RGB on the 0-255 scale as mmseg configs write it (default: the model's)")
+    pixel_std: list[float] | None = option(None, help="image normalisation std, RGB on the 0-255 scale (default: the model's)", gt=0)
+
+    def check(self) -> None:
+        if self.window and not (self.stride and self.stride <= self.window):
+            raise SchemaError("stride", f"window and stride must be whole numbers with 0 < stride <= window, got {self.window!r} / {self.stride!r}")
+        if not self.pamr_dilations:
+            raise SchemaError("pamr_dilations", "expected a non-empty list of positive whole numbers")
+        for name in ("pixel_mean", "pixel_std"):
+            if getattr(self, name) is not None and len(getattr(self, name)) != 3:
+                raise SchemaError(name, "expected three values (R, G, B)")
+        if (self.pixel_mean is None) != (self.pixel_std is None):
+            raise SchemaError("pixel_std", "set pixel_mean and pixel_std together")
+
+
+@schema
+class SegmentationFiles:
+    classnames: str = option(help="class names, one line per class in label order; synonyms split by synonym_separator")
+    templates: str | None = option(None, help="prompt templates with {c}, one per line (default: the bare name)")
+    background_words: str | None = option(None, help="words that replace class 0's queries, one per line")
+
+
 
 
 def class_queries(lines: list[str], separator: str) -> tuple[list[str], list[int]]:
@@ -83,7 +108,10 @@ def query_logits(
     model: Any, image: torch.Tensor, queries: torch.Tensor, protocol: dict[str, Any], variant: str, batch_size: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Raw cosine similarities [Q, h, w] at the resized image's size (windows averaged), and the normalised image."""
-    mean, std = model.pixel_mean_std
+    if protocol.get("pixel_mean") is not None:  # a paper's own normalisation, e.g. MaskCLIP's ImageNet values
+        mean, std = [m / 255 for m in protocol["pixel_mean"]], [s / 255 for s in protocol["pixel_std"]]
+    else:
+        mean, std = model.pixel_mean_std
     normalised = (image / 255 - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
     height, width = image.shape[-2:]
     total = torch.zeros(len(queries), height, width)
@@ -135,42 +163,21 @@ class _Images(Dataset):
 
 @TASK_KINDS.register("segmentation")
 class SegmentationKind(TaskKind):
+    """Open-vocabulary semantic segmentation from dense patch features; mIoU over the dataset."""
+
     name = "segmentation"
-    protocol_keys = tuple(PROTOCOL_DEFAULTS)
     readers = SEGMENTATION_READERS
     metric_patterns = ("mIoU", "mAcc", "aAcc")
-    run_settings_used = ("dense_variant",)
     shards_items = True
+    protocol_schema = SegmentationProtocol
+    files_schema = SegmentationFiles
 
     @classmethod
-    def protocol(cls, spec: TaskSpec, ctx: RunContext | None = None) -> dict[str, Any]:
-        protocol = {**PROTOCOL_DEFAULTS, **spec.protocol}
-        if ctx is not None and ctx.dense_variant:
-            protocol["dense_variant"] = ctx.dense_variant
-        return protocol
+    def protocol(cls, spec: TaskSpec) -> dict[str, Any]:
+        return as_dict(cls.options(spec))
 
     @classmethod
-    def validate(cls, spec: TaskSpec) -> None:
-        super().validate(spec)
-        if spec.file("classnames") is None:
-            raise TaskSpecError(spec.source_file, "files.classnames", "a segmentation task needs a class-name file")
-        protocol = cls.protocol(spec)
-        for key in ("short_side", "max_long_side", "logit_scale"):
-            require_number(spec, key, protocol[key], low=1e-9)
-        require_number(spec, "prob_threshold", protocol["prob_threshold"], 0, 1)
-        if protocol["area_threshold"] is not None:
-            require_number(spec, "area_threshold", protocol["area_threshold"], 0, 1)
-        window, stride = protocol["window"], protocol["stride"]
-        if window:  # 0 or null: whole images
-            if not isinstance(window, int) or not isinstance(stride, int) or not 0 < stride <= window:
-                raise TaskSpecError(spec.source_file, "protocol.stride", f"window and stride must be whole numbers with 0 < stride <= window, got {window!r} / {stride!r}")
-        steps, dilations = protocol["pamr_steps"], protocol["pamr_dilations"]
-        if not isinstance(steps, int) or steps < 0:
-            raise TaskSpecError(spec.source_file, "protocol.pamr_steps", f"expected a whole number >= 0, got {steps!r}")
-        if not isinstance(dilations, list) or not dilations or not all(isinstance(d, int) and d > 0 for d in dilations):
-            raise TaskSpecError(spec.source_file, "protocol.pamr_dilations", f"expected a list of positive whole numbers, got {dilations!r}")
-        if protocol["dense_variant"] not in DENSE_VARIANTS:
-            raise TaskSpecError(spec.source_file, "protocol.dense_variant", f"expected one of {DENSE_VARIANTS.names()}")
+    def check(cls, spec: TaskSpec) -> None:
         for template in spec.read_lines("templates") or []:
             if "{c}" not in template:
                 raise TaskSpecError(spec.source_file, "files.templates", f"template without {{c}}: '{template}'")
@@ -194,16 +201,22 @@ class SegmentationKind(TaskKind):
             return str(exc)
         return None
 
+    def decide(self, model: Any, data: SegmentationData, spec: TaskSpec) -> Decisions:
+        protocol = self.protocol(spec)
+        lines = self.class_lines(spec)
+        queries, _ = class_queries(lines, protocol["synonym_separator"])
+        decided = {"dense_variant": protocol["dense_variant"], "queries": len(queries), "classes": len(lines), "protocol": protocol}
+        if "protocol.dense_variant" in spec.shorthands:
+            decided["dense_variant_from"] = "--dense-variant (the rest of the task's protocol unchanged)"
+        return Decisions(protocol=decided)
+
     def predict(self, model: Any, data: SegmentationData, spec: TaskSpec, ctx: RunContext) -> Iterator[dict[str, Any]]:
         model.patch_size  # raises "this model cannot do segmentation" before any work
-        protocol = self.protocol(spec, ctx)
+        protocol = self.protocol(spec)
         lines = self.class_lines(spec)
-        separator = protocol["synonym_separator"]
-        queries, owners = class_queries(lines, separator)
+        queries, owners = class_queries(lines, protocol["synonym_separator"])
         templates = spec.read_lines("templates") or ["{c}"]
         query_embeddings = zero_shot_classifier(ctx.encoder, queries, templates)
-        ctx.info.update({"dense_variant": protocol["dense_variant"], "queries": len(queries), "classes": len(lines),
-                         "protocol": {k: protocol[k] for k in PROTOCOL_DEFAULTS}})
         rank, world_size = ctx.item_shard
         items = list(range(rank, len(data.samples), world_size))
         loader = DataLoader(Subset(_Images(data), items), batch_size=None, num_workers=min(ctx.encoder.num_workers, 4), prefetch_factor=2 if ctx.encoder.num_workers else None)
@@ -241,7 +254,7 @@ class SegmentationKind(TaskKind):
                 confusion[row, col] += count
         scores = metrics.segmentation_scores(confusion)
         results = {name: float(scores[name]) for name in ("mIoU", "mAcc", "aAcc")}  # type: ignore[arg-type]
-        separator = {**PROTOCOL_DEFAULTS, **spec.protocol}["synonym_separator"]
+        separator = self.options(spec).synonym_separator
         for line, iou in zip(lines, scores["iou"]):  # type: ignore[arg-type]
             results[f"IoU/{line.split(separator)[0].strip()}"] = float(iou)
         return results

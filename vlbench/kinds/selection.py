@@ -16,19 +16,21 @@ Winoground-style matrices and per-group breakdowns from any field.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import replace
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
 from vlbench.datasets import records as _records  # noqa: F401  (registers the records format)
+from vlbench.datasets.aro_order import TAGGERS
 from vlbench.datasets.selection import SELECTION_READERS, SelectionData
 from vlbench.errors import DatasetNotFoundError, TaskSpecError, VLBenchError
-from vlbench.kinds import TASK_KINDS
-from vlbench.kinds.base import Located, RunContext, TaskKind
-from vlbench.kinds.selection_outcomes import records_mappings, score_outcomes, validate_outcomes
+from vlbench.kinds.base import Decisions, Located, RunContext, TaskKind
+from vlbench.kinds.registry import TASK_KINDS
+from vlbench.kinds.selection_outcomes import Outcome, outcome_rule_docs, records_mappings, score_outcomes, validate_outcomes
 from vlbench.registry import Registry
+from vlbench.schema import SchemaError, as_dict, option, schema
 from vlbench.specs import TaskSpec
+from vlbench.taskfile import ProtocolFields
 
 Matrix = list[list[float]]
 SELECTION_RULES: Registry = Registry("selection rule")
@@ -36,18 +38,20 @@ SELECTION_RULES: Registry = Registry("selection rule")
 
 @SELECTION_RULES.register("argmax")
 def argmax_rule(scores: Matrix, answer: int | None) -> dict[str, bool]:
+    """Correct when the first maximum of the caption scores is the answer (np.argmax; ties go to the first)."""
     return {"correct": int(np.argmax(scores[0])) == answer}
 
 
 @SELECTION_RULES.register("strict")
 def strict_rule(scores: Matrix, answer: int | None) -> dict[str, bool]:
+    """Correct when the answer scores strictly higher than every other caption (a tie is wrong)."""
     row = scores[0]
     return {"correct": all(row[answer] > s for j, s in enumerate(row) if j != answer)}  # type: ignore[index]
 
 
 @SELECTION_RULES.register("winoground")
 def winoground_rule(scores: Matrix, answer: int | None) -> dict[str, bool]:
-    """scores[i][c] = s(caption c, image i)."""
+    """2 images x 2 captions: text, image and group scores with strict inequalities; scores[i][c] = s(caption c, image i)."""
     (s00, s01), (s10, s11) = scores  # s_ic
     text = s00 > s01 and s11 > s10  # each image prefers its own caption
     image = s00 > s10 and s11 > s01  # each caption prefers its own image
@@ -62,12 +66,37 @@ def group_means(outcomes: list[bool], groups: list[str | None], exclude: set[str
     return {g: float(np.mean(v)) for g, v in sorted(by_group.items()) if len(v) >= min_count}
 
 
+@schema
+class SelectionProtocol(ProtocolFields):
+    rule: str | None = option(None, help="how a score matrix becomes outcomes (see rules); or declare outcomes", choices=SELECTION_RULES.names)
+    outcomes: dict[str, Outcome] | None = option(None, help="records format: named outcomes, each a metric of the same name (see outcome rules)")
+    min_group_count: int = option(1, help="macro_accuracy: groups with fewer items are dropped", low=1)
+    breakdown: str | bool | None = option(None, help="winoground rule: also report scores per group (the field named)")
+    seed: int | None = option(None, help="seed of generated options (aro_order); --seed sets it where set")
+    tagger: str = option("spacy", help="part-of-speech tagger of generated options (aro_order)", choices=TAGGERS.names)
+
+    def check(self) -> None:
+        if (self.rule is None) == (self.outcomes is None):
+            raise SchemaError("rule", "give either rule or outcomes (records format), not both" if self.rule else "missing; give rule (see rules) or outcomes")
+        if self.outcomes is not None and not self.outcomes:
+            raise SchemaError("outcomes", "expected at least one outcome")
+
+
+@schema
+class SelectionFiles:
+    excluded_groups: str | None = option(None, help="group names left out of macro_accuracy, one per line")
+    order_options: str | None = option(None, help="aro_order: options saved by an earlier run, used instead of generating")
+
+
 @TASK_KINDS.register("selection")
 class SelectionKind(TaskKind):
+    """Per instance an images x captions score matrix; a rule turns it into outcomes (ARO, SugarCrepe, Winoground)."""
+
     name = "selection"
-    protocol_keys = ("rule", "min_group_count", "breakdown", "seed", "tagger", "text_field")
     readers = SELECTION_READERS
     metric_patterns = ("accuracy", "macro_accuracy", "text_score", "image_score", "group_score")
+    protocol_schema = SelectionProtocol
+    files_schema = SelectionFiles
     RULE_METRICS: dict[str, tuple[str, ...]] = {
         "argmax": ("accuracy", "macro_accuracy"),
         "strict": ("accuracy", "macro_accuracy"),
@@ -75,21 +104,26 @@ class SelectionKind(TaskKind):
     }
 
     @classmethod
-    def validate(cls, spec: TaskSpec) -> None:
-        if "outcomes" in spec.protocol:  # metric names are the declared outcomes' names, checked below
-            super().validate(replace(spec, config={**spec.config, "metrics": []}))
-        else:
-            super().validate(spec)
-        min_count = spec.protocol.get("min_group_count", 1)
-        if not isinstance(min_count, int) or isinstance(min_count, bool) or min_count < 1:
-            raise TaskSpecError(spec.source_file, "protocol.min_group_count", f"expected a whole number >= 1, got {min_count!r}")
-        records_mappings(spec)  # records sources: options, field mapping and filters
-        if "outcomes" in spec.protocol:
+    def docs(cls) -> dict[str, list[tuple[str, str]]]:
+        rules = []
+        for name in SELECTION_RULES.names():
+            doc = " ".join((SELECTION_RULES.get(name).__doc__ or "").split())
+            metrics = ", ".join(cls.RULE_METRICS.get(name, cls.metric_patterns))
+            rules.append((name, f"{doc} Metrics: {metrics}.".strip()))
+        return {"rules": rules, "outcome rules": outcome_rule_docs()}
+
+    @classmethod
+    def task_metrics(cls, spec: TaskSpec) -> list[str]:
+        outcomes = spec.protocol.get("outcomes")
+        return list(outcomes) if isinstance(outcomes, dict) else []
+
+    @classmethod
+    def check(cls, spec: TaskSpec) -> None:
+        records_mappings(spec)  # records sources: field mapping against the outcomes' needs
+        if cls.options(spec).outcomes is not None:
             validate_outcomes(spec)
             return
-        rule = spec.protocol.get("rule")
-        if rule not in SELECTION_RULES:
-            raise TaskSpecError(spec.source_file, "protocol.rule", f"expected one of {SELECTION_RULES.names()}, got {rule!r}")
+        rule = cls.options(spec).rule
         allowed = cls.RULE_METRICS.get(rule, cls.metric_patterns)
         for metric in spec.metrics:
             if metric not in allowed:
@@ -114,6 +148,9 @@ class SelectionKind(TaskKind):
     def load(self, spec: TaskSpec, ctx: RunContext) -> tuple[Any, Any]:
         data, located = super().load(spec, ctx)
         return data.limited(ctx.limit), located
+
+    def decide(self, model: Any, data: SelectionData, spec: TaskSpec) -> Decisions:
+        return Decisions(protocol=as_dict(self.options(spec)), artifacts=dict(data.artifacts))
 
     def predict(self, model: Any, data: SelectionData, spec: TaskSpec, ctx: RunContext) -> Iterator[dict[str, Any]]:
         images = list({ref.key: ref for inst in data.instances for ref in inst.images}.values())
@@ -145,9 +182,10 @@ class SelectionKind(TaskKind):
         records = list(records)
         if not records:
             raise VLBenchError(f"task '{spec.name}' has no instances to score")
-        if "outcomes" in spec.protocol:
+        protocol = self.options(spec)
+        if protocol.outcomes is not None:
             return score_outcomes(records, spec.protocol)
-        rule: Callable = SELECTION_RULES.get(spec.protocol["rule"])
+        rule: Callable = SELECTION_RULES.get(protocol.rule)
         outcomes = [rule(r["scores"], r.get("answer")) for r in records]
         groups = [r.get("group") for r in records]
         results: dict[str, float] = {}
@@ -156,14 +194,14 @@ class SelectionKind(TaskKind):
             results["accuracy"] = float(np.mean(correct))
             if "macro_accuracy" in spec.metrics:
                 exclude = set(spec.read_lines("excluded_groups") or [])
-                per_group = group_means(correct, groups, exclude, int(spec.protocol.get("min_group_count", 1)))
+                per_group = group_means(correct, groups, exclude, protocol.min_group_count)
                 results["macro_accuracy"] = float(np.mean(list(per_group.values()))) if per_group else float("nan")
                 results.update({f"accuracy/{group}": value for group, value in per_group.items()})
         else:
             for name in ("text", "image", "group"):
                 values = [o[name] for o in outcomes]
                 results[f"{name}_score"] = float(np.mean(values))
-                if spec.protocol.get("breakdown"):
+                if protocol.breakdown:
                     for group, mean in group_means(values, groups, set(), 1).items():
                         results[f"{name}_score/{group}"] = mean
         return results

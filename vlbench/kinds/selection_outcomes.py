@@ -14,48 +14,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Literal
 
 import numpy as np
 
-from vlbench.datasets.records import (
-    FIELD_OPTIONS,
-    FILTER_OPTIONS,
-    REQUIRED,
-    SOURCE_OPTIONS,
-    Mapping,
-    Option,
-    check_options,
-    effective_source,
-    names,
-)
+from vlbench.datasets.records import Mapping, effective_source, names
 from vlbench.errors import TaskSpecError, VLBenchError
 from vlbench.registry import Registry, did_you_mean
+from vlbench.schema import option, schema
 
 ANCHOR_IMAGE, ANCHOR_POSITIVES = "image", "positives"
-
-#: Keys of one entry under ``protocol.outcomes``.
-OUTCOME_OPTIONS: dict[str, Option] = {
-    "rule": Option((str,), REQUIRED, "how an item's scores become its outcome (see the rules)"),
-    "anchor": Option((str, list), ANCHOR_IMAGE, "what the captions are compared with: 'image' (image-caption cosine), "
-                     "'positives' (each positive caption in turn, against the other captions: text-only), or caption "
-                     "field name(s), whose captions are the anchors in turn; an anchor caption is never its own candidate"),
-    "candidates": Option((str,), "captions", "what is ranked: 'captions' (positive vs negative captions), or 'images' (each anchor caption "
-                         "ranks the record's images against its negative_images; the anchor is then 'positives' or caption field names)"),
-    "positives": Option((str, list), None, "only these positive caption fields take part (default: all)"),
-    "negatives": Option((str, list), None, "only these negative caption fields take part (default: all)"),
-    "macro": Option((str,), None, "a group field: the metric is the mean of the per-group means instead of the mean over items"),
-}
-
-
-#: Every option of the records format and of declared outcomes, by where it sits in a task file.
-SCHEMA: dict[str, dict[str, Option]] = {
-    "dataset.sources[] (format: records)": SOURCE_OPTIONS,
-    "fields": FIELD_OPTIONS,
-    "filter[]": FILTER_OPTIONS,
-    "protocol.outcomes.<name>": OUTCOME_OPTIONS,
-}
-
 
 @dataclass
 class Comparison:
@@ -137,6 +105,26 @@ OUTCOME_RULES: Registry = Registry("selection outcome rule")
 MATRIX_RULES = {"text_match", "image_match", "group_match"}
 
 
+@schema
+class Outcome:
+    """One entry under ``protocol.outcomes``: a metric of the same name."""
+
+    rule: str = option(help="how an item's scores become its outcome (see outcome rules)", choices=lambda: OUTCOME_RULES.names())
+    anchor: str | list[str] = option(ANCHOR_IMAGE, help="what the captions are compared with: 'image' (image-caption cosine), "
+                                     "'positives' (each positive caption in turn, against the other captions: text-only), or caption "
+                                     "field name(s), whose captions are the anchors in turn; an anchor caption is never its own candidate")
+    candidates: Literal["captions", "images"] = option("captions", help="what is ranked: 'captions' (positive vs negative captions), or 'images' (each anchor caption "
+                                                       "ranks the record's images against its negative_images; the anchor is then 'positives' or caption field names)")
+    positives: str | list[str] | None = option(None, help="only these positive caption fields take part (default: all)")
+    negatives: str | list[str] | None = option(None, help="only these negative caption fields take part (default: all)")
+    macro: str | None = option(None, help="a group field: the metric is the mean of the per-group means instead of the mean over items")
+
+
+def outcome_rule_docs() -> list[tuple[str, str]]:
+    """(name, meaning) of every outcome rule, for 'vlbench show kind:selection'."""
+    return [(name, " ".join((OUTCOME_RULES.get(name).__doc__ or "").split())) for name in OUTCOME_RULES.names()]
+
+
 @OUTCOME_RULES.register("positives_above_negatives")
 def positives_above_negatives(item: ItemView) -> float:
     """1 if, for every anchor, every positive scores strictly above every negative (min pos > max neg)."""
@@ -206,10 +194,7 @@ def validate_outcomes(spec: Any) -> None:
         raise TaskSpecError(file, "protocol.outcomes", "declared outcomes need every source to have format: records")
     for name, options in outcomes.items():
         where = f"protocol.outcomes.{name}"
-        check_options(options, OUTCOME_OPTIONS, file, where)
-        rule = options.get("rule")
-        if rule not in OUTCOME_RULES:
-            raise TaskSpecError(file, f"{where}.rule", f"expected one of {', '.join(OUTCOME_RULES.names())}, got {rule!r}{did_you_mean(str(rule), OUTCOME_RULES.names())}")
+        rule = options["rule"]  # options checked against Outcome with the protocol
         for mapping in mappings:
             _check_fields_named(options, mapping, rule, file, where)
     for metric in spec.metrics:
@@ -225,8 +210,6 @@ def _check_fields_named(options: dict[str, Any], mapping: Mapping, rule: str, fi
         raise TaskSpecError(file, f"{where}.rule", f"'{rule}' needs fields.positives and fields.negatives")
     anchor = options.get("anchor", ANCHOR_IMAGE)
     candidates = options.get("candidates", "captions")
-    if candidates not in ("captions", "images"):
-        raise TaskSpecError(file, f"{where}.candidates", f"expected 'captions' or 'images', got {candidates!r}")
     if candidates == "images" and (matrix or rule == "top1_positive" or not mapping.negative_images):
         raise TaskSpecError(file, f"{where}.candidates", f"'images' needs fields.negative_images and a positives/negatives rule, not '{rule}'")
     if candidates == "images" and isinstance(anchor, str) and anchor == ANCHOR_IMAGE and "anchor" in options:
@@ -259,14 +242,19 @@ def _means(values: list[float], groups: list[str | None], min_count: int) -> dic
     return {g: float(np.mean(v)) for g, v in sorted(by_group.items()) if len(v) >= min_count}
 
 
+def outcome_values(records: list[dict[str, Any]], options: dict[str, Any]) -> list[float]:
+    """One declared outcome's value per item (its metric is their mean, unless it is macro)."""
+    rule: Callable[[ItemView], float] = OUTCOME_RULES.get(options["rule"])
+    return [rule(ItemView(r, options)) for r in records]
+
+
 def score_outcomes(records: list[dict[str, Any]], protocol: dict[str, Any]) -> dict[str, float]:
     """Every declared outcome's metric and per-group breakdown, from stored samples (pure)."""
     results: dict[str, float] = {}
     min_count = int(protocol.get("min_group_count", 1))
     group_fields = list(dict.fromkeys(f for r in records for f in r.get("groups", {})))
     for name, options in protocol["outcomes"].items():
-        rule: Callable[[ItemView], float] = OUTCOME_RULES.get(options["rule"])
-        values = [rule(ItemView(r, options)) for r in records]
+        values = outcome_values(records, options)
         per_field = {f: _means(values, [r.get("groups", {}).get(f) for r in records], min_count) for f in group_fields}
         macro = options.get("macro")
         if macro:

@@ -245,6 +245,13 @@ class ModelAdapter(ABC):
         """Identifies the image transform, for caching embeddings of transformed images."""
         return repr(self.image_transform)
 
+    @property
+    def logit_scale(self) -> float:
+        """exp of the model's learned temperature (OpenAI CLIP: 100); 1.0 for a model without one.
+        Ensembles weight each model's cosines by it, as ReCLIP sums logits."""
+        scale = getattr(getattr(self, "model", None), "logit_scale", None)
+        return float(scale.detach().float().exp()) if isinstance(scale, torch.Tensor) else 1.0
+
     def fingerprint(self) -> dict[str, Any]:
         libraries = {lib: package_version(lib) for lib in self.libraries}
         return {

@@ -1,8 +1,17 @@
 """Hugging Face transformers models: ``hf:<hub id or local dir>[@revision]``.
 
 CLIPModel and SiglipModel (and any AutoModel with ``get_image_features``/``get_text_features``)
-with the matching processor. ``?trust_remote_code=1`` is off unless the user asks for it.
-SigLIP text towers were trained on max-length padding, so their texts are padded that way.
+with the matching tokenizer and image processor. ``?trust_remote_code=1`` is off unless the user asks.
+
+- SigLIP text towers were trained on max-length padding, so their texts are padded that way.
+- SigLIP 2 was trained on lowercased text (transformers' ``Siglip2Tokenizer``: "Gemma tokenizer +
+  SigLIP2 training default: lowercase normalization"); fixed-resolution SigLIP 2 checkpoints load a
+  plain Gemma tokenizer, so their texts are lowercased here (``?lowercase=0|1`` overrides).
+- NaFlex SigLIP 2 checkpoints (model type ``siglip2``) need per-image patch sequences
+  (``pixel_attention_mask``, ``spatial_shapes``) and are refused with a pointer to the fixed ones.
+- The image processor's backend is pinned (``?image_backend=pil``, the default, or ``torchvision``)
+  and recorded in the fingerprint: transformers 5 picks torchvision when installed, whose resizing
+  differs slightly from the PIL reference.
 """
 
 from __future__ import annotations
@@ -24,6 +33,25 @@ MAX_LENGTH_PADDING = ("siglip", "siglip2")
 # causal text towers pooled at the end-of-text token: padding to the batch's longest text is exact
 TRIMMABLE_TEXT = ("clip",)
 TRUE_VALUES = ("1", "true", "yes")
+IMAGE_BACKENDS = ("pil", "torchvision")
+NAFLEX_MODEL_TYPES = ("siglip2",)
+FIXED_SIGLIP2_HINT = "use a fixed-resolution SigLIP 2 checkpoint instead, e.g. hf:google/siglip2-base-patch16-224"
+
+
+def is_siglip2_text(model_type: str, tokenizer: Any) -> bool:
+    """SigLIP 2's text tower: a SigLIP model with the Gemma tokenizer (SigLIP 1 uses its own SentencePiece one)."""
+    name = type(tokenizer).__name__
+    return model_type in MAX_LENGTH_PADDING and (model_type == "siglip2" or name.startswith(("Gemma", "Siglip2")))
+
+
+def load_image_processor(name: str, backend: str, load_kwargs: dict[str, Any]) -> Any:
+    """The image processor with the asked backend (transformers 5: backend=; 4.x: use_fast=)."""
+    import transformers
+    from transformers import AutoImageProcessor
+
+    major = int(transformers.__version__.split(".")[0])
+    choice = {"backend": backend} if major >= 5 else {"use_fast": backend == "torchvision"}
+    return AutoImageProcessor.from_pretrained(name, **load_kwargs, **choice)
 
 
 def _features(output: Any) -> torch.Tensor:
@@ -58,32 +86,45 @@ class HFAdapter(ModelAdapter):
     def __init__(self, spec: ModelSpec, device: torch.device | str = "cpu", precision: str = "fp32"):
         super().__init__(spec, device, precision)
         import transformers
-        from transformers import AutoConfig, AutoModel, AutoProcessor
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
 
         transformers.utils.logging.set_verbosity_error()
         transformers.utils.logging.disable_progress_bar()
 
         trust = spec.options.get("trust_remote_code", "0").lower() in TRUE_VALUES
         load_kwargs: dict[str, Any] = {"revision": spec.tag, "trust_remote_code": trust}
+        self.image_backend = spec.options.get("image_backend", "pil")
+        if self.image_backend not in IMAGE_BACKENDS:
+            raise ModelLoadError(f"{spec.id}: image_backend must be one of {', '.join(IMAGE_BACKENDS)}, got '{self.image_backend}'")
         local = Path(spec.name).expanduser().exists()
         with contextlib.nullcontext(None) if local else hub_access() as offline:
             try:
                 config = AutoConfig.from_pretrained(spec.name, **load_kwargs)
+                if config.model_type in NAFLEX_MODEL_TYPES:
+                    raise ModelLoadError(
+                        f"cannot use {spec.id}: NaFlex SigLIP 2 checkpoints take variable-length patch sequences "
+                        f"(pixel_attention_mask, spatial_shapes), which vlbench does not feed; {FIXED_SIGLIP2_HINT}")
                 self.model = AutoModel.from_pretrained(spec.name, **load_kwargs).to(self.device).eval()
-                processor = AutoProcessor.from_pretrained(spec.name, **load_kwargs)
-            except Exception as exc:  # OSError (not found / offline), ValueError (unknown type) ...
+                tokenizer = AutoTokenizer.from_pretrained(spec.name, **load_kwargs)
+                image_processor = load_image_processor(spec.name, self.image_backend, load_kwargs)
+            except ModelLoadError:
+                raise
+            except Exception as exc:  # OSError (not found / offline), ValueError (unknown type), ImportError ...
                 if offline:
                     raise ModelLoadError(offline_message(spec.id, offline, "hf:/path/to/saved/model")) from exc
                 first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                raise ModelLoadError(f"cannot load {spec.id}: {first_line}") from exc
+                hint = "; SigLIP tokenizers need: pip install sentencepiece protobuf" if "sentencepiece" in str(exc).lower() else ""
+                raise ModelLoadError(f"cannot load {spec.id}: {first_line}{hint}") from exc
         for method in ("get_image_features", "get_text_features"):
             if not hasattr(self.model, method):
                 raise ModelLoadError(f"cannot use {spec.id}: {type(self.model).__name__} has no {method}()")
         self.model_type = config.model_type
-        self.tokenizer = processor.tokenizer
-        self._transform = HFImageTransform(processor.image_processor)
+        self.tokenizer = tokenizer
+        self._transform = HFImageTransform(image_processor)
         self.max_length = int(spec.options.get("max_length", 0)) or self._text_max_length(config)
         self.default_padding = "max_length" if self.model_type in MAX_LENGTH_PADDING else "longest"
+        lowercase = spec.options.get("lowercase")
+        self.lowercase = is_siglip2_text(self.model_type, tokenizer) if lowercase is None else lowercase.lower() in TRUE_VALUES
         self.revision = getattr(config, "_commit_hash", None) or spec.tag
 
     def _text_max_length(self, config: Any) -> int:
@@ -113,6 +154,8 @@ class HFAdapter(ModelAdapter):
         return _features(self.model.get_image_features(pixel_values=pixels))
 
     def text_features(self, texts: list[str]) -> torch.Tensor:
+        if self.lowercase:
+            texts = [text.lower() for text in texts]
         tokens = self.tokenizer(
             texts, padding=self.padding, truncation=True, max_length=self.max_length, return_tensors="pt"
         ).to(self.device)
@@ -147,6 +190,10 @@ class HFAdapter(ModelAdapter):
             "revision": self.revision if not local.is_dir() else None,
             "local_dir": str(local.resolve()) if local.is_dir() else None,
             "text_padding": self.padding,
+            "text_lowercase": self.lowercase,
+            "tokenizer": type(self.tokenizer).__name__,
+            "image_processor": type(self._transform.image_processor).__name__,
+            "image_backend": self.image_backend,
             "weights_sha256": state_dict_sha256(self.model),
             "dtype": str(next(self.model.parameters()).dtype).replace("torch.", ""),
         }

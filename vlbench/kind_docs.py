@@ -1,0 +1,51 @@
+"""'vlbench list kinds' and 'vlbench show kind:NAME': task kinds described from their schemas."""
+
+from __future__ import annotations
+
+from rich.markup import escape
+from rich.table import Table
+
+from vlbench.console import console
+from vlbench.errors import UnknownNameError
+from vlbench.kinds import TASK_KINDS
+from vlbench.registry import did_you_mean
+from vlbench.schema import OptionDoc
+from vlbench.validation import kind_doc
+
+
+def print_kinds() -> None:
+    """One row per kind: formats, metrics, protocol options."""
+    table = Table("kind", "formats", "metrics", "protocol options", "what it does")
+    for name in TASK_KINDS.names():
+        doc = kind_doc(name)
+        table.add_row(name, ", ".join(doc["formats"]), escape(", ".join(doc["metrics"])),
+                      ", ".join(o.name for o in doc["protocol"]), escape(doc["doc"]))
+    console.print(table)
+    console.print("every option: vlbench show kind:NAME; JSON schema of task files: vlbench schema --out task.schema.json", markup=False)
+
+
+def _options_table(title: str, rows: list[OptionDoc]) -> Table:
+    table = Table("key", "type", "default", "allowed", "meaning", title=title, title_justify="left")
+    for row in rows:
+        table.add_row(row.name, escape(row.type), escape(row.default), escape(row.allowed), escape(row.help))
+    return table
+
+
+def print_kind(name: str) -> None:
+    """Every protocol option, files entry, dataset format (with its keys), metric and rule of a kind."""
+    if name not in TASK_KINDS:
+        raise UnknownNameError(f"unknown task kind '{name}'{did_you_mean(name, TASK_KINDS.names())}; known: {', '.join(TASK_KINDS.names())}")
+    doc = kind_doc(name)
+    console.print(f"[bold]{name}[/bold]: {escape(doc['doc'])}", highlight=False)
+    console.print(f"[bold]metrics[/bold] (regular expressions): {escape(', '.join(doc['metrics']))}", highlight=False)
+    console.print(_options_table("protocol: (under 'protocol:' in a task file)", doc["protocol"]))
+    if doc["files"]:
+        console.print(_options_table("files: (paths relative to the task file)", doc["files"]))
+    for fmt, rows in doc["formats"].items():
+        console.print(_options_table(f"format '{fmt}' (a dataset source): {doc['format_docs'][fmt]}", rows))
+    for cls_name, (meaning, rows) in doc["nested"].items():
+        console.print(_options_table(f"{cls_name} (a mapping inside the above): {meaning}", rows))
+    for section, entries in doc["extra"].items():
+        console.print(f"[bold]{section}[/bold]")
+        for entry, meaning in entries:
+            console.print(f"  {entry}: {escape(meaning)}", highlight=False)

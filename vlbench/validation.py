@@ -1,0 +1,205 @@
+"""Checking task files against the schemas of their kind and formats (used by the catalog).
+
+``load_task`` reads a task file (``vlbench.specs``), applies ``--set`` overrides and the run's
+protocol shorthands (``--seed`` -> ``protocol.seed``, ``--dense-variant`` ->
+``protocol.dense_variant``, only for tasks whose protocol has that field set), then checks every
+part: generic fields, ``dataset`` and each source against its format's ``options``, ``files``
+against the kind's ``files_schema``, ``protocol`` against the kind's ``protocol_schema``, metrics
+against the kind's metric patterns, and the kind's own ``check``. Nothing here needs a model.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from vlbench import named_protocols
+from vlbench.errors import TaskSpecError
+from vlbench.kinds import TASK_KINDS
+from vlbench.kinds.base import TaskKind
+from vlbench.registry import did_you_mean
+from vlbench.schema import _args, _is_union, as_dict, describe, fields_of, hints, is_schema, json_schema, parse
+from vlbench.specs import TASK_NAME, TaskSpec, apply_overrides, read_task_file
+from vlbench.taskfile import DatasetFields, SourceFields, TaskFields
+
+#: Run options that are shorthands for one protocol field: option name -> protocol key.
+SHORTHANDS = {"seed": "seed", "dense_variant": "dense_variant"}
+
+
+def source_schema(kind: type[TaskKind], format_name: str) -> type:
+    """The schema of one format's source keys (the bare common keys for readers that declare none)."""
+    return getattr(kind.readers.get(format_name), "options", SourceFields)
+
+
+def _check_sources(spec: TaskSpec, kind: type[TaskKind]) -> None:
+    for i, source in enumerate(spec.dataset.get("sources") or []):
+        where = f"dataset.sources[{i}]"
+        if not isinstance(source, dict) or "format" not in source:
+            raise TaskSpecError(spec.source_file, where, "expected a mapping with 'format'")
+        if source["format"] not in kind.readers:
+            known = ", ".join(kind.readers.names())
+            hint = did_you_mean(str(source["format"]), kind.readers.names())
+            raise TaskSpecError(spec.source_file, f"{where}.format", f"unknown format '{source['format']}' for {kind.name}{hint} (known: {known})")
+        reader = kind.readers.get(source["format"])
+        if getattr(reader, "options", None) is None:  # a plugin reader without a schema: its required keys only
+            for key in getattr(reader, "required", ()):
+                if key not in source and not source.get("hub"):
+                    raise TaskSpecError(spec.source_file, f"{where}.{key}", f"missing; the {source['format']} format needs it")
+            continue
+        shared = {k: spec.dataset[k] for k in getattr(reader, "shared_options", ()) if k in spec.dataset}  # keys a source may inherit from dataset:
+        parse(reader.options, {**shared, **source}, spec.source_file, f"{where}.", required=not source.get("hub"), what=f"the {source['format']} format")
+
+
+def declared_keys(cls: type, prefix: str = "") -> set[str]:
+    """Dotted keys a schema declares, nested schemas included (``dataset.path``, ``protocol.seed``)."""
+    keys: set[str] = set()
+    field_types = hints(cls)
+    for name in fields_of(cls):
+        keys.add(prefix + name)
+        tp = field_types[name]
+        nested = tp if is_schema(tp) else next((a for a in _args(tp) if is_schema(a)), None) if _is_union(tp) else None
+        if nested is not None:
+            keys |= declared_keys(nested, f"{prefix}{name}.")
+    return keys
+
+
+def settable_keys(config: Mapping[str, Any]) -> set[str]:
+    """Dotted keys ``--set`` may name for a task: those its schemas declare (generic fields, its
+    kind's ``protocol`` and ``files``), and ``language`` only on tasks with ``languages``."""
+    keys = declared_keys(TaskFields)
+    kind_name = config.get("kind")
+    if isinstance(kind_name, str) and kind_name in TASK_KINDS:
+        kind: type[TaskKind] = TASK_KINDS.get(kind_name)
+        keys |= declared_keys(kind.protocol_schema, "protocol.") | declared_keys(kind.files_schema, "files.")
+    if "languages" not in config:  # a run's --language leaves tasks in one language alone
+        keys.discard("language")
+    return keys
+
+
+def validate(spec: TaskSpec) -> None:
+    """Check a loaded task; TaskSpecError names the file, the field and what to do."""
+    path, config = spec.source_file, spec.config
+    kind_name = config.get("kind")
+    if isinstance(kind_name, str) and kind_name and kind_name not in TASK_KINDS:
+        hint = did_you_mean(kind_name, TASK_KINDS.names())
+        raise TaskSpecError(path, "kind", f"unknown kind '{kind_name}'{hint}; known: {', '.join(TASK_KINDS.names())}")
+    parse(TaskFields, config, path, what="a task file")
+    if not TASK_NAME.match(spec.name):
+        raise TaskSpecError(path, "task", f"'{spec.name}' is not a valid task name (letters, digits, _ . + -)")
+    kind: type[TaskKind] = TASK_KINDS.get(kind_name)
+    kind.options(spec)
+    own_metrics = set(kind.task_metrics(spec))
+    for metric in spec.metrics:
+        if metric not in own_metrics and not any(re.fullmatch(p, metric) for p in kind.metric_patterns):
+            hint = did_you_mean(metric, [p for p in kind.metric_patterns if re.fullmatch(r"[\w/]+", p)])
+            own = f"; this task declares {', '.join(sorted(own_metrics))}" if own_metrics else ""
+            raise TaskSpecError(path, "metrics", f"'{metric}' is not a {kind.name} metric{hint} (known: {', '.join(kind.metric_patterns)}{own})")
+    _check_sources(spec, kind)
+    parse(kind.files_schema, config.get("files") or {}, path, "files.", what=f"{kind.name} tasks")
+    for key, value in (config.get("files") or {}).items():
+        if not Path(value).is_file():
+            raise TaskSpecError(path, f"files.{key}", f"file not found: {value}")
+    kind.check(spec)
+
+
+def _shorthand_overrides(config: Mapping[str, Any], spec: TaskSpec, shorthands: Mapping[str, Any]) -> dict[str, Any]:
+    """The protocol fields the run's shorthands set on this task: those its protocol has, not null."""
+    kind = TASK_KINDS.get(spec.kind)
+    used = as_dict(kind.options(spec))
+    return {f"protocol.{SHORTHANDS[name]}": value for name, value in shorthands.items()
+            if value is not None and used.get(SHORTHANDS[name]) is not None}
+
+
+def load_task_file(
+    path: Path, overrides: Mapping[str, Any] | None = None, shorthands: Mapping[str, Any] | None = None, protocol: str | None = None
+) -> TaskSpec:
+    """Load, override and check one task file (see the module docstring); ``protocol`` names a
+    protocol file (``vlbench.named_protocols``) merged in when it covers the task."""
+    covered: list[str] = []
+
+    def layer(name: str, config: dict[str, Any]) -> dict[str, Any]:
+        merged = named_protocols.apply(protocol, name, str(config.get("kind", "")), Path(path), config) if protocol else None
+        if merged is None:
+            return config
+        covered.append(protocol)  # type: ignore[arg-type]
+        return merged
+
+    spec = read_task_file(path, overrides, layer, settable_keys)
+    if covered:
+        spec = replace(spec, named_protocol=covered[0])
+    validate(spec)
+    applied = _shorthand_overrides(spec.config, spec, shorthands or {})
+    if applied:
+        spec = replace(spec, config=apply_overrides(spec.config, applied), shorthands=applied, overrides={**spec.overrides, **applied})
+        validate(spec)
+    return spec
+
+
+# -- documentation -----------------------------------------------------------------------------
+def nested_schemas(*roots: type) -> dict[str, type]:
+    """Schemas nested in these (e.g. an outcome, a filter condition): class name -> class."""
+    found: dict[str, type] = {}
+
+    def walk(tp: Any) -> None:
+        for arg in _args(tp):
+            walk(arg)
+        if is_schema(tp) and tp not in roots and tp.__name__ not in found:
+            found[tp.__name__] = tp
+            for field_type in hints(tp).values():
+                walk(field_type)
+
+    for root in roots:
+        for field_type in hints(root).values():
+            walk(field_type)
+    return found
+
+
+def kind_doc(name: str) -> dict[str, Any]:
+    """Everything 'vlbench show kind:NAME' prints, from the schemas."""
+    kind: type[TaskKind] = TASK_KINDS.get(name)
+    return {
+        "name": name,
+        "doc": (kind.__doc__ or "").strip().splitlines()[0] if kind.__doc__ else "",
+        "metrics": list(kind.metric_patterns),
+        "protocol": describe(kind.protocol_schema),
+        "files": describe(kind.files_schema),
+        "formats": {fmt: describe(source_schema(kind, fmt)) for fmt in kind.readers.names()},
+        "format_docs": {fmt: ((kind.readers.get(fmt).__doc__ or "").strip().splitlines() or [""])[0] for fmt in kind.readers.names()},
+        "nested": {cls_name: (((cls.__doc__ or "").strip().splitlines() or [""])[0], describe(cls))
+                   for cls_name, cls in nested_schemas(kind.protocol_schema, kind.files_schema,
+                                                       *(source_schema(kind, fmt) for fmt in kind.readers.names())).items()},
+        "extra": kind.docs(),
+    }
+
+
+def _source_schema(kind: type[TaskKind]) -> dict[str, Any]:
+    branches = []
+    for fmt in kind.readers.names():
+        schema = json_schema(source_schema(kind, fmt), with_required=False)
+        schema["properties"]["format"] = {"const": fmt}
+        branches.append({"if": {"properties": {"format": {"const": fmt}}}, "then": schema})
+    return {"type": "object", "required": ["format"], "properties": {"format": {"enum": kind.readers.names()}}, "allOf": branches}
+
+
+def task_json_schema() -> dict[str, Any]:
+    """A JSON schema for task files (editors validate with it); base files may leave out required keys."""
+    top = json_schema(TaskFields, with_required=False)
+    branches = []
+    for name in TASK_KINDS.names():
+        kind: type[TaskKind] = TASK_KINDS.get(name)
+        dataset = json_schema(DatasetFields, with_required=False,
+                              extra={"sources": {"type": "array", "items": _source_schema(kind)}})
+        branches.append({
+            "if": {"properties": {"kind": {"const": name}}, "required": ["kind"]},
+            "then": {"properties": {
+                "protocol": json_schema(kind.protocol_schema, with_required=False),
+                "files": json_schema(kind.files_schema, with_required=False),
+                "dataset": dataset,
+                "metrics": {"type": "array", "items": {"type": "string", "anyOf": [{"pattern": f"^(?:{p})$"} for p in kind.metric_patterns]}},
+            }},
+        })
+    top["properties"]["kind"] = {"enum": TASK_KINDS.names(), "description": top["properties"]["kind"].get("description", "")}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "vlbench task file", **top, "allOf": branches}
+
