@@ -177,21 +177,26 @@ def run(
         console.print(summary_table(model_spec.id, outcomes, suites))
         console.print(f"results in {options.output / model_spec.slug}")
     if leaderboard_file is not None:
-        write_run_leaderboard(leaderboard_file, options.output, catalog, [m.id for m, _ in runs], include_partial=limit is not None)
+        write_run_leaderboard(leaderboard_file, options, catalog, [m.id for m, _ in runs])
 
 
-def write_run_leaderboard(path: Path, results_dir: Path, catalog: Any, model_ids: list[str], include_partial: bool) -> None:
-    """The leaderboard rows of the run's models, from every result file under ``results_dir``."""
+def write_run_leaderboard(path: Path, options: Any, catalog: Any, model_ids: list[str]) -> None:
+    """The leaderboard rows of the run's models: their results under ``options.output`` with this
+    run's settings (its --limit runs too when the run has --limit), with confidence intervals."""
     from vlbench.console import console
-    from vlbench.leaderboard import build, render
+    from vlbench.leaderboard import build_board, render
+    from vlbench.result_schema import _text
     from vlbench.results import atomic_write_text
 
-    frame, _ = build(results_dir, catalog, include_partial)
-    frame = frame[frame["model"].isin(model_ids)].dropna(axis=1, how="all") if len(frame) else frame
+    settings = {**options.run_settings(), "dense_variant": options.dense_variant}
+    wanted = {k: _text(v) for k, v in settings.items() if v is not None}  # limit=N: the smoke runs of that size
+    wanted.update({k: _text(v) for k, v in options.overrides.items() if ":" not in k})
+    board = build_board(options.output, catalog, options.limit is not None, wanted)
+    frame = board.frame[board.frame["model"].isin(model_ids)].dropna(axis=1, how="all") if len(board.frame) else board.frame
     if frame.empty:
-        raise VLBenchError(f"no result of this run's models under {results_dir} for the leaderboard")
+        raise VLBenchError(f"no result of this run's models under {options.output} for the leaderboard")
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, render(frame, "md" if path.suffix.lower() in (".md", ".markdown") else "csv"))
+    atomic_write_text(path, render(frame, "md" if path.suffix.lower() in (".md", ".markdown") else "csv", board.ci))
     console.print(f"wrote {path} ({len(frame)} models)")
 
 
@@ -238,6 +243,8 @@ def list_(
         table = Table("model", "means")
         for alias, target in sorted(catalog.aliases.items()):
             table.add_row(alias, target)
+        for name, members in sorted(catalog.collections.items()):
+            table.add_row(name, f"collection: {members} (generated)" if isinstance(members, str) else f"collection: {', '.join(members)}")
         for weights in sorted(WEIGHTS_DIR.glob("*.safetensors")):
             table.add_row(f"openclip:{weights.stem}", "weights shipped with vlbench")
         console.print(table)
