@@ -38,6 +38,55 @@ def tiny_model():
     return OpenClipAdapter(Catalog.load().resolve_model(TINY), device="cpu")
 
 
+def invoke(args: list[str]):
+    """The ``vlbench`` command in this process; an object with returncode, stdout and stderr."""
+    from types import SimpleNamespace
+
+    from typer.testing import CliRunner
+
+    from vlbench.cli import app
+
+    result = CliRunner().invoke(app, list(args), catch_exceptions=False, terminal_width=200)
+    return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
+
+
+@pytest.fixture(scope="session")
+def shapes_suite_run(tmp_path_factory):
+    """One plain ``vlbench run`` (the defaults: vlbench-tiny on the shapes suite), done once per test run.
+
+    Returns (results folder, the command's result). Tests read these results; none may change them.
+    """
+    folder = tmp_path_factory.mktemp("plain_run")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        patch.setenv("VLBENCH_DATA_ROOT", str(folder / "data"))
+        patch.setenv("VLBENCH_CACHE", str(folder / "embedding-cache"))
+        result = invoke(["run"])
+    assert result.returncode == 0, result.stderr
+    return folder / "results", result
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    """Run the ``vlbench`` command in this process (typer's CliRunner) from ``tmp_path``.
+
+    Same interface as ``run_cli``: returns an object with returncode, stdout and stderr. ``env``
+    entries are set for the call; a PYTHONPATH entry goes on sys.path instead.
+    """
+    def run(*args: str, env: dict | None = None, cwd: Path | None = None):
+        monkeypatch.chdir(cwd or tmp_path)
+        monkeypatch.setenv("VLBENCH_DATA_ROOT", str(tmp_path / "data"))
+        for key, value in (env or {}).items():
+            if key == "PYTHONPATH":
+                for entry in reversed(value.split(os.pathsep)):
+                    monkeypatch.syspath_prepend(entry)
+            else:
+                monkeypatch.setenv(key, value)
+        return invoke(list(args))
+
+    return run
+
+
 @pytest.fixture
 def run_cli(tmp_path):
     """Run ``python -m vlbench ...`` in a subprocess, as a user would; returns CompletedProcess."""

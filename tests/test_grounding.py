@@ -109,18 +109,18 @@ def test_detections_replace_ground_truth_proposals(tmp_path):
     assert all(s.proposals == [(4.0, 9.0, 34.0, 39.0)] for s in data.samples)
 
 
-def test_grounding_end_to_end(run_cli, tmp_path):
+def test_grounding_end_to_end(cli, tmp_path):
     write_coco_grounding(tmp_path / "data")
     registry = tmp_path / "reg.yaml"
     registry.write_text("models:\n  adapters:\n    color: color_adapter:ColorAdapter\n")
     env = {"PYTHONPATH": str(REPO / "tests" / "plugins"), "VLBENCH_REGISTRY": str(registry)}
     # a model that sees colours finds 'the red box' and 'the blue box' every time
-    result = run_cli("run", "--model", "color:x", "--tasks", "refcoco_val,refcoco_testA", "--output", "res", env=env)
+    result = cli("run", "--model", "color:x", "--tasks", "refcoco_val,refcoco_testA", "--output", "res", env=env)
     assert result.returncode == 0, result.stderr
     for task in ("refcoco_val", "refcoco_testA"):
         payload = read_result(tmp_path / "res" / "color__x", task)
         assert payload["metrics"]["accuracy"] == 1.0 and payload["task"]["dataset"]["n"] == 2
-    tiny = run_cli("run", "--model", TINY, "--tasks", "grounding", "--skip-missing", "--output", "res")
+    tiny = cli("run", "--model", TINY, "--tasks", "grounding", "--skip-missing", "--output", "res")
     assert tiny.returncode == 0, tiny.stderr
     assert "refcoco_testB" in tiny.stdout and "no data" in tiny.stdout  # refcoco+ / refcocog are not in the fixture
     shapes = read_result(tmp_path / "res" / "openclip__vlbench-tiny@random", "shapes_ground")

@@ -102,12 +102,15 @@ def test_mmseg_reader_on_the_voc_layout(tmp_path):
     assert set(np.unique(reduced.samples[0].label.load())) == {0, 255}  # background and void ignored, 1 -> 0
 
 
-def test_segmentation_end_to_end_on_voc_and_shapes(run_cli, tmp_path):
+def test_segmentation_end_to_end_on_voc_and_shapes(cli, tmp_path):
     from conftest import TINY, read_result
 
     write_voc(tmp_path / "data")
-    result = run_cli("run", "--model", TINY, "--tasks", "voc21,voc20,shapes_seg", "--output", "res", "--dense-variant", "naclip",
-                     "--set", "protocol.pamr_steps=2", "--set", "voc21:protocol.window=0")
+    templates = tmp_path / "templates.txt"
+    templates.write_text("a photo of a {c}.\n{c}\n")  # 2 templates instead of 80 keep the text encoding small
+    # voc20 differs from voc21 only in its reader options (tested above); PAMR runs on the small VOC images only
+    result = cli("run", "--model", TINY, "--tasks", "voc21,shapes_seg", "--output", "res", "--dense-variant", "naclip", "--limit", "3",
+                 "--set", "voc21:protocol.pamr_steps=2", "--set", "voc21:protocol.window=0", "--set", f"files.templates={templates}")
     assert result.returncode == 0, result.stderr
     folder = tmp_path / "res" / "openclip__vlbench-tiny@random"
     voc = read_result(folder, "voc21")
@@ -122,18 +125,7 @@ def test_segmentation_end_to_end_on_voc_and_shapes(run_cli, tmp_path):
     assert pixels == 3 * (40 * 56 - 20)  # every labelled pixel, void border left out
     assert 0 <= voc["metrics"]["mIoU"] <= 1 and "IoU/aeroplane" in voc["metrics"]
     shapes = read_result(folder, "shapes_seg")
-    assert shapes["task"]["dataset"]["n"] == 60
-
-
-def test_model_without_dense_features_cannot_segment(run_cli, tmp_path):
-    from conftest import REPO
-
-    registry = tmp_path / "reg.yaml"
-    registry.write_text("models:\n  adapters:\n    color: color_adapter:ColorAdapter\n")
-    env = {"PYTHONPATH": str(REPO / "tests" / "plugins"), "VLBENCH_REGISTRY": str(registry)}
-    result = run_cli("run", "--model", "color:x", "--tasks", "shapes_seg", "--output", "res", env=env)
-    assert result.returncode == 2 and "this model cannot do segmentation" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert shapes["task"]["dataset"]["n"] == 3  # of 60 scenes: --limit
 
 
 def test_a_model_that_sees_colours_segments_the_coloured_regions(tmp_path):

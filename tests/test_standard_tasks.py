@@ -327,3 +327,31 @@ def test_torchvision_layout_mnist(tmp_path):
     assert np.array_equal(np.asarray(data.images[1].load())[..., 0], pixels[1])
     assert data.classnames[0] == "0 - zero"  # torchvision's names; the packaged CLIP_benchmark list wins over them
     assert choose_prompts(spec, data, "classnames") == ([str(d) for d in range(10)], "task file")
+
+
+def test_winogavil_reader_on_a_saved_hugging_face_copy(tmp_path):
+    import datasets
+
+    from vlbench.datasets.association import WinoGavilReader
+
+    features = datasets.Features({"candidate_images": datasets.Sequence(datasets.Image()), "candidates": datasets.Sequence(datasets.Value("string")),
+                                  "associations": datasets.Sequence(datasets.Value("string")), "cue": datasets.Value("string")})
+    rows = {"candidate_images": [[color_image(c, seed=i) for i, c in enumerate(("red", "green", "blue", "red", "blue"))]],
+            "candidates": [["apple", "leaf", "sea", "fire", "sky"]], "associations": [["sky", "sea"]], "cue": ["Ocean"]}
+    datasets.Dataset.from_dict(rows, features=features).save_to_disk(str(tmp_path / "winogavil"))
+    data = WinoGavilReader().read(str(tmp_path / "winogavil"), {"split": "test"}, None, None)
+    (instance,) = data.instances
+    assert instance.cue == "Ocean" and instance.positives == [2, 4] and len(instance.images) == 5
+    assert np.asarray(instance.images[2].load())[3, 3, 2] > 150  # the blue one
+
+
+def test_language_option_reaches_multilingual_tasks_and_a_bad_code_is_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from vlbench.cli import app
+
+    common = ["run", "--tasks", "clip_benchmark_multilingual", "--skip-missing", "--data-root", str(tmp_path), "--output", str(tmp_path / "r")]
+    result = CliRunner().invoke(app, [*common, "--language", "it"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and result.output.count("no data") == 2, result.output
+    result = CliRunner().invoke(app, [*common, "--language", "xx"], env={"COLUMNS": "200"})
+    assert result.exit_code != 0 and "'xx' is not one of this task's languages" in result.output and "Traceback" not in result.output

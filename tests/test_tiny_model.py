@@ -62,10 +62,9 @@ def test_retrieval_on_unseen_scenes(tiny):
     assert evaluate(tiny, "shapes_retrieval", UNSEEN_SEED)["image_retrieval_recall@5"] >= 3 * chance_at_5
 
 
-def test_plain_vlbench_run_is_the_tiny_model_on_the_shapes_suite(run_cli, tmp_path):
-    result = run_cli("run")
-    assert result.returncode == 0, result.stderr
-    folder = tmp_path / "results" / "openclip__vlbench-tiny@shapes"
+def test_plain_vlbench_run_is_the_tiny_model_on_the_shapes_suite(shapes_suite_run):
+    results, result = shapes_suite_run
+    folder = results / "openclip__vlbench-tiny@shapes"
     catalog = Catalog.load()
     assert sorted(p.parent.name for p in folder.glob("*/*.json")) == sorted(catalog.suite_tasks("shapes"))  # <task>/<config hash>.json
     assert "shapes_cls" in result.stdout and "suite" in result.stdout

@@ -39,6 +39,9 @@ class Catalog:
     collections: dict[str, list[str] | str] = field(default_factory=dict)  # name -> specs, or a generator name
     leaderboard_columns: list[str] = field(default_factory=list)
     defaults: dict[str, Any] = field(default_factory=dict)
+    #: Adapters named in registry files (``name: module:Class``); this catalog's own view, the
+    #: process-wide MODEL_ADAPTERS registry is not changed.
+    adapter_references: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, extra_task_dirs: Iterable[Path] = (), extra_registry_files: Iterable[Path] = ()) -> "Catalog":
@@ -61,10 +64,11 @@ class Catalog:
             for path in sorted(directory.rglob("*.yaml")):
                 if any(part.startswith("_") for part in path.relative_to(directory).parts):
                     continue  # include-only base files
-                raw = read_yaml(path)
-                if not isinstance(raw, dict):
-                    raise TaskSpecError(path, "<root>", "expected a mapping of fields")
-                name = str(raw.get("task", path.stem))
+                try:
+                    raw = read_yaml(path)
+                except TaskSpecError:
+                    raw = None  # unreadable: its error comes when the task is used, not in every command
+                name = str(raw.get("task", path.stem)) if isinstance(raw, dict) else path.stem
                 if name in found:
                     raise TaskSpecError(path, "task", f"task '{name}' is also defined in {found[name]}")
                 found[name] = path
@@ -80,7 +84,7 @@ class Catalog:
                 raise VLBenchError(f"invalid registry file {path}: expected a mapping")
             merged = deep_merge(merged, raw)
             for name, reference in ((raw.get("models") or {}).get("adapters") or {}).items():
-                MODEL_ADAPTERS.add_reference(str(name), str(reference))
+                self.adapter_references.setdefault(str(name), str(reference))  # the first file to name it wins
         for name, value in (merged.get("suites") or {}).items():
             self.suites[name] = self._parse_suite(name, value)
         models = merged.get("models") or {}
@@ -185,9 +189,19 @@ class Catalog:
                 raise VLBenchError(f"registry: model alias cycle {' -> '.join(seen + [text])}")
             seen.append(text)
         spec = parse_model_spec(text)
-        if spec.adapter not in MODEL_ADAPTERS:
-            hint = did_you_mean(spec.adapter, MODEL_ADAPTERS.names())
-            raise UnknownNameError(
-                f"unknown model adapter '{spec.adapter}' in '{text}'{hint}; known: {', '.join(MODEL_ADAPTERS.names())}"
-            )
+        if spec.adapter not in MODEL_ADAPTERS and spec.adapter not in self.adapter_references:
+            names = self.adapter_names()
+            hint = did_you_mean(spec.adapter, names)
+            raise UnknownNameError(f"unknown model adapter '{spec.adapter}' in '{text}'{hint}; known: {', '.join(names)}")
         return spec
+
+    def adapter_names(self) -> list[str]:
+        return sorted({*MODEL_ADAPTERS.names(), *self.adapter_references})
+
+    def adapter_class(self, name: str) -> Any:
+        """The adapter class for a name: registered ones (decorator, entry points) first, then registry files."""
+        if name in MODEL_ADAPTERS or name not in self.adapter_references:
+            return MODEL_ADAPTERS.get(name)
+        from vlbench.registry import import_reference
+
+        return import_reference(self.adapter_references[name])

@@ -22,26 +22,66 @@ app = typer.Typer(
 )
 
 EXIT_USER_ERROR = 2
+EXIT_INTERNAL_ERROR = 1
+DEBUG_ENV = "VLBENCH_DEBUG"
+
+
+_debug = {"on": False}
+
+
+def debug_enabled() -> bool:
+    """--debug (any command) or $VLBENCH_DEBUG=1: show tracebacks instead of one-line errors."""
+    import os
+
+    return _debug["on"] or os.environ.get(DEBUG_ENV, "").lower() in ("1", "true", "yes")
+
+
+@app.callback()
+def _options(debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an error (also $VLBENCH_DEBUG=1).")) -> None:
+    _debug["on"] = debug
+
+
+def _error_line(message: str) -> None:
+    from rich.markup import escape
+
+    from vlbench.console import error_console
+
+    message = " ".join(message.split())
+    error_console.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False, soft_wrap=True, emoji=False)
 
 
 def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Print a VLBenchError as one line on stderr and exit 2; no traceback."""
+    """Print an error as one line on stderr (the traceback too with --debug) and exit non-zero.
+
+    User errors (VLBenchError) exit 2; anything else is reported as an internal error and exits 1;
+    Ctrl-C exits 130 and SIGTERM 143, after the task in flight has removed its temporary files.
+    """
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from rich.markup import escape
+        import traceback
 
         from vlbench.console import error_console
+        from vlbench.signals import Terminated, terminate_as_interrupt
 
         try:
-            return command(*args, **kwargs)
-        except VLBenchError as exc:
-            message = " ".join(str(exc).split())
-            error_console.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False, soft_wrap=True)
-            raise typer.Exit(EXIT_USER_ERROR) from None
-        except KeyboardInterrupt:
-            error_console.print("interrupted; finished tasks are saved, the task in flight is not")
-            raise typer.Exit(130) from None
+            with terminate_as_interrupt():
+                return command(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except KeyboardInterrupt as exc:
+            what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+            error_console.print(f"{what}; finished tasks are saved, the task in flight is not", highlight=False)
+            raise typer.Exit(143 if isinstance(exc, Terminated) else 130) from None
+        except Exception as exc:  # noqa: BLE001 - the one place that turns errors into exit codes
+            if debug_enabled():
+                traceback.print_exc()
+            if isinstance(exc, VLBenchError):
+                _error_line(str(exc))
+                raise typer.Exit(EXIT_USER_ERROR) from None
+            first = (str(exc).strip().splitlines() or [""])[0]
+            _error_line(f"internal error: {type(exc).__name__}: {first}" + ("" if debug_enabled() else " (--debug shows the traceback)"))
+            raise typer.Exit(EXIT_INTERNAL_ERROR) from None
 
     return wrapper
 
@@ -110,6 +150,7 @@ def run(
     cache_dir: Optional[Path] = CacheDirOption,
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the persistent embedding cache."),
     full_text_padding: bool = typer.Option(False, "--full-text-padding", help="Pad texts to the context length even where trimming to the batch's longest is exact (recorded in env)."),
+    strict: bool = typer.Option(False, "--strict", help="Stop (exit 2) when the model cannot do a selected task, instead of reporting it as unsupported."),
     tasks_dir: Optional[list[Path]] = TasksDirOption,
     registry: Optional[list[Path]] = RegistryOption,
 ) -> None:
@@ -146,6 +187,7 @@ def run(
         bootstrap_replicates=bootstrap_replicates,
         bootstrap_seed=bootstrap_seed,
         decode=decode.value,
+        strict=strict,
         overrides={**({"language": language} if language else {}), **dict(parse_override(item) for item in set_)},
         cache_dir=None if no_cache else _cache_dir(cache_dir),
         full_text_padding=full_text_padding,
@@ -175,6 +217,9 @@ def run(
             if set(catalog.suite_tasks(name)) <= set(entries) and len(catalog.suite_tasks(name)) > 1
         ]
         console.print(summary_table(model_spec.id, outcomes, suites))
+        for outcome in outcomes:
+            if outcome.status == "unsupported":
+                console.print(f"{outcome.task}: not run: {outcome.note}", style="yellow", markup=False, highlight=False)
         console.print(f"results in {options.output / model_spec.slug}")
     if leaderboard_file is not None:
         write_run_leaderboard(leaderboard_file, options, catalog, [m.id for m, _ in runs])
@@ -225,7 +270,11 @@ def list_(
     if what is ListWhat.tasks:
         table = Table("task", "kind", "data", "main metric", "description")
         for name in sorted(catalog.tasks):
-            spec = catalog.load_task(name)
+            try:
+                spec = catalog.load_task(name)
+            except VLBenchError as exc:
+                table.add_row(name, "?", "[red]invalid[/red]", "", escape(str(exc)))
+                continue
             kind = TASK_KINDS.get(spec.kind)()
             found = kind.is_available(spec, data_root.expanduser())
             table.add_row(name, spec.kind, "[green]found[/green]" if found else "[red]missing[/red]", spec.main_metric, escape(spec.description))
@@ -237,7 +286,6 @@ def list_(
             table.add_row(name, suite.aggregate, ", ".join(catalog.suite_tasks(name)))
         console.print(table)
     else:
-        from vlbench.models import MODEL_ADAPTERS
         from vlbench.models.openclip import WEIGHTS_DIR
 
         table = Table("model", "means")
@@ -248,7 +296,7 @@ def list_(
         for weights in sorted(WEIGHTS_DIR.glob("*.safetensors")):
             table.add_row(f"openclip:{weights.stem}", "weights shipped with vlbench")
         console.print(table)
-        console.print("adapters: " + ", ".join(MODEL_ADAPTERS.names()))
+        console.print("adapters: " + ", ".join(catalog.adapter_names()))
         console.print("spec form: <adapter>:<name>[@tag][?key=value], e.g. openclip:ViT-B-16@laion2b_s34b_b88k, hf:google/siglip-base-patch16-224", markup=False)
         if all_:
             import open_clip
@@ -447,7 +495,11 @@ def cache_clear(
 
 
 def main() -> None:
-    app(prog_name="vlbench")
+    # --debug is accepted after any command too ('vlbench run --debug'), not only before it
+    argv = sys.argv[1:]
+    if "--debug" in argv and argv[0] != "--debug":
+        argv = ["--debug", *[a for a in argv if a != "--debug"]]
+    app(args=argv, prog_name="vlbench")
 
 
 if __name__ == "__main__":  # pragma: no cover

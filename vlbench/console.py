@@ -21,8 +21,9 @@ from rich.table import Table
 
 from vlbench.runner import TaskOutcome
 
-console = Console()
-error_console = Console(stderr=True)
+# no :emoji: codes: model specs such as 'color:x:' must print as written
+console = Console(emoji=False)
+error_console = Console(stderr=True, emoji=False)
 
 
 class RichProgress:
@@ -150,7 +151,7 @@ def summary_table(model_id: str, outcomes: Iterable[TaskOutcome], suites: Iterab
     table.add_column("n", justify="right")
     table.add_column("status")
     for outcome in outcomes:
-        status = {"done": f"done in {outcome.seconds:.1f}s", "skipped": "cached", "missing": "no data"}[outcome.status]
+        status = {"done": f"done in {outcome.seconds:.1f}s", "skipped": "cached", "missing": "no data", "unsupported": "unsupported"}[outcome.status]
         # breakdowns (per class, per tag: names with '/') stay in the result file
         names = [outcome.main_metric] + [k for k in outcome.metrics if k != outcome.main_metric and "/" not in k]
         for row, name in enumerate(names):

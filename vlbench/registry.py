@@ -35,6 +35,9 @@ def import_reference(reference: str) -> object:
         obj: object = importlib.import_module(module_name)
     except ImportError as exc:
         raise VLBenchError(f"cannot import module '{module_name}' for '{reference}': {exc}") from exc
+    except Exception as exc:  # the module itself is broken (a syntax error, an error at import time)
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise VLBenchError(f"module '{module_name}' for '{reference}' failed to import: {type(exc).__name__}: {first} (--debug shows the traceback)") from exc
     for part in attr_path.split("."):
         try:
             obj = getattr(obj, part)

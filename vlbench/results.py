@@ -10,8 +10,8 @@ import json
 import math
 import os
 import platform
+import secrets
 import subprocess
-import tempfile
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,26 +23,29 @@ from vlbench.paths import PACKAGE_DIR
 
 from vlbench.result_schema import SAMPLES_SUFFIX, SCHEMA_VERSION, samples_path  # noqa: F401  (re-exported)
 
-
-def _file_mode() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-FILE_MODE = _file_mode()  # what open() would give; mkstemp alone gives 0600
+TEMP_SUFFIX = ".tmp"
 
 
 def new_run_id() -> str:
     return uuid.uuid4().hex[:8]
 
 
+def temporary_name(path: Path) -> Path:
+    """``.<name>.<pid>-<random>.tmp`` beside ``path``: the pid lets a later run tell a dead run's leftovers."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}{TEMP_SUFFIX}")
+
+
 def _temporary_beside(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    os.chmod(name, FILE_MODE)
-    return Path(name)
+    while True:
+        name = temporary_name(path)
+        try:
+            # mode 0666 filtered by the umask, as open() gives: results are as readable as other files
+            handle = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(handle)
+        return name
 
 
 def _sync(path: Path) -> None:
@@ -113,12 +116,19 @@ class SampleWriter:
         self.count += 1
 
     def commit(self) -> None:
-        self._file.close()
-        _publish(self._tmp, self.path)
+        try:
+            self._file.close()
+            _publish(self._tmp, self.path)
+        finally:
+            self._tmp.unlink(missing_ok=True)  # only still there when publishing failed
 
     def discard(self) -> None:
-        self._file.close()
-        self._tmp.unlink(missing_ok=True)
+        try:
+            self._file.close()  # may fail again (a full disk): the temporary file goes regardless
+        except OSError:
+            pass
+        finally:
+            self._tmp.unlink(missing_ok=True)
 
 
 def write_json_gz(path: Path, payload: Any) -> str:

@@ -13,11 +13,12 @@ import torch
 from vlbench import bootstrap, distributed, result_schema
 from vlbench.catalog import Catalog
 from vlbench.encoding import Encoder, Progress, SilentProgress
-from vlbench.errors import DatasetNotFoundError, VLBenchError
+from vlbench.errors import CapabilityError, DatasetNotFoundError, ModelLoadError, VLBenchError
+from vlbench.housekeeping import check_writable, clean_stale, writing
 from vlbench.kinds import TASK_KINDS
 from vlbench.kinds.base import RunContext, TaskKind
-from vlbench.models import MODEL_ADAPTERS, ModelAdapter, ModelSpec
-from vlbench.models.base import local_source_stamp
+from vlbench.models import ModelAdapter, ModelSpec
+from vlbench.models.base import adapter_version, local_source_stamp
 from vlbench.registry import did_you_mean
 from vlbench.result_schema import artifact_path, result_path, samples_path
 from vlbench.results import SampleWriter, environment, new_run_id, utc_now, write_json, write_json_gz
@@ -49,6 +50,7 @@ class RunOptions:
     decode: str = "pil"  # "gpu": JPEGs decoded by torchvision.io with tensor transforms (vlbench.decode)
     cache_dir: Path | None = None  # the persistent embedding cache; None: off
     full_text_padding: bool = False  # pad texts to the context length even where trimming is exact
+    strict: bool = False  # a task the model cannot do is an error, not an "unsupported" row
     overrides: Mapping[str, Any] = field(default_factory=dict)
 
     def overrides_for(self, task: str) -> dict[str, Any]:
@@ -73,7 +75,7 @@ class RunOptions:
 @dataclass
 class TaskOutcome:
     task: str
-    status: str  # "done", "skipped" (result exists), "missing" (no data, --skip-missing)
+    status: str  # "done", "skipped" (result exists), "missing" (no data, --skip-missing), "unsupported" (model cannot do it)
     main_metric: str
     metrics: dict[str, float] = field(default_factory=dict)
     n: int | None = None
@@ -119,6 +121,12 @@ class Runner:
         duplicates = {n for n in names if names.count(n) > 1}
         if duplicates:
             raise VLBenchError(f"two selected task files share the name(s) {sorted(duplicates)}")
+        unused = [key for key in self.options.overrides if ":" not in key and not any(key in t.overrides for t in tasks)]
+        if unused:
+            from vlbench.specs import settable_keys
+
+            known = set().union(*(settable_keys(t.config, TASK_KINDS.get(t.kind).protocol_keys) for t in tasks))
+            raise VLBenchError(f"--set {unused[0]}: no selected task has that field{did_you_mean(unused[0], known)}")
         stray_scopes = sorted({key.split(":", 1)[0] for key in self.options.overrides if ":" in key} - set(names))
         if stray_scopes:
             scope = stray_scopes[0]
@@ -149,6 +157,7 @@ class Runner:
         plans: list[tuple[ModelSpec, str | None, dict[str, TaskOutcome], list[TaskSpec]]] = []
         for model_spec in model_specs:
             source_stamp = local_source_stamp(model_spec)
+            version = adapter_version(self.catalog.adapter_class(model_spec.adapter))
             outcomes: dict[str, TaskOutcome] = {}
             pending: list[TaskSpec] = []
             for task in tasks:
@@ -163,6 +172,7 @@ class Runner:
                     and previous is not None
                     and previous.model.id == model_spec.id
                     and previous.model.source_stamp == source_stamp
+                    and previous.model.fingerprint.get("adapter_version") == version
                     and previous.task.config_hash == config_hash
                 ):
                     outcomes[task.name] = TaskOutcome(
@@ -182,6 +192,12 @@ class Runner:
                     continue
                 pending.append(task)
             plans.append((model_spec, source_stamp, outcomes, pending))
+        statuses = [o.status for *_, outcomes, _ in plans for o in outcomes.values()]
+        if not any(pending for *_, pending in plans) and statuses and all(s == "missing" for s in statuses):
+            raise DatasetNotFoundError(
+                f"nothing ran: none of the {len(tasks)} selected task(s) has its data under {self.options.data_root} "
+                "(see 'vlbench list tasks'; set --data-root or $VLBENCH_DATA_ROOT)"
+            )
         missing = [message for message in located.values() if message is not None]
         if missing and not self.options.skip_missing:
             more = f" (and {len(missing) - 1} more task(s) without data; --skip-missing runs the rest)" if len(missing) > 1 else ""
@@ -198,9 +214,18 @@ class Runner:
         self, model_spec: ModelSpec, source_stamp: str | None, pending: list[tuple[TaskSpec, TaskKind]], outcomes: dict[str, TaskOutcome]
     ) -> None:
         """Load one model and run its pending tasks; the model is released afterwards."""
+        model_folder = self.options.output / model_spec.slug
+        if distributed.current().is_main:
+            for leftover in clean_stale(model_folder):
+                self.log(f"removed {leftover.name}, left behind by an interrupted run")
+            check_writable(model_folder)  # before the (possibly long) model load
         model = self.load_model(model_spec)
+        pending = self._supported(model, pending, outcomes)
         model.allow_text_trimming = not self.options.full_text_padding
-        fingerprint = {**model.fingerprint(), "source_stamp": source_stamp}
+        fingerprint = {
+            **model.fingerprint(), "source_stamp": source_stamp,
+            "adapter_version": adapter_version(self.catalog.adapter_class(model_spec.adapter)),
+        }
         decode = self.options.decode
         if decode == "gpu":
             from vlbench.decode import TensorTransform
@@ -243,16 +268,42 @@ class Runner:
             self.log(f"embedding cache not used: cannot write {self.options.cache_dir} ({exc.strerror or exc})")
             return None
 
+    def _supported(
+        self, model: ModelAdapter, pending: list[tuple[TaskSpec, TaskKind]], outcomes: dict[str, TaskOutcome]
+    ) -> list[tuple[TaskSpec, TaskKind]]:
+        """The pending tasks the model can do; the others become "unsupported" (an error with --strict)."""
+        kept = []
+        for task, kind in pending:
+            reason = kind.unsupported_reason(model)
+            if reason is None:
+                kept.append((task, kind))
+            elif self.options.strict:
+                raise CapabilityError(f"task '{task.name}': {reason}")
+            else:
+                outcomes[task.name] = TaskOutcome(task.name, "unsupported", task.main_metric, note=reason)
+        return kept
+
     def load_model(self, spec: ModelSpec) -> ModelAdapter:
-        adapter_class = MODEL_ADAPTERS.get(spec.adapter)
+        adapter_class = self.catalog.adapter_class(spec.adapter)
         device = resolve_device(self.options.device)
         self.log(f"loading model {spec.id} on {device}")
         world = distributed.current()
         if not world.is_main:
             distributed.barrier()  # rank 0 loads (and downloads) first
-        model = adapter_class(spec, device=device, precision=self.options.precision)
-        if world.is_main:
-            distributed.barrier()
+        try:
+            model = adapter_class(spec, device=device, precision=self.options.precision)
+        except VLBenchError:
+            raise
+        except Exception as exc:  # an adapter's own bug or an incomplete adapter class
+            where = f"{getattr(adapter_class, '__module__', '?')}.{getattr(adapter_class, '__qualname__', adapter_class)}"
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise ModelLoadError(
+                f"model adapter '{spec.adapter}' ({where}) failed to load {spec.id}: {type(exc).__name__}: {first} "
+                "(--debug shows the traceback)"
+            ) from exc
+        finally:
+            if world.is_main:
+                distributed.barrier()
         return model
 
     def run_task(
@@ -290,12 +341,16 @@ class Runner:
         encoded_before, image_seconds_before = encoder.images_encoded, encoder.image_seconds
         from_cache_before = (encoder.images_from_cache, encoder.texts_encoded, encoder.texts_from_cache)
         previous = result_schema.read_quietly(path)
-        writer = SampleWriter(samples_path(path, new_run_id()))
+        with writing(path.parent):
+            writer = SampleWriter(samples_path(path, new_run_id()))
         records: list[dict[str, Any]] = []
         try:
             for record in predictions:
-                writer.write(record)
+                with writing(path.parent):
+                    writer.write(record)
                 records.append(record)
+            if not records:
+                raise VLBenchError(f"task '{task.name}' has no items to evaluate; check its dataset (and --limit); no result written")
             predicted = time.perf_counter()
             metrics = kind.score(records, task)
             scored = time.perf_counter()
@@ -303,9 +358,10 @@ class Runner:
                                                  self.options.bootstrap_replicates, self.options.bootstrap_seed) \
                 if self.options.bootstrap_replicates > 0 else ({}, None)
             artifacts = {}
-            for name, payload in getattr(data, "artifacts", {}).items():
-                artifact = artifact_path(path, name)
-                artifacts[name] = {"file": artifact.name, "sha256": write_json_gz(artifact, payload)}
+            with writing(path.parent):
+                for name, payload in getattr(data, "artifacts", {}).items():
+                    artifact = artifact_path(path, name)
+                    artifacts[name] = {"file": artifact.name, "sha256": write_json_gz(artifact, payload)}
         except BaseException:
             writer.discard()
             try:
@@ -313,7 +369,8 @@ class Runner:
             except OSError:
                 pass
             raise
-        writer.commit()
+        with writing(path.parent):
+            writer.commit()
         n = kind.count(records)
         encoded = encoder.images_encoded - encoded_before
         image_seconds = encoder.image_seconds - image_seconds_before
@@ -330,7 +387,7 @@ class Runner:
                 dataset={**located.describe(), "n": n},
                 files=task.file_records(),
                 run_settings=run_settings,
-                overrides=self.options.overrides_for(task.name),
+                overrides=task.overrides,
                 protocol_used=ctx.info,
                 config=task.config,
             ),
@@ -355,7 +412,14 @@ class Runner:
             ci=ci,
             bootstrap=resampled,
         )
-        write_json(path, result.to_json())
+        try:
+            with writing(path.parent):
+                write_json(path, result.to_json())
+        except BaseException:
+            current = result_schema.read_quietly(path)
+            if current is None or current.samples != writer.path.name:
+                writer.path.unlink(missing_ok=True)  # no result names these samples; the old result stays as it was
+            raise
         if previous is not None and previous.samples != writer.path.name:
             old_samples = result_schema.inside(path.parent, previous.samples)  # never a file outside this folder
             if old_samples is not None and old_samples.name.endswith(result_schema.SAMPLES_SUFFIX):

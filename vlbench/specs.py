@@ -33,6 +33,8 @@ def read_yaml(path: Path) -> Any:
             return yaml.safe_load(f)
     except FileNotFoundError as exc:
         raise VLBenchError(f"file not found: {path}") from exc
+    except UnicodeDecodeError as exc:
+        raise TaskSpecError(path, "<file>", f"not UTF-8 text (byte {exc.start}); save it as UTF-8") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
@@ -78,11 +80,37 @@ def parse_override(text: str) -> tuple[str, Any]:
     key = key.strip()
     if not sep or not key:
         raise VLBenchError(f"--set expects key=value (e.g. dataset.path=/data/pets), got '{text}'")
+    if not value.strip():
+        raise VLBenchError(f"--set {key}= has no value; give one (e.g. --set dataset.path=/data/pets), or leave the --set out")
     try:
-        parsed = yaml.safe_load(value) if value.strip() else ""
+        parsed = yaml.safe_load(value)
     except yaml.YAMLError:
         parsed = value
     return key, parsed
+
+
+#: ``files:`` entries kinds read even when a task file has none of them.
+KNOWN_FILE_KEYS = ("classnames", "templates", "background_words", "order_options", "excluded_groups")
+
+
+def settable_keys(config: Mapping[str, Any], protocol_keys: tuple[str, ...] = ()) -> set[str]:
+    """Dotted keys ``--set`` may name for a task: its fields, and the optional ones its kind reads."""
+    from vlbench.kinds.base import COLUMN_KEYS  # late import: kinds import this module
+
+    keys: set[str] = set()
+
+    def walk(node: Mapping[str, Any], prefix: str) -> None:
+        for key, value in node.items():
+            keys.add(prefix + str(key))
+            if isinstance(value, Mapping):
+                walk(value, f"{prefix}{key}.")
+
+    walk(config, "")
+    keys |= {"dataset.path", *(f"dataset.{k}" for k in COLUMN_KEYS), *(f"files.{k}" for k in KNOWN_FILE_KEYS)}
+    keys |= {f"protocol.{k}" for k in protocol_keys}
+    if "languages" in config:  # multilingual tasks: --language / --set language=xx picks one
+        keys.add("language")
+    return keys
 
 
 def apply_overrides(config: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -126,6 +154,8 @@ class TaskSpec:
     embedded_lines: dict[str, list[str]] = field(default_factory=dict, repr=False)
     #: Dotted keys set from the command line (--set), e.g. ``files.classnames``.
     overridden: frozenset[str] = frozenset()
+    #: The ``--set`` values applied to this task (unscoped ones only where the task has that field).
+    overrides: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def version(self) -> Any:
@@ -249,7 +279,15 @@ def load_task_file(path: Path, overrides: Mapping[str, Any] | None = None) -> Ta
     config = _load_with_includes(path)
     own_name = str(config.get("task", path.stem))
     scoped = {k.split(":", 1)[1]: v for k, v in overrides.items() if ":" in k and k.split(":", 1)[0] == own_name}
-    config = apply_overrides(config, {**unscoped, **scoped})
+    kind_class = TASK_KINDS.get(config["kind"]) if isinstance(config.get("kind"), str) and config["kind"] in TASK_KINDS else None
+    known = settable_keys(config, getattr(kind_class, "protocol_keys", ()))
+    for key in scoped:
+        if key not in known:
+            from vlbench.registry import did_you_mean
+
+            raise VLBenchError(f"--set {own_name}:{key}: task '{own_name}' has no field '{key}'{did_you_mean(key, known)}")
+    applied = {**{k: v for k, v in unscoped.items() if k in known}, **scoped}  # others are for other tasks of the run
+    config = apply_overrides(config, applied)
     name = str(config.setdefault("task", path.stem))
     if not TASK_NAME.match(name):
         raise TaskSpecError(path, "task", f"'{name}' is not a valid task name (letters, digits, _ . + -)")
@@ -270,6 +308,6 @@ def load_task_file(path: Path, overrides: Mapping[str, Any] | None = None) -> Ta
         if not isinstance(value, str) or not Path(value).is_file():
             raise TaskSpecError(path, f"files.{key}", f"file not found: {value}")
     spec = TaskSpec(name=name, kind=kind_name, source_file=path.resolve(), config=config,
-                    overridden=frozenset({**unscoped, **scoped}))
+                    overridden=frozenset({**unscoped, **scoped}), overrides=applied)
     TASK_KINDS.get(kind_name).validate(spec)
     return spec

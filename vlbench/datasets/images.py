@@ -16,11 +16,14 @@ import os
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from vlbench.errors import VLBenchError
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels
+MAX_PIXELS_ENV = "VLBENCH_MAX_IMAGE_PIXELS"
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 
 class ImageRef(Protocol):
@@ -29,20 +32,55 @@ class ImageRef(Protocol):
     def load(self) -> Image.Image: ...
 
 
+def max_image_pixels() -> int | None:
+    """PIL's decompression-bomb limit, unless $VLBENCH_MAX_IMAGE_PIXELS sets another (0: no limit)."""
+    value = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not value:
+        return Image.MAX_IMAGE_PIXELS
+    try:
+        pixels = int(value)
+    except ValueError:
+        raise VLBenchError(f"${MAX_PIXELS_ENV} must be a whole number of pixels (0 for no limit), got '{value}'") from None
+    return pixels or None
+
+
 def _decode(data: bytes | str, what: str) -> Image.Image:
+    Image.MAX_IMAGE_PIXELS = max_image_pixels()  # read per image: data-loader workers see the same setting
     try:
         image = Image.open(io.BytesIO(data) if isinstance(data, bytes) else data)
         image.load()
     except FileNotFoundError as exc:
         raise VLBenchError(f"image not found: {what}") from exc
+    except Image.DecompressionBombError as exc:
+        raise VLBenchError(
+            f"image {what} is too large to open safely ({exc}); if it is a genuine image, "
+            f"allow large images with {MAX_PIXELS_ENV}=<pixels> (0 for no limit)"
+        ) from exc
     except (UnidentifiedImageError, OSError) as exc:
         raise VLBenchError(f"cannot read image {what}: {exc}") from exc
     return to_rgb(image)
 
 
+def _to_8bit(image: Image.Image) -> Image.Image:
+    """16-bit integer ('I;16', 'I') images scaled from 0-65535, float ('F') from 0-1 (or clipped to 0-255)."""
+    pixels = np.asarray(image, dtype=np.float64)
+    if image.mode == "F":
+        scale = 255.0 if pixels.size and np.nanmax(pixels) <= 1.0 else 1.0
+    else:
+        scale = 255.0 / 65535.0
+    return Image.fromarray(np.clip(np.rint(np.nan_to_num(pixels) * scale), 0, 255).astype(np.uint8), mode="L")
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
-    """RGB view of any PIL image (RGBA, palette and greyscale images included)."""
-    return image if image.mode == "RGB" else image.convert("RGB")
+    """RGB view of any PIL image (RGBA, palette, greyscale and 16-bit/float greyscale images included).
+
+    PIL's own conversion of 16-bit and float images clips at 255, which turns them white.
+    """
+    if image.mode == "RGB":
+        return image
+    if image.mode in SIXTEEN_BIT_MODES or image.mode == "F":
+        image = _to_8bit(image)
+    return image.convert("RGB")
 
 
 def file_stamp(path: str) -> str | None:

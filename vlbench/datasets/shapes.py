@@ -254,8 +254,20 @@ class GeneratedReader:
     generated = True
     required: tuple[str, ...] = ("seed", "n")
 
+    #: Smallest scene side that still fits three shapes with gaps.
+    min_size = 32
+
     def exists(self, location: object, source: dict) -> bool:
         return True
+
+    @classmethod
+    def check_source(cls, source: dict) -> tuple[str, str] | None:
+        """(field, problem) for a source whose numbers cannot make scenes, else None."""
+        for key, low in (("seed", 0), ("n", 1), ("size", cls.min_size)):
+            value = source.get(key, 128 if key == "size" else None)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                return key, f"expected a whole number >= {low}, got {value!r}"
+        return None
 
     @staticmethod
     def params(source: dict) -> tuple[int, int, int]:

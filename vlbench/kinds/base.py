@@ -70,6 +70,8 @@ class TaskKind(ABC):
     #: True when ``predict`` works per item without the encoder (segmentation): in a data-parallel
     #: run it yields only the items of ``ctx.item_shard`` and the runner gathers the records.
     shards_items: ClassVar[bool] = False
+    #: ``protocol`` keys this kind reads even when a task file leaves them out (``--set`` may name them).
+    protocol_keys: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def validate(cls, spec: TaskSpec) -> None:
@@ -88,9 +90,13 @@ class TaskKind(ABC):
                 raise TaskSpecError(spec.source_file, f"dataset.sources[{i}].format", f"unknown format '{source['format']}' for {cls.name} (known: {known})")
             if source.get("hub"):
                 continue
-            for key in getattr(cls.readers.get(source["format"]), "required", ()):
+            reader = cls.readers.get(source["format"])
+            for key in getattr(reader, "required", ()):
                 if key not in source:
                     raise TaskSpecError(spec.source_file, f"dataset.sources[{i}].{key}", f"missing; the {source['format']} format needs it")
+            problem = getattr(reader, "check_source", lambda source: None)(source)
+            if problem:
+                raise TaskSpecError(spec.source_file, f"dataset.sources[{i}].{problem[0]}", problem[1])
 
     # -- data ----------------------------------------------------------------------------------
     def reader(self, format_name: str) -> Reader:
@@ -158,6 +164,10 @@ class TaskKind(ABC):
             ) from exc
 
     # -- evaluation ----------------------------------------------------------------------------
+    def unsupported_reason(self, model: Any) -> str | None:
+        """Why this model cannot do this kind of task (checked before any task runs), or None."""
+        return None
+
     @abstractmethod
     def predict(self, model: Any, data: Any, spec: TaskSpec, ctx: RunContext) -> Iterator[dict[str, Any]]:
         """Run the model; yield one JSON-serialisable record per sample."""

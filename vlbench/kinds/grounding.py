@@ -40,6 +40,7 @@ REPRESENTATIONS = ("crop", "blur")
 @TASK_KINDS.register("grounding")
 class GroundingKind(TaskKind):
     name = "grounding"
+    protocol_keys = tuple(PROTOCOL_DEFAULTS)
     readers = GROUNDING_READERS
     metric_patterns = ("accuracy",)
 

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from vlbench import metrics
 from vlbench.datasets.segmentation import SEGMENTATION_READERS, SegmentationData
 from vlbench.encoding import loader_errors
-from vlbench.errors import TaskSpecError
+from vlbench.errors import CapabilityError, TaskSpecError
 from vlbench.kinds import TASK_KINDS
 from vlbench.kinds.base import RunContext, TaskKind, require_number
 from vlbench.kinds.classification import zero_shot_classifier
@@ -136,6 +136,7 @@ class _Images(Dataset):
 @TASK_KINDS.register("segmentation")
 class SegmentationKind(TaskKind):
     name = "segmentation"
+    protocol_keys = tuple(PROTOCOL_DEFAULTS)
     readers = SEGMENTATION_READERS
     metric_patterns = ("mIoU", "mAcc", "aAcc")
     run_settings_used = ("dense_variant",)
@@ -184,6 +185,14 @@ class SegmentationKind(TaskKind):
         if background:  # a user list of background words replaces class 0's queries
             lines = [", ".join(w.strip() for w in background)] + lines[1:]
         return lines
+
+    def unsupported_reason(self, model: Any) -> str | None:
+        try:
+            model.patch_size  # dense features need ViT patch tokens (vit_parts) and the pixel normalisation
+            model.pixel_mean_std
+        except CapabilityError as exc:
+            return str(exc)
+        return None
 
     def predict(self, model: Any, data: SegmentationData, spec: TaskSpec, ctx: RunContext) -> Iterator[dict[str, Any]]:
         model.patch_size  # raises "this model cannot do segmentation" before any work

@@ -23,7 +23,7 @@ import numpy as np
 
 from vlbench.datasets import records as _records  # noqa: F401  (registers the records format)
 from vlbench.datasets.selection import SELECTION_READERS, SelectionData
-from vlbench.errors import TaskSpecError, VLBenchError
+from vlbench.errors import DatasetNotFoundError, TaskSpecError, VLBenchError
 from vlbench.kinds import TASK_KINDS
 from vlbench.kinds.base import Located, RunContext, TaskKind
 from vlbench.kinds.selection_outcomes import records_mappings, score_outcomes, validate_outcomes
@@ -65,6 +65,7 @@ def group_means(outcomes: list[bool], groups: list[str | None], exclude: set[str
 @TASK_KINDS.register("selection")
 class SelectionKind(TaskKind):
     name = "selection"
+    protocol_keys = ("rule", "min_group_count", "breakdown", "seed", "tagger", "text_field")
     readers = SELECTION_READERS
     metric_patterns = ("accuracy", "macro_accuracy", "text_score", "image_score", "group_score")
     RULE_METRICS: dict[str, tuple[str, ...]] = {
@@ -103,10 +104,11 @@ class SelectionKind(TaskKind):
         return located
 
     def is_available(self, spec: TaskSpec, data_root: Any) -> bool:
+        """Whether the data is there (the layout check is left to the run, so listing never fails on it)."""
         try:
             super().locate(spec, data_root)
             return True
-        except VLBenchError:
+        except DatasetNotFoundError:
             return False
 
     def load(self, spec: TaskSpec, ctx: RunContext) -> tuple[Any, Any]:

@@ -103,6 +103,21 @@ def local_source_stamp(spec: ModelSpec) -> str | None:
     return None
 
 
+def adapter_version(adapter_class: type) -> str:
+    """The version an adapter class declares itself (not inherited), else a hash of its module's source."""
+    import hashlib
+    import sys
+
+    declared = adapter_class.__dict__.get("adapter_version")
+    if declared is not None:
+        return str(declared)
+    source = getattr(sys.modules.get(adapter_class.__module__), "__file__", None)
+    try:
+        return "source-sha256:" + hashlib.sha256(Path(source).read_bytes()).hexdigest()[:16]  # type: ignore[arg-type]
+    except (OSError, TypeError):
+        return "unknown"
+
+
 def l2_normalize(features: torch.Tensor) -> torch.Tensor:
     features = features.float()
     return features / features.norm(dim=-1, keepdim=True).clamp_min(1e-12)
@@ -120,6 +135,9 @@ class ModelAdapter(ABC):
     """
 
     adapter_name: ClassVar[str] = "custom"
+    #: Bump when a change to the adapter changes its numbers; results of other versions are recomputed.
+    #: Left unset, the sha256 of the adapter's module source stands in (see ``adapter_version``).
+    adapter_version: ClassVar[str | None] = None
     #: Libraries whose versions the fingerprint records.
     libraries: ClassVar[tuple[str, ...]] = ("torch",)
     #: False restores full text padding (``--full-text-padding``) where an adapter would trim it.
@@ -232,6 +250,7 @@ class ModelAdapter(ABC):
         return {
             "id": self.spec.id,
             "adapter": self.adapter_name,
+            "adapter_version": adapter_version(type(self)),
             "name": self.spec.name,
             "tag": self.spec.tag,
             "precision": self.precision,

@@ -7,6 +7,7 @@ SigLIP text towers were trained on max-length padding, so their texts are padded
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any, Callable
 
@@ -15,6 +16,7 @@ from PIL import Image
 
 from vlbench.errors import ModelLoadError
 from vlbench.models.base import ModelAdapter, ModelSpec
+from vlbench.models.hub import hub_access, offline_message
 from vlbench.models.registry import MODEL_ADAPTERS
 from vlbench.models.weights_hash import state_dict_sha256
 
@@ -50,6 +52,7 @@ class HFImageTransform:
 @MODEL_ADAPTERS.register("hf")
 class HFAdapter(ModelAdapter):
     adapter_name = "hf"
+    adapter_version = "1"
     libraries = ("torch", "transformers")
 
     def __init__(self, spec: ModelSpec, device: torch.device | str = "cpu", precision: str = "fp32"):
@@ -62,13 +65,17 @@ class HFAdapter(ModelAdapter):
 
         trust = spec.options.get("trust_remote_code", "0").lower() in TRUE_VALUES
         load_kwargs: dict[str, Any] = {"revision": spec.tag, "trust_remote_code": trust}
-        try:
-            config = AutoConfig.from_pretrained(spec.name, **load_kwargs)
-            self.model = AutoModel.from_pretrained(spec.name, **load_kwargs).to(self.device).eval()
-            processor = AutoProcessor.from_pretrained(spec.name, **load_kwargs)
-        except Exception as exc:  # OSError (not found / offline), ValueError (unknown type) ...
-            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ModelLoadError(f"cannot load {spec.id}: {first_line}") from exc
+        local = Path(spec.name).expanduser().exists()
+        with contextlib.nullcontext(None) if local else hub_access() as offline:
+            try:
+                config = AutoConfig.from_pretrained(spec.name, **load_kwargs)
+                self.model = AutoModel.from_pretrained(spec.name, **load_kwargs).to(self.device).eval()
+                processor = AutoProcessor.from_pretrained(spec.name, **load_kwargs)
+            except Exception as exc:  # OSError (not found / offline), ValueError (unknown type) ...
+                if offline:
+                    raise ModelLoadError(offline_message(spec.id, offline, "hf:/path/to/saved/model")) from exc
+                first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise ModelLoadError(f"cannot load {spec.id}: {first_line}") from exc
         for method in ("get_image_features", "get_text_features"):
             if not hasattr(self.model, method):
                 raise ModelLoadError(f"cannot use {spec.id}: {type(self.model).__name__} has no {method}()")

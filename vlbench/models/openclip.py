@@ -12,15 +12,17 @@ Tags trained with QuickGELU (the OpenAI weights) always get the QuickGELU archit
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from PIL import Image
 
 from vlbench.errors import ModelLoadError
 from vlbench.models.base import ModelAdapter, ModelSpec
+from vlbench.models.hub import hub_access, offline_message
 from vlbench.models.registry import MODEL_ADAPTERS
 from vlbench.models.text_trim import openclip_causal_tower, trim_padding
 from vlbench.models.weights_hash import state_dict_sha256
@@ -30,6 +32,24 @@ CONFIG_DIR = Path(__file__).parent / "openclip_configs"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 SCHEMAS = ("hf-hub:", "local-dir:")
+
+
+@contextlib.contextmanager
+def _quiet_open_clip() -> Iterator[None]:
+    """open_clip logs through the root logger; only while it loads, let errors alone through."""
+    root = logging.getLogger()
+    previous = root.level
+    # logging.info() on a root logger without handlers would install a stderr handler for good
+    placeholder = logging.NullHandler() if not root.handlers else None
+    if placeholder:
+        root.addHandler(placeholder)
+    root.setLevel(max(previous, logging.ERROR))
+    try:
+        yield
+    finally:
+        root.setLevel(previous)
+        if placeholder:
+            root.removeHandler(placeholder)
 
 
 def _open_clip():
@@ -94,26 +114,32 @@ def _check_arch(arch: str, spec: ModelSpec, open_clip: Any) -> None:
 @MODEL_ADAPTERS.register("openclip")
 class OpenClipAdapter(ModelAdapter):
     adapter_name = "openclip"
+    adapter_version = "1"
     libraries = ("torch", "open_clip_torch", "torchvision")
 
     def __init__(self, spec: ModelSpec, device: torch.device | str = "cpu", precision: str = "fp32"):
         super().__init__(spec, device, precision)
         open_clip = _open_clip()
-        logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))
         if "config" in spec.options:
             config = Path(spec.options["config"]).expanduser()
             if not config.is_file():
                 raise ModelLoadError(f"cannot load {spec.id}: architecture config not found: {config}")
             open_clip.add_model_config(config)
         self.arch, kwargs, self.weights_source = resolve_openclip(spec, open_clip)
-        try:
-            if spec.tag == "random":
-                torch.manual_seed(int(spec.options.get("seed", 0)))
-            model, _, preprocess = open_clip.create_model_and_transforms(self.arch, device=self.device, **kwargs)
-            self.tokenizer = open_clip.get_tokenizer(self.arch)
-        except Exception as exc:  # open_clip raises RuntimeError/ValueError/OSError for bad specs
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise ModelLoadError(f"cannot load {spec.id}: {message}") from exc
+        downloads = isinstance(kwargs.get("pretrained"), str) and not Path(kwargs["pretrained"]).is_file() or self.arch.startswith("hf-hub:")
+        with _quiet_open_clip(), hub_access() if downloads else contextlib.nullcontext(None) as offline:
+            try:
+                # random init draws from a private RNG: the caller's global torch RNG is left as it was
+                with torch.random.fork_rng(devices=[]):
+                    if spec.tag == "random":
+                        torch.manual_seed(int(spec.options.get("seed", 0)))
+                    model, _, preprocess = open_clip.create_model_and_transforms(self.arch, device=self.device, **kwargs)
+                self.tokenizer = open_clip.get_tokenizer(self.arch)
+            except Exception as exc:  # open_clip raises RuntimeError/ValueError/OSError for bad specs
+                if offline:
+                    raise ModelLoadError(offline_message(spec.id, offline, "openclip:/path/to/checkpoint.pt?arch=" + self.arch)) from exc
+                message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise ModelLoadError(f"cannot load {spec.id}: {message}") from exc
         self.model = model.eval()
         self._causal_text = openclip_causal_tower(self.model, self.tokenizer)
         self.quick_gelu = bool(kwargs.get("force_quick_gelu")) or self.arch.endswith("quickgelu")
