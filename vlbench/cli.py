@@ -159,6 +159,7 @@ def run(
     from vlbench.console import console, make_progress, summary_table
     from vlbench.leaderboard import Entry, suite_ci, suite_value
     from vlbench.models.collections import read_spec_file, split_specs
+    from vlbench.errors import NothingRanError
     from vlbench.runner import Runner, RunOptions
     from vlbench.specs import parse_override
     from vlbench.sweep import Shard
@@ -200,7 +201,12 @@ def run(
             return
         with make_progress() as progress:
             runner = Runner(catalog, options, progress=progress, log=lambda m: console.print(m, style="dim", markup=False))
-            runs = runner.run_many(model_specs, selection, shard_part)
+            try:
+                runs = runner.run_many(model_specs, selection, shard_part)
+            except NothingRanError as exc:  # list what is missing, then the one-line error
+                for model_spec, outcomes in exc.runs:
+                    console.print(summary_table(model_spec.id, outcomes, []))
+                raise
     finally:
         distributed.shutdown()
     for model_spec, outcomes in runs:

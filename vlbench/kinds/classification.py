@@ -66,6 +66,7 @@ class ClassificationKind(TaskKind):
     name = "classification"
     readers = CLASSIFICATION_READERS
     metric_patterns = ("acc1", "acc5", "mean_per_class_recall", "F1-macro_all", "recall-macro_all")
+    protocol_keys = ("dataset_prompts", "group_metrics")
 
     @classmethod
     def validate(cls, spec: TaskSpec) -> None:
