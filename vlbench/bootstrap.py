@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+import zlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar, Iterable, Sequence
@@ -358,7 +359,7 @@ def _replicate_batches(sizes: list[int], replicates: int, seed: int, cells: int 
         yield batch
 
 
-def replicates(res: Resampler, names: Sequence[str], n_replicates: int = DEFAULT_REPLICATES, seed: int = DEFAULT_SEED) -> dict[str, np.ndarray]:
+def replicates(res: Resampler, names: Sequence[str], n_replicates: int = DEFAULT_REPLICATES, seed: int | Sequence[int] = DEFAULT_SEED) -> dict[str, np.ndarray]:
     """Each supported metric on ``n_replicates`` bootstrap replicates."""
     names = [n for n in names if res.metric(n, res.identity()) is not None]
     out: dict[str, list[np.ndarray]] = {n: [] for n in names}
@@ -388,7 +389,9 @@ def confidence(kind: str, records: Iterable[dict[str, Any]], spec: TaskSpec, met
         return {}, None
     res = resampler(kind, records, spec)
     names = [main_metric] + [m for m in metric_names if m != main_metric and "/" not in m]
-    reps = replicates(res, names, n_replicates, seed)
+    # each task draws its own stream (seed, task name): tasks of a suite with the same item count
+    # do not resample the same positions, so suite intervals combine independent replicates
+    reps = replicates(res, names, n_replicates, [seed, zlib.crc32(getattr(spec, "name", "").encode("utf-8"))])
     if main_metric not in reps:
         return {}, None
     ci = {name: interval(values, level) for name, values in reps.items()}
