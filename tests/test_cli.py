@@ -64,7 +64,7 @@ def test_the_installed_command_runs_in_its_own_process(run_cli, tmp_path):
     result = run_cli("run", "--model", TINY, "--tasks", "shapes_cls", "--limit", "20", "--output", "res", "--debug")
     assert result.returncode == 0, result.stderr
     assert "shapes_cls" in result.stdout and "acc1" in result.stdout
-    saved = json.loads((tmp_path / "res" / "openclip__vlbench-tiny@random" / "shapes_cls.json").read_text())
+    saved = read_result(tmp_path / "res" / "openclip__vlbench-tiny@random", "shapes_cls")
     assert saved["task"]["dataset"]["n"] == 20 and saved["task"]["run_settings"]["limit"] == 20
 
 

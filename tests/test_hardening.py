@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, TINY
+from conftest import REPO, TINY, read_result, result_file
 from data_fixtures import write_imagefolder
 from PIL import Image
 
@@ -72,8 +72,9 @@ def runner(tmp_path, catalog=None, **options):
 def test_full_disk_is_one_line_keeps_the_old_result_and_leaves_no_temporary_file(colors, cli, monkeypatch):
     tmp_path, env = colors
     assert cli("run", "--model", "color:x", "--tasks", "colors_a", "--tasks-dir", "tasks", "--output", "res", env=env).returncode == 0
-    folder = tmp_path / "res" / "color__x"
-    before = (folder / "colors_a.json").read_text()
+    folder = tmp_path / "res" / "color__x" / "colors_a"
+    result_json = result_file(folder.parent, "colors_a")
+    before = result_json.read_text()
     from vlbench import results
 
     original = results.SampleWriter.write
@@ -86,14 +87,14 @@ def test_full_disk_is_one_line_keeps_the_old_result_and_leaves_no_temporary_file
     monkeypatch.setattr(results.SampleWriter, "write", fills_up)
     result = cli("run", "--model", "color:x", "--tasks", "colors_a", "--tasks-dir", "tasks", "--output", "res", "--overwrite", env=env)
     one_line_error(result, "cannot write results to res/color__x", "No space left on device", "free some space")
-    assert (folder / "colors_a.json").read_text() == before
-    assert sorted(p.name for p in folder.iterdir()) == sorted(["colors_a.json", json.loads(before)["samples"]])
+    assert result_json.read_text() == before
+    assert sorted(p.name for p in folder.iterdir()) == sorted([result_json.name, json.loads(before)["samples"]])
 
 
 def test_full_disk_at_the_result_file_removes_the_new_samples(colors, monkeypatch):
     tmp_path, _ = colors
     runner(tmp_path).run("color:x", ["colors_a"])
-    folder = tmp_path / "res" / "color__x"
+    folder = tmp_path / "res" / "color__x" / "colors_a"
     before = sorted(p.name for p in folder.iterdir())
     from vlbench import results
 
@@ -109,7 +110,7 @@ def test_full_disk_at_the_result_file_removes_the_new_samples(colors, monkeypatc
 def test_a_run_cleans_what_killed_runs_left_but_nothing_else(colors):
     tmp_path, _ = colors
     runner(tmp_path).run("color:x", ["colors_a"])
-    folder = tmp_path / "res" / "color__x"
+    folder = tmp_path / "res" / "color__x" / "colors_a"
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
     stale_tmp = folder / f".colors_a.json.{dead}-0123abcd.tmp"
     live_tmp = folder / f".colors_b.json.{os.getpid()}-0123abcd.tmp"  # a run still going
@@ -123,7 +124,7 @@ def test_a_run_cleans_what_killed_runs_left_but_nothing_else(colors):
     Runner(runner(tmp_path).catalog, RunOptions(data_root=tmp_path, output=tmp_path / "res", num_workers=0), log=logs.append).run("color:x", ["colors_a"])
     assert not stale_tmp.exists() and not old_orphan.exists()
     assert live_tmp.exists() and new_orphan.exists() and all(p.exists() for p in foreign)
-    saved = json.loads((folder / "colors_a.json").read_text())
+    saved = read_result(folder.parent, "colors_a")
     assert (folder / saved["samples"]).exists()  # the samples a result names are never touched
     assert any(stale_tmp.name in line for line in logs)
 
@@ -187,8 +188,8 @@ def test_sigterm_keeps_finished_tasks_and_removes_the_temporary_file(colors, cli
     assert result.returncode == 143, result.stderr
     assert "terminated" in result.stderr and "Traceback" not in result.stderr
     folder = tmp_path / "res" / "killed__x"
-    assert json.loads((folder / "colors_a.json").read_text())["metrics"]["acc1"] == 1.0
-    assert not (folder / "colors_b.json").exists() and leftovers(tmp_path / "res") == []
+    assert read_result(folder, "colors_a")["metrics"]["acc1"] == 1.0
+    assert not list(folder.glob("colors_b/*.json")) and leftovers(tmp_path / "res") == []
     assert signal.getsignal(signal.SIGTERM) == handler_before  # the handler is given back
 
 
@@ -206,11 +207,11 @@ def test_unsupported_tasks_are_reported_and_the_rest_runs(colors, cli):
     assert result.returncode == 0, result.stderr
     assert "unsupported" in result.stdout and "shapes_seg: not run: this model cannot do segmentation" in result.stdout
     folder = tmp_path / "res" / "color__x"
-    assert (folder / "colors_a.json").exists() and not (folder / "shapes_seg.json").exists()
+    assert list(folder.glob("colors_a/*.json")) and not (folder / "shapes_seg").exists()
 
     strict = cli("run", "--model", "color:x", "--tasks", "colors_b,shapes_seg", "--tasks-dir", "tasks", "--output", "res", "--strict", env=env)
     one_line_error(strict, "task 'shapes_seg'", "cannot do segmentation")
-    assert not (folder / "colors_b.json").exists()  # checked before any task ran
+    assert not (folder / "colors_b").exists()  # checked before any task ran
 
 
 # -- 18: a broken out-of-tree adapter, and --debug -----------------------------------------------------
@@ -461,8 +462,8 @@ def test_changing_an_adapter_recomputes_its_results(colors, monkeypatch):
     assert status() == "done"
     module.write_text(module.read_text() + "    adapter_version = '2'\n")
     assert status() == "done"
-    saved = json.loads((tmp_path / "res" / "versioned__x" / "colors_a.json").read_text())
-    assert saved["model"]["adapter_version"] == "2" and saved["model"]["fingerprint"]["adapter_version"] == "2"
+    saved = read_result(tmp_path / "res" / "versioned__x", "colors_a")
+    assert saved["model"]["fingerprint"]["adapter_version"] == "2"
     module.write_text(module.read_text() + "    # a comment; the declared version decides\n")
     assert status() == "skipped"
 
@@ -476,12 +477,12 @@ def test_the_example_adapter_gives_the_builtin_adapters_numbers(cli, tmp_path):
     assert mine.returncode == 0, mine.stderr
     builtin = cli("run", "--model", "openclip:vlbench-tiny@shapes", *args)
     assert builtin.returncode == 0, builtin.stderr
-    ours = json.loads(next((tmp_path / "res").glob("myclip__*/shapes_cls.json")).read_text())
-    theirs = json.loads((tmp_path / "res" / "openclip__vlbench-tiny@shapes" / "shapes_cls.json").read_text())
+    ours = read_result(next((tmp_path / "res").glob("myclip__*")), "shapes_cls")
+    theirs = read_result(tmp_path / "res" / "openclip__vlbench-tiny@shapes", "shapes_cls")
     assert ours["metrics"] == pytest.approx(theirs["metrics"]) and ours["task"]["dataset"]["n"] == 30
     assert ours["model"]["fingerprint"]["weights_sha256"] == theirs["model"]["fingerprint"]["weights_sha256"]
-    assert ours["model"]["adapter_version"] == "1"
-    with gzip.open(next((tmp_path / "res").glob("myclip__*")) / ours["samples"], "rt") as f:
+    assert ours["model"]["fingerprint"]["adapter_version"] == "1"
+    with gzip.open(next((tmp_path / "res").glob("myclip__*")) / "shapes_cls" / ours["samples"], "rt") as f:
         assert len(f.read().splitlines()) == 30
 
     # what segmentation needs: the example's patch features are the built-in adapter's

@@ -44,9 +44,10 @@ def test_two_models_in_one_run_each_loaded_once_with_summary_and_leaderboard(tmp
     acc1 = {}
     for spec in (TINY_A, TINY_B):
         slug = Catalog.load().resolve_model(spec).slug
-        payload = json.loads((tmp_path / "res" / slug / "shapes_cls.json").read_text())
+        [result] = (tmp_path / "res" / slug / "shapes_cls").glob("*.json")
+        payload = json.loads(result.read_text())
         assert payload["model"]["id"] == spec and payload["task"]["dataset"]["n"] == 8
-        acc1[spec] = json.loads((tmp_path / "res" / slug / "shapes_cls.json").read_text())["metrics"]["acc1"]
+        acc1[spec] = payload["metrics"]["acc1"]
     rows = {row["model"]: row for row in csv.DictReader((tmp_path / "board.csv").open())}
     assert set(rows) == {TINY_A, TINY_B}
     assert all(float(rows[m]["shapes_cls"]) == pytest.approx(acc1[m], abs=1e-6) for m in rows)
@@ -84,6 +85,12 @@ def test_model_lists_files_and_collections(tmp_path):
         assert f"openclip:{arch}-quickgelu@{tag}" in pretrained
     with pytest.raises(VLBenchError, match="did you mean: openai_clip"):
         catalog.resolve_models(["openai_clp"])
+    listed_models = invoke("list", "models")
+    assert "openai_clip" in listed_models.output and "openclip_pretrained" in listed_models.output
+    typo = invoke("run", "--model", "openai_clp", "--shard", "0/2")
+    assert typo.exit_code == 2 and "did you mean: openai_clip" in typo.output and "Traceback" not in typo.output
+    bad_shard = invoke("run", "--model", "openai_clip", "--shard", "2/2")
+    assert bad_shard.exit_code == 2 and "--shard 2/2: K must be 0 to 1" in bad_shard.output
     empty = tmp_path / "empty.txt"
     empty.write_text("# nothing\n")
     with pytest.raises(VLBenchError, match="names no model"):
@@ -120,10 +127,10 @@ def test_shard_runs_cover_the_full_run(tmp_path):
         out = tmp_path / f"shard{k}"
         runner = Runner(catalog, RunOptions(data_root=tmp_path, output=out, num_workers=0))
         runs = runner.run_many(models, tasks, Shard(k, 4))
-        files[k] = {p.relative_to(out).as_posix() for p in out.rglob("*.json")}
+        files[k] = {p.parent.relative_to(out).as_posix() for p in out.rglob("*.json")}
         assert sum(len(outcomes) for _, outcomes in runs) == len(files[k]) >= 1
     assert sum(map(len, files.values())) == 6  # disjoint
-    assert set().union(*files.values()) == {f"{m.slug}/{t}.json" for m in models for t in tasks}
+    assert set().union(*files.values()) == {f"{m.slug}/{t}" for m in models for t in tasks}
 
 
 class FakeClock:

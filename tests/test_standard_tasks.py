@@ -196,9 +196,10 @@ def test_standard_suites_resolve_and_run_skip_missing_reports_every_member(tmp_p
     assert len(catalog.suite_tasks("clip_benchmark")) == 41 and len(catalog.suite_tasks("vtab")) == 19
     result = CliRunner().invoke(app, ["run", "--tasks", "datacomp", "--skip-missing", "--data-root", str(tmp_path),
                                       "--output", str(tmp_path / "results")], env={"COLUMNS": "200"})
-    # every member planned (so every task file loads), none has data: nothing ran is an error (exit 2)
-    assert result.exit_code == 2, result.output
-    assert "none of the 38 selected task(s) has its data" in result.output
+    # every member resolves and is reported missing; with nothing to run the command says so and fails
+    assert result.exit_code == 2 and "nothing ran" in result.output, result.output
+    assert all(task in result.output for task in DATACOMP_NAMES.values())
+    assert result.output.count("no data") == 38
 
 
 # -- end to end on generated webdatasets ---------------------------------------------------------
@@ -352,7 +353,6 @@ def test_language_option_reaches_multilingual_tasks_and_a_bad_code_is_one_line(t
 
     common = ["run", "--tasks", "clip_benchmark_multilingual", "--skip-missing", "--data-root", str(tmp_path), "--output", str(tmp_path / "r")]
     result = CliRunner().invoke(app, [*common, "--language", "it"], env={"COLUMNS": "200"})
-    # 'it' is one of both tasks' languages, so both plan; neither has data here: nothing ran (exit 2)
-    assert result.exit_code == 2 and "none of the 2 selected task(s) has its data" in result.output, result.output
+    assert result.exit_code == 2 and result.output.count("no data") == 2 and "nothing ran" in result.output, result.output
     result = CliRunner().invoke(app, [*common, "--language", "xx"], env={"COLUMNS": "200"})
     assert result.exit_code != 0 and "'xx' is not one of this task's languages" in result.output and "Traceback" not in result.output

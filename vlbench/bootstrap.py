@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+import zlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar, Iterable, Sequence
@@ -179,14 +180,9 @@ class SelectionResampler(Resampler):
         from vlbench.kinds.selection import SELECTION_RULES
 
         super().__init__(records, spec)
-        self.keys = [r.get("id", r.get("i")) for r in records]
-        self.groups = None
-        self.declared = "outcomes" in spec.protocol
-        if self.declared:  # records format: each declared outcome that is a plain mean over items
-            from vlbench.kinds.selection_outcomes import outcome_values
-
-            self.values = {name: np.asarray(outcome_values(list(records), options), dtype=np.float64)
-                           for name, options in spec.protocol["outcomes"].items() if not options.get("macro")}
+        self.declared: dict[str, tuple[np.ndarray, Any]] = {}
+        if "outcomes" in spec.protocol:  # records format: the task file's declared outcomes
+            self._declared(records, spec)
             return
         rule = SELECTION_RULES.get(spec.protocol["rule"])
         decided = [rule(r["scores"], r.get("answer")) for r in records]
@@ -205,6 +201,26 @@ class SelectionResampler(Resampler):
             order, starts, _ = _grouping(codes[kept])
             self.groups = (kept[order], starts)
 
+    def _declared(self, records: Sequence[dict[str, Any]], spec: TaskSpec) -> None:
+        """Per-item values of each declared outcome, and for ``macro: FIELD`` its group layout."""
+        from vlbench.kinds.selection_outcomes import outcome_values
+
+        self.keys = [r.get("id", r.get("i")) for r in records]
+        self.values, self.groups = {}, None
+        min_count = int(spec.protocol.get("min_group_count", 1))
+        for name, options in spec.protocol["outcomes"].items():
+            values = np.asarray(outcome_values(list(records), options), dtype=np.float64)
+            layout = None
+            if options.get("macro"):
+                groups = [r.get("groups", {}).get(options["macro"]) for r in records]
+                kept_names = sorted({g for g in groups if g is not None and groups.count(g) >= min_count})
+                code = {g: i for i, g in enumerate(kept_names)}
+                codes = np.asarray([code.get(g, -1) for g in groups], dtype=np.int64)
+                kept = np.flatnonzero(codes >= 0)
+                order, starts, _ = _grouping(codes[kept])
+                layout = (kept[order], starts)
+            self.declared[name] = (values, layout)
+
     @property
     def sizes(self) -> list[int]:
         return [len(self.keys)]
@@ -214,12 +230,24 @@ class SelectionResampler(Resampler):
 
     def outcomes(self, name: str) -> np.ndarray | None:
         if self.declared:
-            return self.values.get(name)
+            values, layout = self.declared.get(name, (None, None))
+            binary = values is not None and layout is None and bool(np.isin(values, (0.0, 1.0)).all())
+            return values if binary else None
         key = {"accuracy": "correct", "text_score": "text", "image_score": "image", "group_score": "group"}.get(name)
         return self.values.get(key) if key else None
 
     def metric(self, name: str, weights: list[np.ndarray]) -> np.ndarray | None:
         (w,) = weights
+        if self.declared:
+            if name not in self.declared:
+                return None
+            values, layout = self.declared[name]
+            if layout is None:
+                return _mean(w, values)
+            order, starts = layout
+            hits, totals = _group_sums(w * values, order, starts), _group_sums(w, order, starts)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return _nanmean_rows(np.where(totals > 0, hits / totals, np.nan))
         values = self.outcomes(name)
         if values is not None:
             return _mean(w, values)
@@ -331,7 +359,7 @@ def _replicate_batches(sizes: list[int], replicates: int, seed: int, cells: int 
         yield batch
 
 
-def replicates(res: Resampler, names: Sequence[str], n_replicates: int = DEFAULT_REPLICATES, seed: int = DEFAULT_SEED) -> dict[str, np.ndarray]:
+def replicates(res: Resampler, names: Sequence[str], n_replicates: int = DEFAULT_REPLICATES, seed: int | Sequence[int] = DEFAULT_SEED) -> dict[str, np.ndarray]:
     """Each supported metric on ``n_replicates`` bootstrap replicates."""
     names = [n for n in names if res.metric(n, res.identity()) is not None]
     out: dict[str, list[np.ndarray]] = {n: [] for n in names}
@@ -361,7 +389,9 @@ def confidence(kind: str, records: Iterable[dict[str, Any]], spec: TaskSpec, met
         return {}, None
     res = resampler(kind, records, spec)
     names = [main_metric] + [m for m in metric_names if m != main_metric and "/" not in m]
-    reps = replicates(res, names, n_replicates, seed)
+    # each task draws its own stream (seed, task name): tasks of a suite with the same item count
+    # do not resample the same positions, so suite intervals combine independent replicates
+    reps = replicates(res, names, n_replicates, [seed, zlib.crc32(getattr(spec, "name", "").encode("utf-8"))])
     if main_metric not in reps:
         return {}, None
     ci = {name: interval(values, level) for name, values in reps.items()}

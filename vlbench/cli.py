@@ -160,6 +160,7 @@ def run(
     from vlbench.console import console, make_progress, summary_table
     from vlbench.leaderboard import Entry, suite_ci, suite_value
     from vlbench.models.collections import read_spec_file, split_specs
+    from vlbench.errors import NothingRanError
     from vlbench.runner import Runner, RunOptions
     from vlbench.specs import parse_override
     from vlbench.sweep import Shard
@@ -202,7 +203,12 @@ def run(
             return
         with make_progress() as progress:
             runner = Runner(catalog, options, progress=progress, log=lambda m: console.print(m, style="dim", markup=False))
-            runs = runner.run_many(model_specs, selection, shard_part)
+            try:
+                runs = runner.run_many(model_specs, selection, shard_part)
+            except NothingRanError as exc:  # list what is missing, then the one-line error
+                for model_spec, outcomes in exc.runs:
+                    console.print(summary_table(model_spec.id, outcomes, []))
+                raise
     finally:
         distributed.shutdown()
     for model_spec, outcomes in runs:
@@ -224,21 +230,26 @@ def run(
                 console.print(f"{outcome.task}: not run: {outcome.note}", style="yellow", markup=False, highlight=False)
         console.print(f"results in {options.output / model_spec.slug}")
     if leaderboard_file is not None:
-        write_run_leaderboard(leaderboard_file, options.output, catalog, [m.id for m, _ in runs], include_partial=limit is not None)
+        write_run_leaderboard(leaderboard_file, options, catalog, [m.id for m, _ in runs])
 
 
-def write_run_leaderboard(path: Path, results_dir: Path, catalog: Any, model_ids: list[str], include_partial: bool) -> None:
-    """The leaderboard rows of the run's models, from every result file under ``results_dir``."""
+def write_run_leaderboard(path: Path, options: Any, catalog: Any, model_ids: list[str]) -> None:
+    """The leaderboard rows of the run's models: their results under ``options.output`` with this
+    run's settings (its --limit runs too when the run has --limit), with confidence intervals."""
     from vlbench.console import console
-    from vlbench.leaderboard import build, render
+    from vlbench.leaderboard import build_board, render
+    from vlbench.result_schema import _text
     from vlbench.results import atomic_write_text
 
-    frame, _ = build(results_dir, catalog, include_partial)
-    frame = frame[frame["model"].isin(model_ids)].dropna(axis=1, how="all") if len(frame) else frame
+    settings = {**options.run_settings(), "dense_variant": options.dense_variant}
+    wanted = {k: _text(v) for k, v in settings.items() if v is not None}  # limit=N: the smoke runs of that size
+    wanted.update({k: _text(v) for k, v in options.overrides.items() if ":" not in k})
+    board = build_board(options.output, catalog, options.limit is not None, wanted)
+    frame = board.frame[board.frame["model"].isin(model_ids)].dropna(axis=1, how="all") if len(board.frame) else board.frame
     if frame.empty:
-        raise VLBenchError(f"no result of this run's models under {results_dir} for the leaderboard")
+        raise VLBenchError(f"no result of this run's models under {options.output} for the leaderboard")
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, render(frame, "md" if path.suffix.lower() in (".md", ".markdown") else "csv"))
+    atomic_write_text(path, render(frame, "md" if path.suffix.lower() in (".md", ".markdown") else "csv", board.ci))
     console.print(f"wrote {path} ({len(frame)} models)")
 
 
@@ -294,6 +305,8 @@ def list_(
         table = Table("model", "means")
         for alias, target in sorted(catalog.aliases.items()):
             table.add_row(alias, target)
+        for name, members in sorted(catalog.collections.items()):
+            table.add_row(name, f"collection: {members} (generated)" if isinstance(members, str) else f"collection: {', '.join(members)}")
         for weights in sorted(WEIGHTS_DIR.glob("*.safetensors")):
             table.add_row(f"openclip:{weights.stem}", "weights shipped with vlbench")
         console.print(table)

@@ -24,9 +24,6 @@ from torch.utils.data import DataLoader, Dataset
 
 from vlbench.datasets.images import BytesImage, FileImage, ImageRef, TarMemberImage
 
-# torchvision 0.29 announces that its decoders move to TorchCodec; they still work and are what we use.
-warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision", category=DeprecationWarning)
-
 DECODERS = ("pil", "gpu")
 JPEG_MAGIC = b"\xff\xd8\xff"
 
@@ -96,11 +93,19 @@ def encoded_jpeg(ref: ImageRef) -> bytes | None:
     return data if data.startswith(JPEG_MAGIC) else None
 
 
-def decode_on_cpu(data: bytes) -> torch.Tensor | None:
-    from torchvision.io import ImageReadMode, decode_jpeg
+def decode_jpeg(data: torch.Tensor | list[torch.Tensor], device: torch.device | str = "cpu") -> Any:
+    """torchvision.io.decode_jpeg to RGB, without its notice that decoders move to TorchCodec (0.29+)."""
+    from torchvision.io import ImageReadMode
+    from torchvision.io import decode_jpeg as torchvision_decode_jpeg
 
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities", category=DeprecationWarning)
+        return torchvision_decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
+
+
+def decode_on_cpu(data: bytes) -> torch.Tensor | None:
     try:
-        return decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
+        return decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8))
     except RuntimeError:
         return None
 
@@ -175,15 +180,13 @@ class FastImages:
         return torch.stack(out)  # type: ignore[arg-type]
 
     def _decode_on_gpu(self, encoded: list[torch.Tensor]) -> list[torch.Tensor | None]:
-        from torchvision.io import ImageReadMode, decode_jpeg
-
         try:
-            return list(decode_jpeg(encoded, mode=ImageReadMode.RGB, device=self.device))
-        except RuntimeError:  # one bad image fails the batch: decode one by one
+            return list(decode_jpeg(encoded, device=self.device))
+        except (RuntimeError, TypeError):  # one bad image fails the batch (or torchvision < 0.19 has no batched decode)
             results: list[torch.Tensor | None] = []
             for data in encoded:
                 try:
-                    results.append(decode_jpeg(data, mode=ImageReadMode.RGB, device=self.device))
+                    results.append(decode_jpeg(data, device=self.device))
                 except RuntimeError:
                     results.append(None)
             return results

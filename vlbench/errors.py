@@ -15,6 +15,14 @@ class DatasetNotFoundError(VLBenchError):
     """A task's data is not where we looked."""
 
 
+class NothingRanError(DatasetNotFoundError):
+    """--skip-missing left no task to run; ``runs`` holds each model's outcomes (all "missing")."""
+
+    def __init__(self, message: str, runs: list):
+        super().__init__(message)
+        self.runs = runs
+
+
 class TaskSpecError(VLBenchError):
     """A task YAML file is invalid."""
 

@@ -13,7 +13,7 @@ import torch
 from vlbench import bootstrap, distributed, named_protocols, result_schema
 from vlbench.catalog import Catalog
 from vlbench.encoding import Encoder, Progress, SilentProgress
-from vlbench.errors import CapabilityError, DatasetNotFoundError, ModelLoadError, VLBenchError
+from vlbench.errors import CapabilityError, DatasetNotFoundError, ModelLoadError, NothingRanError, VLBenchError
 from vlbench.housekeeping import check_writable, clean_stale, writing
 from vlbench.kinds import TASK_KINDS
 from vlbench.kinds.base import RunContext, TaskKind
@@ -161,6 +161,9 @@ class Runner:
         for model_spec in model_specs:
             source_stamp = local_source_stamp(model_spec)
             version = adapter_version(self.catalog.adapter_class(model_spec.adapter))
+            if distributed.current().is_main:
+                for leftover in clean_stale(self.options.output / model_spec.slug):
+                    self.log(f"removed {leftover.name}, left behind by an interrupted run")
             outcomes: dict[str, TaskOutcome] = {}
             pending: list[TaskSpec] = []
             for task in tasks:
@@ -195,16 +198,17 @@ class Runner:
                     continue
                 pending.append(task)
             plans.append((model_spec, source_stamp, outcomes, pending))
-        statuses = [o.status for *_, outcomes, _ in plans for o in outcomes.values()]
-        if not any(pending for *_, pending in plans) and statuses and all(s == "missing" for s in statuses):
-            raise DatasetNotFoundError(
-                f"nothing ran: none of the {len(tasks)} selected task(s) has its data under {self.options.data_root} "
-                "(see 'vlbench list tasks'; set --data-root or $VLBENCH_DATA_ROOT)"
-            )
         missing = [message for message in located.values() if message is not None]
         if missing and not self.options.skip_missing:
             more = f" (and {len(missing) - 1} more task(s) without data; --skip-missing runs the rest)" if len(missing) > 1 else ""
             raise DatasetNotFoundError(missing[0] + more)
+        statuses = [o.status for *_, outcomes, _ in plans for o in outcomes.values()]
+        if not any(pending for *_, pending in plans) and statuses and all(s == "missing" for s in statuses):
+            raise NothingRanError(
+                f"nothing ran: none of the {len(tasks)} selected task(s) has its data under {self.options.data_root} "
+                "(see 'vlbench list tasks'; set --data-root or $VLBENCH_DATA_ROOT)",
+                [(spec, [outcomes[t.name] for t in tasks if t.name in outcomes]) for spec, _, outcomes, _ in plans],
+            )
         distributed.barrier()  # every rank planned before any result is written
         results = []
         for model_spec, source_stamp, outcomes, pending in plans:
@@ -217,11 +221,8 @@ class Runner:
         self, model_spec: ModelSpec, source_stamp: str | None, pending: list[tuple[TaskSpec, TaskKind]], outcomes: dict[str, TaskOutcome]
     ) -> None:
         """Load one model and run its pending tasks; the model is released afterwards."""
-        model_folder = self.options.output / model_spec.slug
         if distributed.current().is_main:
-            for leftover in clean_stale(model_folder):
-                self.log(f"removed {leftover.name}, left behind by an interrupted run")
-            check_writable(model_folder)  # before the (possibly long) model load
+            check_writable(self.options.output / model_spec.slug)  # before the (possibly long) model load
         model = self.load_model(model_spec)
         pending = self._supported(model, pending, outcomes)
         model.allow_text_trimming = not self.options.full_text_padding

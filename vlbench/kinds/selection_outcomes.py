@@ -243,7 +243,7 @@ def _means(values: list[float], groups: list[str | None], min_count: int) -> dic
 
 
 def outcome_values(records: list[dict[str, Any]], options: dict[str, Any]) -> list[float]:
-    """One declared outcome's value per item (its metric is their mean, unless it is macro)."""
+    """One declared outcome's value for every item (0/1, or a fraction for ``pairwise``)."""
     rule: Callable[[ItemView], float] = OUTCOME_RULES.get(options["rule"])
     return [rule(ItemView(r, options)) for r in records]
 
