@@ -154,3 +154,20 @@ def test_a_plugin_reader_without_a_schema_keeps_its_required_keys_check(tmp_path
     error = error_of(task_file(tmp_path, GOOD.replace(source, "{{format: plugin, path: p}}")))
     assert error.field == "dataset.sources[0].masks" and "plugin format needs it" in error.problem
     load_task_file(task_file(tmp_path, GOOD.replace(source, "{{format: plugin, masks: m, anything: 1}}")))
+
+
+def test_set_names_exactly_the_keys_the_schemas_declare(tmp_path):
+    from vlbench.errors import VLBenchError
+
+    path = task_file(tmp_path)
+    # a protocol field the file leaves out, and a files: entry it does not use, are settable
+    spec = load_task_file(path, {"t:protocol.window": 0, "t:files.background_words": str(tmp_path / "classes.txt")})
+    assert spec.protocol["window"] == 0 and spec.overrides["protocol.window"] == 0
+    assert spec.overridden == frozenset({"protocol.window", "files.background_words"})
+    with pytest.raises(VLBenchError) as error:  # scoped to the task: a misspelt key is refused
+        load_task_file(path, {"t:protocol.windw": 0})
+    assert "has no field 'protocol.windw'" in str(error.value) and "did you mean: protocol.window" in str(error.value)
+    # unscoped: applied only where declared (a classification group_metrics is not a segmentation field);
+    # language only on tasks with languages
+    spec = load_task_file(path, {"protocol.group_metrics": {}, "language": "it", "protocol.pamr_steps": 2})
+    assert spec.overrides == {"protocol.pamr_steps": 2} and "language" not in spec.config
