@@ -192,16 +192,16 @@ class Runner:
                     continue
                 pending.append(task)
             plans.append((model_spec, source_stamp, outcomes, pending))
+        missing = [message for message in located.values() if message is not None]
+        if missing and not self.options.skip_missing:
+            more = f" (and {len(missing) - 1} more task(s) without data; --skip-missing runs the rest)" if len(missing) > 1 else ""
+            raise DatasetNotFoundError(missing[0] + more)
         statuses = [o.status for *_, outcomes, _ in plans for o in outcomes.values()]
         if not any(pending for *_, pending in plans) and statuses and all(s == "missing" for s in statuses):
             raise DatasetNotFoundError(
                 f"nothing ran: none of the {len(tasks)} selected task(s) has its data under {self.options.data_root} "
                 "(see 'vlbench list tasks'; set --data-root or $VLBENCH_DATA_ROOT)"
             )
-        missing = [message for message in located.values() if message is not None]
-        if missing and not self.options.skip_missing:
-            more = f" (and {len(missing) - 1} more task(s) without data; --skip-missing runs the rest)" if len(missing) > 1 else ""
-            raise DatasetNotFoundError(missing[0] + more)
         distributed.barrier()  # every rank planned before any result is written
         results = []
         for model_spec, source_stamp, outcomes, pending in plans:
