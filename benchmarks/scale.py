@@ -15,8 +15,8 @@ One invocation, one model, generated data, and these measurements with their rat
 
 Both harnesses load the same weights: a random-init checkpoint of ``--arch`` saved here (random
 weights cost the same as trained ones). ``--sugarcrepe-images K`` keeps the items whose image is
-among the first K distinct images of the seven files, so images stay shared across subsets as in
-the full set (1,560 images, 7,511 items).
+among K distinct images (taken from the seven files in turn, so every subset keeps items); the
+images stay shared across subsets as in the full set (1,560 images, 7,511 items).
 
     pip install clip_benchmark==1.6.2 --no-deps   # plus requests and pycocoevalcap, which its CLI imports
     python benchmarks/scale.py --arch ViT-S-32 --images 256 --sugarcrepe-images 120
@@ -163,7 +163,9 @@ def section_classification(work: Path, spec: str, args: argparse.Namespace, repo
 def sugarcrepe_tree(work: Path, images: int) -> tuple[Path, int, int]:
     """<root>/sugarcrepe/<subset>.json + <root>/coco/val2017/*.jpg, and root/sugarcrepe/val2017 beside them."""
     items = {s: json.loads((SUGARCREPE / f"{s}.json").read_text()) for s in SUBSETS}
-    names = sorted({item["filename"] for subset in items.values() for item in subset.values()})
+    columns = [[item["filename"] for item in content.values()] for content in items.values()]
+    interleaved = [name for row in zip(*(c[: min(map(len, columns))] for c in columns)) for name in row]
+    names = list(dict.fromkeys(interleaved + [n for c in columns for n in c]))  # every subset keeps some items
     keep = set(names[:images]) if images else set(names)
     root = work / "sc_data"
     (root / "sugarcrepe").mkdir(parents=True)
@@ -197,7 +199,7 @@ def section_sugarcrepe(work: Path, spec: str, checkpoint: Path, args: argparse.N
         theirs_dir.mkdir()
         command = [sys.executable, "-m", "clip_benchmark.cli", "eval", "--dataset", "sugar_crepe", "--dataset_root", str(root / "sugarcrepe"),
                    "--model", args.arch, "--pretrained", str(checkpoint), "--batch_size", str(args.batch_size),
-                   "--num_workers", str(args.num_workers), "--no_amp", "--device", "cpu", "--output", str(theirs_dir / "{dataset}.json")]
+                   "--num_workers", str(args.num_workers), "--no_amp", "--output", str(theirs_dir / "{dataset}.json")]
         started = time.time()
         done = subprocess.run(command, capture_output=True, text=True)
         theirs_s = time.time() - started

@@ -27,7 +27,6 @@ import color_adapter  # noqa: E402
 
 color_adapter.register_with_decorator("color-records")
 MODEL = "color-records:v1"
-FOLDER = "color-records__v1"
 
 
 def run(tmp_path, tasks, task_dirs=(), **options):
@@ -245,6 +244,15 @@ def test_per_group_and_macro_metrics_by_hand():
     records = [item(right, groups={"piece": "a", "src": "x"}), item(wrong, groups={"piece": "a", "src": "y"}),
                item(right, groups={"piece": "a", "src": "y"}), item(right, groups={"piece": "b", "src": "y"})]
     result = score(records, acc={"rule": "positives_above_negatives"}, macro={"rule": "positives_above_negatives", "macro": "piece"})
+    from vlbench import bootstrap
+
+    outcomes = {"acc": {"rule": "positives_above_negatives"}, "macro": {"rule": "positives_above_negatives", "macro": "piece"},
+                "pairs": {"rule": "pairwise"}}
+    res = bootstrap.resampler("selection", records, outcome_spec(**outcomes))
+    for name, value in score(records, **outcomes).items():
+        if "/" not in name:  # the bootstrap's point estimate is the metric itself
+            assert res.metric(name, res.identity())[0] == pytest.approx(value), name
+    assert res.outcomes("acc") is not None and res.outcomes("macro") is None
     assert result["acc"] == 0.75 and result["macro"] == pytest.approx((2 / 3 + 1) / 2)
     assert result["acc/piece=a"] == pytest.approx(2 / 3) and result["acc/piece=b"] == 1.0
     assert result["acc/src=x"] == 1.0 and result["acc/src=y"] == pytest.approx(2 / 3)
@@ -256,9 +264,11 @@ def test_sugarcrepe_pp_image_and_text_metrics_through_the_runner(tmp_path):
     outcomes = run(tmp_path, ["sugarcrepe_pp_swap_obj"])
     # item 1: all right; item 2: only P1 beats N, P1-P2 below P1-N; item 3: image wrong, P1 = P2 in text
     assert outcomes["sugarcrepe_pp_swap_obj"].metrics == pytest.approx({"itt": 1 / 3, "tot": 2 / 3, "itt_p1": 2 / 3, "itt_p2": 1 / 3})
-    result_file = tmp_path / "res" / FOLDER / "sugarcrepe_pp_swap_obj.json"
+    result_file = outcomes["sugarcrepe_pp_swap_obj"].result_file
     result = load_result(result_file)
     assert rescore(result_file, result) == pytest.approx(result["metrics"])
+    low, high = result["ci"]["itt"]
+    assert low <= 1 / 3 <= high and set(result["ci"]) >= {"itt", "tot", "itt_p1", "itt_p2"}
     with gzip.open(result_file.parent / result["samples"], "rt") as f:
         first = json.loads(f.readline())
     assert first["fields"] == ["caption", "caption2", "negative_caption"] and first["positives"] == [0, 1]

@@ -179,6 +179,10 @@ class SelectionResampler(Resampler):
         from vlbench.kinds.selection import SELECTION_RULES
 
         super().__init__(records, spec)
+        self.declared: dict[str, tuple[np.ndarray, Any]] = {}
+        if "outcomes" in spec.protocol:  # records format: the task file's declared outcomes
+            self._declared(records, spec)
+            return
         rule = SELECTION_RULES.get(spec.protocol["rule"])
         decided = [rule(r["scores"], r.get("answer")) for r in records]
         self.keys = [r.get("id", r.get("i")) for r in records]
@@ -196,6 +200,26 @@ class SelectionResampler(Resampler):
             order, starts, _ = _grouping(codes[kept])
             self.groups = (kept[order], starts)
 
+    def _declared(self, records: Sequence[dict[str, Any]], spec: TaskSpec) -> None:
+        """Per-item values of each declared outcome, and for ``macro: FIELD`` its group layout."""
+        from vlbench.kinds.selection_outcomes import outcome_values
+
+        self.keys = [r.get("id", r.get("i")) for r in records]
+        self.values, self.groups = {}, None
+        min_count = int(spec.protocol.get("min_group_count", 1))
+        for name, options in spec.protocol["outcomes"].items():
+            values = np.asarray(outcome_values(list(records), options), dtype=np.float64)
+            layout = None
+            if options.get("macro"):
+                groups = [r.get("groups", {}).get(options["macro"]) for r in records]
+                kept_names = sorted({g for g in groups if g is not None and groups.count(g) >= min_count})
+                code = {g: i for i, g in enumerate(kept_names)}
+                codes = np.asarray([code.get(g, -1) for g in groups], dtype=np.int64)
+                kept = np.flatnonzero(codes >= 0)
+                order, starts, _ = _grouping(codes[kept])
+                layout = (kept[order], starts)
+            self.declared[name] = (values, layout)
+
     @property
     def sizes(self) -> list[int]:
         return [len(self.keys)]
@@ -204,11 +228,25 @@ class SelectionResampler(Resampler):
         return list(self.keys)
 
     def outcomes(self, name: str) -> np.ndarray | None:
+        if self.declared:
+            values, layout = self.declared.get(name, (None, None))
+            binary = values is not None and layout is None and bool(np.isin(values, (0.0, 1.0)).all())
+            return values if binary else None
         key = {"accuracy": "correct", "text_score": "text", "image_score": "image", "group_score": "group"}.get(name)
         return self.values.get(key) if key else None
 
     def metric(self, name: str, weights: list[np.ndarray]) -> np.ndarray | None:
         (w,) = weights
+        if self.declared:
+            if name not in self.declared:
+                return None
+            values, layout = self.declared[name]
+            if layout is None:
+                return _mean(w, values)
+            order, starts = layout
+            hits, totals = _group_sums(w * values, order, starts), _group_sums(w, order, starts)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return _nanmean_rows(np.where(totals > 0, hits / totals, np.nan))
         values = self.outcomes(name)
         if values is not None:
             return _mean(w, values)

@@ -421,9 +421,10 @@ class RecordsReader:
             if lookup(record, field) is _MISSING:
                 raise unknown_field_error(path, field, option, record)
         item_id = str(lookup(record, mapping.id)) if mapping.id else key
-        images = [find(value, record, f, item_id) for f in mapping.images for value in _values(record, f)]
+        # embedded images are keyed by the record's position (ids need not be unique) and their place in it
+        images = [find(v, record, f"{f}[{i}]", key) for f in mapping.images for i, v in enumerate(_values(record, f))]
         n_positive_images = len(images)
-        images += [find(value, record, f, item_id) for f in mapping.negative_images for value in _values(record, f)]
+        images += [find(v, record, f"{f}[{i}]", key) for f in mapping.negative_images for i, v in enumerate(_values(record, f))]
         captions: list[str] = []
         fields: list[str] = []
         for field in mapping.caption_fields():

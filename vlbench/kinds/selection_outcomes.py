@@ -259,14 +259,19 @@ def _means(values: list[float], groups: list[str | None], min_count: int) -> dic
     return {g: float(np.mean(v)) for g, v in sorted(by_group.items()) if len(v) >= min_count}
 
 
+def outcome_values(records: list[dict[str, Any]], options: dict[str, Any]) -> list[float]:
+    """One declared outcome's value for every item (0/1, or a fraction for ``pairwise``)."""
+    rule: Callable[[ItemView], float] = OUTCOME_RULES.get(options["rule"])
+    return [rule(ItemView(r, options)) for r in records]
+
+
 def score_outcomes(records: list[dict[str, Any]], protocol: dict[str, Any]) -> dict[str, float]:
     """Every declared outcome's metric and per-group breakdown, from stored samples (pure)."""
     results: dict[str, float] = {}
     min_count = int(protocol.get("min_group_count", 1))
     group_fields = list(dict.fromkeys(f for r in records for f in r.get("groups", {})))
     for name, options in protocol["outcomes"].items():
-        rule: Callable[[ItemView], float] = OUTCOME_RULES.get(options["rule"])
-        values = [rule(ItemView(r, options)) for r in records]
+        values = outcome_values(records, options)
         per_field = {f: _means(values, [r.get("groups", {}).get(f) for r in records], min_count) for f in group_fields}
         macro = options.get("macro")
         if macro:
