@@ -58,7 +58,8 @@ def format_metric(value: float | None) -> str:
 
 
 def summary_table(model_id: str, outcomes: Iterable[TaskOutcome], suites: Iterable[tuple[str, float]] = ()) -> Table:
-    """One row per metric; the main metric first and in bold."""
+    """One row per metric; the main metric first and in bold (the task name on every row when piped)."""
+    repeat = not console.is_terminal
     table = Table(title=f"vlbench results: {model_id}", title_justify="left")
     table.add_column("task")
     table.add_column("metric")
@@ -72,7 +73,7 @@ def summary_table(model_id: str, outcomes: Iterable[TaskOutcome], suites: Iterab
         for row, name in enumerate(names):
             first = row == 0
             table.add_row(
-                outcome.task if first else "",
+                outcome.task if first or repeat else "",
                 f"[bold]{name}[/bold]" if first else name,
                 format_metric(outcome.metrics.get(name)),
                 "" if outcome.n is None or not first else str(outcome.n),
@@ -82,3 +83,42 @@ def summary_table(model_id: str, outcomes: Iterable[TaskOutcome], suites: Iterab
     for name, value in suites:
         table.add_row(f"[bold]{name}[/bold]", "suite", format_metric(value), "", "")
     return table
+
+
+def plain_rows(table: Table) -> list[list[str]]:
+    """A rich table's header and rows as plain text (markup removed, nothing truncated)."""
+    from rich.text import Text
+
+    def plain(cell: object) -> str:
+        if isinstance(cell, Text):
+            return cell.plain
+        return Text.from_markup(cell).plain if isinstance(cell, str) else str(cell)
+
+    columns = [[plain(c) for c in column.cells] for column in table.columns]
+    header = [plain(column.header) for column in table.columns]
+    return [header, *map(list, zip(*columns))]
+
+
+def print_table(table: Table, out: Console | None = None) -> None:
+    """On a terminal, the rich table; otherwise tab-separated lines with whole names, so that
+    ``vlbench list tasks | grep ... | cut -f1`` gives names that can be pasted back."""
+    out = out or console
+    if out.is_terminal:
+        out.print(table)
+        return
+    for row in plain_rows(table):
+        out.print("\t".join(" ".join(cell.split()) for cell in row), markup=False, highlight=False, emoji=False, soft_wrap=True)
+
+
+def note(message: str) -> None:
+    """A human remark beside a table: on stdout at a terminal, on stderr when stdout is piped."""
+    (console if console.is_terminal else error_console).print(message, markup=False, highlight=False, emoji=False, soft_wrap=True)
+
+
+def print_json(payload: object) -> None:
+    """Machine-readable output on stdout (strict JSON, NaN as null)."""
+    import json
+
+    from vlbench.results import json_safe
+
+    console.print(json.dumps(json_safe(payload), indent=2, ensure_ascii=False, allow_nan=False), markup=False, highlight=False, emoji=False, soft_wrap=True)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
+import numpy as np
 import pandas as pd
 
 from vlbench.catalog import Catalog
@@ -19,6 +20,20 @@ FORMATS = ("csv", "md")
 class Entry:
     value: float
     n: int | None
+    ci: tuple[float, float] | None = None  # of the main metric, when the result carries one
+    replicates: np.ndarray | None = field(default=None, compare=False)  # main-metric bootstrap replicates
+    level: float = 0.95
+    path: Path | None = field(default=None, compare=False)
+    result: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, path: Path, result: Mapping[str, Any], value: float) -> "Entry":
+        """The main metric of one result file, with its interval and replicates when present."""
+        from vlbench.intervals import result_intervals, result_replicates
+
+        replicates, level = result_replicates(result)
+        ci = result_intervals(result).get(result["main_metric"])
+        return cls(value, result["task"]["dataset"].get("n"), ci, replicates, level, path, result)
 
 
 def collect(results_dir: Path, include_partial: bool = False) -> tuple[dict[str, dict[str, Entry]], dict[str, set[str]], int]:
@@ -27,7 +42,7 @@ def collect(results_dir: Path, include_partial: bool = False) -> tuple[dict[str,
     table: dict[str, dict[str, Entry]] = {}
     settings: dict[str, set[str]] = {}
     partial = 0
-    for _path, result in iter_results(results_dir):
+    for path, result in iter_results(results_dir):
         task = result["task"]
         if task.get("run_settings", {}).get("limit") is not None and not include_partial:
             partial += 1
@@ -36,7 +51,7 @@ def collect(results_dir: Path, include_partial: bool = False) -> tuple[dict[str,
         if value is None:
             continue
         model = result["model"]["id"]
-        table.setdefault(model, {})[task["name"]] = Entry(float(value), task["dataset"].get("n"))
+        table.setdefault(model, {})[task["name"]] = Entry.of(path, result, float(value))
         notes = settings.setdefault(model, set())
         notes.update(f"{k}={v}" for k, v in task.get("run_settings", {}).items() if k != "limit" and v is not None)
         notes.update(f"{task['name']}:{k}" for k in task.get("overrides", {}))
@@ -68,12 +83,20 @@ def suite_value(catalog: Catalog, suite: str, entries: dict[str, Entry]) -> floa
 
 def build(results_dir: Path, catalog: Catalog, include_partial: bool = False) -> tuple[pd.DataFrame, int]:
     entries, settings, partial = collect(results_dir, include_partial)
+    return frame_from(entries, settings, catalog), partial
+
+
+def columns_for(entries: dict[str, dict[str, Entry]], catalog: Catalog) -> list[str]:
+    """Every declared leaderboard column, in its declared order (empty where nothing has a result),
+    then the other tasks with results, sorted."""
     tasks_present = sorted({t for row in entries.values() for t in row})
-    columns: list[str] = []
-    for column in catalog.leaderboard_columns:
-        if column in catalog.suites or column in tasks_present:
-            columns.append(column)
-    columns += [t for t in tasks_present if t not in columns]
+    columns = list(dict.fromkeys(catalog.leaderboard_columns))
+    return columns + [t for t in tasks_present if t not in columns]
+
+
+def frame_from(entries: dict[str, dict[str, Entry]], settings: dict[str, set[str]], catalog: Catalog) -> pd.DataFrame:
+    """The wide table: a row per model (sorted), the columns of ``columns_for``."""
+    columns = columns_for(entries, catalog)
     rows: list[dict[str, Any]] = []
     for model in sorted(entries):
         row: dict[str, Any] = {"model": model}
@@ -85,10 +108,9 @@ def build(results_dir: Path, catalog: Catalog, include_partial: bool = False) ->
                 row[column] = entry.value if entry else math.nan
         rows.append(row)
     frame = pd.DataFrame(rows, columns=["model", *columns])
-    frame = frame.dropna(axis=1, how="all") if len(frame) else frame
     if any(settings.get(model) for model in entries):  # results run with non-default settings say so
         frame["settings"] = ["; ".join(sorted(settings.get(model, ()))) for model in frame["model"]]
-    return frame, partial
+    return frame
 
 
 def to_markdown(frame: pd.DataFrame) -> str:
