@@ -288,7 +288,7 @@ def leaderboard(
 ) -> None:
     """One row per model, one column per task main metric, plus suite aggregates."""
     from vlbench.board import format_for, load_board, long_path, render_board, to_long_csv
-    from vlbench.console import console, error_console
+    from vlbench.console import console, error_console, write_raw
     from vlbench.results import atomic_write_text
 
     if not results_dir.is_dir():
@@ -304,7 +304,7 @@ def leaderboard(
     if partial:
         error_console.print(f"left out {partial} partial result(s) from --limit runs (--include-partial adds them)")
     if out is None:
-        console.print(text, end="", highlight=False, markup=False, emoji=False, soft_wrap=True)
+        write_raw(text)
     else:
         out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out, text)

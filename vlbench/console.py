@@ -106,8 +106,14 @@ def print_table(table: Table, out: Console | None = None) -> None:
     if out.is_terminal:
         out.print(table)
         return
-    for row in plain_rows(table):
-        out.print("\t".join(" ".join(cell.split()) for cell in row), markup=False, highlight=False, emoji=False, soft_wrap=True)
+    write_raw("".join("\t".join(" ".join(cell.split()) for cell in row) + "\n" for row in plain_rows(table)), out)
+
+
+def write_raw(text: str, out: Console | None = None) -> None:
+    """Text exactly as given (rich would expand tabs and interpret markup)."""
+    file = (out or console).file
+    file.write(text)
+    file.flush()
 
 
 def note(message: str) -> None:
@@ -121,4 +127,4 @@ def print_json(payload: object) -> None:
 
     from vlbench.results import json_safe
 
-    console.print(json.dumps(json_safe(payload), indent=2, ensure_ascii=False, allow_nan=False), markup=False, highlight=False, emoji=False, soft_wrap=True)
+    write_raw(json.dumps(json_safe(payload), indent=2, ensure_ascii=False, allow_nan=False) + "\n")
