@@ -340,7 +340,7 @@ def rescore(
     write: bool = typer.Option(False, "--write", help="Store the recomputed metrics in the result files."),
 ) -> None:
     """Recompute metrics from the per-sample records, without the model."""
-    from vlbench.console import console, format_metric
+    from vlbench.console import format_metric, print_table
     from vlbench.rescore import rescore as rescore_result
     from vlbench.results import iter_results, json_safe, write_json
 
@@ -352,7 +352,7 @@ def rescore(
                 table.add_row(result["model"]["id"], result["task"]["name"], name, format_metric(result["metrics"].get(name)), format_metric(value))
         if write and json_safe(metrics) != result["metrics"]:
             write_json(path, {**result, "metrics": metrics})
-    console.print(table)
+    print_table(table)
 
 
 def main() -> None:
