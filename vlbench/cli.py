@@ -99,7 +99,7 @@ def run(
     registry: Optional[list[Path]] = RegistryOption,
 ) -> None:
     """Evaluate a model on tasks and write one result file per task."""
-    from vlbench.console import RichProgress, console, error_console, print_json, print_table, summary_table
+    from vlbench.console import RichProgress, console, error_console, note, print_json, print_table, summary_table
     from vlbench.leaderboard import Entry, suite_value
     from vlbench.runner import Runner, RunOptions
     from vlbench.specs import parse_override
@@ -149,7 +149,7 @@ def run(
         )
         return
     print_table(summary_table(model_spec.id, outcomes, suites))
-    console.print(f"results in {options.output / model_spec.slug}", markup=False, highlight=False, soft_wrap=True)
+    note(f"results in {options.output / model_spec.slug}")
 
 
 class ListWhat(str, Enum):

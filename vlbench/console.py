@@ -34,6 +34,7 @@ class RichProgress:
             TimeRemainingColumn(),
             console=console,
             transient=True,
+            disable=not console.is_terminal,  # piped output stays clean
         )
 
     def __enter__(self) -> "RichProgress":
