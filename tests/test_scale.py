@@ -6,7 +6,7 @@ import json
 import sys
 
 import pytest
-from conftest import REPO
+from conftest import REPO, read_result
 from data_fixtures import write_imagefolder
 from typer.testing import CliRunner
 
@@ -44,9 +44,9 @@ def test_two_models_in_one_run_each_loaded_once_with_summary_and_leaderboard(tmp
     acc1 = {}
     for spec in (TINY_A, TINY_B):
         slug = Catalog.load().resolve_model(spec).slug
-        payload = json.loads((tmp_path / "res" / slug / "shapes_cls.json").read_text())
+        payload = read_result(tmp_path / "res" / slug, "shapes_cls")
         assert payload["model"]["id"] == spec and payload["task"]["dataset"]["n"] == 8
-        acc1[spec] = json.loads((tmp_path / "res" / slug / "shapes_cls.json").read_text())["metrics"]["acc1"]
+        acc1[spec] = payload["metrics"]["acc1"]
     rows = {row["model"]: row for row in csv.DictReader((tmp_path / "board.csv").open())}
     assert set(rows) == {TINY_A, TINY_B}
     assert all(float(rows[m]["shapes_cls"]) == pytest.approx(acc1[m], abs=1e-6) for m in rows)
