@@ -265,15 +265,16 @@ def render_board(board: Board, fmt: str) -> str:
     return RENDERERS[fmt](board)
 
 
-def format_for(out: Path, explicit: str | None) -> str:
-    """The output format: ``--format`` when given, else the file's extension."""
+def format_for(out: Path, explicit: str | None, option: str = "--out") -> str:
+    """The output format: ``--format`` when given, else the extension of ``out`` (given as ``option``)."""
     from_extension = EXTENSIONS.get(out.suffix.lower())
     if explicit is not None:
         if from_extension is not None and from_extension != explicit and explicit != "long":
-            raise VLBenchError(f"--out {out} has extension {out.suffix} but --format is {explicit}; drop --format or change the extension")
+            raise VLBenchError(f"{option} {out} has extension {out.suffix} but --format is {explicit}; drop --format or change the extension")
         return explicit
     if from_extension is None:
-        raise VLBenchError(f"--out {out}: unknown extension '{out.suffix}'; use one of {', '.join(sorted(EXTENSIONS))} or pass --format")
+        hint = " or pass --format" if option == "--out" else ""
+        raise VLBenchError(f"{option} {out}: unknown extension '{out.suffix}'; use one of {', '.join(sorted(EXTENSIONS))}{hint}")
     return from_extension
 
 

@@ -202,6 +202,10 @@ def run(
         full_text_padding=full_text_padding,
     )
     shard_part = Shard.parse(shard) if shard else None
+    if leaderboard_file is not None:
+        from vlbench.board import format_for
+
+        format_for(leaderboard_file, None, "--leaderboard")  # a bad extension is refused before the run, not after it
     log_console = error_console if fmt is Output.json else console  # keep stdout pure JSON
     world = distributed.init(device.value)
     try:
@@ -238,7 +242,8 @@ def run(
     if fmt is Output.json:
         print_json({"runs": summaries})
     if leaderboard_file is not None:
-        write_run_leaderboard(leaderboard_file, options.output, catalog, [m.id for m, _ in runs], include_partial=limit is not None)
+        say = (lambda m: log_console.print(m, markup=False, highlight=False, soft_wrap=True)) if fmt is Output.json else note
+        write_run_leaderboard(leaderboard_file, options.output, catalog, [m.id for m, _ in runs], include_partial=limit is not None, say=say)
 
 
 def run_summary(model_id: str, results_dir: Path, outcomes: list[Any], suites: list[tuple[str, float, Any]]) -> dict[str, Any]:
@@ -256,14 +261,16 @@ def run_summary(model_id: str, results_dir: Path, outcomes: list[Any], suites: l
     }
 
 
-def write_run_leaderboard(path: Path, results_dir: Path, catalog: Any, model_ids: list[str], include_partial: bool) -> None:
+def write_run_leaderboard(path: Path, results_dir: Path, catalog: Any, model_ids: list[str], include_partial: bool,
+                          say: Callable[[str], None] | None = None) -> None:
     """The leaderboard rows of the run's models, from every result file under ``results_dir``; the
     file's extension picks the format, as for ``vlbench leaderboard --out``."""
     from vlbench.board import format_for, load_board, long_path, render_board, to_long_csv
     from vlbench.console import note
     from vlbench.results import atomic_write_text
 
-    fmt = format_for(path, None)
+    say = say or note
+    fmt = format_for(path, None, "--leaderboard")
     board = load_board(results_dir, catalog, include_partial, models=model_ids)
     if not board.models:
         raise VLBenchError(f"no result of this run's models under {results_dir} for the leaderboard")
@@ -271,7 +278,7 @@ def write_run_leaderboard(path: Path, results_dir: Path, catalog: Any, model_ids
     atomic_write_text(path, render_board(board, fmt))
     if fmt == "csv":
         atomic_write_text(long_path(path), to_long_csv(board))
-    note(f"wrote {path} ({len(board.models)} models)")
+    say(f"wrote {path} ({len(board.models)} models)")
 
 
 class ListWhat(str, Enum):
