@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from vlbench.catalog import Catalog
-from vlbench.leaderboard import build, build_board, render
 from vlbench import result_schema
+from vlbench.board import load_board, render_board
 from vlbench.results import write_json
 
 
@@ -31,6 +31,12 @@ def result(tmp_path, model, task, value, n, limit=None, metric="acc1", settings=
     path = result_schema.result_path(tmp_path, model.replace(":", "__"), task, config_hash)
     write_json(path, payload.to_json())
     return path
+
+
+def build(results, catalog, include_partial=False, settings=None, warn=None):
+    """The wide table and the number of partial-only cells."""
+    board = load_board(results, catalog, include_partial, settings, warn)
+    return board.frame, board.partial
 
 
 @pytest.fixture
@@ -60,9 +66,10 @@ def test_wide_table_with_suite_means(tmp_path, catalog):
     assert row_b["pooled"] == pytest.approx((0.5 * 100 + 0.9 * 300) / 400)
     row_a = frame.set_index("model").loc["m:a"]
     assert math.isnan(row_a["two"]) and row_a["cifar10"] == 0.7
-    csv_text = render(frame, "csv")
+    board = load_board(results, catalog)
+    csv_text = render_board(board, "csv")
     assert csv_text.splitlines()[0] == ",".join(columns)
-    markdown = render(frame, "md")
+    markdown = render_board(board, "md")
     assert "| m:b | 70.0 | 80.0 | 90.0 |" in markdown
 
 
@@ -84,7 +91,7 @@ def test_the_default_run_is_shown_and_other_settings_only_when_asked(tmp_path, c
     result(results, "m:a", "shapes_cls", 0.6, 10, settings={"precision": "bf16"}, overrides={"protocol.window": 0}, created="2026-02-01")
     result(results, "m:a", "shapes_cls", 0.7, 5, limit=5, created="2026-03-01")
     result(results, "m:b", "shapes_cls", 0.4, 10, settings={"precision": "bf16"})
-    board = build_board(results, catalog)
+    board = load_board(results, catalog)
     assert list(board.frame["model"]) == ["m:a"] and list(board.frame["shapes_cls"]) == [0.5]  # newer runs do not displace it
     assert "settings" not in board.frame.columns and board.other == 1  # m:b has only a bf16 run
     frame, _ = build(results, catalog, settings={"precision": "bf16", "protocol.window": "0"})
@@ -104,6 +111,10 @@ def test_partial_run_fills_a_cell_only_without_a_full_run_and_is_marked(tmp_path
     frame, partial = build(results, catalog, include_partial=True)
     assert frame.loc[0, "shapes_cls"] == 0.5 and frame.loc[0, "shapes_retrieval"] == 0.3
     assert frame.loc[0, "settings"] == "shapes_retrieval: limit=2"
+    board = load_board(results, catalog, include_partial=True)
+    assert board.cells["m:a"]["shapes_retrieval"].settings == "limit=2" and board.cells["m:a"]["shapes_cls"].settings == ""
+    assert "| m:a | 40.0† | 46.7† | 30.0† | 50.0 | shapes_retrieval: limit=2 |" in render_board(board, "md")  # marked; pooled (5 + 0.6) / 12
+    assert "m:a,shapes_retrieval,acc1,0.300000,,,2,limit=2" in render_board(board, "long")
     frame, _ = build(results, catalog, settings={"limit": "2"})  # only the smoke runs of that size
     assert frame.loc[0, "shapes_cls"] == 0.9 and frame.loc[0, "settings"] == "shapes_cls: limit=2; shapes_retrieval: limit=2"
 
@@ -119,7 +130,8 @@ def test_invalid_result_files_are_skipped_with_a_warning(tmp_path, catalog):
         (results / f"{name}.json").write_text(json.dumps(payload))
     warnings = []
     frame, _ = build(results, catalog, warn=warnings.append)
-    assert list(frame.columns) == ["model", "shapes_cls"]
+    assert list(frame.columns) == ["model", "two", "pooled", "shapes_retrieval", "shapes_cls"]  # declared columns always
+    assert list(frame["shapes_cls"]) == [0.5] and math.isnan(frame.loc[0, "shapes_retrieval"])
     assert len(warnings) == 4 and all(w.startswith("skipped ") for w in warnings)
     assert any(str(retrieval) in w and "not valid JSON" in w for w in warnings)
     assert any("null_metrics.json" in w and "metrics" in w for w in warnings)
@@ -139,13 +151,14 @@ def test_suite_confidence_intervals_combine_the_tasks_replicates(tmp_path, catal
     results = tmp_path / "results"
     result(results, "m:a", "shapes_cls", 0.5, 100, replicates=[0.4, 0.5, 0.6, 0.5])
     result(results, "m:a", "shapes_retrieval", 0.9, 300, replicates=[0.8, 1.0, 0.9, 0.9])
-    board = build_board(results, catalog)
-    assert board.ci["m:a"]["shapes_retrieval"] == (0.8, 1.0)
+    board = load_board(results, catalog)
+    cells = board.cells["m:a"]
+    assert cells["shapes_retrieval"].ci == (0.8, 1.0)
     mean = np.array([0.6, 0.75, 0.75, 0.7])  # replicate-wise mean of the two tasks
-    assert board.ci["m:a"]["two"] == pytest.approx(tuple(np.percentile(mean, [2.5, 97.5])))
+    assert cells["two"].ci == pytest.approx(tuple(np.percentile(mean, [2.5, 97.5])))
     micro = (np.array([0.4, 0.5, 0.6, 0.5]) * 100 + np.array([0.8, 1.0, 0.9, 0.9]) * 300) / 400
-    assert board.ci["m:a"]["pooled"] == pytest.approx(tuple(np.percentile(micro, [2.5, 97.5])))
-    assert "| m:a | 70.0 [60.8, 75.0] |" in render(board.frame, "md", board.ci)
+    assert cells["pooled"].ci == pytest.approx(tuple(np.percentile(micro, [2.5, 97.5])))
+    assert "| m:a | 70.0 [60.8, 75.0] |" in render_board(board, "md")
 
 
 def test_partial_runs_are_left_out_unless_asked(tmp_path, catalog):

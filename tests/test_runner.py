@@ -138,7 +138,7 @@ def test_set_scoped_to_a_task_that_is_not_running_is_an_error(setup):
 
 
 def test_a_limit_run_never_replaces_the_full_result(setup):
-    from vlbench.leaderboard import build
+    from vlbench.board import load_board
 
     tmp_path, catalog = setup
     _, full = make_runner(tmp_path, catalog).run(MODEL, ["colors_a"])
@@ -147,7 +147,8 @@ def test_a_limit_run_never_replaces_the_full_result(setup):
     _, smoke = make_runner(tmp_path, catalog, limit=2).run(MODEL, ["colors_a"])
     assert smoke[0].status == "done" and smoke[0].result_file != full[0].result_file
     assert full[0].result_file.read_text() == full_text and full_samples.is_file()
-    frame, partial = build(tmp_path / "res", catalog)
+    board = load_board(tmp_path / "res", catalog)
+    frame, partial = board.frame, board.partial
     assert list(frame["colors_a"]) == [1.0] and partial == 0 and "settings" not in frame.columns
     _, again = make_runner(tmp_path, catalog).run(MODEL, ["colors_a"])
     assert again[0].status == "skipped"  # the full run is still the one resumed

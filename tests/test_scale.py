@@ -6,7 +6,7 @@ import json
 import sys
 
 import pytest
-from conftest import REPO
+from conftest import REPO, read_result
 from data_fixtures import write_imagefolder
 from typer.testing import CliRunner
 
@@ -44,8 +44,7 @@ def test_two_models_in_one_run_each_loaded_once_with_summary_and_leaderboard(tmp
     acc1 = {}
     for spec in (TINY_A, TINY_B):
         slug = Catalog.load().resolve_model(spec).slug
-        [result] = (tmp_path / "res" / slug / "shapes_cls").glob("*.json")
-        payload = json.loads(result.read_text())
+        payload = read_result(tmp_path / "res" / slug, "shapes_cls")
         assert payload["model"]["id"] == spec and payload["task"]["dataset"]["n"] == 8
         acc1[spec] = payload["metrics"]["acc1"]
     rows = {row["model"]: row for row in csv.DictReader((tmp_path / "board.csv").open())}

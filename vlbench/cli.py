@@ -105,6 +105,14 @@ TasksDirOption = typer.Option(None, "--tasks-dir", help="Extra folder of task YA
 RegistryOption = typer.Option(None, "--registry", help="Extra registry.yaml merged over the built-in one (repeatable; also $VLBENCH_REGISTRY).")
 
 
+class Output(str, Enum):
+    table = "table"
+    json = "json"
+
+
+OutputOption = typer.Option(Output.table, "--format", help="table (tab-separated when piped) or json.")
+
+
 class Device(str, Enum):
     auto = "auto"
     cpu = "cpu"
@@ -144,7 +152,7 @@ def run(
     protocol: Optional[str] = typer.Option(None, "--protocol", help="A paper's own settings for the tasks it covers, e.g. naclip, clearclip, maskclip (see README)."),
     decode: Decode = typer.Option(Decode.pil, "--decode", help="pil (default, reproduces reference numbers) or gpu: JPEGs decoded by torchvision.io on the GPU (on the CPU without CUDA) with the model's resize/crop/normalisation as tensor ops; recorded."),
     shard: Optional[str] = typer.Option(None, "--shard", help="K/N: run block K (0-based) of N of the sorted (model, task) grid, e.g. --shard $SLURM_ARRAY_TASK_ID/8."),
-    leaderboard_file: Optional[Path] = typer.Option(None, "--leaderboard", help="At the end, write a leaderboard of this run's models (.md: Markdown, else CSV) from every result under --output."),
+    leaderboard_file: Optional[Path] = typer.Option(None, "--leaderboard", help="At the end, write a leaderboard of this run's models from every result under --output; its extension picks the format (.csv .tsv .md .json .html)."),
     bootstrap_replicates: int = typer.Option(1000, "--bootstrap-replicates", min=0, help="Bootstrap replicates for the 95% confidence intervals (0: none)."),
     bootstrap_seed: int = typer.Option(0, "--bootstrap-seed", help="Seed of the bootstrap resampling."),
     language: Optional[str] = typer.Option(None, "--language", help="Language of multilingual tasks (class names, templates, captions), e.g. it; same as --set language=it; other tasks ignore it."),
@@ -152,12 +160,13 @@ def run(
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the persistent embedding cache."),
     full_text_padding: bool = typer.Option(False, "--full-text-padding", help="Pad texts to the context length even where trimming to the batch's longest is exact (recorded in env)."),
     strict: bool = typer.Option(False, "--strict", help="Stop (exit 2) when the model cannot do a selected task, instead of reporting it as unsupported."),
+    fmt: Output = OutputOption,
     tasks_dir: Optional[list[Path]] = TasksDirOption,
     registry: Optional[list[Path]] = RegistryOption,
 ) -> None:
     """Evaluate models on tasks and write one result file per (model, task)."""
     from vlbench import distributed
-    from vlbench.console import console, make_progress, summary_table
+    from vlbench.console import console, error_console, make_progress, note, print_json, print_table, summary_table
     from vlbench.leaderboard import Entry, suite_ci, suite_value
     from vlbench.models.collections import read_spec_file, split_specs
     from vlbench.errors import NothingRanError
@@ -196,21 +205,27 @@ def run(
         protocol=protocol,
     )
     shard_part = Shard.parse(shard) if shard else None
+    if leaderboard_file is not None:
+        from vlbench.board import format_for
+
+        format_for(leaderboard_file, None, "--leaderboard")  # a bad extension is refused before the run, not after it
+    log_console = error_console if fmt is Output.json else console  # keep stdout pure JSON
     world = distributed.init(device.value)
     try:
         if not world.is_main:  # the other ranks of a torchrun job print nothing but errors
             Runner(catalog, options).run_many(model_specs, selection, shard_part)
             return
         with make_progress() as progress:
-            runner = Runner(catalog, options, progress=progress, log=lambda m: console.print(m, style="dim", markup=False))
+            runner = Runner(catalog, options, progress=progress, log=lambda m: log_console.print(m, style="dim", markup=False))
             try:
                 runs = runner.run_many(model_specs, selection, shard_part)
             except NothingRanError as exc:  # list what is missing, then the one-line error
                 for model_spec, outcomes in exc.runs:
-                    console.print(summary_table(model_spec.id, outcomes, []))
+                    print_table(summary_table(model_spec.id, outcomes, []))
                 raise
     finally:
         distributed.shutdown()
+    summaries = []
     for model_spec, outcomes in runs:
         if not outcomes:
             continue  # none of this model's tasks is in the shard
@@ -224,33 +239,58 @@ def run(
             for name in catalog.suites
             if set(catalog.suite_tasks(name)) <= set(entries) and len(catalog.suite_tasks(name)) > 1
         ]
-        console.print(summary_table(model_spec.id, outcomes, suites))
+        if fmt is Output.json:
+            summaries.append(run_summary(model_spec.id, options.output / model_spec.slug, outcomes, suites))
+            continue
+        print_table(summary_table(model_spec.id, outcomes, suites))
         for outcome in outcomes:
             if outcome.status == "unsupported":
-                console.print(f"{outcome.task}: not run: {outcome.note}", style="yellow", markup=False, highlight=False)
-        console.print(f"results in {options.output / model_spec.slug}")
+                note(f"{outcome.task}: not run: {outcome.note}")
+        note(f"results in {options.output / model_spec.slug}")
+    if fmt is Output.json:
+        print_json({"runs": summaries})
     if leaderboard_file is not None:
-        write_run_leaderboard(leaderboard_file, options, catalog, [m.id for m, _ in runs])
+        say = (lambda m: log_console.print(m, markup=False, highlight=False, soft_wrap=True)) if fmt is Output.json else note
+        write_run_leaderboard(leaderboard_file, options, catalog, [m.id for m, _ in runs], say=say)
 
 
-def write_run_leaderboard(path: Path, options: Any, catalog: Any, model_ids: list[str]) -> None:
+def run_summary(model_id: str, results_dir: Path, outcomes: list[Any], suites: list[tuple[str, float, Any]]) -> dict[str, Any]:
+    """One model's part of ``vlbench run --format json``."""
+    return {
+        "model": model_id,
+        "results_dir": str(results_dir),
+        "tasks": [
+            {"task": o.task, "status": o.status, "main_metric": o.main_metric, "value": o.metrics.get(o.main_metric), "ci": o.ci.get(o.main_metric),
+             "n": o.n, "metrics": o.metrics, "seconds": round(o.seconds, 3), "result_file": str(o.result_file) if o.result_file else None,
+             "note": o.note}
+            for o in outcomes
+        ],
+        "suites": {name: {"value": value, "ci": list(ci) if ci else None} for name, value, ci in suites},
+    }
+
+
+def write_run_leaderboard(path: Path, options: Any, catalog: Any, model_ids: list[str], say: Callable[[str], None] | None = None) -> None:
     """The leaderboard rows of the run's models: their results under ``options.output`` with this
-    run's settings (its --limit runs too when the run has --limit), with confidence intervals."""
-    from vlbench.console import console
-    from vlbench.leaderboard import build_board, render
+    run's settings (its --limit runs too when the run has --limit), with confidence intervals; the
+    file's extension picks the format, as for ``vlbench leaderboard --out``."""
+    from vlbench.board import format_for, load_board, long_path, render_board, to_long_csv
+    from vlbench.console import note
     from vlbench.result_schema import _text
     from vlbench.results import atomic_write_text
 
+    say = say or note
+    fmt = format_for(path, None, "--leaderboard")
     settings = {**options.run_settings(), "dense_variant": options.dense_variant}
     wanted = {k: _text(v) for k, v in settings.items() if v is not None}  # limit=N: the smoke runs of that size
     wanted.update({k: _text(v) for k, v in options.overrides.items() if ":" not in k})
-    board = build_board(options.output, catalog, options.limit is not None, wanted)
-    frame = board.frame[board.frame["model"].isin(model_ids)].dropna(axis=1, how="all") if len(board.frame) else board.frame
-    if frame.empty:
+    board = load_board(options.output, catalog, options.limit is not None, wanted, models=model_ids)
+    if not board.models:
         raise VLBenchError(f"no result of this run's models under {options.output} for the leaderboard")
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, render(frame, "md" if path.suffix.lower() in (".md", ".markdown") else "csv", board.ci))
-    console.print(f"wrote {path} ({len(frame)} models)")
+    atomic_write_text(path, render_board(board, fmt))
+    if fmt == "csv":
+        atomic_write_text(long_path(path), to_long_csv(board))
+    say(f"wrote {path} ({len(board.models)} models)")
 
 
 class ListWhat(str, Enum):
@@ -266,13 +306,14 @@ def list_(
     what: ListWhat = typer.Argument(..., help="tasks, suites, models or kinds"),
     data_root: Path = typer.Option(paths.default_data_root(), "--data-root", envvar=paths.DATA_ROOT_ENV),
     all_: bool = typer.Option(False, "--all", help="models: also every open_clip architecture@tag."),
+    fmt: Output = OutputOption,
     tasks_dir: Optional[list[Path]] = TasksDirOption,
     registry: Optional[list[Path]] = RegistryOption,
 ) -> None:
     """List tasks (with whether their data is found), suites, models or task kinds."""
     from rich.markup import escape
 
-    from vlbench.console import console
+    from vlbench.console import console, note, print_json, print_table
     from vlbench.kinds import TASK_KINDS
 
     if what is ListWhat.kinds:
@@ -282,41 +323,56 @@ def list_(
         return
     catalog = _catalog(tasks_dir, registry)
     if what is ListWhat.tasks:
-        table = Table("task", "kind", "data", "main metric", "description")
+        rows = []
         for name in sorted(catalog.tasks):
             try:
                 spec = catalog.load_task(name)
             except VLBenchError as exc:
-                table.add_row(name, "?", "[red]invalid[/red]", "", escape(str(exc)))
+                rows.append({"name": name, "kind": "?", "version": None, "data_found": None, "main_metric": "", "description": "", "error": " ".join(str(exc).split())})
                 continue
             kind = TASK_KINDS.get(spec.kind)()
             found = kind.is_available(spec, data_root.expanduser())
-            table.add_row(name, spec.kind, "[green]found[/green]" if found else "[red]missing[/red]", spec.main_metric, escape(spec.description))
-        console.print(table)
-        console.print(f"data root: {data_root}")
+            rows.append({"name": name, "kind": spec.kind, "version": spec.version, "data_found": found, "main_metric": spec.main_metric, "description": spec.description})
+        if fmt is Output.json:
+            return print_json({"data_root": str(data_root), "tasks": rows})
+        table = Table("task", "kind", "data", "main metric", "description")
+        for row in rows:
+            data = "[red]invalid[/red]" if "error" in row else "[green]found[/green]" if row["data_found"] else "[red]missing[/red]"
+            table.add_row(escape(row["name"]), row["kind"], data, row["main_metric"], escape(row.get("error", row["description"])))
+        print_table(table)
+        note(f"data root: {data_root}")
     elif what is ListWhat.suites:
+        suites = [{"name": name, "aggregate": suite.aggregate, "description": suite.description, "tasks": catalog.suite_tasks(name)} for name, suite in sorted(catalog.suites.items())]
+        if fmt is Output.json:
+            return print_json({"suites": suites})
         table = Table("suite", "aggregate", "tasks")
-        for name, suite in sorted(catalog.suites.items()):
-            table.add_row(name, suite.aggregate, ", ".join(catalog.suite_tasks(name)))
-        console.print(table)
+        for suite in suites:
+            table.add_row(escape(suite["name"]), suite["aggregate"], escape(", ".join(suite["tasks"])))
+        print_table(table)
     else:
         from vlbench.models.openclip import WEIGHTS_DIR
 
-        table = Table("model", "means")
-        for alias, target in sorted(catalog.aliases.items()):
-            table.add_row(alias, target)
-        for name, members in sorted(catalog.collections.items()):
-            table.add_row(name, f"collection: {members} (generated)" if isinstance(members, str) else f"collection: {', '.join(members)}")
-        for weights in sorted(WEIGHTS_DIR.glob("*.safetensors")):
-            table.add_row(f"openclip:{weights.stem}", "weights shipped with vlbench")
-        console.print(table)
-        console.print("adapters: " + ", ".join(catalog.adapter_names()))
-        console.print("spec form: <adapter>:<name>[@tag][?key=value], e.g. openclip:ViT-B-16@laion2b_s34b_b88k, hf:google/siglip-base-patch16-224", markup=False)
+        shipped = [f"openclip:{weights.stem}" for weights in sorted(WEIGHTS_DIR.glob("*.safetensors"))]
+        pretrained: list[str] = []
         if all_:
             import open_clip
 
-            for arch, tag in open_clip.list_pretrained():
-                console.print(f"openclip:{arch}@{tag}", highlight=False)
+            pretrained = [f"openclip:{arch}@{tag}" for arch, tag in open_clip.list_pretrained()]
+        if fmt is Output.json:
+            return print_json({"aliases": dict(sorted(catalog.aliases.items())), "collections": dict(sorted(catalog.collections.items())),
+                               "shipped_weights": shipped, "adapters": list(catalog.adapter_names()), "pretrained": pretrained})
+        table = Table("model", "means")
+        for alias, target in sorted(catalog.aliases.items()):
+            table.add_row(escape(alias), escape(target))
+        for name, members in sorted(catalog.collections.items()):
+            table.add_row(escape(name), escape(f"collection: {members} (generated)" if isinstance(members, str) else f"collection: {', '.join(members)}"))
+        for name in shipped:
+            table.add_row(escape(name), "weights shipped with vlbench")
+        print_table(table)
+        note("adapters: " + ", ".join(catalog.adapter_names()))
+        note("spec form: <adapter>:<name>[@tag][?key=value], e.g. openclip:ViT-B-16@laion2b_s34b_b88k, hf:google/siglip-base-patch16-224")
+        for name in pretrained:
+            console.print(name, highlight=False, markup=False, emoji=False)
 
 
 @app.command()
@@ -324,6 +380,7 @@ def list_(
 def show(
     task: str = typer.Argument(..., help="A task name or task-file path, or kind:NAME for a task kind's options."),
     data_root: Path = typer.Option(paths.default_data_root(), "--data-root", envvar=paths.DATA_ROOT_ENV),
+    fmt: Output = OutputOption,
     tasks_dir: Optional[list[Path]] = TasksDirOption,
     registry: Optional[list[Path]] = RegistryOption,
 ) -> None:
@@ -336,7 +393,7 @@ def show(
     import yaml
     from rich.markup import escape
 
-    from vlbench.console import console
+    from vlbench.console import console, print_json
     from vlbench.errors import DatasetNotFoundError
     from vlbench.kinds import TASK_KINDS
 
@@ -349,9 +406,18 @@ def show(
     try:
         located = kind.locate(spec, data_root.expanduser())
         data = f"found: {located.source['format']} at {located.location}"
+        data_info: dict[str, Any] = {"found": True, "format": located.source["format"], "location": str(located.location)}
     except DatasetNotFoundError as exc:
         data = f"missing: {exc}"
+        data_info = {"found": False, "error": " ".join(str(exc).split())}
     suites = [name for name in catalog.suites if spec.name in catalog.suite_tasks(name)]
+    if fmt is Output.json:
+        print_json(
+            {"name": spec.name, "kind": spec.kind, "version": spec.version, "source_file": str(spec.source_file), "description": spec.description,
+             "protocol_reference": spec.config.get("protocol_reference"), "data": data_info, "suites": suites,
+             "config": {k: v for k, v in spec.config.items() if k in ("dataset", "files", "protocol", "metrics", "main_metric")}}
+        )
+        return
     console.print(f"[bold]{spec.name}[/bold] ({spec.kind}, version {spec.version}) from {spec.source_file}")
     for label, text in (("description", spec.description), ("protocol", spec.config.get("protocol_reference", "")), ("data", data), ("suites", ", ".join(suites))):
         if text:
@@ -378,52 +444,96 @@ def schema_(
         atomic_write_text(out, text)
 
 
+SettingsOption = typer.Option([], "--settings", help="Show runs with these settings, KEY=VALUE (e.g. precision=bf16, protocol.window=112); repeatable. Default: runs with default settings only.")
+
+
+def _wanted_settings(items: list[str]) -> dict[str, str]:
+    """``--settings KEY=VALUE`` options as a dict."""
+    wanted = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise VLBenchError(f"--settings '{item}' must be KEY=VALUE, e.g. precision=bf16")
+        wanted[key] = value
+    return wanted
+
+
+def _warn(message: str) -> None:
+    """A warning line on stderr (e.g. a result file that is skipped)."""
+    from vlbench.console import error_console
+
+    error_console.print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)
+
+
 class Format(str, Enum):
     csv = "csv"
+    tsv = "tsv"
     md = "md"
+    json = "json"
+    html = "html"
+    long = "long"
 
 
 @app.command()
 @user_errors
 def leaderboard(
     results_dir: Path = typer.Argument(paths.default_results_dir(), help="Folder of result files."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write the table here (default: print it)."),
-    fmt: Format = typer.Option(Format.csv, "--format", help="csv or md."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the table to this file; its extension (.csv .tsv .md .json .html) picks the format. x.csv also writes the long table x.long.csv."),
+    fmt: Optional[Format] = typer.Option(None, "--format", help="csv (default), tsv, md, json, html, or long (one row per model, task and metric, with intervals)."),
     include_partial: bool = typer.Option(False, "--include-partial", help="Include results of --limit runs (a full run is still preferred)."),
-    settings: list[str] = typer.Option([], "--settings", help="Show runs with these settings, KEY=VALUE (e.g. precision=bf16, protocol.window=112); repeatable. Default: runs with default settings only."),
+    settings: list[str] = SettingsOption,
     tasks_dir: Optional[list[Path]] = TasksDirOption,
     registry: Optional[list[Path]] = RegistryOption,
 ) -> None:
     """One row per model, one column per task main metric, plus suite aggregates."""
-    from vlbench.console import console, error_console
-    from vlbench.leaderboard import build_board, render
+    from vlbench.board import format_for, load_board, long_path, render_board, to_long_csv
+    from vlbench.console import console, error_console, write_raw
     from vlbench.results import atomic_write_text
 
     if not results_dir.is_dir():
         raise VLBenchError(f"results folder not found: {results_dir}")
-    wanted = {}
-    for item in settings:
-        key, eq, value = item.partition("=")
-        if not eq or not key:
-            raise VLBenchError(f"--settings '{item}' must be KEY=VALUE, e.g. precision=bf16")
-        wanted[key] = value
-    board = build_board(results_dir, _catalog(tasks_dir, registry), include_partial, wanted,
-                        warn=lambda message: error_console.print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True))
-    frame, partial = board.frame, board.partial
-    other = f" ({board.other} with only runs of other settings; --settings KEY=VALUE picks them)" if board.other else ""
-    if frame.empty:
+    if out is not None and out.is_dir():
+        raise VLBenchError(f"--out {out} is a folder; give a file name such as {out / 'leaderboard.csv'}")
+    chosen = format_for(out, fmt.value if fmt else None) if out is not None else (fmt.value if fmt else "csv")
+    board = load_board(results_dir, _catalog(tasks_dir, registry), include_partial, _wanted_settings(settings), warn=_warn)
+    partial = board.partial
+    if not board.models:
+        other = f" ({board.other} with only runs of other settings; --settings KEY=VALUE picks them)" if board.other else ""
         raise VLBenchError(f"no complete result files under {results_dir}" + (f" ({partial} partial --limit results; add --include-partial)" if partial else "") + other)
-    text = render(frame, fmt.value, board.ci)
+    text = render_board(board, chosen)
     if partial:
         error_console.print(f"left out {partial} partial result(s) from --limit runs (--include-partial adds them)")
     if board.other:
         error_console.print(f"left out {board.other} result(s) run with other settings than the default (--settings KEY=VALUE picks them)")
     if out is None:
-        console.print(text, end="", highlight=False, markup=False, soft_wrap=True)
+        write_raw(text)
     else:
         out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out, text)
-        console.print(f"wrote {out} ({len(frame)} models, {len(frame.columns) - 1} columns)")
+        console.print(f"wrote {out} ({len(board.models)} models, {len(board.columns)} columns)", markup=False, highlight=False, soft_wrap=True)
+        if chosen == "csv":
+            atomic_write_text(long_path(out), to_long_csv(board))
+            console.print(f"wrote {long_path(out)} (one row per model, task and metric)", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+@user_errors
+def report(
+    results_dir: Path = typer.Argument(paths.default_results_dir(), help="Folder of result files."),
+    out: Path = typer.Option(Path("site"), "--out", help="Folder for the site (created; its pages are replaced)."),
+    include_partial: bool = typer.Option(False, "--include-partial", help="Include results of --limit runs (a full run is still preferred)."),
+    settings: list[str] = SettingsOption,
+    tasks_dir: Optional[list[Path]] = TasksDirOption,
+    registry: Optional[list[Path]] = RegistryOption,
+) -> None:
+    """A static HTML report that works offline: leaderboard, a page per task and suite, plots, provenance."""
+    from vlbench.console import console
+    from vlbench.report import build_site
+
+    if not results_dir.is_dir():
+        raise VLBenchError(f"results folder not found: {results_dir}")
+    index, board = build_site(results_dir, _catalog(tasks_dir, registry), out, include_partial, _wanted_settings(settings), warn=_warn)
+    console.print(f"wrote {index} ({len(board.models)} models); open it in a browser", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -435,14 +545,13 @@ def rescore(
 ) -> None:
     """Recompute metrics from the per-sample records, without the model."""
     from vlbench import result_schema
-    from vlbench.console import console, error_console, format_metric
+    from vlbench.console import error_console, format_metric, print_table
     from vlbench.rescore import differences, rescore_with_ci
     from vlbench.results import write_json
 
     if not results_dir.is_dir():
         raise VLBenchError(f"results folder not found: {results_dir}")
-    warn = lambda message: error_console.print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)  # noqa: E731
-    found = list(result_schema.scan(results_dir, warn))
+    found = list(result_schema.scan(results_dir, _warn))
     if not found:
         raise VLBenchError(f"no result files under {results_dir}")
     table = Table("model", "task", "metric", "stored (%)", "rescored (%)")
@@ -456,7 +565,7 @@ def rescore(
         if write:
             result.metrics, result.ci, result.bootstrap = metrics, ci, resampled
             write_json(path, result.to_json())
-    console.print(table)
+    print_table(table)
     if check and mismatches:
         for line in mismatches:
             error_console.print(f"mismatch: {line}", markup=False, highlight=False, soft_wrap=True)
@@ -476,7 +585,7 @@ def compare(
 ) -> None:
     """Paired difference B - A of the main metric per task and suite, on the same items, with CI and p-value."""
     from vlbench.compare import compare_runs
-    from vlbench.console import console, format_metric
+    from vlbench.console import format_metric, print_table
 
     rows = compare_runs(results_a, results_b, models, _catalog(tasks_dir, registry), replicates, seed)
     table = Table("task", "metric", "A (%)", "B (%)", "B - A (points)", "95% CI", "p", "test", "n")
@@ -485,7 +594,7 @@ def compare(
         interval = "-" if low is None or high is None else f"[{100 * low:+.2f}, {100 * high:+.2f}]"
         table.add_row(row.task, row.metric, format_metric(row.a), format_metric(row.b), f"{100 * row.diff:+.2f}", interval,
                       f"{row.p_value:.3g}", row.test, "" if row.n is None else str(row.n))
-    console.print(table)
+    print_table(table)
 
 
 cache_app = typer.Typer(help="The persistent embedding cache: what it holds, and clearing it.", no_args_is_help=True)
@@ -498,7 +607,7 @@ def cache_info(cache_dir: Optional[Path] = CacheDirOption) -> None:
     """Size of the cache and its entries per model."""
     from rich.markup import escape
 
-    from vlbench.console import console
+    from vlbench.console import console, print_table
     from vlbench.embedding_cache import EmbeddingStore
 
     store = EmbeddingStore(_cache_dir(cache_dir))
@@ -506,7 +615,7 @@ def cache_info(cache_dir: Optional[Path] = CacheDirOption) -> None:
     table = Table("model", "precision", "device", "entries", "size (MB)")
     for row in rows:
         table.add_row(escape(str(row.get("model"))), str(row.get("precision")), str(row.get("device_type")), str(row["entries"]), f"{row['bytes'] / 1e6:.1f}")
-    console.print(table)
+    print_table(table)
     total = sum(row["bytes"] for row in rows)
     console.print(f"{store.root}: {sum(row['entries'] for row in rows)} entries, {total / 1e6:.1f} MB", highlight=False, markup=False)
 

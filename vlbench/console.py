@@ -38,6 +38,7 @@ class RichProgress:
             TimeRemainingColumn(),
             console=console,
             transient=True,
+            disable=not console.is_terminal,  # piped output stays clean
         )
 
     def __enter__(self) -> "RichProgress":
@@ -143,7 +144,9 @@ def format_with_ci(value: float | None, interval: Sequence[float | None] | None)
 
 
 def summary_table(model_id: str, outcomes: Iterable[TaskOutcome], suites: Iterable[tuple[str, float] | tuple[str, float, Sequence[float | None] | None]] = ()) -> Table:
-    """One row per metric; the main metric first and in bold, with its 95% bootstrap CI."""
+    """One row per metric; the main metric first and in bold, with its 95% bootstrap CI (the task
+    name on every row when piped)."""
+    repeat = not console.is_terminal
     table = Table(title=f"vlbench results: {model_id}", title_justify="left")
     table.add_column("task")
     table.add_column("metric")
@@ -157,7 +160,7 @@ def summary_table(model_id: str, outcomes: Iterable[TaskOutcome], suites: Iterab
         for row, name in enumerate(names):
             first = row == 0
             table.add_row(
-                outcome.task if first else "",
+                outcome.task if first or repeat else "",
                 f"[bold]{name}[/bold]" if first else name,
                 format_with_ci(outcome.metrics.get(name), outcome.ci.get(name) if first else None),
                 "" if outcome.n is None or not first else str(outcome.n),
@@ -167,3 +170,50 @@ def summary_table(model_id: str, outcomes: Iterable[TaskOutcome], suites: Iterab
     for name, value, *interval in suites:
         table.add_row(f"[bold]{name}[/bold]", "suite", format_with_ci(value, interval[0] if interval else None), "", "")
     return table
+
+
+def plain_rows(table: Table) -> list[list[str]]:
+    """A rich table's header and rows as plain text (markup removed, nothing truncated)."""
+    from rich.text import Text
+
+    def plain(cell: object) -> str:
+        if isinstance(cell, Text):
+            return cell.plain
+        return Text.from_markup(cell).plain if isinstance(cell, str) else str(cell)
+
+    columns = [[plain(c) for c in column.cells] for column in table.columns]
+    header = [plain(column.header) for column in table.columns]
+    return [header, *map(list, zip(*columns))]
+
+
+def print_table(table: Table, out: Console | None = None) -> None:
+    """On a terminal, the rich table; otherwise tab-separated lines with whole names, so that
+    ``vlbench list tasks | grep ... | cut -f1`` gives names that can be pasted back."""
+    out = out or console
+    if out.is_terminal:
+        out.print(table)
+        return
+    if table.title:  # e.g. which model a run summary is of
+        note(str(table.title))
+    write_raw("".join("\t".join(" ".join(cell.split()) for cell in row) + "\n" for row in plain_rows(table)), out)
+
+
+def write_raw(text: str, out: Console | None = None) -> None:
+    """Text exactly as given (rich would expand tabs and interpret markup)."""
+    file = (out or console).file
+    file.write(text)
+    file.flush()
+
+
+def note(message: str) -> None:
+    """A human remark beside a table: on stdout at a terminal, on stderr when stdout is piped."""
+    (console if console.is_terminal else error_console).print(message, markup=False, highlight=False, emoji=False, soft_wrap=True)
+
+
+def print_json(payload: object) -> None:
+    """Machine-readable output on stdout (strict JSON, NaN as null)."""
+    import json
+
+    from vlbench.results import json_safe
+
+    write_raw(json.dumps(json_safe(payload), indent=2, ensure_ascii=False, allow_nan=False) + "\n")

@@ -1,21 +1,20 @@
-"""Result files -> one wide table: a row per model, a column per task main metric and per suite."""
+"""Which result fills each leaderboard cell, and suite aggregates with their confidence intervals.
+
+``collect`` picks one result per (model, task) through ``result_schema.pick``; ``suite_value`` and
+``suite_ci`` combine the picked tasks' main metrics and bootstrap replicates. ``vlbench.board`` lays
+the cells out as a table and writes its export formats."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from vlbench import bootstrap, result_schema
 from vlbench.catalog import Catalog
-
-if TYPE_CHECKING:  # pandas costs ~0.3 s to import; `vlbench run` only needs suite_value
-    import pandas as pd
-
-FORMATS = ("csv", "md")
 
 
 @dataclass(frozen=True)
@@ -25,21 +24,23 @@ class Entry:
     replicates: tuple[float | None, ...] | None = None  # the main metric's bootstrap replicates
     ci: tuple[float | None, float | None] | None = None  # the main metric's [low, high]
     settings: tuple[tuple[str, str], ...] = ()  # non-default settings of the run shown
+    level: float = bootstrap.LEVEL  # the confidence level the replicates were drawn for
+    path: Path | None = field(default=None, compare=False)  # the result file behind the cell
+    result: result_schema.Result | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def settings_text(self) -> str:
+        """The run's non-default settings as ``key=value key=value`` ('' for the default run)."""
+        return " ".join(f"{k}={v}" for k, v in self.settings)
 
 
-def entry_of(result: result_schema.Result) -> Entry:
+def entry_of(result: result_schema.Result, path: Path | None = None) -> Entry:
     """A result's main metric as a table entry (what ``suite_value`` / ``suite_ci`` take, per task)."""
     ci = result.ci.get(result.main_metric)
     replicates = tuple(result.bootstrap.main_replicates) if result.bootstrap else None
-    return Entry(result.main_value, result.n, replicates, tuple(ci) if ci else None, tuple(sorted(result.settings.items())))
-
-
-@dataclass
-class Board:
-    frame: pd.DataFrame  # a row per model: model, one column per suite / task, maybe settings
-    ci: dict[str, dict[str, tuple[float | None, float | None]]]  # model -> column -> 95% CI
-    partial: int  # (model, task) cells left empty because only --limit runs exist
-    other: int = 0  # (model, task) cells left empty because only runs with other settings exist
+    level = result.bootstrap.level if result.bootstrap else bootstrap.LEVEL
+    return Entry(result.main_value, result.n, replicates, tuple(ci) if ci else None, tuple(sorted(result.settings.items())),
+                 level, path, result)
 
 
 def collect(results_dir: Path, include_partial: bool = False, settings: dict[str, str] | None = None,
@@ -60,7 +61,7 @@ def collect(results_dir: Path, include_partial: bool = False, settings: dict[str
             else:
                 other += 1
             continue
-        table.setdefault(model, {})[task] = entry_of(chosen[1])
+        table.setdefault(model, {})[task] = entry_of(chosen[1], chosen[0])
     return table, partial, other
 
 
@@ -97,92 +98,18 @@ def suite_value(catalog: Catalog, suite: str, entries: dict[str, Entry]) -> floa
 
 def suite_replicates(catalog: Catalog, suite: str, entries: dict[str, Entry]) -> np.ndarray | None:
     """The suite's aggregate on each bootstrap replicate, combining its tasks' replicates as ``aggregate`` does."""
-    arrays = {t: bootstrap.as_array(e.replicates) for t, e in entries.items() if e.replicates}
+    tasks = set(catalog.suite_tasks(suite))
+    arrays = {t: bootstrap.as_array(e.replicates) for t, e in entries.items() if e.replicates and t in tasks}
     if len({len(a) for a in arrays.values()}) > 1:
         return None  # tasks resampled with different replicate counts cannot be combined
     return aggregate(catalog, suite, arrays, {t: e.n for t, e in entries.items()})
 
 
-def suite_ci(catalog: Catalog, suite: str, entries: dict[str, Entry], level: float = bootstrap.LEVEL) -> tuple[float | None, float | None] | None:
-    """A suite's bootstrap confidence interval, or None when a member task has no replicates."""
+def suite_ci(catalog: Catalog, suite: str, entries: dict[str, Entry], level: float | None = None) -> tuple[float | None, float | None] | None:
+    """A suite's bootstrap confidence interval, or None when a member task has no replicates; at
+    ``level``, by default the level its tasks' replicates were drawn for (95% when they differ)."""
     replicates = suite_replicates(catalog, suite, entries)
+    if level is None:
+        levels = {entries[t].level for t in catalog.suite_tasks(suite) if t in entries}
+        level = levels.pop() if len(levels) == 1 else bootstrap.LEVEL
     return None if replicates is None else tuple(bootstrap.interval(replicates, level))  # type: ignore[return-value]
-
-
-def build_board(results_dir: Path, catalog: Catalog, include_partial: bool = False, settings: dict[str, str] | None = None,
-                warn: Callable[[str], None] | None = None) -> Board:
-    """The leaderboard with each cell's confidence interval."""
-    entries, partial, other = collect(results_dir, include_partial, settings, warn)
-    tasks_present = sorted({t for row in entries.values() for t in row})
-    columns: list[str] = []
-    for column in catalog.leaderboard_columns:
-        if column in catalog.suites or column in tasks_present:
-            columns.append(column)
-    columns += [t for t in tasks_present if t not in columns]
-    rows: list[dict[str, Any]] = []
-    cis: dict[str, dict[str, tuple[float | None, float | None]]] = {}
-    for model in sorted(entries):
-        row: dict[str, Any] = {"model": model}
-        model_ci = cis.setdefault(model, {})
-        for column in columns:
-            if column in catalog.suites:
-                row[column] = suite_value(catalog, column, entries[model])
-                ci = suite_ci(catalog, column, entries[model])
-            else:
-                entry = entries[model].get(column)
-                row[column] = entry.value if entry else math.nan
-                ci = entry.ci if entry else None
-            if ci is not None and not math.isnan(row[column]):
-                model_ci[column] = ci
-        rows.append(row)
-    import pandas as pd
-
-    frame = pd.DataFrame(rows, columns=["model", *columns])
-    frame = frame.dropna(axis=1, how="all") if len(frame) else frame
-    notes = {model: [f"{task}: " + " ".join(f"{k}={v}" for k, v in e.settings) for task, e in sorted(row.items()) if e.settings]
-             for model, row in entries.items()}
-    if any(notes.values()):  # every cell from a run with non-default settings is named here
-        frame["settings"] = ["; ".join(notes.get(model, ())) for model in frame["model"]]
-    return Board(frame, cis, partial, other)
-
-
-def build(results_dir: Path, catalog: Catalog, include_partial: bool = False, settings: dict[str, str] | None = None,
-          warn: Callable[[str], None] | None = None) -> tuple[pd.DataFrame, int]:
-    """The leaderboard table and the number of cells left out for having only partial runs."""
-    board = build_board(results_dir, catalog, include_partial, settings, warn)
-    return board.frame, board.partial
-
-
-def to_markdown(frame: pd.DataFrame, ci: Mapping[str, Mapping[str, Any]] | None = None) -> str:
-    """A GitHub table, metrics in percent with one decimal and, where known, the 95% CI
-    ("95.8 [94.1, 97.3]"); empty cells where a result is missing."""
-    header = "| " + " | ".join(frame.columns) + " |"
-    rule = "|" + "|".join(["---"] + ["---:"] * (len(frame.columns) - 1)) + "|"
-    lines = [header, rule]
-    for _, row in frame.iterrows():
-        intervals = (ci or {}).get(row["model"], {})
-        cells = [str(row["model"])] + [_cell(v, intervals.get(c)) for c, v in row.iloc[1:].items()]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def format_with_ci(value: Any, interval: Any = None, digits: int = 1) -> str:
-    """A metric in percent, followed by its CI when there is one: "95.8 [94.1, 97.3]"."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    text = f"{100 * value:.{digits}f}"
-    if interval and all(v is not None for v in interval):
-        text += f" [{100 * interval[0]:.{digits}f}, {100 * interval[1]:.{digits}f}]"
-    return text
-
-
-def _cell(value: Any, interval: Any = None) -> str:
-    if isinstance(value, str):
-        return value
-    return format_with_ci(value, interval)
-
-
-def render(frame: pd.DataFrame, fmt: str, ci: Mapping[str, Mapping[str, Any]] | None = None) -> str:
-    if fmt == "md":
-        return to_markdown(frame, ci)
-    return frame.to_csv(index=False, float_format="%.6f", lineterminator="\n")
