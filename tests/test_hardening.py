@@ -196,7 +196,11 @@ def test_sigterm_keeps_finished_tasks_and_removes_the_temporary_file(colors, cli
 # -- 15: --skip-missing with nothing to run -----------------------------------------------------------
 def test_skip_missing_with_every_task_missing_says_nothing_ran(cli, tmp_path):
     result = cli("run", "--model", TINY, "--tasks", "cifar10,cifar100", "--skip-missing", "--output", "res")
-    one_line_error(result, "nothing ran", "2 selected task(s)")
+    assert result.returncode == 2 and "Traceback" not in result.stderr + result.stdout
+    # the tasks are listed as missing (the table on stdout, its title on stderr), then one error line
+    assert result.stdout.count("no data") == 2 and "cifar100" in result.stdout
+    last = result.stderr.strip().splitlines()[-1]
+    assert "nothing ran" in last and "2 selected task(s)" in last
     assert not (tmp_path / "res").exists()
 
 
