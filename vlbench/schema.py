@@ -253,20 +253,20 @@ def describe(cls: type) -> list[OptionDoc]:
     return rows
 
 
-def _type_schema(tp: Any) -> dict[str, Any]:
+def _type_schema(tp: Any, with_required: bool = True) -> dict[str, Any]:
     if tp is Any:
         return {}
     if _is_union(tp):
-        return {"anyOf": [_type_schema(a) for a in _args(tp)]}
+        return {"anyOf": [_type_schema(a, with_required) for a in _args(tp)]}
     origin = typing.get_origin(tp)
     if origin is Literal:
         return {"enum": list(_args(tp))}
     if origin is list:
-        return {"type": "array", "items": _type_schema(_args(tp)[0])}
+        return {"type": "array", "items": _type_schema(_args(tp)[0], with_required)}
     if origin is dict:
-        return {"type": "object", "additionalProperties": _type_schema(_args(tp)[1])}
+        return {"type": "object", "additionalProperties": _type_schema(_args(tp)[1], with_required)}
     if is_schema(tp):
-        return json_schema(tp)
+        return json_schema(tp, with_required=with_required)
     return {bool: {"type": "boolean"}, int: {"type": "integer"}, float: {"type": "number"}, str: {"type": "string"},
             type(None): {"type": "null"}, dict: {"type": "object"}, list: {"type": "array"}}.get(tp, {})
 
@@ -276,7 +276,7 @@ def json_schema(cls: type, *, with_required: bool = True, extra: Mapping[str, di
     properties: dict[str, Any] = {}
     field_types = hints(cls)
     for name, field in fields_of(cls).items():
-        prop = dict(_type_schema(field_types[name]))
+        prop = dict(_type_schema(field_types[name], with_required))
         meta = field.metadata
         for key, keyword in (("low", "minimum"), ("high", "maximum"), ("gt", "exclusiveMinimum")):
             if meta.get(key) is not None and prop.get("type") in ("integer", "number"):

@@ -189,6 +189,7 @@ def task_json_schema() -> dict[str, Any]:
     branches = []
     for name in TASK_KINDS.names():
         kind: type[TaskKind] = TASK_KINDS.get(name)
+        own_metrics = kind.task_metrics.__func__ is not TaskKind.task_metrics.__func__  # metrics the task file may name itself
         dataset = json_schema(DatasetFields, with_required=False,
                               extra={"sources": {"type": "array", "items": _source_schema(kind)}})
         branches.append({
@@ -197,7 +198,8 @@ def task_json_schema() -> dict[str, Any]:
                 "protocol": json_schema(kind.protocol_schema, with_required=False),
                 "files": json_schema(kind.files_schema, with_required=False),
                 "dataset": dataset,
-                "metrics": {"type": "array", "items": {"type": "string", "anyOf": [{"pattern": f"^(?:{p})$"} for p in kind.metric_patterns]}},
+                "metrics": {"type": "array", "items": {"type": "string"} if own_metrics else
+                            {"type": "string", "anyOf": [{"pattern": f"^(?:{p})$"} for p in kind.metric_patterns]}},
             }},
         })
     top["properties"]["kind"] = {"enum": TASK_KINDS.names(), "description": top["properties"]["kind"].get("description", "")}
