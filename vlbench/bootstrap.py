@@ -44,6 +44,13 @@ def _group_sums(weights: np.ndarray, order: np.ndarray, starts: np.ndarray) -> n
     return np.add.reduceat(weights[:, order], starts, axis=1)
 
 
+def _macro_mean(weights: np.ndarray, correct: np.ndarray, order: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """[r, n] weights -> [r]: the mean over groups present in each resample of the group's weighted accuracy."""
+    hits, totals = _group_sums(weights * correct, order, starts), _group_sums(weights, order, starts)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _nanmean_rows(np.where(totals > 0, hits / totals, np.nan))
+
+
 def _grouping(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sort order, group starts and group values of integer codes (for ``_group_sums``)."""
     order = np.argsort(codes, kind="stable")
@@ -72,15 +79,16 @@ class Resampler(ABC):
 
     def __init__(self, records: Sequence[dict[str, Any]], spec: TaskSpec):
         self.spec = spec
+        self.keys: list[Any] = []  # one population: the identity of each unit, in record order
 
     @property
-    @abstractmethod
     def sizes(self) -> list[int]:
         """Units per population (retrieval has two: text and image queries; others one)."""
+        return [len(self.keys)]
 
-    @abstractmethod
     def ids(self) -> list[Any]:
         """Identity of every unit, to check that two runs scored the same items."""
+        return list(self.keys)
 
     @abstractmethod
     def metric(self, name: str, weights: list[np.ndarray]) -> np.ndarray | None:
@@ -113,13 +121,6 @@ class ClassificationResampler(Resampler):
         self.top5 = np.asarray([r["label"] in r["top"][:5] for r in records], dtype=np.float64) if enough else None
         self.groups = _grouping(labels)
 
-    @property
-    def sizes(self) -> list[int]:
-        return [len(self.keys)]
-
-    def ids(self) -> list[Any]:
-        return list(self.keys)
-
     def outcomes(self, name: str) -> np.ndarray | None:
         return {"acc1": self.top1, "acc5": self.top5}.get(name)
 
@@ -130,9 +131,7 @@ class ClassificationResampler(Resampler):
             return np.full(w.shape[0], np.nan) if values is None else _mean(w, values)
         if name == "mean_per_class_recall":  # classes present in the resample, as balanced accuracy
             order, starts, _ = self.groups
-            hits, totals = _group_sums(w * self.top1, order, starts), _group_sums(w, order, starts)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                return _nanmean_rows(np.where(totals > 0, hits / totals, np.nan))
+            return _macro_mean(w, self.top1, order, starts)
         return None
 
 
@@ -221,13 +220,6 @@ class SelectionResampler(Resampler):
                 layout = (kept[order], starts)
             self.declared[name] = (values, layout)
 
-    @property
-    def sizes(self) -> list[int]:
-        return [len(self.keys)]
-
-    def ids(self) -> list[Any]:
-        return list(self.keys)
-
     def outcomes(self, name: str) -> np.ndarray | None:
         if self.declared:
             values, layout = self.declared.get(name, (None, None))
@@ -244,19 +236,12 @@ class SelectionResampler(Resampler):
             values, layout = self.declared[name]
             if layout is None:
                 return _mean(w, values)
-            order, starts = layout
-            hits, totals = _group_sums(w * values, order, starts), _group_sums(w, order, starts)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                return _nanmean_rows(np.where(totals > 0, hits / totals, np.nan))
+            return _macro_mean(w, values, *layout)
         values = self.outcomes(name)
         if values is not None:
             return _mean(w, values)
         if name == "macro_accuracy" and self.groups is not None:
-            order, starts = self.groups
-            hits = _group_sums(w * self.values["correct"], order, starts)
-            totals = _group_sums(w, order, starts)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                return _nanmean_rows(np.where(totals > 0, hits / totals, np.nan))
+            return _macro_mean(w, self.values["correct"], *self.groups)
         return None
 
 
@@ -273,13 +258,6 @@ class GroundingResampler(Resampler):
         self.hits = np.asarray([
             bool(r["scores"]) and metric_fns.box_iou(r["proposals"][int(np.argmax(r["scores"]))], r["target"]) > threshold
             for r in records], dtype=np.float64)
-
-    @property
-    def sizes(self) -> list[int]:
-        return [len(self.keys)]
-
-    def ids(self) -> list[Any]:
-        return list(self.keys)
 
     def outcomes(self, name: str) -> np.ndarray | None:
         return self.hits if name == "accuracy" else None

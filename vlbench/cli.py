@@ -103,6 +103,13 @@ def _cache_dir(option: Path | None) -> Path:
 
 TasksDirOption = typer.Option(None, "--tasks-dir", help="Extra folder of task YAML files (repeatable; also $VLBENCH_TASKS_PATH).")
 RegistryOption = typer.Option(None, "--registry", help="Extra registry.yaml merged over the built-in one (repeatable; also $VLBENCH_REGISTRY).")
+ResultsDirArgument = typer.Argument(paths.default_results_dir(), help="Folder of result files.")
+IncludePartialOption = typer.Option(False, "--include-partial", help="Include results of --limit runs (a full run is still preferred).")
+
+
+def _require_folder(results_dir: Path) -> None:
+    if not results_dir.is_dir():
+        raise VLBenchError(f"results folder not found: {results_dir}")
 
 
 class Output(str, Enum):
@@ -477,10 +484,10 @@ class Format(str, Enum):
 @app.command()
 @user_errors
 def leaderboard(
-    results_dir: Path = typer.Argument(paths.default_results_dir(), help="Folder of result files."),
+    results_dir: Path = ResultsDirArgument,
     out: Optional[Path] = typer.Option(None, "--out", help="Write the table to this file; its extension (.csv .tsv .md .json .html) picks the format. x.csv also writes the long table x.long.csv."),
     fmt: Optional[Format] = typer.Option(None, "--format", help="csv (default), tsv, md, json, html, or long (one row per model, task and metric, with intervals)."),
-    include_partial: bool = typer.Option(False, "--include-partial", help="Include results of --limit runs (a full run is still preferred)."),
+    include_partial: bool = IncludePartialOption,
     settings: list[str] = SettingsOption,
     tasks_dir: Optional[list[Path]] = TasksDirOption,
     registry: Optional[list[Path]] = RegistryOption,
@@ -490,8 +497,7 @@ def leaderboard(
     from vlbench.console import console, error_console, write_raw
     from vlbench.results import atomic_write_text
 
-    if not results_dir.is_dir():
-        raise VLBenchError(f"results folder not found: {results_dir}")
+    _require_folder(results_dir)
     if out is not None and out.is_dir():
         raise VLBenchError(f"--out {out} is a folder; give a file name such as {out / 'leaderboard.csv'}")
     chosen = format_for(out, fmt.value if fmt else None) if out is not None else (fmt.value if fmt else "csv")
@@ -519,9 +525,9 @@ def leaderboard(
 @app.command()
 @user_errors
 def report(
-    results_dir: Path = typer.Argument(paths.default_results_dir(), help="Folder of result files."),
+    results_dir: Path = ResultsDirArgument,
     out: Path = typer.Option(Path("site"), "--out", help="Folder for the site (created; its pages are replaced)."),
-    include_partial: bool = typer.Option(False, "--include-partial", help="Include results of --limit runs (a full run is still preferred)."),
+    include_partial: bool = IncludePartialOption,
     settings: list[str] = SettingsOption,
     tasks_dir: Optional[list[Path]] = TasksDirOption,
     registry: Optional[list[Path]] = RegistryOption,
@@ -530,8 +536,7 @@ def report(
     from vlbench.console import console
     from vlbench.report import build_site
 
-    if not results_dir.is_dir():
-        raise VLBenchError(f"results folder not found: {results_dir}")
+    _require_folder(results_dir)
     index, board = build_site(results_dir, _catalog(tasks_dir, registry), out, include_partial, _wanted_settings(settings), warn=_warn)
     console.print(f"wrote {index} ({len(board.models)} models); open it in a browser", markup=False, highlight=False, soft_wrap=True)
 
@@ -539,7 +544,7 @@ def report(
 @app.command()
 @user_errors
 def rescore(
-    results_dir: Path = typer.Argument(paths.default_results_dir(), help="Folder of result files."),
+    results_dir: Path = ResultsDirArgument,
     write: bool = typer.Option(False, "--write", help="Store the recomputed metrics and confidence intervals in the result files."),
     check: bool = typer.Option(False, "--check", help="Exit 1, naming the file and metric, when a stored metric differs from the recomputed one (tolerance 1e-9)."),
 ) -> None:
@@ -549,8 +554,7 @@ def rescore(
     from vlbench.rescore import differences, rescore_with_ci
     from vlbench.results import write_json
 
-    if not results_dir.is_dir():
-        raise VLBenchError(f"results folder not found: {results_dir}")
+    _require_folder(results_dir)
     found = list(result_schema.scan(results_dir, _warn))
     if not found:
         raise VLBenchError(f"no result files under {results_dir}")
