@@ -137,6 +137,11 @@ def raw_forward(spec_text: str, files: list[Path], batch_size: int) -> float:
         return len(files) / (time.perf_counter() - started)
 
 
+def result_json(out: Path, task: str) -> dict:
+    """The one result of ``task`` under a results folder (``<slug>/<task>/<config hash>.json``)."""
+    return json.loads(next(out.glob(f"*/{task}/*.json")).read_text())
+
+
 def section_classification(work: Path, spec: str, args: argparse.Namespace, report: dict) -> None:
     tree = work / "imagefolder"
     files = [tree / f"class_{i % 8}" / f"{i:05d}.jpg" for i in range(args.images)]
@@ -147,7 +152,7 @@ def section_classification(work: Path, spec: str, args: argparse.Namespace, repo
     out = work / "out_cls"
     run = vlbench(["--model", spec, "--tasks", "imagefolder", "--set", f"dataset.path={tree}", "--output", str(out),
                    "--cache-dir", str(work / "cache_cls"), "--batch-size", str(args.batch_size), "--num-workers", str(args.num_workers)])
-    timing = json.loads(next(out.rglob("imagefolder.json")).read_text())["timing"]
+    timing = result_json(out, "imagefolder")["timing"]
     imports = {m: import_seconds(m, None if m in ("torch", "pandas") else "torch") for m in ("torch", "torchvision", "open_clip", "transformers", "datasets", "pandas")}
     report["classification"] = {
         "raw_images_per_s": raw,
@@ -186,7 +191,7 @@ def section_sugarcrepe(work: Path, spec: str, checkpoint: Path, args: argparse.N
     common = ["--model", spec, "--tasks", "sugarcrepe", "--data-root", str(root), "--output", str(out), "--cache-dir", str(work / "cache_sc"),
               "--batch-size", str(args.batch_size), "--num-workers", str(args.num_workers)]
     cold = vlbench(common)
-    ours = {p.stem.removeprefix("sugarcrepe_"): json.loads(p.read_text())["metrics"]["accuracy"] for p in out.rglob("sugarcrepe_*.json")}
+    ours = {p.parent.name.removeprefix("sugarcrepe_"): json.loads(p.read_text())["metrics"]["accuracy"] for p in out.glob("*/sugarcrepe_*/*.json")}
     log("(c) vlbench again, warm cache ...")
     warm = vlbench([*common, "--overwrite"])
     entry = {"items": n_items, "images": n_images, "vlbench_cold_s": cold["wall_s"], "vlbench_warm_s": warm["wall_s"],
@@ -235,7 +240,7 @@ def section_data_parallel(work: Path, spec: str, args: argparse.Namespace, repor
         if done.returncode != 0:
             report["data_parallel"] = f"failed with {nproc} process(es): {done.stderr.strip().splitlines()[-1:]}"
             return
-        metrics[nproc] = json.loads(next(out.rglob("imagefolder.json")).read_text())["metrics"]
+        metrics[nproc] = result_json(out, "imagefolder")["metrics"]
     report["data_parallel"] = {"1_process_s": times[1], "2_processes_s": times[2], "speedup": times[1] / times[2], "identical_metrics": metrics[1] == metrics[2]}
 
 

@@ -70,7 +70,7 @@ def vlbench_run(model_spec: str, root: Path, batch_size: int, num_workers: int |
             if num_workers is not None:
                 command += ["--num-workers", str(num_workers)]
             subprocess.run(command, check=True, capture_output=True, text=True)
-            result = next(Path(out).rglob("imagefolder.json"))
+            result = next(Path(out).glob("*/imagefolder/*.json"))  # <slug>/<task>/<config hash>.json
             timing = json.loads(result.read_text())["timing"]
             rates.append(timing["images_per_s"])
             end_to_end.append(timing["images_encoded"] / timing["predict_s"])
