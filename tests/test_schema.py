@@ -131,8 +131,12 @@ def test_kind_docs_and_json_schema_come_from_the_schemas(tmp_path):
         assert text in shown.stdout
     rules = runner.invoke(app, ["show", "kind:selection"], env={"COLUMNS": "250"})
     assert "winoground:" in rules.stdout and "strictly higher" in rules.stdout
-    listed = runner.invoke(app, ["list", "kinds"], env={"COLUMNS": "250"})
-    assert all(kind in listed.stdout for kind in ("classification", "retrieval", "selection", "segmentation", "grounding"))
+    listed = runner.invoke(app, ["list", "kinds"], env={"COLUMNS": "60"})  # piped: whole names, however narrow
+    rows = {line.split("\t")[0]: line.split("\t") for line in listed.stdout.splitlines()}
+    assert {"classification", "retrieval", "selection", "segmentation", "grounding", "multilabel_classification"} <= set(rows)
+    assert "…" not in listed.stdout and "mean_per_class_recall" in rows["classification"][2]
+    narrow = runner.invoke(app, ["show", "kind:selection"], env={"COLUMNS": "60"})
+    assert "…" not in narrow.stdout and "positives_above_negatives: 1 if, for every anchor" in narrow.stdout
     out = tmp_path / "task.schema.json"
     assert runner.invoke(app, ["schema", "--out", str(out)]).exit_code == 0
     schema = json.loads(out.read_text())
