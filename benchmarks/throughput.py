@@ -66,7 +66,7 @@ def vlbench_run(model_spec: str, root: Path, batch_size: int, num_workers: int |
     with tempfile.TemporaryDirectory() as out:
         for _ in range(repeats):
             command = [sys.executable, "-m", "vlbench", "run", "--model", model_spec, "--tasks", "imagefolder",
-                       "--set", f"dataset.path={root}", "--output", out, "--overwrite", "--batch-size", str(batch_size)]
+                       "--set", f"dataset.path={root}", "--output", out, "--overwrite", "--no-cache", "--batch-size", str(batch_size)]
             if num_workers is not None:
                 command += ["--num-workers", str(num_workers)]
             subprocess.run(command, check=True, capture_output=True, text=True)
