@@ -117,6 +117,8 @@ def test_leaderboard_out_writes_wide_and_long_and_refuses_a_folder(tmp_path):
     assert html_out.exit_code == 0
     page = (tmp_path / "lb.html").read_text()
     assert "m:&lt;x&gt;" in page and "m:<x>" not in page
+    # a page for people shows the columns with results, not the empty declared ones the CSV keeps
+    assert ">shapes_cls<" in page and ">imagenet1k<" not in page
 
 
 def test_piped_tables_are_tab_separated_and_whole():

@@ -208,10 +208,12 @@ def _md(text: str) -> str:
 
 def leaderboard_table_html(board: Board, link: Callable[[str], str | None] | None = None) -> str:
     """The leaderboard as an HTML table (sortable by the report's script); every name is escaped.
-    ``link(column)`` may give a relative URL for a column's page."""
+    ``link(column)`` may give a relative URL for a column's page. Unlike the machine formats, a page
+    for people shows only the columns some model has a value in (declared order kept)."""
     e = html.escape
+    columns = [c for c in board.columns if any(board.cells[m][c].value is not None for m in board.models)]
     head = ['<th data-sort="text">model</th>']
-    for column in board.columns:
+    for column in columns:
         label = e(column)
         url = link(column) if link else None
         if url:
@@ -223,7 +225,7 @@ def leaderboard_table_html(board: Board, link: Callable[[str], str | None] | Non
     body = []
     for model in board.models:
         row = [f'<td class="model">{e(model)}</td>']
-        for column in board.columns:
+        for column in columns:
             cell = board.cells[model][column]
             css = ["suite"] if column in board.suites else []
             if cell.settings:
