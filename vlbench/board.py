@@ -283,3 +283,15 @@ def format_for(out: Path, explicit: str | None, option: str = "--out") -> str:
 def long_path(out: Path) -> Path:
     """Where ``--out x.csv`` puts the long-format table: ``x.long.csv``."""
     return out.with_name(f"{out.stem}.long.csv")
+
+
+def write_board(board: Board, out: Path, fmt: str) -> list[Path]:
+    """Write the board to ``out`` in ``fmt`` (atomically), and beside a CSV its long table; the paths written."""
+    from vlbench.results import atomic_write_text
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, render_board(board, fmt))
+    if fmt != "csv":
+        return [out]
+    atomic_write_text(long_path(out), to_long_csv(board))
+    return [out, long_path(out)]

@@ -280,10 +280,9 @@ def write_run_leaderboard(path: Path, options: Any, catalog: Any, model_ids: lis
     """The leaderboard rows of the run's models: their results under ``options.output`` with this
     run's settings (its --limit runs too when the run has --limit), with confidence intervals; the
     file's extension picks the format, as for ``vlbench leaderboard --out``."""
-    from vlbench.board import format_for, load_board, long_path, render_board, to_long_csv
+    from vlbench.board import format_for, load_board, write_board
     from vlbench.console import note
     from vlbench.result_schema import _text
-    from vlbench.results import atomic_write_text
 
     say = say or note
     fmt = format_for(path, None, "--leaderboard")
@@ -293,10 +292,7 @@ def write_run_leaderboard(path: Path, options: Any, catalog: Any, model_ids: lis
     board = load_board(options.output, catalog, options.limit is not None, wanted, models=model_ids)
     if not board.models:
         raise VLBenchError(f"no result of this run's models under {options.output} for the leaderboard")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, render_board(board, fmt))
-    if fmt == "csv":
-        atomic_write_text(long_path(path), to_long_csv(board))
+    write_board(board, path, fmt)
     say(f"wrote {path} ({len(board.models)} models)")
 
 
@@ -493,9 +489,8 @@ def leaderboard(
     registry: Optional[list[Path]] = RegistryOption,
 ) -> None:
     """One row per model, one column per task main metric, plus suite aggregates."""
-    from vlbench.board import format_for, load_board, long_path, render_board, to_long_csv
+    from vlbench.board import format_for, load_board, long_path, render_board, write_board
     from vlbench.console import console, error_console, write_raw
-    from vlbench.results import atomic_write_text
 
     _require_folder(results_dir)
     if out is not None and out.is_dir():
@@ -506,20 +501,17 @@ def leaderboard(
     if not board.models:
         other = f" ({board.other} with only runs of other settings; --settings KEY=VALUE picks them)" if board.other else ""
         raise VLBenchError(f"no complete result files under {results_dir}" + (f" ({partial} partial --limit results; add --include-partial)" if partial else "") + other)
-    text = render_board(board, chosen)
     if partial:
         error_console.print(f"left out {partial} partial result(s) from --limit runs (--include-partial adds them)")
     if board.other:
         error_console.print(f"left out {board.other} result(s) run with other settings than the default (--settings KEY=VALUE picks them)")
     if out is None:
-        write_raw(text)
-    else:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out, text)
-        console.print(f"wrote {out} ({len(board.models)} models, {len(board.columns)} columns)", markup=False, highlight=False, soft_wrap=True)
-        if chosen == "csv":
-            atomic_write_text(long_path(out), to_long_csv(board))
-            console.print(f"wrote {long_path(out)} (one row per model, task and metric)", markup=False, highlight=False, soft_wrap=True)
+        write_raw(render_board(board, chosen))
+        return
+    written = write_board(board, out, chosen)
+    console.print(f"wrote {out} ({len(board.models)} models, {len(board.columns)} columns)", markup=False, highlight=False, soft_wrap=True)
+    if long_path(out) in written:
+        console.print(f"wrote {long_path(out)} (one row per model, task and metric)", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
