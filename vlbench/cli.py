@@ -286,7 +286,7 @@ def write_run_leaderboard(path: Path, options: Any, catalog: Any, model_ids: lis
 
     say = say or note
     fmt = format_for(path, None, "--leaderboard")
-    settings = {**options.run_settings(), "dense_variant": options.dense_variant}
+    settings = {**options.run_settings(), **options.shorthands()}  # --seed / --dense-variant as the tasks record them
     wanted = {k: _text(v) for k, v in settings.items() if v is not None}  # limit=N: the smoke runs of that size
     wanted.update({k: _text(v) for k, v in options.overrides.items() if ":" not in k})
     board = load_board(options.output, catalog, options.limit is not None, wanted, models=model_ids)

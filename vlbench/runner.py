@@ -54,15 +54,11 @@ class RunOptions:
     protocol: str | None = None  # a named protocol (vlbench.named_protocols) for the tasks it covers
     overrides: Mapping[str, Any] = field(default_factory=dict)
 
-    def overrides_for(self, task: str) -> dict[str, Any]:
-        """The --set values that apply to one task (unscoped ones and those scoped to it)."""
-        return {k.split(":", 1)[-1]: v for k, v in self.overrides.items() if ":" not in k or k.split(":", 1)[0] == task}
-
     def shorthands(self) -> dict[str, Any]:
         """--seed and --dense-variant: set protocol.seed / protocol.dense_variant of the tasks that have them."""
         return {"seed": self.seed, "dense_variant": self.dense_variant}
 
-    def run_settings(self, kind: TaskKind | None = None) -> dict[str, Any]:
+    def run_settings(self) -> dict[str, Any]:
         """Settings that change a task's numbers, and so its config hash (shorthands change its config)."""
         settings: dict[str, Any] = {"limit": self.limit}
         if self.precision != "fp32":
@@ -103,6 +99,8 @@ class Runner:
         self.progress = progress or SilentProgress()
         self.log = log or (lambda message: None)
         self._extra: dict[str, tuple[ModelAdapter, Encoder]] = {}  # models tasks asked for, loaded once per run
+        self._extra_fingerprints: dict[str, dict[str, Any]] = {}  # their fingerprints (hashing weights is not cheap)
+        self._config_hashes: dict[str, str] = {}  # task name -> config hash under this run's settings
 
     def plan(self, model_text: str, selection: Iterable[str]) -> tuple[ModelSpec, list[TaskSpec]]:
         """Resolve the model spec and every task (validating all task files) before any work."""
@@ -170,7 +168,7 @@ class Runner:
                 if cells is not None and (model_spec.id, task.name) not in cells:
                     continue
                 kind = kinds[task.name]
-                config_hash = task.config_hash(self.options.run_settings(kind))
+                config_hash = self.config_hash(task)
                 path = result_path(self.options.output, model_spec.slug, task.name, config_hash)
                 previous = result_schema.read_quietly(path)
                 if (
@@ -226,10 +224,7 @@ class Runner:
         model = self.load_model(model_spec)
         pending = self._supported(model, pending, outcomes)
         model.allow_text_trimming = not self.options.full_text_padding
-        fingerprint = {
-            **model.fingerprint(), "source_stamp": source_stamp,
-            "adapter_version": adapter_version(self.catalog.adapter_class(model_spec.adapter)),
-        }
+        fingerprint = {**model.fingerprint(), "source_stamp": source_stamp}  # adapter_version included
         decode = self.options.decode
         if decode == "gpu":
             from vlbench.decode import TensorTransform
@@ -254,8 +249,18 @@ class Runner:
             world_size=distributed.current().world_size,
             text_padding=model.text_padding_mode,
         )
-        for task, kind in pending:
-            outcomes[task.name] = self.run_task(task, kind, model, model_spec, fingerprint, encoder, env)
+        try:
+            for task, kind in pending:
+                outcomes[task.name] = self.run_task(task, kind, model, model_spec, fingerprint, encoder, env)
+        finally:
+            if encoder.cache is not None:
+                encoder.cache.close()
+
+    def config_hash(self, task: TaskSpec) -> str:
+        """The task's config hash under this run's settings (hashes its files: computed once per task)."""
+        if task.name not in self._config_hashes:
+            self._config_hashes[task.name] = task.config_hash(self.options.run_settings())
+        return self._config_hashes[task.name]
 
     def open_cache(self, model: ModelAdapter, fingerprint: dict[str, Any]) -> Any:
         """This model's part of the persistent embedding cache, or None (off, or no weights hash)."""
@@ -292,6 +297,7 @@ class Runner:
         if text not in self._extra:
             model = self.load_model(self.catalog.resolve_model(text))
             self._extra[text] = (model, Encoder(model, batch_size=like.batch_size, num_workers=like.num_workers, progress=like.progress))
+            self._extra_fingerprints[text] = model.fingerprint()
         return self._extra[text]
 
     def load_model(self, spec: ModelSpec) -> ModelAdapter:
@@ -328,8 +334,8 @@ class Runner:
         env: dict[str, Any],
     ) -> TaskOutcome:
         started = time.perf_counter()
-        run_settings = self.options.run_settings(kind)
-        config_hash = task.config_hash(run_settings)
+        run_settings = self.options.run_settings()
+        config_hash = self.config_hash(task)
         path = result_path(self.options.output, model_spec.slug, task.name, config_hash)
         ctx = RunContext(
             data_root=self.options.data_root,
@@ -342,8 +348,8 @@ class Runner:
         data, located = kind.load(task, ctx)
         decisions = kind.decide(model, data, task)
         if ctx.models:
-            decisions.protocol["models"] = {m.spec.id: {"logit_scale": m.logit_scale, "fingerprint": m.fingerprint()}
-                                            for m in [model, *(m for m, _ in ctx.models.values())]}
+            decisions.protocol["models"] = {model.spec.id: {"logit_scale": model.logit_scale, "fingerprint": fingerprint}} | {
+                m.spec.id: {"logit_scale": m.logit_scale, "fingerprint": self._extra_fingerprints[text]} for text, (m, _) in ctx.models.items()}
         loaded = time.perf_counter()
         predictions = kind.predict(model, data, task, ctx)
         if distributed.current().active and kind.shards_items:

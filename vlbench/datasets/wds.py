@@ -42,12 +42,6 @@ def read_lines(path: Path) -> list[str] | None:
     return [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-def dataset_type(root: Path) -> str:
-    """``dataset_type.txt`` (classification, multilabel or retrieval); classification when absent."""
-    path = root / "dataset_type.txt"
-    return path.read_text(encoding="utf-8").strip().lower() if path.is_file() else "classification"
-
-
 def decode_npy(data: bytes, where: str) -> np.ndarray:
     """A ``.npy`` member (no pickles)."""
     try:
