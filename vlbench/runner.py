@@ -187,7 +187,7 @@ class Runner:
                     continue
                 if task.name not in located:
                     try:
-                        kind.locate(task, self.options.data_root, self.options.allow_hub)
+                        kind.check_data(task, self.options.data_root, self.options.allow_hub)
                         located[task.name] = None
                     except DatasetNotFoundError as exc:
                         located[task.name] = str(exc)

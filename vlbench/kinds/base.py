@@ -158,6 +158,15 @@ class TaskKind(ABC):
         help_text = f" To get it: {spec.help}" if spec.help else ""
         raise DatasetNotFoundError(f"dataset for task '{spec.name}' not found; looked for: {'; '.join(looked)}.{help_text}")
 
+    def check_data(self, spec: TaskSpec, data_root: Path, allow_hub: bool = False) -> Located:
+        """``locate``, then the reader's cheap layout check where it has one (e.g. the records format's
+        field names): run when a run is planned, before any model loads."""
+        located = self.locate(spec, data_root, allow_hub)
+        check = getattr(self.reader(located.source["format"]), "check", None)
+        if check is not None:
+            check(located.location, located.source, spec)
+        return located
+
     def is_available(self, spec: TaskSpec, data_root: Path) -> bool:
         try:
             self.locate(spec, data_root)

@@ -23,8 +23,8 @@ import numpy as np
 from vlbench.datasets import records as _records  # noqa: F401  (registers the records format)
 from vlbench.datasets.aro_order import TAGGERS
 from vlbench.datasets.selection import SELECTION_READERS, SelectionData
-from vlbench.errors import DatasetNotFoundError, TaskSpecError, VLBenchError
-from vlbench.kinds.base import Decisions, Located, RunContext, TaskKind
+from vlbench.errors import TaskSpecError, VLBenchError
+from vlbench.kinds.base import Decisions, RunContext, TaskKind
 from vlbench.kinds.registry import TASK_KINDS
 from vlbench.kinds.selection_outcomes import Outcome, outcome_rule_docs, records_mappings, score_outcomes, validate_outcomes
 from vlbench.registry import Registry
@@ -128,22 +128,6 @@ class SelectionKind(TaskKind):
         for metric in spec.metrics:
             if metric not in allowed:
                 raise TaskSpecError(spec.source_file, "metrics", f"'{metric}' does not go with rule '{rule}' (use {list(allowed)})")
-
-    def locate(self, spec: TaskSpec, data_root: Any, allow_hub: bool = False) -> Located:
-        """Find the data, then let its reader check the layout cheaply (before any model loads)."""
-        located = super().locate(spec, data_root, allow_hub)
-        check = getattr(self.reader(located.source["format"]), "check", None)
-        if check is not None:
-            check(located.location, located.source, spec)
-        return located
-
-    def is_available(self, spec: TaskSpec, data_root: Any) -> bool:
-        """Whether the data is there (the layout check is left to the run, so listing never fails on it)."""
-        try:
-            super().locate(spec, data_root)
-            return True
-        except DatasetNotFoundError:
-            return False
 
     def load(self, spec: TaskSpec, ctx: RunContext) -> tuple[Any, Any]:
         data, located = super().load(spec, ctx)
