@@ -67,12 +67,10 @@ def apply(name: str, task: str, kind: str, task_file: Path, config: dict[str, An
     path = find(name, task_file)
     if path is None:
         return None
-    raw = read_yaml(path)
-    parsed = parse(ProtocolFile, raw, path, what="a protocol file")
-    settings = (raw or {}).get("tasks", {}).get(task)
-    if parsed.kind != kind or settings is None:
+    parsed = parse(ProtocolFile, read_yaml(path), path, what="a protocol file")
+    own = parsed.tasks.get(task)
+    if parsed.kind != kind or own is None:
         return None
-    own = parse(TaskSettings, settings, path, f"tasks.{task}.")
     layer = {"protocol": {**parsed.protocol, **own.protocol, "named_protocol": parsed.named_protocol},
              "files": {**_resolved(parsed.files, path.parent), **_resolved(own.files, path.parent)}}
     for key, value in layer["files"].items():
