@@ -1,6 +1,7 @@
 """--decode gpu: the tensor transform read from the model's own, its fallbacks, and the benchmark's CPU path."""
 
 import importlib.util
+import threading
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from PIL import Image
 from torchvision import transforms as T
 
 from vlbench.datasets.images import FileImage
-from vlbench.decode import TensorTransform, decode_on_cpu, encoded_jpeg
+from vlbench.decode import TensorTransform, decode_on_cpu, encoded_jpeg, fast_images, in_background
 from vlbench.encoding import Encoder
 
 
@@ -58,3 +59,72 @@ def test_benchmark_agreement_on_cpu(tmp_path):
     assert stats["top1_agreement"] >= 11 / 12 and stats["acc1_pil"] >= 0.75  # the shipped model knows its shapes
     assert 0 < stats["max_abs_embedding_difference"] < 0.02 and stats["min_cosine"] > 0.999
     assert stats["acc1_difference"] == pytest.approx(stats["acc1_fast"] - stats["acc1_pil"])
+
+
+def test_batched_decoding_of_packed_jpegs_matches_decoding_in_workers(tmp_path, tiny_model):
+    # the CUDA path's batch layout (payloads packed per batch, decoded together), run on the CPU
+    refs = [FileImage(str(_photo(tmp_path / f"{i}.jpg", size=(120 + 10 * i, 90), seed=i))) for i in range(5)]
+    refs.insert(2, FileImage(str(_photo(tmp_path / "p.png", seed=9))))  # a fallback between JPEGs
+    fast = fast_images(tiny_model, batch_size=4, num_workers=1)
+    packed = torch.cat(list(fast.batches(refs, decode_in_workers=False)))
+    in_workers = torch.cat(list(fast.batches(refs, decode_in_workers=True)))
+    assert packed.shape == (6, 3, *in_workers.shape[2:]) and torch.equal(packed, in_workers)
+    assert torch.equal(packed[2], tiny_model.image_transform(Image.open(tmp_path / "p.png").convert("RGB")))
+
+
+def test_background_batches_keep_order_raise_errors_and_stop_when_closed():
+    cpu = torch.device("cpu")
+    assert [int(t) for t in in_background(iter(torch.arange(7)), cpu)] == list(range(7))
+
+    def failing():
+        yield torch.tensor(1)
+        raise RuntimeError("bad batch")
+
+    stream = in_background(failing(), cpu)
+    assert int(next(stream)) == 1
+    with pytest.raises(RuntimeError, match="bad batch"):
+        next(stream)
+
+    produced = []
+
+    def endless():
+        while True:
+            produced.append(len(produced))
+            yield torch.tensor(produced[-1])
+
+    stream = in_background(endless(), cpu, depth=2)
+    assert int(next(stream)) == 0
+    stream.close()  # the producer thread stops instead of running on
+    count = len(produced)
+    threading.Event().wait(0.3)
+    assert len(produced) == count <= 4
+
+
+def test_asynchronous_copies_are_read_only_after_their_event(tmp_path, tiny_model, monkeypatch):
+    # what a CUDA run does: each batch's copy to the host completes behind the next batch's launch
+    import vlbench.encoding as encoding
+
+    class Copy:
+        def __init__(self):
+            self.done = False
+
+        def synchronize(self):
+            self.done = True
+
+    copies = []
+
+    def copy_later(embeddings):
+        copies.append(Copy())
+        return embeddings, copies[-1]
+
+    refs = [FileImage(str(_photo(tmp_path / f"{i}.jpg", seed=i))) for i in range(5)]
+    expected = Encoder(tiny_model, batch_size=2).images(refs)
+    monkeypatch.setattr(encoding, "_copy_to_host", copy_later)
+    encoder = Encoder(tiny_model, batch_size=2)
+    seen = []
+    for indices, embeddings in encoder.iter_images(refs):
+        seen.append(indices)
+        assert all(copy.done for copy in copies[: len(seen)])
+        assert len(copies) == min(len(seen) + 1, 3)  # the next batch was launched before this one was read
+    assert seen == [[0, 1], [2, 3], [4]] and encoder.images_encoded == 5
+    assert torch.equal(encoder.images(refs), expected)

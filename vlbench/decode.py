@@ -15,9 +15,12 @@ the same tensor pipeline, for checking its numbers on a machine without a GPU.
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -111,7 +114,7 @@ def decode_on_cpu(data: bytes) -> torch.Tensor | None:
 
 
 class _Inputs(Dataset):
-    """Per image: ("jpeg", bytes tensor) to decode on the GPU, or ("pixels", transformed tensor)."""
+    """Per image: ("jpeg", bytes) to decode on the GPU, or ("pixels", transformed tensor)."""
 
     def __init__(self, refs: Sequence[ImageRef], transform: Callable, tensor_transform: TensorTransform, decode_here: bool):
         self.refs, self.transform, self.tensor_transform, self.decode_here = refs, transform, tensor_transform, decode_here
@@ -119,18 +122,34 @@ class _Inputs(Dataset):
     def __len__(self) -> int:
         return len(self.refs)
 
-    def __getitem__(self, i: int) -> tuple[str, torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple[str, Any]:
         data = encoded_jpeg(self.refs[i])
         if data is not None and not self.decode_here:
-            return "jpeg", torch.frombuffer(bytearray(data), dtype=torch.uint8)
+            return "jpeg", data
         decoded = decode_on_cpu(data) if data is not None else None
         if decoded is not None:
             return "pixels", self.tensor_transform(decoded)
         return "pixels", self.transform(self.refs[i].load())
 
 
-def _collate(items: list[tuple[str, torch.Tensor]]) -> list[tuple[str, torch.Tensor]]:
-    return items
+@dataclass
+class _Batch:
+    """One batch as it leaves a loader worker: every JPEG payload packed into one uint8 tensor (one
+    shared-memory block per batch rather than one per image), pixel fallbacks beside it."""
+
+    kinds: list[str]
+    packed: torch.Tensor  # the JPEG payloads, end to end
+    lengths: list[int]  # bytes of each payload, in order
+    pixels: list[torch.Tensor]  # the "pixels" items, in order
+
+    def jpegs(self) -> list[torch.Tensor]:
+        return list(torch.split(self.packed, self.lengths)) if self.lengths else []
+
+
+def _collate(items: list[tuple[str, Any]]) -> _Batch:
+    payloads = [payload for what, payload in items if what == "jpeg"]
+    packed = torch.frombuffer(bytearray(b"".join(payloads)), dtype=torch.uint8) if payloads else torch.empty(0, dtype=torch.uint8)
+    return _Batch([what for what, _ in items], packed, [len(p) for p in payloads], [payload for what, payload in items if what == "pixels"])
 
 
 def fast_images(model: Any, batch_size: int, num_workers: int) -> "FastImages | None":
@@ -148,33 +167,42 @@ class FastImages:
         self.transform, self.tensor_transform = transform, tensor_transform
         self.device, self.batch_size, self.num_workers = device, batch_size, num_workers
 
-    def batches(self, refs: Sequence[ImageRef]) -> Iterator[torch.Tensor]:
+    def batches(self, refs: Sequence[ImageRef], decode_in_workers: bool | None = None) -> Iterator[torch.Tensor]:
+        """Model-ready batches; JPEGs are decoded in the loader workers without CUDA (or when
+        ``decode_in_workers``), else as one batch on the model's device."""
         on_gpu = self.device.type == "cuda"
         loader = DataLoader(
-            _Inputs(refs, self.transform, self.tensor_transform, decode_here=not on_gpu),
+            _Inputs(refs, self.transform, self.tensor_transform, decode_here=not on_gpu if decode_in_workers is None else decode_in_workers),
             batch_size=self.batch_size,
             num_workers=self.num_workers,
             collate_fn=_collate,
-            pin_memory=False,  # items are lists; pixel fallbacks are copied non-blocking below
+            pin_memory=False,  # _Batch is no tensor; pixels are copied non-blocking below
             prefetch_factor=4 if self.num_workers else None,
         )
-        start = 0
-        for items in loader:
-            yield self._assemble(items, refs[start : start + len(items)])
-            start += len(items)
+        assembled = self._assembled(loader, refs)
+        # on the GPU, decoding (nvJPEG's host-side work included) and resizing run in a thread on a
+        # stream of their own, so that the next batch is being decoded while the model runs
+        return in_background(assembled, self.device) if on_gpu else assembled
 
-    def _assemble(self, items: list[tuple[str, torch.Tensor]], refs: Sequence[ImageRef]) -> torch.Tensor:
-        jpegs = [i for i, (what, _) in enumerate(items) if what == "jpeg"]
-        decoded = self._decode_on_gpu([items[i][1] for i in jpegs]) if jpegs else []
-        out: list[torch.Tensor | None] = [None] * len(items)
+    def _assembled(self, loader: Iterable[_Batch], refs: Sequence[ImageRef]) -> Iterator[torch.Tensor]:
+        start = 0
+        for batch in loader:
+            yield self._assemble(batch, refs[start : start + len(batch.kinds)])
+            start += len(batch.kinds)
+
+    def _assemble(self, batch: _Batch, refs: Sequence[ImageRef]) -> torch.Tensor:
+        jpegs = [i for i, what in enumerate(batch.kinds) if what == "jpeg"]
+        decoded = self._decode_on_gpu(batch.jpegs()) if jpegs else []
+        out: list[torch.Tensor | None] = [None] * len(batch.kinds)
         ready = [(i, image) for i, image in zip(jpegs, decoded) if image is not None]
         if ready:  # resize and crop one by one (sizes differ), normalise as one batch
             pixels = self.tensor_transform.normalise(torch.stack([self.tensor_transform.geometric(image) for _, image in ready]))
             for (i, _), row in zip(ready, pixels):
                 out[i] = row
-        for i, (what, payload) in enumerate(items):
+        fallbacks = iter(batch.pixels)
+        for i, what in enumerate(batch.kinds):
             if what == "pixels":
-                out[i] = payload.to(self.device, non_blocking=True)
+                out[i] = next(fallbacks).to(self.device, non_blocking=True)
             elif out[i] is None:  # the GPU decoder refused it: the PIL path
                 out[i] = self.transform(refs[i].load()).to(self.device, non_blocking=True)
         return torch.stack(out)  # type: ignore[arg-type]
@@ -190,3 +218,58 @@ class FastImages:
                 except RuntimeError:
                     results.append(None)
             return results
+
+
+_DONE = object()
+
+
+def in_background(batches: Iterator[torch.Tensor], device: torch.device, depth: int = 2) -> Iterator[torch.Tensor]:
+    """``batches``, produced by a thread up to ``depth`` ahead; on CUDA the thread works on a
+    stream of its own and each batch is handed over with an event, so the consumer's stream waits
+    for exactly that batch's work. Errors in the thread are raised here; closing stops the thread."""
+    handoff: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
+                for batch in batches:
+                    event = None
+                    if stream is not None:
+                        event = torch.cuda.Event()
+                        event.record(stream)
+                    if not put((batch, event)):
+                        return
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(exc)
+        else:
+            put(_DONE)
+
+    worker = threading.Thread(target=produce, name="vlbench-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = handoff.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            batch, event = item
+            if event is not None:
+                consumer = torch.cuda.current_stream(device)
+                consumer.wait_event(event)
+                batch.record_stream(consumer)  # its memory came from the producer's stream
+            yield batch
+    finally:
+        stop.set()
+        worker.join(timeout=5)

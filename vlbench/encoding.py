@@ -75,6 +75,16 @@ def user_error_from_worker(exc: Exception) -> VLBenchError | None:
     return None
 
 
+def _copy_to_host(embeddings: torch.Tensor) -> tuple[torch.Tensor, object]:
+    """(host tensor, CUDA event marking its copy, or None when the copy is already complete)."""
+    if not embeddings.is_cuda:
+        return embeddings, None
+    host = embeddings.to("cpu", non_blocking=True)  # pinned by torch, filled asynchronously
+    copied = torch.cuda.Event()
+    copied.record()
+    return host, copied
+
+
 @dataclass
 class Encoder:
     """Encodes images and texts with one model, in batches, with a run-wide embedding cache."""
@@ -134,24 +144,37 @@ class Encoder:
             return
         handle = self.progress.start(f"encoding {description}", len(todo))
         position = 0
+        in_flight: tuple[list[int], torch.Tensor, object] | None = None
         try:
             with loader_errors():
                 started = time.perf_counter()
                 for pixels in self._loader([refs[i] for i in todo], transform):
-                    embeddings = self.model.encode_images(pixels).cpu()
-                    indices = todo[position : position + len(embeddings)]
-                    position += len(embeddings)
-                    for i, emb in zip(indices, embeddings):
-                        self._image_cache[keys[i]] = emb
-                    if self.cache is not None:
-                        self._to_cache([identities[i] for i in indices], embeddings)
-                    self.images_encoded += len(indices)
-                    self.image_seconds += time.perf_counter() - started
-                    self.progress.advance(handle, len(indices))
-                    yield indices, embeddings
-                    started = time.perf_counter()
+                    indices = todo[position : position + len(pixels)]
+                    position += len(indices)
+                    launched = (indices, *_copy_to_host(self.model.encode_images(pixels)))
+                    # on a GPU this batch is read back once the next one is queued behind it
+                    finished, in_flight = (launched, None) if launched[2] is None else (in_flight, launched)
+                    if finished is not None:
+                        yield self._store(handle, keys, identities, *finished, started)
+                        started = time.perf_counter()
+                if in_flight is not None:
+                    yield self._store(handle, keys, identities, *in_flight, started)
         finally:
             self.progress.finish(handle)
+
+    def _store(self, handle: object, keys: list[str], identities: dict[int, str | None], indices: list[int],
+               embeddings: torch.Tensor, copied: object, started: float) -> tuple[list[int], torch.Tensor]:
+        """Record one encoded batch (once its copy to the host is complete) in both caches."""
+        if copied is not None:
+            copied.synchronize()
+        for i, emb in zip(indices, embeddings):
+            self._image_cache[keys[i]] = emb
+        if self.cache is not None:
+            self._to_cache([identities[i] for i in indices], embeddings)
+        self.images_encoded += len(indices)
+        self.image_seconds += time.perf_counter() - started
+        self.progress.advance(handle, len(indices))
+        return indices, embeddings
 
     def images(self, refs: Sequence[ImageRef], description: str = "images") -> torch.Tensor:
         """[N, D] embeddings of all refs, in order."""
