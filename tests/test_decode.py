@@ -63,7 +63,7 @@ def test_benchmark_agreement_on_cpu(tmp_path):
 
 def test_batched_decoding_of_packed_jpegs_matches_decoding_in_workers(tmp_path, tiny_model):
     # the CUDA path's batch layout (payloads packed per batch, decoded together), run on the CPU
-    refs = [FileImage(str(_photo(tmp_path / f"{i}.jpg", size=(120 + 10 * i, 90), seed=i))) for i in range(5)]
+    refs = [FileImage(str(_photo(tmp_path / f"{i}.jpg", size=(120 + 10 * (i // 2), 90), seed=i))) for i in range(5)]  # pairs of one size
     refs.insert(2, FileImage(str(_photo(tmp_path / "p.png", seed=9))))  # a fallback between JPEGs
     fast = fast_images(tiny_model, batch_size=4, num_workers=1)
     packed = torch.cat(list(fast.batches(refs, decode_in_workers=False)))

@@ -13,7 +13,8 @@ from vlbench.cli import app
 from vlbench.distributed import World, world_from_env
 
 # no persistent cache: the 1-process run must encode everything itself, not read the 2-process embeddings
-ARGS = ["run", "--model", TINY, "--tasks", "shapes", "--limit", "5", "--num-workers", "0", "--data-root", ".", "--no-cache"]
+ARGS = ["run", "--model", TINY, "--tasks", "shapes", "--limit", "5", "--num-workers", "0", "--data-root", ".", "--no-cache",
+        "--device", "cpu"]  # gloo, also where a GPU is present
 
 
 def test_world_from_torchrun_variables_and_round_robin_shares():
@@ -22,6 +23,22 @@ def test_world_from_torchrun_variables_and_round_robin_shares():
     assert world.active and not world.is_main
     assert world.mine(range(5)) == [1, 3] and World(0, 2).mine(range(5)) == [0, 2, 4]
     assert World(2, 3).mine(["a", "b"]) == []
+
+
+def test_more_ranks_than_gpus_is_refused_with_the_fix(monkeypatch):
+    import pytest
+    import torch
+
+    import vlbench.distributed as distributed
+    from vlbench.errors import VLBenchError
+
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(VLBenchError, match=r"more processes on this machine than it has GPUs \(1\); use --nproc-per-node 1"):
+        distributed.init("auto")
 
 
 def test_two_gloo_processes_match_one_process(tmp_path, monkeypatch):

@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from vlbench.datasets.images import BytesImage, FileImage, ImageRef, TarMemberImage
+from vlbench.pixel_transport import LevelTable, is_rgb_conversion, level_table
 
 DECODERS = ("pil", "gpu")
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -38,6 +39,7 @@ class TensorTransform:
     geometry: tuple[Callable[[torch.Tensor], torch.Tensor], ...]  # Resize, CenterCrop (accept tensors)
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    levels: LevelTable  # ToTensor + Normalize of each uint8 level, as the CPU computes them
 
     @classmethod
     def from_transform(cls, transform: Any) -> "TensorTransform | None":
@@ -55,26 +57,24 @@ class TensorTransform:
                 to_tensor = True
             elif isinstance(step, T.Normalize) and to_tensor and mean_std is None:
                 mean_std = (tuple(map(float, step.mean)), tuple(map(float, step.std)))
-            elif getattr(step, "mode", None) == "RGB" or getattr(step, "__name__", "") == "_convert_to_rgb":
+            elif is_rgb_conversion(step):
                 continue  # torchvision.io decodes to RGB already
             else:
                 return None
         if not to_tensor:
             return None
         mean, std = mean_std or ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
-        return cls(tuple(geometry), mean, std)
+        return cls(tuple(geometry), mean, std, LevelTable(level_table(T.Normalize(mean, std))))
 
     def geometric(self, image: torch.Tensor) -> torch.Tensor:
-        """uint8 [3, H, W] -> uint8 [3, h, w], resized and cropped as the PIL transform would."""
+        """uint8 [..., 3, H, W] -> uint8 [..., 3, h, w], resized and cropped as the PIL transform would."""
         for step in self.geometry:
             image = step(image)
         return image
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 [..., 3, h, w] -> float, scaled to 0-1 and normalised."""
-        mean = torch.tensor(self.mean, device=images.device).view(3, 1, 1)
-        std = torch.tensor(self.std, device=images.device).view(3, 1, 1)
-        return (images.float() / 255 - mean) / std
+        """uint8 [..., 3, h, w] -> float, scaled to 0-1 and normalised (the CPU's values, by lookup)."""
+        return self.levels(images)
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
         return self.normalise(self.geometric(image))
@@ -195,9 +195,12 @@ class FastImages:
         decoded = self._decode_on_gpu(batch.jpegs()) if jpegs else []
         out: list[torch.Tensor | None] = [None] * len(batch.kinds)
         ready = [(i, image) for i, image in zip(jpegs, decoded) if image is not None]
-        if ready:  # resize and crop one by one (sizes differ), normalise as one batch
-            pixels = self.tensor_transform.normalise(torch.stack([self.tensor_transform.geometric(image) for _, image in ready]))
-            for (i, _), row in zip(ready, pixels):
+        same_size: dict[tuple[int, ...], list[tuple[int, torch.Tensor]]] = {}
+        for i, image in ready:  # images of one size are resized and cropped together
+            same_size.setdefault(tuple(image.shape), []).append((i, image))
+        for group in same_size.values():
+            pixels = self.tensor_transform(torch.stack([image for _, image in group]))
+            for (i, _), row in zip(group, pixels):
                 out[i] = row
         fallbacks = iter(batch.pixels)
         for i, what in enumerate(batch.kinds):

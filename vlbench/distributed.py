@@ -73,9 +73,18 @@ def init(device: str) -> World:
         raise VLBenchError("this torch build has no torch.distributed; run without torchrun")
     use_cuda = device != "cpu" and torch.cuda.is_available()
     if use_cuda:
+        gpus = torch.cuda.device_count()
+        if world.local_rank >= gpus:
+            raise VLBenchError(
+                f"torchrun started more processes on this machine than it has GPUs ({gpus}); "
+                f"use --nproc-per-node {gpus} (one process per GPU), or add --device cpu"
+            )
         torch.cuda.set_device(world.local_rank)  # "cuda" then means this rank's GPU
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if use_cuda else "gloo")
+        if use_cuda:
+            dist.init_process_group("nccl", device_id=torch.device("cuda", world.local_rank))
+        else:
+            dist.init_process_group("gloo")
     _world = world
     return world
 

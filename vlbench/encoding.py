@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from vlbench.datasets.images import ImageRef
 from vlbench.embedding_cache import CacheNamespace, image_identity, key_digest, text_identity, transform_identity
 from vlbench.errors import VLBenchError
+from vlbench.pixel_transport import SplitTransform, Uint8Images
 
 
 class Progress(Protocol):
@@ -112,13 +113,19 @@ class Encoder:
             fast = fast_images(self.model, self.batch_size, workers)
             if fast is not None:
                 return fast.batches(refs)
-        return DataLoader(
-            _TransformedImages(refs, transform),
+        device = getattr(self.model, "device", torch.device("cpu"))
+        split = SplitTransform.from_transform(transform) if device.type == "cuda" else None
+        loader = DataLoader(
+            _TransformedImages(refs, transform) if split is None else Uint8Images(refs, split),
             batch_size=self.batch_size,
             num_workers=workers,
-            pin_memory=getattr(self.model, "device", torch.device("cpu")).type == "cuda",
+            pin_memory=device.type == "cuda",
             prefetch_factor=4 if workers else None,
         )
+        if split is None:
+            return loader
+        # uint8 crops cross to the GPU; the model's ToTensor/Normalize values are looked up there
+        return (split.levels(pixels.to(device, non_blocking=True)) for pixels in loader)
 
     def iter_images(self, refs: Sequence[ImageRef], description: str = "images") -> Iterator[tuple[list[int], torch.Tensor]]:
         """Yield (indices into refs, [b, D] embeddings) in order, encoding only uncached images."""

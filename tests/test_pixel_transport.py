@@ -1,0 +1,47 @@
+"""The PIL path's split transform: uint8 crops from the workers, ToTensor/Normalize by table lookup,
+bit for bit the model's own transform."""
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision import transforms as T
+
+from vlbench.pixel_transport import SplitTransform, level_table
+
+
+def _images():
+    rng = np.random.default_rng(3)
+    rgb = Image.fromarray(rng.integers(0, 256, (90, 140, 3), dtype=np.uint8))
+    yield rgb
+    yield Image.fromarray(rng.integers(0, 256, (300, 200), dtype=np.uint8), mode="L")
+    yield Image.fromarray(rng.integers(0, 256, (64, 64, 4), dtype=np.uint8), mode="RGBA")
+    yield rgb.convert("P")
+    yield rgb.convert("CMYK")
+
+
+def test_split_transform_gives_the_full_transform_bit_for_bit(tiny_model):
+    transform = tiny_model.image_transform
+    split = SplitTransform.from_transform(transform)
+    assert split is not None
+    for image in _images():
+        crop = split.to_uint8(image)
+        assert crop.dtype == torch.uint8 and crop.shape[0] == 3
+        assert torch.equal(split.levels(crop.unsqueeze(0))[0], transform(image)), image.mode
+
+
+def test_level_table_holds_every_level_of_every_channel():
+    normalize = T.Normalize((0.5, 0.25, 0.0), (0.5, 2.0, 1.0))
+    table = level_table(normalize)
+    levels = torch.arange(256, dtype=torch.float32) / 255
+    assert table.shape == (3, 256) and torch.equal(table[0], (levels - 0.5) / 0.5)
+    assert torch.equal(table[1], (levels - 0.25) / 2.0) and torch.equal(table[2], levels)
+    assert torch.equal(level_table(None)[1], levels)
+
+
+def test_transforms_that_cannot_be_split_keep_the_full_path():
+    rgb = lambda image: image.convert("RGB")  # noqa: E731
+    rgb.__name__ = "_convert_to_rgb"
+    assert SplitTransform.from_transform(lambda image: image) is None  # e.g. a transformers processor
+    assert SplitTransform.from_transform(T.Compose([T.Resize(8), T.ToTensor()])) is None  # no RGB guarantee
+    assert SplitTransform.from_transform(T.Compose([T.Resize(8), rgb, T.ToTensor(), T.Normalize((0.5,) * 3, (0.5,) * 3), T.RandomErasing()])) is None
+    assert SplitTransform.from_transform(T.Compose([T.Resize(8), rgb, T.ToTensor()])) is not None
