@@ -14,6 +14,8 @@ record, so a process killed at any moment leaves at worst a torn last record, wh
 checksum and is ignored. Readers verify every payload's checksum; a damaged one is recomputed and
 a one-line warning says so. No locks: writers never share a file, which also holds on network
 file systems where SQLite's locking does not (a Slurm array on many nodes can share one cache).
+``<root>/v1/model-records/<pin>.json`` keeps, per model, what a run needs to know of it without
+loading it (``vlbench.models.deferred``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import torch
 
 CACHE_ENV = "VLBENCH_CACHE"
 LAYOUT = "v1"
+RECORDS = "model-records"  # beside the namespaces: what loading each model told (vlbench.models.deferred)
 KEY_BYTES = 16
 # key, offset in .dat, payload length, crc32(key + payload), crc32 of the fields before it
 _RECORD = struct.Struct("<16sQIII")
@@ -231,6 +234,24 @@ class EmbeddingStore:
             os.replace(temporary, meta)  # atomic; concurrent writers write the same content
         return CacheNamespace(path, warn=self.warn)
 
+    def model_record(self, pin: str) -> dict[str, Any] | None:
+        """What an earlier run learnt about a model by loading it (see vlbench.models.deferred), or None."""
+        try:
+            record = json.loads((self.base / RECORDS / f"{pin}.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return record if isinstance(record, dict) else None
+
+    def write_model_record(self, pin: str, record: Mapping[str, Any]) -> None:
+        folder = self.base / RECORDS
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary = folder / f".{pin}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        temporary.write_text(json.dumps(record, indent=1, sort_keys=True))
+        os.replace(temporary, folder / f"{pin}.json")  # atomic: a reader sees the old record or the new one
+
+    def forget_model_record(self, pin: str) -> None:
+        (self.base / RECORDS / f"{pin}.json").unlink(missing_ok=True)
+
     def namespaces(self) -> list[tuple[Path, dict[str, Any]]]:
         found = []
         for meta in sorted(self.base.glob("*/meta.json")):
@@ -262,6 +283,9 @@ class EmbeddingStore:
             if wanted is None or meta.get("model") in wanted:
                 shutil.rmtree(path, ignore_errors=True)
                 removed += 1
+        for record in sorted((self.base / RECORDS).glob("*.json")):
+            if wanted is None or (self.model_record(record.stem) or {}).get("fingerprint", {}).get("id") in wanted:
+                record.unlink(missing_ok=True)
         if wanted is None and self.base.is_dir():
             shutil.rmtree(self.base, ignore_errors=True)
         return removed

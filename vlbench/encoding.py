@@ -129,7 +129,6 @@ class Encoder:
 
     def iter_images(self, refs: Sequence[ImageRef], description: str = "images") -> Iterator[tuple[list[int], torch.Tensor]]:
         """Yield (indices into refs, [b, D] embeddings) in order, encoding only uncached images."""
-        transform = self.model.image_transform
         prefix = self.model.transform_id + ("" if self.decode == "pil" else f"|decode={self.decode}")
         keys = [f"{prefix}|{ref.key}" for ref in refs]
         todo = [i for i, k in enumerate(keys) if k not in self._image_cache]
@@ -149,6 +148,7 @@ class Encoder:
             yield chunk, torch.stack([self._image_cache[keys[i]] for i in chunk])
         if not todo:
             return
+        transform = self.model.image_transform  # (a model deferred until needed is built here)
         handle = self.progress.start(f"encoding {description}", len(todo))
         position = 0
         in_flight: tuple[list[int], torch.Tensor, object] | None = None

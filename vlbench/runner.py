@@ -221,9 +221,8 @@ class Runner:
         """Load one model and run its pending tasks; the model is released afterwards."""
         if distributed.current().is_main:
             check_writable(self.options.output / model_spec.slug)  # before the (possibly long) model load
-        model = self.load_model(model_spec)
+        model = self.model_for(model_spec)
         pending = self._supported(model, pending, outcomes)
-        model.allow_text_trimming = not self.options.full_text_padding
         fingerprint = {**model.fingerprint(), "source_stamp": source_stamp}  # adapter_version included
         decode = self.options.decode
         if decode == "gpu":
@@ -262,17 +261,50 @@ class Runner:
             self._config_hashes[task.name] = task.config_hash(self.options.run_settings())
         return self._config_hashes[task.name]
 
-    def open_cache(self, model: ModelAdapter, fingerprint: dict[str, Any]) -> Any:
-        """This model's part of the persistent embedding cache, or None (off, or no weights hash)."""
+    def model_for(self, spec: ModelSpec) -> Any:
+        """The model, loaded; or, when the cache recorded its identity under the same pin, a stand-in
+        that loads it only if the run needs more than cached embeddings (vlbench.models.deferred)."""
+        from vlbench.models.deferred import DeferredModel, identity_pin, model_record
+
+        store = self.embedding_store()
+        device = resolve_device(self.options.device)
+        trimming = not self.options.full_text_padding
+        pin = None
+        if store is not None and not distributed.current().active:  # ranks must load together
+            pin = identity_pin(self.catalog.adapter_class(spec.adapter), spec, device, self.options.precision, trimming)
+        record = store.model_record(pin) if pin else None
+        if record is not None:
+            self.log(f"model {spec.id}: identity read from the embedding cache; it is loaded only if an input is not cached")
+            return DeferredModel(spec, device, self.options.precision, record,
+                                 build=lambda: self._loaded(spec, trimming), forget=lambda: store.forget_model_record(pin))
+        model = self._loaded(spec, trimming)
+        if pin and model.fingerprint().get("weights_sha256"):
+            try:
+                store.write_model_record(pin, model_record(model))
+            except OSError:
+                pass  # the cache folder is not writable: open_cache says so
+        return model
+
+    def _loaded(self, spec: ModelSpec, text_trimming: bool) -> ModelAdapter:
+        model = self.load_model(spec)
+        model.allow_text_trimming = text_trimming
+        return model
+
+    def embedding_store(self) -> Any:
         from vlbench.embedding_cache import EmbeddingStore
 
-        if self.options.cache_dir is None:
+        return None if self.options.cache_dir is None else EmbeddingStore(self.options.cache_dir)
+
+    def open_cache(self, model: ModelAdapter, fingerprint: dict[str, Any]) -> Any:
+        """This model's part of the persistent embedding cache, or None (off, or no weights hash)."""
+        store = self.embedding_store()
+        if store is None:
             return None
         if not fingerprint.get("weights_sha256"):
             self.log(f"embedding cache not used: {fingerprint['id']} reports no weights hash to key it by")
             return None
         try:
-            return EmbeddingStore(self.options.cache_dir).namespace(fingerprint, model.device.type)
+            return store.namespace(fingerprint, model.device.type)
         except OSError as exc:
             self.log(f"embedding cache not used: cannot write {self.options.cache_dir} ({exc.strerror or exc})")
             return None

@@ -165,6 +165,13 @@ class ModelAdapter(ABC):
         """Adapter-specific fingerprint fields (weights hash, revision, architecture...)."""
         return {}
 
+    @classmethod
+    def pinned_weights(cls, spec: ModelSpec) -> str | None:
+        """A cheap string (no model library imported) that changes whenever the weights behind
+        ``spec`` can, or None when only loading tells (a hub name may point at new weights).
+        With it, a run whose embeddings are all cached never loads the model (vlbench.models.deferred)."""
+        return local_source_stamp(spec)
+
     # -- what the harness calls ----------------------------------------------------------------
     @contextlib.contextmanager
     def _inference(self) -> Iterator[None]:

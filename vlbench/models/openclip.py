@@ -106,6 +106,11 @@ def resolve_openclip(spec: ModelSpec, open_clip: Any) -> tuple[str, dict[str, An
         kwargs["force_quick_gelu"] = True
     return name, kwargs, f"open_clip:{name}@{tag} ({tag_cfg.get('hf_hub') or tag_cfg.get('url')})"
 
+def _file_stamp(path: Path) -> str:
+    stat = path.stat()
+    return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
 def _check_arch(arch: str, spec: ModelSpec, open_clip: Any) -> None:
     if open_clip.get_model_config(arch) is None:
         raise ModelLoadError(f"unknown open_clip architecture '{arch}' in {spec.id}{did_you_mean(arch, open_clip.list_models())}")
@@ -144,6 +149,21 @@ class OpenClipAdapter(ModelAdapter):
         self._causal_text = openclip_causal_tower(self.model, self.tokenizer)
         self.quick_gelu = bool(kwargs.get("force_quick_gelu")) or self.arch.endswith("quickgelu")
         self._transform = preprocess
+
+    @classmethod
+    def pinned_weights(cls, spec: ModelSpec) -> str | None:
+        """Local checkpoints by path, size and mtime; random init by its seed and architecture config;
+        shipped weights by their file."""
+        configs = [Path(spec.options["config"]).expanduser()] if "config" in spec.options else []
+        configs.append(CONFIG_DIR / f"{spec.options.get('arch', spec.name)}.json")  # vlbench's own architectures
+        config = "|".join(_file_stamp(path) for path in configs if path.is_file())
+        if spec.tag == "random" and not spec.name.startswith(SCHEMAS):
+            return f"random init, seed {spec.options.get('seed', 0)}|{config}"
+        shipped = shipped_weights(spec.name, spec.tag) if spec.tag else None
+        if shipped is not None:
+            return f"{_file_stamp(shipped)}|{config}"
+        local = super().pinned_weights(spec)
+        return f"{local}|{config}" if local else None
 
     @property
     def image_transform(self) -> Callable[[Image.Image], torch.Tensor]:

@@ -1,0 +1,104 @@
+"""A model known from an earlier load, built only when a run needs more than its identity.
+
+A run whose embeddings are all in the cache needs from its model only what identifies it: the
+fingerprint (with the weights hash), the transform and text-padding identities that key the cache,
+its device. Importing the model library and building the model would be most of such a run's
+time. When a model is loaded, the runner keeps these answers in the cache folder, under a *pin*:
+a digest of everything that decides them and is cheap to read without the model library (the spec,
+the adapter and its version, ``pinned_weights`` -- local weights by path, size and mtime, random
+init by seed --, precision, device, text trimming, library versions). The next run with the same
+pin gets a ``DeferredModel``: it answers from the record and builds the real model on first use of
+anything else (an image or text the cache does not hold, dense features...). The built model must
+give the recorded identity, else the run stops before writing a result. Models without a pin (hub
+names, whose weights can change under the same name) are always loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from typing import Any, Callable
+
+import torch
+
+from vlbench.errors import VLBenchError
+from vlbench.models.base import ModelAdapter, ModelSpec, adapter_version, package_version
+
+#: The identity a run reads before it encodes anything; recorded after a load.
+RECORDED = ("transform_id", "text_padding_mode", "trims_text_padding", "logit_scale")
+
+
+def identity_pin(adapter_class: type[ModelAdapter], spec: ModelSpec, device: torch.device, precision: str, text_trimming: bool) -> str | None:
+    """The key of a model's record, or None when the adapter cannot pin its weights cheaply."""
+    weights = adapter_class.pinned_weights(spec)
+    if weights is None:
+        return None
+    decided_by = {
+        "id": spec.id,
+        "adapter": spec.adapter,
+        "adapter_version": adapter_version(adapter_class),
+        "weights": weights,
+        "device": str(device),
+        "precision": precision,
+        "text_trimming": text_trimming,
+        "libraries": {lib: package_version(lib) for lib in (*adapter_class.libraries, "vlbench")},
+        "python": platform.python_version(),
+    }
+    return hashlib.sha256(json.dumps(decided_by, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def model_record(model: ModelAdapter) -> dict[str, Any]:
+    """What a deferred stand-in answers for this (loaded) model."""
+    return {"fingerprint": model.fingerprint(), "attributes": {name: getattr(model, name) for name in RECORDED}}
+
+
+class DeferredModel:
+    """Stands in for a model: its recorded identity now, the real model (built once) for the rest."""
+
+    def __init__(self, spec: ModelSpec, device: torch.device, precision: str, record: dict[str, Any],
+                 build: Callable[[], ModelAdapter], forget: Callable[[], None]):
+        self.spec, self.device, self.precision = spec, torch.device(device), precision
+        self._record, self._build, self._forget = record, build, forget
+        self._adapter: ModelAdapter | None = None
+        self._settings: dict[str, Any] = {}
+
+    @property
+    def built(self) -> bool:
+        return self._adapter is not None
+
+    def fingerprint(self) -> dict[str, Any]:
+        return dict(self._record["fingerprint"])
+
+    @property
+    def adapter(self) -> ModelAdapter:
+        """The real model, built (and checked against the record) on first use."""
+        if self._adapter is None:
+            adapter = self._build()
+            for name, value in self._settings.items():
+                setattr(adapter, name, value)
+            if json.loads(json.dumps(model_record(adapter))) != self._record:
+                self._forget()
+                raise VLBenchError(
+                    f"model {self.spec.id} loaded with another identity than the embedding cache recorded for it "
+                    "(its weights or libraries changed in a way the cache could not see); the record is removed: "
+                    "run again, and use 'vlbench cache clear --model " + self.spec.id + "' if this repeats"
+                )
+            self._adapter = adapter
+        return self._adapter
+
+    def __getattr__(self, name: str) -> Any:  # only for names this object does not hold itself
+        if name.startswith("__"):
+            raise AttributeError(name)
+        recorded = self.__dict__.get("_record", {}).get("attributes", {})
+        if name in recorded and self.__dict__.get("_adapter") is None:
+            return recorded[name]
+        return getattr(self.adapter, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_") or name in ("spec", "device", "precision"):
+            object.__setattr__(self, name, value)
+        else:  # a setting for the model (e.g. allow_text_trimming): kept until it exists
+            self._settings[name] = value
+            if self._adapter is not None:
+                setattr(self._adapter, name, value)
