@@ -26,7 +26,7 @@ from vlbench.errors import VLBenchError
 from vlbench.models.base import ModelAdapter, ModelSpec, adapter_version, package_version
 
 #: The identity a run reads before it encodes anything; recorded after a load.
-RECORDED = ("transform_id", "text_padding_mode", "trims_text_padding", "logit_scale")
+RECORDED = ("transform_id", "text_padding_mode", "trims_text_padding", "logit_scale", "input_size")
 
 
 def identity_pin(adapter_class: type[ModelAdapter], spec: ModelSpec, device: torch.device, precision: str, text_trimming: bool) -> str | None:
@@ -44,6 +44,7 @@ def identity_pin(adapter_class: type[ModelAdapter], spec: ModelSpec, device: tor
         "text_trimming": text_trimming,
         "libraries": {lib: package_version(lib) for lib in (*adapter_class.libraries, "vlbench")},
         "python": platform.python_version(),
+        "recorded": RECORDED,  # a record with other fields is another record
     }
     return hashlib.sha256(json.dumps(decided_by, sort_keys=True).encode()).hexdigest()[:32]
 
