@@ -85,19 +85,22 @@ def test_background_batches_keep_order_raise_errors_and_stop_when_closed():
     with pytest.raises(RuntimeError, match="bad batch"):
         next(stream)
 
-    produced = []
+    produced, closed = [], []
 
     def endless():
-        while True:
-            produced.append(len(produced))
-            yield torch.tensor(produced[-1])
+        try:
+            while True:
+                produced.append(len(produced))
+                yield torch.tensor(produced[-1])
+        finally:
+            closed.append(True)
 
     stream = in_background(endless(), cpu, depth=2)
     assert int(next(stream)) == 0
-    stream.close()  # the producer thread stops instead of running on
+    stream.close()  # the producer thread stops instead of running on, and closes its source
     count = len(produced)
     threading.Event().wait(0.3)
-    assert len(produced) == count <= 4
+    assert len(produced) == count <= 4 and closed == [True]
 
 
 def test_asynchronous_copies_are_read_only_after_their_event(tmp_path, tiny_model, monkeypatch):
@@ -127,4 +130,26 @@ def test_asynchronous_copies_are_read_only_after_their_event(tmp_path, tiny_mode
         assert all(copy.done for copy in copies[: len(seen)])
         assert len(copies) == min(len(seen) + 1, 3)  # the next batch was launched before this one was read
     assert seen == [[0, 1], [2, 3], [4]] and encoder.images_encoded == 5
+    assert torch.equal(encoder.images(refs), expected)
+
+
+def test_a_synchronous_batch_after_an_asynchronous_one_loses_nothing(tmp_path, tiny_model, monkeypatch):
+    import vlbench.encoding as encoding
+
+    class Copy:
+        def synchronize(self):
+            pass
+
+    calls = []
+
+    def alternate(embeddings):  # async, sync, async, ...
+        calls.append(len(calls))
+        return embeddings, (Copy() if len(calls) % 2 else None)
+
+    refs = [FileImage(str(_photo(tmp_path / f"{i}.jpg", seed=i))) for i in range(7)]
+    expected = Encoder(tiny_model, batch_size=2).images(refs)
+    monkeypatch.setattr(encoding, "_copy_to_host", alternate)
+    encoder = Encoder(tiny_model, batch_size=2)
+    seen = [indices for indices, _ in encoder.iter_images(refs)]
+    assert sorted(i for chunk in seen for i in chunk) == list(range(7)) and encoder.images_encoded == 7
     assert torch.equal(encoder.images(refs), expected)

@@ -10,9 +10,9 @@ from conftest import TINY
 
 from vlbench.catalog import Catalog
 from vlbench.embedding_cache import EmbeddingStore
-from vlbench.errors import VLBenchError
-from vlbench.models import MODEL_ADAPTERS
-from vlbench.models.deferred import identity_pin
+from vlbench.errors import StaleModelRecordError
+from vlbench.models import MODEL_ADAPTERS, ModelAdapter
+from vlbench.models.deferred import identity_pin, same_identity
 from vlbench.runner import Runner, RunOptions
 
 
@@ -51,22 +51,39 @@ def test_a_warm_run_never_loads_the_model_and_a_new_input_loads_it_once(tmp_path
     assert more == {**cold, "shapes_retrieval": run(tmp_path, "off", None, ["shapes_retrieval"])["shapes_retrieval"]}
 
 
-def test_a_record_that_the_loaded_model_contradicts_stops_the_run_and_is_removed(tmp_path, loads):
+def test_a_record_that_the_loaded_model_contradicts_stops_the_run_and_removes_what_it_wrote(tmp_path, loads):
     cache = tmp_path / "cache"
     run(tmp_path, "cold", cache, ["shapes_cls"])
     [path] = records(cache)
     record = json.loads(path.read_text())
-    record["fingerprint"]["weights_sha256"] = "0" * 64  # as if other weights had been recorded
+    record["attributes"]["logit_scale"] += 1.0  # as if the record had been written for other weights
     path.write_text(json.dumps(record))
-    with pytest.raises(VLBenchError, match="another identity than the embedding cache recorded"):
-        run(tmp_path, "stale", cache, ["shapes_cls"])  # nothing cached under that identity: the model loads
-    assert records(cache) == []
+    with pytest.raises(StaleModelRecordError, match="another identity than the embedding cache recorded.*removed: shapes_cls"):
+        # shapes_cls is all cached and written first; shapes_retrieval needs the model, which contradicts the record
+        run(tmp_path, "stale", cache, ["shapes_cls", "shapes_retrieval"])
+    assert records(cache) == [] and list((tmp_path / "stale").rglob("*.json")) == []
     assert run(tmp_path, "again", cache, ["shapes_cls"]) and len(records(cache)) == 1
     EmbeddingStore(cache).clear([TINY])
     assert records(cache) == []
 
 
-def test_pins_change_with_what_decides_the_model_and_hub_names_have_none(tmp_path):
+def test_memory_addresses_in_a_transform_repr_do_not_count():
+    record = {"fingerprint": {"id": "m"}, "attributes": {"transform_id": "Compose(<function _convert_to_rgb at 0x7f00aa>)"}}
+    again = {"fingerprint": {"id": "m"}, "attributes": {"transform_id": "Compose(<function _convert_to_rgb at 0x7f11bb>)"}}
+    assert same_identity(record, again) and not same_identity(record, {**again, "fingerprint": {"id": "n"}})
+
+
+def test_weights_are_hashed_once_per_load(tmp_path, monkeypatch):
+    import vlbench.models.openclip as openclip
+
+    calls = []
+    original = openclip.state_dict_sha256
+    monkeypatch.setattr(openclip, "state_dict_sha256", lambda model: calls.append(1) or original(model))
+    run(tmp_path, "cold", tmp_path / "cache", ["shapes_cls"])
+    assert len(calls) == 1
+
+
+def test_pins_change_with_what_decides_the_model_and_hub_names_have_none(tmp_path, monkeypatch):
     catalog = Catalog.load()
     adapter = MODEL_ADAPTERS.get("openclip")
     cpu = torch.device("cpu")
@@ -75,6 +92,14 @@ def test_pins_change_with_what_decides_the_model_and_hub_names_have_none(tmp_pat
         return identity_pin(adapter, catalog.resolve_model(text), device, precision, trimming)
 
     assert pin("openclip:ViT-B-32@openai") is None  # a hub tag: only loading tells which weights
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ViT-B-32").mkdir()  # a folder named like the architecture does not pin hub weights
+    assert pin("openclip:ViT-B-32@openai") is None and pin("openclip:hf-hub:org/repo") is None
+
+    class ThirdParty(ModelAdapter):  # deferral is opt-in: an adapter that says nothing is always loaded
+        image_transform = image_features = text_features = None
+
+    assert identity_pin(ThirdParty, catalog.resolve_model(TINY), cpu, "fp32", True) is None
     base = pin(TINY)
     assert base is not None and base == pin(TINY)
     assert len({base, pin(TINY + "?seed=1"), pin(TINY, precision="bf16"), pin(TINY, trimming=False), pin(TINY, torch.device("meta"))}) == 5

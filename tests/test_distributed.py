@@ -32,13 +32,15 @@ def test_more_ranks_than_gpus_is_refused_with_the_fix(monkeypatch):
     import vlbench.distributed as distributed
     from vlbench.errors import VLBenchError
 
-    monkeypatch.setenv("RANK", "1")
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    monkeypatch.setenv("LOCAL_RANK", "1")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    with pytest.raises(VLBenchError, match=r"more processes on this machine than it has GPUs \(1\); use --nproc-per-node 1"):
-        distributed.init("auto")
+    for rank in ("0", "1"):  # rank 0 too: it must not wait for the rank that stopped
+        monkeypatch.setenv("RANK", rank)
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        monkeypatch.setenv("LOCAL_RANK", rank)
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+        with pytest.raises(VLBenchError, match=r"more processes on this machine than it has GPUs \(1\); use --nproc-per-node 1"):
+            distributed.init("auto")
 
 
 def test_two_gloo_processes_match_one_process(tmp_path, monkeypatch):

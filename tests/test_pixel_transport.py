@@ -45,3 +45,9 @@ def test_transforms_that_cannot_be_split_keep_the_full_path():
     assert SplitTransform.from_transform(T.Compose([T.Resize(8), T.ToTensor()])) is None  # no RGB guarantee
     assert SplitTransform.from_transform(T.Compose([T.Resize(8), rgb, T.ToTensor(), T.Normalize((0.5,) * 3, (0.5,) * 3), T.RandomErasing()])) is None
     assert SplitTransform.from_transform(T.Compose([T.Resize(8), rgb, T.ToTensor()])) is not None
+
+    class Scaled(T.ToTensor):  # a ToTensor of its own: not what the table reproduces
+        def __call__(self, pic):
+            return super().__call__(pic) * 2
+
+    assert SplitTransform.from_transform(T.Compose([T.Resize(8), rgb, Scaled()])) is None

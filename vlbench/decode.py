@@ -257,6 +257,10 @@ def in_background(batches: Iterator[torch.Tensor], device: torch.device, depth: 
             put(exc)
         else:
             put(_DONE)
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:  # a generator over a DataLoader: its workers shut down now
+                close()
 
     worker = threading.Thread(target=produce, name="vlbench-decode", daemon=True)
     worker.start()

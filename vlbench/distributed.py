@@ -74,7 +74,9 @@ def init(device: str) -> World:
     use_cuda = device != "cpu" and torch.cuda.is_available()
     if use_cuda:
         gpus = torch.cuda.device_count()
-        if world.local_rank >= gpus:
+        # every rank checks the machine's process count, so none waits for a rank that stopped
+        local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", world.local_rank + 1))
+        if max(local_processes, world.local_rank + 1) > gpus:
             raise VLBenchError(
                 f"torchrun started more processes on this machine than it has GPUs ({gpus}); "
                 f"use --nproc-per-node {gpus} (one process per GPU), or add --device cpu"

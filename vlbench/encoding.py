@@ -159,11 +159,13 @@ class Encoder:
                     indices = todo[position : position + len(pixels)]
                     position += len(indices)
                     launched = (indices, *_copy_to_host(self.model.encode_images(pixels)))
-                    # on a GPU this batch is read back once the next one is queued behind it
-                    finished, in_flight = (launched, None) if launched[2] is None else (in_flight, launched)
-                    if finished is not None:
-                        yield self._store(handle, keys, identities, *finished, started)
-                        started = time.perf_counter()
+                    # on a GPU a batch is read back once the next one is queued behind it
+                    ready = [in_flight] if launched[2] is not None else [in_flight, launched]
+                    in_flight = launched if launched[2] is not None else None
+                    for finished in ready:
+                        if finished is not None:
+                            yield self._store(handle, keys, identities, *finished, started)
+                            started = time.perf_counter()
                 if in_flight is not None:
                     yield self._store(handle, keys, identities, *in_flight, started)
         finally:
@@ -174,6 +176,8 @@ class Encoder:
         """Record one encoded batch (once its copy to the host is complete) in both caches."""
         if copied is not None:
             copied.synchronize()
+            # out of page-locked memory: a run keeps its embeddings, and pinned memory is scarce
+            embeddings = torch.empty(embeddings.shape, dtype=embeddings.dtype).copy_(embeddings)
         for i, emb in zip(indices, embeddings):
             self._image_cache[keys[i]] = emb
         if self.cache is not None:

@@ -35,6 +35,10 @@ class ModelLoadError(VLBenchError):
     """A model spec that cannot be turned into a model."""
 
 
+class StaleModelRecordError(ModelLoadError):
+    """A model built after its identity was read from the embedding cache does not match it."""
+
+
 class CapabilityError(VLBenchError):
     """A model that lacks what a task needs (e.g. dense features for segmentation)."""
 

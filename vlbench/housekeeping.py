@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterator
 
 from vlbench.errors import VLBenchError
+from vlbench.result_schema import inside
 from vlbench.results import SAMPLES_SUFFIX, TEMP_SUFFIX, temporary_name
 
 TEMP_NAME = re.compile(r"^\..+\.(\d+)-[0-9a-f]{8}" + re.escape(TEMP_SUFFIX) + "$")
@@ -113,3 +114,17 @@ def clean_stale(model_folder: Path, now: float | None = None) -> list[Path]:
                     path.unlink()
                     removed.append(path)
     return removed
+
+
+def discard_result(path: Path) -> None:
+    """Remove one result file with the samples and artifacts it names."""
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        payload = {}
+    named = [payload.get("samples")] + [entry.get("file") for entry in (payload.get("artifacts") or {}).values() if isinstance(entry, dict)]
+    for name in named:
+        target = inside(path.parent, name) if isinstance(name, str) and name else None
+        if target is not None:
+            target.unlink(missing_ok=True)
+    path.unlink(missing_ok=True)

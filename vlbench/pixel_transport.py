@@ -43,6 +43,15 @@ def level_table(normalize: Callable[[torch.Tensor], torch.Tensor] | None) -> tor
     return values[:, 0, :].contiguous()
 
 
+def _plain_to_tensor(step: Any) -> bool:
+    """torchvision's ToTensor, or open_clip's MaybeToTensor (the same on PIL images); a subclass
+    with its own behaviour is not what the table reproduces."""
+    from torchvision import transforms as T
+
+    kind = type(step)
+    return kind.__call__ is T.ToTensor.__call__ or (kind.__name__ == "MaybeToTensor" and kind.__module__.startswith("open_clip"))
+
+
 @dataclass(frozen=True)
 class LevelTable:
     """uint8 [..., 3, H, W] -> the float pixels of ToTensor (+ Normalize), by lookup."""
@@ -68,10 +77,10 @@ class SplitTransform:
 
         steps = list(getattr(transform, "transforms", None) or [])
         cut = next((i for i, step in enumerate(steps) if isinstance(step, T.ToTensor)), None)
-        if cut is None or cut == 0 or not is_rgb_conversion(steps[cut - 1]):
+        if cut is None or cut == 0 or not is_rgb_conversion(steps[cut - 1]) or not _plain_to_tensor(steps[cut]):
             return None
         tail = steps[cut + 1 :]
-        if len(tail) > 1 or (tail and not isinstance(tail[0], T.Normalize)):
+        if len(tail) > 1 or (tail and not (isinstance(tail[0], T.Normalize) and type(tail[0]).forward is T.Normalize.forward)):
             return None
         return cls(tuple(steps[:cut]), LevelTable(level_table(tail[0] if tail else None)))
 

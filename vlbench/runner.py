@@ -13,8 +13,8 @@ import torch
 from vlbench import bootstrap, distributed, named_protocols, result_schema
 from vlbench.catalog import Catalog
 from vlbench.encoding import Encoder, Progress, SilentProgress
-from vlbench.errors import CapabilityError, DatasetNotFoundError, ModelLoadError, NothingRanError, VLBenchError
-from vlbench.housekeeping import check_writable, clean_stale, writing
+from vlbench.errors import CapabilityError, DatasetNotFoundError, ModelLoadError, NothingRanError, StaleModelRecordError, VLBenchError
+from vlbench.housekeeping import check_writable, clean_stale, discard_result, writing
 from vlbench.kinds import TASK_KINDS
 from vlbench.kinds.base import RunContext, TaskKind
 from vlbench.models import ModelAdapter, ModelSpec
@@ -248,9 +248,18 @@ class Runner:
             world_size=distributed.current().world_size,
             text_padding=model.text_padding_mode,
         )
+        written: list[Path] = []
         try:
             for task, kind in pending:
                 outcomes[task.name] = self.run_task(task, kind, model, model_spec, fingerprint, encoder, env)
+                if outcomes[task.name].result_file is not None:
+                    written.append(outcomes[task.name].result_file)
+        except StaleModelRecordError as exc:
+            # those results came from embeddings cached under the identity that proved stale
+            for path in written:
+                discard_result(path)
+            removed = f" The result(s) this run had written from the cache were removed: {', '.join(p.parent.name for p in written)}." if written else ""
+            raise StaleModelRecordError(f"{exc}.{removed}") from None
         finally:
             if encoder.cache is not None:
                 encoder.cache.close()
@@ -327,7 +336,7 @@ class Runner:
     def extra_model(self, text: str, like: Encoder) -> tuple[ModelAdapter, Encoder]:
         """A model a task needs besides the run's (e.g. an ensemble member), with an encoder like the run's."""
         if text not in self._extra:
-            model = self.load_model(self.catalog.resolve_model(text))
+            model = self._loaded(self.catalog.resolve_model(text), not self.options.full_text_padding)
             self._extra[text] = (model, Encoder(model, batch_size=like.batch_size, num_workers=like.num_workers, progress=like.progress))
             self._extra_fingerprints[text] = model.fingerprint()
         return self._extra[text]

@@ -103,6 +103,20 @@ def local_source_stamp(spec: ModelSpec) -> str | None:
     return None
 
 
+def files_stamp(path: Path) -> str:
+    """Path, size, inode and modification and change times of a file, or of every file under a
+    folder: a replaced or rewritten file changes it, also one copied over with the same mtime."""
+    import hashlib
+
+    path = Path(path).expanduser()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    digest = hashlib.sha256()
+    for file in files:
+        stat = file.stat()
+        digest.update(f"{file.resolve()}|{stat.st_size}|{stat.st_ino}|{stat.st_mtime_ns}|{stat.st_ctime_ns}\n".encode())
+    return digest.hexdigest()[:32]
+
+
 def adapter_version(adapter_class: type) -> str:
     """The version an adapter class declares itself (not inherited), else a hash of its module's source."""
     import hashlib
@@ -168,9 +182,10 @@ class ModelAdapter(ABC):
     @classmethod
     def pinned_weights(cls, spec: ModelSpec) -> str | None:
         """A cheap string (no model library imported) that changes whenever the weights behind
-        ``spec`` can, or None when only loading tells (a hub name may point at new weights).
-        With it, a run whose embeddings are all cached never loads the model (vlbench.models.deferred)."""
-        return local_source_stamp(spec)
+        ``spec`` can, or None when only loading tells. With it, a run whose embeddings are all cached
+        never loads the model (vlbench.models.deferred). None by default: only an adapter that knows
+        where its weights come from can pin them (``files_stamp`` helps)."""
+        return None
 
     # -- what the harness calls ----------------------------------------------------------------
     @contextlib.contextmanager
@@ -260,6 +275,13 @@ class ModelAdapter(ABC):
         return float(scale.detach().float().exp()) if isinstance(scale, torch.Tensor) else 1.0
 
     def fingerprint(self) -> dict[str, Any]:
+        """Who this model is: spec, adapter and its version, precision, ``describe()`` (weights hash...),
+        library versions. Computed once per loaded model (hashing the weights is not cheap)."""
+        if self.__dict__.get("_fingerprint") is None:
+            self._fingerprint = self._compute_fingerprint()
+        return dict(self._fingerprint)
+
+    def _compute_fingerprint(self) -> dict[str, Any]:
         libraries = {lib: package_version(lib) for lib in self.libraries}
         return {
             "id": self.spec.id,

@@ -9,8 +9,10 @@ the adapter and its version, ``pinned_weights`` -- local weights by path, size a
 init by seed --, precision, device, text trimming, library versions). The next run with the same
 pin gets a ``DeferredModel``: it answers from the record and builds the real model on first use of
 anything else (an image or text the cache does not hold, dense features...). The built model must
-give the recorded identity, else the run stops before writing a result. Models without a pin (hub
-names, whose weights can change under the same name) are always loaded.
+give the recorded identity; else the run stops, and the results it wrote from the cache before the
+model was built are removed (the runner does that). Deferral is opt-in per adapter
+(``ModelAdapter.pinned_weights``); models without a pin (hub names, whose weights can change under
+the same name) are always loaded.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from typing import Any, Callable
 
 import torch
 
-from vlbench.errors import VLBenchError
+from vlbench.embedding_cache import transform_identity
+from vlbench.errors import StaleModelRecordError
 from vlbench.models.base import ModelAdapter, ModelSpec, adapter_version, package_version
 
 #: The identity a run reads before it encodes anything; recorded after a load.
@@ -50,8 +53,19 @@ def identity_pin(adapter_class: type[ModelAdapter], spec: ModelSpec, device: tor
 
 
 def model_record(model: ModelAdapter) -> dict[str, Any]:
-    """What a deferred stand-in answers for this (loaded) model."""
-    return {"fingerprint": model.fingerprint(), "attributes": {name: getattr(model, name) for name in RECORDED}}
+    """What a deferred stand-in answers for this (loaded) model, as JSON would return it."""
+    return json.loads(json.dumps({"fingerprint": model.fingerprint(), "attributes": {name: getattr(model, name) for name in RECORDED}}))
+
+
+def same_identity(record: dict[str, Any], other: dict[str, Any]) -> bool:
+    """Records of one model: equal, up to the memory addresses a transform's repr may hold
+    (open_clip 2.x puts a plain function in its Compose)."""
+    def comparable(r: dict[str, Any]) -> dict[str, Any]:
+        attributes = dict(r.get("attributes", {}))
+        attributes["transform_id"] = transform_identity(str(attributes.get("transform_id")))
+        return {**r, "attributes": attributes}
+
+    return comparable(record) == comparable(other)
 
 
 class DeferredModel:
@@ -78,9 +92,9 @@ class DeferredModel:
             adapter = self._build()
             for name, value in self._settings.items():
                 setattr(adapter, name, value)
-            if json.loads(json.dumps(model_record(adapter))) != self._record:
+            if not same_identity(model_record(adapter), self._record):
                 self._forget()
-                raise VLBenchError(
+                raise StaleModelRecordError(
                     f"model {self.spec.id} loaded with another identity than the embedding cache recorded for it "
                     "(its weights or libraries changed in a way the cache could not see); the record is removed: "
                     "run again, and use 'vlbench cache clear --model " + self.spec.id + "' if this repeats"
@@ -92,7 +106,7 @@ class DeferredModel:
         if name.startswith("__"):
             raise AttributeError(name)
         recorded = self.__dict__.get("_record", {}).get("attributes", {})
-        if name in recorded and self.__dict__.get("_adapter") is None:
+        if name in recorded:  # also once built: the checked record keeps in-run keys stable
             return recorded[name]
         return getattr(self.adapter, name)
 

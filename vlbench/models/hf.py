@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 
 from vlbench.errors import ModelLoadError
-from vlbench.models.base import ModelAdapter, ModelSpec
+from vlbench.models.base import ModelAdapter, ModelSpec, files_stamp
 from vlbench.models.hub import hub_access, offline_message
 from vlbench.models.registry import MODEL_ADAPTERS
 from vlbench.models.weights_hash import state_dict_sha256
@@ -82,6 +82,12 @@ class HFAdapter(ModelAdapter):
     adapter_name = "hf"
     adapter_version = "1"
     libraries = ("torch", "transformers")
+
+    @classmethod
+    def pinned_weights(cls, spec: ModelSpec) -> str | None:
+        """A saved model folder by its files; hub names: None (a revision can move)."""
+        folder = Path(spec.name).expanduser()
+        return files_stamp(folder) if folder.is_dir() else None
 
     def __init__(self, spec: ModelSpec, device: torch.device | str = "cpu", precision: str = "fp32"):
         super().__init__(spec, device, precision)

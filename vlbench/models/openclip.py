@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from vlbench.errors import ModelLoadError
-from vlbench.models.base import ModelAdapter, ModelSpec
+from vlbench.models.base import ModelAdapter, ModelSpec, files_stamp
 from vlbench.models.hub import hub_access, offline_message
 from vlbench.models.registry import MODEL_ADAPTERS
 from vlbench.models.text_trim import openclip_causal_tower, trim_padding
@@ -106,11 +106,6 @@ def resolve_openclip(spec: ModelSpec, open_clip: Any) -> tuple[str, dict[str, An
         kwargs["force_quick_gelu"] = True
     return name, kwargs, f"open_clip:{name}@{tag} ({tag_cfg.get('hf_hub') or tag_cfg.get('url')})"
 
-def _file_stamp(path: Path) -> str:
-    stat = path.stat()
-    return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-
-
 def _check_arch(arch: str, spec: ModelSpec, open_clip: Any) -> None:
     if open_clip.get_model_config(arch) is None:
         raise ModelLoadError(f"unknown open_clip architecture '{arch}' in {spec.id}{did_you_mean(arch, open_clip.list_models())}")
@@ -152,18 +147,22 @@ class OpenClipAdapter(ModelAdapter):
 
     @classmethod
     def pinned_weights(cls, spec: ModelSpec) -> str | None:
-        """Local checkpoints by path, size and mtime; random init by its seed and architecture config;
-        shipped weights by their file."""
+        """A local checkpoint (or ``local-dir:``) by its files; random init by seed and architecture
+        config; shipped weights by their file. Hub tags and ``hf-hub:`` names: None."""
         configs = [Path(spec.options["config"]).expanduser()] if "config" in spec.options else []
         configs.append(CONFIG_DIR / f"{spec.options.get('arch', spec.name)}.json")  # vlbench's own architectures
-        config = "|".join(_file_stamp(path) for path in configs if path.is_file())
-        if spec.tag == "random" and not spec.name.startswith(SCHEMAS):
+        config = "|".join(files_stamp(path) for path in configs if path.is_file())
+        if spec.name.startswith("local-dir:"):
+            folder = Path(spec.name.removeprefix("local-dir:")).expanduser()
+            return f"{files_stamp(folder)}|{config}" if folder.is_dir() else None
+        if spec.name.startswith(SCHEMAS):
+            return None
+        if spec.tag == "random":
             return f"random init, seed {spec.options.get('seed', 0)}|{config}"
+        if Path(spec.name).expanduser().is_file():  # what resolve_openclip loads as a checkpoint
+            return f"{files_stamp(Path(spec.name))}|{config}"
         shipped = shipped_weights(spec.name, spec.tag) if spec.tag else None
-        if shipped is not None:
-            return f"{_file_stamp(shipped)}|{config}"
-        local = super().pinned_weights(spec)
-        return f"{local}|{config}" if local else None
+        return f"{files_stamp(shipped)}|{config}" if shipped is not None else None
 
     @property
     def image_transform(self) -> Callable[[Image.Image], torch.Tensor]:
