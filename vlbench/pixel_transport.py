@@ -15,7 +15,7 @@ e.g. a transformers image processor, keeps the full transform in the workers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -57,11 +57,16 @@ class LevelTable:
     """uint8 [..., 3, H, W] -> the float pixels of ToTensor (+ Normalize), by lookup."""
 
     table: torch.Tensor  # [3, 256]
+    _per_device: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
-        table = self.table.to(pixels.device)
-        channel = torch.arange(3, device=pixels.device).view(3, 1, 1) * LEVELS
-        return table.view(-1)[pixels.long() + channel]
+        # copied once per device: a copy from pageable memory per batch would wait for the GPU to drain
+        table, channel = self._per_device.get(pixels.device) or self._per_device.setdefault(
+            pixels.device, (self.table.reshape(-1).to(pixels.device), torch.arange(3, device=pixels.device).view(3, 1, 1) * LEVELS))
+        return table[pixels.long() + channel]
+
+    def __reduce__(self) -> tuple:  # to loader workers without the device copies
+        return (LevelTable, (self.table,))
 
 
 @dataclass(frozen=True)
