@@ -51,3 +51,20 @@ def test_transforms_that_cannot_be_split_keep_the_full_path():
             return super().__call__(pic) * 2
 
     assert SplitTransform.from_transform(T.Compose([T.Resize(8), rgb, Scaled()])) is None
+
+
+def test_the_table_goes_to_workers_without_its_device_copies():
+    import pickle
+
+    table = SplitTransform.from_transform(T.Compose([T.Resize(8), _ConvertRGB(), T.ToTensor()])).levels
+    pixels = torch.randint(0, 256, (2, 3, 4, 4), dtype=torch.uint8)
+    looked_up = table(pixels)
+    copy = pickle.loads(pickle.dumps(table))
+    assert len(table._per_device) == 1 and copy._per_device == {} and torch.equal(copy(pixels), looked_up)
+
+
+class _ConvertRGB:  # open_clip 3.x's MaybeConvertMode("RGB"), in short
+    mode = "RGB"
+
+    def __call__(self, image):
+        return image.convert("RGB")
