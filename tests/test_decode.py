@@ -153,3 +153,22 @@ def test_a_synchronous_batch_after_an_asynchronous_one_loses_nothing(tmp_path, t
     seen = [indices for indices, _ in encoder.iter_images(refs)]
     assert sorted(i for chunk in seen for i in chunk) == list(range(7)) and encoder.images_encoded == 7
     assert torch.equal(encoder.images(refs), expected)
+
+
+def test_prefetched_images_are_the_ones_iterated_and_a_stale_prefetch_is_dropped(tmp_path, tiny_model, monkeypatch):
+    refs = [FileImage(str(_photo(tmp_path / f"{i}.jpg", seed=i))) for i in range(5)]
+    others = refs[:3]
+    expected = Encoder(tiny_model, batch_size=2).images(refs)
+    encoder = Encoder(tiny_model, batch_size=2, num_workers=1)
+    started = []
+    original = Encoder._loader
+    monkeypatch.setattr(Encoder, "_loader", lambda self, chosen, transform: started.append(len(chosen)) or original(self, chosen, transform))
+    encoder.prefetch_images(refs)
+    assert started == [5]  # the loader (and its worker) started before anything was iterated
+    assert torch.equal(encoder.images(refs), expected) and started == [5] and encoder.images_encoded == 5
+    encoder.prefetch_images(refs)  # all in the run's cache now: nothing to start
+    assert started == [5]
+    fresh = Encoder(tiny_model, batch_size=2, num_workers=1)
+    fresh.prefetch_images(refs)
+    alone = Encoder(tiny_model, batch_size=2).images(others)
+    assert torch.equal(fresh.images(list(others)), alone) and fresh._prefetched is None  # other refs: their own loader

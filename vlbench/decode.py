@@ -179,7 +179,7 @@ class FastImages:
             pin_memory=False,  # _Batch is no tensor; pixels are copied non-blocking below
             prefetch_factor=4 if self.num_workers else None,
         )
-        assembled = self._assembled(loader, refs)
+        assembled = self._assembled(iter(loader), refs)  # the workers start decoding now
         # on the GPU, decoding (nvJPEG's host-side work included) and resizing run in a thread on a
         # stream of their own, so that the next batch is being decoded while the model runs
         return in_background(assembled, self.device) if on_gpu else assembled

@@ -76,6 +76,14 @@ def user_error_from_worker(exc: Exception) -> VLBenchError | None:
     return None
 
 
+@dataclass
+class _ImagePlan:
+    keys: list[str]  # per ref: its key in the run's image cache
+    todo: list[int]  # refs to encode
+    identities: dict[int, str | None]  # per ref to encode: its persistent-cache identity
+    batches: Iterable[torch.Tensor] | None = None  # their loader, when started ahead (prefetch_images)
+
+
 def _copy_to_host(embeddings: torch.Tensor) -> tuple[torch.Tensor, object]:
     """(host tensor, CUDA event marking its copy, or None when the copy is already complete)."""
     if not embeddings.is_cuda:
@@ -104,6 +112,7 @@ class Encoder:
     texts_encoded: int = 0
     texts_from_cache: int = 0
     image_seconds: float = 0.0  # wall time spent producing image embeddings (loading included)
+    _prefetched: "tuple[Sequence[ImageRef], _ImagePlan] | None" = None  # see prefetch_images
 
     def _loader(self, refs: Sequence[ImageRef], transform: Callable) -> Iterable[torch.Tensor]:
         workers = min(self.num_workers, max(0, len(refs) // self.batch_size))
@@ -122,13 +131,23 @@ class Encoder:
             pin_memory=device.type == "cuda",
             prefetch_factor=4 if workers else None,
         )
+        batches = iter(loader)  # the workers start decoding now
         if split is None:
-            return loader
+            return batches
         # uint8 crops cross to the GPU; the model's ToTensor/Normalize values are looked up there
-        return (split.levels(pixels.to(device, non_blocking=True)) for pixels in loader)
+        return (split.levels(pixels.to(device, non_blocking=True)) for pixels in batches)
 
-    def iter_images(self, refs: Sequence[ImageRef], description: str = "images") -> Iterator[tuple[list[int], torch.Tensor]]:
-        """Yield (indices into refs, [b, D] embeddings) in order, encoding only uncached images."""
+    def prefetch_images(self, refs: Sequence[ImageRef], description: str = "images") -> None:
+        """Start decoding the images of ``refs`` that need encoding, so that what the caller does
+        before iterating them (encoding class prompts, say) overlaps the loader's first batches.
+        ``iter_images`` with the same ``refs`` object picks them up."""
+        plan = self._plan(refs)
+        if plan.todo:
+            plan.batches = self._loader([refs[i] for i in plan.todo], self.model.image_transform)
+        self._prefetched = (refs, plan)
+
+    def _plan(self, refs: Sequence[ImageRef]) -> "_ImagePlan":
+        """Keys of refs, and which of them need encoding (after the run's and the persistent cache)."""
         prefix = self.model.transform_id + ("" if self.decode == "pil" else f"|decode={self.decode}")
         keys = [f"{prefix}|{ref.key}" for ref in refs]
         todo = [i for i, k in enumerate(keys) if k not in self._image_cache]
@@ -141,6 +160,13 @@ class Encoder:
                 self._image_cache[keys[todo[j]]] = emb
             self.images_from_cache += len(stored)
             todo = [i for j, i in enumerate(todo) if j not in stored]
+        return _ImagePlan(keys, todo, identities)
+
+    def iter_images(self, refs: Sequence[ImageRef], description: str = "images") -> Iterator[tuple[list[int], torch.Tensor]]:
+        """Yield (indices into refs, [b, D] embeddings) in order, encoding only uncached images."""
+        prefetched, self._prefetched = self._prefetched, None
+        plan = prefetched[1] if prefetched is not None and prefetched[0] is refs else self._plan(refs)
+        keys, todo, identities = plan.keys, plan.todo, plan.identities
         pending = set(todo)
         cached = [i for i in range(len(refs)) if i not in pending]
         for start in range(0, len(cached), self.batch_size):  # batch-sized, as if encoded here
@@ -155,7 +181,8 @@ class Encoder:
         try:
             with loader_errors():
                 started = time.perf_counter()
-                for pixels in self._loader([refs[i] for i in todo], transform):
+                batches = plan.batches if plan.batches is not None else self._loader([refs[i] for i in todo], transform)
+                for pixels in batches:
                     indices = todo[position : position + len(pixels)]
                     position += len(indices)
                     launched = (indices, *_copy_to_host(self.model.encode_images(pixels)))

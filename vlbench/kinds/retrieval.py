@@ -44,8 +44,9 @@ class RetrievalKind(TaskKind):
 
     def predict(self, model: Any, data: RetrievalData, spec: TaskSpec, ctx: RunContext) -> Iterator[dict[str, Any]]:
         texts, owners = data.flat_captions()
-        image_embeddings = ctx.encoder.images(data.images, spec.name)
+        ctx.encoder.prefetch_images(data.images, spec.name)  # images decode while the captions encode
         text_embeddings = ctx.encoder.texts(texts, f"{spec.name} captions")
+        image_embeddings = ctx.encoder.images(data.images, spec.name)
         owner = torch.tensor(owners)
         text_positive = owner.unsqueeze(1) == torch.arange(len(data.images)).unsqueeze(0)  # [T, I]
         text_ranks = ranks(text_embeddings, image_embeddings, text_positive)

@@ -141,8 +141,10 @@ class SelectionKind(TaskKind):
         texts = list(dict.fromkeys(c for inst in data.instances for c in inst.captions))
         image_index = {ref.key: i for i, ref in enumerate(images)}
         text_index = {t: i for i, t in enumerate(texts)}
-        image_emb = ctx.encoder.images(images, spec.name) if images else None  # text-only records have none
+        if images:
+            ctx.encoder.prefetch_images(images, spec.name)  # images decode while the captions encode
         text_emb = ctx.encoder.texts(texts, f"{spec.name} captions")
+        image_emb = ctx.encoder.images(images, spec.name) if images else None  # text-only records have none
         for i, inst in enumerate(data.instances):
             cols = text_emb[[text_index[c] for c in inst.captions]]
             scores = (image_emb[[image_index[r.key] for r in inst.images]] @ cols.T).tolist() if inst.images else []
