@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,8 +162,12 @@ class TorchvisionReader:
     options = TorchvisionSource
 
     def _open(self, location: Path, source: dict[str, Any]) -> Any:
-        # the plan-time check and the read open the same dataset: built once (some read whole archives)
-        return _open_torchvision(str(location), location.stat().st_mtime_ns, json.dumps(source, sort_keys=True, default=str))
+        import torchvision.datasets
+
+        cls = getattr(torchvision.datasets, str(source["dataset"]), None)
+        if not isinstance(cls, type):
+            raise VLBenchError(f"torchvision.datasets has no dataset class '{source['dataset']}'")
+        return cls(root=str(location), download=False, **(source.get("args") or {}))
 
     def exists(self, location: Path, source: dict[str, Any]) -> bool:
         if not location.is_dir():
@@ -187,18 +189,6 @@ class TorchvisionReader:
             labels=torchvision_labels(dataset),
             classnames=[str(c) for c in classes] if classes else None,
         )
-
-
-@functools.lru_cache(maxsize=2)
-def _open_torchvision(location: str, folder_mtime_ns: int, source_json: str) -> Any:
-    """One torchvision dataset object (keyed by the folder's mtime too, for long-lived processes)."""
-    import torchvision.datasets
-
-    source = json.loads(source_json)
-    cls = getattr(torchvision.datasets, str(source["dataset"]), None)
-    if not isinstance(cls, type):
-        raise VLBenchError(f"torchvision.datasets has no dataset class '{source['dataset']}'")
-    return cls(root=location, download=False, **(source.get("args") or {}))
 
 
 def torchvision_labels(dataset: Any) -> list[int]:
