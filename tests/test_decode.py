@@ -95,7 +95,8 @@ def test_background_batches_keep_order_raise_errors_and_stop_when_closed():
         finally:
             closed.append(True)
 
-    stream = in_background(endless(), cpu, depth=2)
+    source = endless()  # held here: only an explicit close ends it
+    stream = in_background(source, cpu, depth=2)
     assert int(next(stream)) == 0
     stream.close()  # the producer thread stops instead of running on, and closes its source
     count = len(produced)

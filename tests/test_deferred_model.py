@@ -58,7 +58,7 @@ def test_a_record_that_the_loaded_model_contradicts_stops_the_run_and_removes_wh
     record = json.loads(path.read_text())
     record["attributes"]["logit_scale"] += 1.0  # as if the record had been written for other weights
     path.write_text(json.dumps(record))
-    with pytest.raises(StaleModelRecordError, match="another identity than the embedding cache recorded.*removed: shapes_cls"):
+    with pytest.raises(StaleModelRecordError, match=r"another identity than the embedding cache recorded.*replaced\): shapes_cls"):
         # shapes_cls is all cached and written first; shapes_retrieval needs the model, which contradicts the record
         run(tmp_path, "stale", cache, ["shapes_cls", "shapes_retrieval"])
     assert records(cache) == [] and list((tmp_path / "stale").rglob("*.json")) == []
@@ -74,11 +74,11 @@ def test_memory_addresses_in_a_transform_repr_do_not_count():
 
 
 def test_weights_are_hashed_once_per_load(tmp_path, monkeypatch):
-    import vlbench.models.openclip as openclip
+    import vlbench.models.weights_hash as weights_hash
 
     calls = []
-    original = openclip.state_dict_sha256
-    monkeypatch.setattr(openclip, "state_dict_sha256", lambda model: calls.append(1) or original(model))
+    original = weights_hash.state_dict_sha256
+    monkeypatch.setattr(weights_hash, "state_dict_sha256", lambda model: calls.append(1) or original(model))
     run(tmp_path, "cold", tmp_path / "cache", ["shapes_cls"])
     assert len(calls) == 1
 
@@ -93,8 +93,15 @@ def test_pins_change_with_what_decides_the_model_and_hub_names_have_none(tmp_pat
 
     assert pin("openclip:ViT-B-32@openai") is None  # a hub tag: only loading tells which weights
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "ViT-B-32").mkdir()  # a folder named like the architecture does not pin hub weights
+    (tmp_path / "ViT-B-32").mkdir()  # folders named like hub models do not pin hub weights
+    (tmp_path / "hf-hub:org" / "repo").mkdir(parents=True)
     assert pin("openclip:ViT-B-32@openai") is None and pin("openclip:hf-hub:org/repo") is None
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    (saved / "model.safetensors").write_bytes(b"w")
+    hf = MODEL_ADAPTERS.get("hf")
+    assert hf.pinned_weights(catalog.resolve_model("hf:google/siglip-base-patch16-224")) is None
+    assert hf.pinned_weights(catalog.resolve_model(f"hf:{saved}")) is not None
 
     class ThirdParty(ModelAdapter):  # deferral is opt-in: an adapter that says nothing is always loaded
         image_transform = image_features = text_features = None
@@ -106,5 +113,19 @@ def test_pins_change_with_what_decides_the_model_and_hub_names_have_none(tmp_pat
     checkpoint = tmp_path / "w.pt"
     checkpoint.write_bytes(b"weights")
     local = pin(f"openclip:{checkpoint}?arch=ViT-S-32")
+    random_tagged = pin(f"openclip:{checkpoint}@random?arch=ViT-S-32")  # the checkpoint loads, not a random init
     os.utime(checkpoint, ns=(1, 1))
     assert local is not None and pin(f"openclip:{checkpoint}?arch=ViT-S-32") not in (None, local)
+    assert random_tagged is not None and pin(f"openclip:{checkpoint}@random?arch=ViT-S-32") not in (None, random_tagged)
+
+
+def test_a_deferred_model_takes_no_settings(tmp_path, loads):
+    cache = tmp_path / "cache"
+    run(tmp_path, "cold", cache, ["shapes_cls"])
+    options = RunOptions(data_root=tmp_path, output=tmp_path / "x", num_workers=0, cache_dir=cache)
+    deferred = Runner(Catalog.load(), options).model_for(Catalog.load().resolve_model(TINY))
+    assert type(deferred).__name__ == "DeferredModel" and loads == [TINY]
+    with pytest.raises(AttributeError, match="cannot set 'allow_text_trimming'"):
+        deferred.allow_text_trimming = False
+    assert deferred.text_padding_mode == "trimmed" and loads == [TINY]  # from the record
+    assert deferred.build().text_padding_mode == "trimmed" and loads == [TINY, TINY]

@@ -75,7 +75,8 @@ def init(device: str) -> World:
     if use_cuda:
         gpus = torch.cuda.device_count()
         # every rank checks the machine's process count, so none waits for a rank that stopped
-        local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", world.local_rank + 1))
+        local = os.environ.get("LOCAL_WORLD_SIZE", "")
+        local_processes = int(local) if local.isdigit() else world.local_rank + 1
         if max(local_processes, world.local_rank + 1) > gpus:
             raise VLBenchError(
                 f"torchrun started more processes on this machine than it has GPUs ({gpus}); "

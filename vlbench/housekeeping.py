@@ -128,3 +128,5 @@ def discard_result(path: Path) -> None:
         if target is not None:
             target.unlink(missing_ok=True)
     path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        path.parent.rmdir()  # the task's folder, if nothing else is left in it

@@ -258,7 +258,8 @@ class Runner:
             # those results came from embeddings cached under the identity that proved stale
             for path in written:
                 discard_result(path)
-            removed = f" The result(s) this run had written from the cache were removed: {', '.join(p.parent.name for p in written)}." if written else ""
+            removed = (f" The result(s) this run had written from the cache were removed (and any earlier version they "
+                       f"replaced): {', '.join(p.parent.name for p in written)}; run again to recompute them.") if written else ""
             raise StaleModelRecordError(f"{exc}.{removed}") from None
         finally:
             if encoder.cache is not None:

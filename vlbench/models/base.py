@@ -274,14 +274,17 @@ class ModelAdapter(ABC):
         scale = getattr(getattr(self, "model", None), "logit_scale", None)
         return float(scale.detach().float().exp()) if isinstance(scale, torch.Tensor) else 1.0
 
+    def weights_sha256(self) -> str:
+        """sha256 of ``self.model``'s state dict, computed once per loaded model (it is not cheap)."""
+        from vlbench.models.weights_hash import state_dict_sha256
+
+        if self.__dict__.get("_weights_sha256") is None:
+            self._weights_sha256 = state_dict_sha256(self.model)
+        return self._weights_sha256
+
     def fingerprint(self) -> dict[str, Any]:
         """Who this model is: spec, adapter and its version, precision, ``describe()`` (weights hash...),
-        library versions. Computed once per loaded model (hashing the weights is not cheap)."""
-        if self.__dict__.get("_fingerprint") is None:
-            self._fingerprint = self._compute_fingerprint()
-        return dict(self._fingerprint)
-
-    def _compute_fingerprint(self) -> dict[str, Any]:
+        library versions."""
         libraries = {lib: package_version(lib) for lib in self.libraries}
         return {
             "id": self.spec.id,

@@ -76,7 +76,6 @@ class DeferredModel:
         self.spec, self.device, self.precision = spec, torch.device(device), precision
         self._record, self._build, self._forget = record, build, forget
         self._adapter: ModelAdapter | None = None
-        self._settings: dict[str, Any] = {}
 
     @property
     def built(self) -> bool:
@@ -85,13 +84,10 @@ class DeferredModel:
     def fingerprint(self) -> dict[str, Any]:
         return dict(self._record["fingerprint"])
 
-    @property
-    def adapter(self) -> ModelAdapter:
+    def build(self) -> ModelAdapter:
         """The real model, built (and checked against the record) on first use."""
         if self._adapter is None:
             adapter = self._build()
-            for name, value in self._settings.items():
-                setattr(adapter, name, value)
             if not same_identity(model_record(adapter), self._record):
                 self._forget()
                 raise StaleModelRecordError(
@@ -108,12 +104,10 @@ class DeferredModel:
         recorded = self.__dict__.get("_record", {}).get("attributes", {})
         if name in recorded:  # also once built: the checked record keeps in-run keys stable
             return recorded[name]
-        return getattr(self.adapter, name)
+        return getattr(self.build(), name)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name.startswith("_") or name in ("spec", "device", "precision"):
-            object.__setattr__(self, name, value)
-        else:  # a setting for the model (e.g. allow_text_trimming): kept until it exists
-            self._settings[name] = value
-            if self._adapter is not None:
-                setattr(self._adapter, name, value)
+        if not (name.startswith("_") or name in ("spec", "device", "precision")):
+            # settings (e.g. allow_text_trimming) are part of the pin: the builder applies them
+            raise AttributeError(f"cannot set '{name}' on a model deferred under its cache record")
+        object.__setattr__(self, name, value)

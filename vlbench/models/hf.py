@@ -27,7 +27,6 @@ from vlbench.errors import ModelLoadError
 from vlbench.models.base import ModelAdapter, ModelSpec, files_stamp
 from vlbench.models.hub import hub_access, offline_message
 from vlbench.models.registry import MODEL_ADAPTERS
-from vlbench.models.weights_hash import state_dict_sha256
 
 MAX_LENGTH_PADDING = ("siglip", "siglip2")
 # causal text towers pooled at the end-of-text token: padding to the batch's longest text is exact
@@ -200,7 +199,7 @@ class HFAdapter(ModelAdapter):
             "tokenizer": type(self.tokenizer).__name__,
             "image_processor": type(self._transform.image_processor).__name__,
             "image_backend": self.image_backend,
-            "weights_sha256": state_dict_sha256(self.model),
+            "weights_sha256": self.weights_sha256(),
             "dtype": str(next(self.model.parameters()).dtype).replace("torch.", ""),
         }
 

@@ -25,7 +25,6 @@ from vlbench.models.base import ModelAdapter, ModelSpec, files_stamp
 from vlbench.models.hub import hub_access, offline_message
 from vlbench.models.registry import MODEL_ADAPTERS
 from vlbench.models.text_trim import openclip_causal_tower, trim_padding
-from vlbench.models.weights_hash import state_dict_sha256
 from vlbench.registry import did_you_mean
 
 CONFIG_DIR = Path(__file__).parent / "openclip_configs"
@@ -157,10 +156,11 @@ class OpenClipAdapter(ModelAdapter):
             return f"{files_stamp(folder)}|{config}" if folder.is_dir() else None
         if spec.name.startswith(SCHEMAS):
             return None
+        checkpoint = Path(spec.name).expanduser()
+        if spec.name.endswith(CHECKPOINT_SUFFIXES) or "/" in spec.name or checkpoint.is_file():  # as resolve_openclip decides
+            return f"{files_stamp(checkpoint)}|{config}" if checkpoint.is_file() else None
         if spec.tag == "random":
             return f"random init, seed {spec.options.get('seed', 0)}|{config}"
-        if Path(spec.name).expanduser().is_file():  # what resolve_openclip loads as a checkpoint
-            return f"{files_stamp(Path(spec.name))}|{config}"
         shipped = shipped_weights(spec.name, spec.tag) if spec.tag else None
         return f"{files_stamp(shipped)}|{config}" if shipped is not None else None
 
@@ -206,6 +206,6 @@ class OpenClipAdapter(ModelAdapter):
             "architecture": self.arch + ("" if self.arch.endswith("quickgelu") or not self.quick_gelu else " (QuickGELU forced)"),
             "quick_gelu": self.quick_gelu,
             "weights": self.weights_source,
-            "weights_sha256": state_dict_sha256(self.model),
+            "weights_sha256": self.weights_sha256(),
             "dtype": str(dtype).replace("torch.", ""),
         }
