@@ -3,9 +3,10 @@
 One invocation, one model, generated data, and these measurements with their ratios:
 
 (a) one classification task (an image folder of generated JPEGs): the raw model forward on
-    preprocessed batches against ``vlbench run`` with a cold cache (image-encoding throughput, decode
-    included), and the time from process start to the first encoded batch, with the import cost of
-    the heavy libraries and which of them ``vlbench run`` loads;
+    preprocessed batches and on the task's class prompts against the predict phase of ``vlbench run``
+    with a cold cache (decoding included; vlbench decodes images while it encodes the prompts, so
+    the images alone are no fair measure), and the time from process start to the first encoded
+    batch, with the import cost of the heavy libraries and which of them ``vlbench run`` loads;
 (b) the seven SugarCrepe subsets (the real annotation files, with generated placeholder images
     named as the COCO val2017 files they cite): ``vlbench run --tasks sugarcrepe`` against
     CLIP_benchmark's own evaluation (``clip_benchmark eval --dataset sugar_crepe``) on the same
@@ -122,19 +123,34 @@ def load_adapter(spec_text: str):
     return MODEL_ADAPTERS.get(spec.adapter)(spec, device="cpu")
 
 
-def raw_forward(spec_text: str, files: list[Path], batch_size: int) -> float:
-    """Images/s of model.encode_image alone on batches transformed beforehand."""
+def class_prompts(classnames: list[str]) -> list[str]:
+    """The prompts vlbench encodes for the image-folder task: the 80 OpenAI templates per class."""
+    from vlbench.kinds.classification import fill_template
+
+    templates = [t for t in (REPO / "tasks" / "_shared" / "openai_imagenet_templates.txt").read_text().splitlines() if t.strip()]
+    return [fill_template(t, c) for c in classnames for t in templates]
+
+
+def raw_forward(spec_text: str, files: list[Path], batch_size: int, prompts: list[str]) -> tuple[float, float]:
+    """(images/s of model.encode_image alone on batches transformed beforehand, seconds to encode
+    the class prompts as vlbench's adapter does: sorted by length, batches of 256)."""
     import torch
 
     adapter = load_adapter(spec_text)
     pixels = torch.stack([adapter.image_transform(Image.open(f).convert("RGB")) for f in files])
     batches = [pixels[i : i + batch_size] for i in range(0, len(pixels), batch_size)]
+    texts = sorted(prompts, key=len)
     with torch.inference_mode():
         adapter.model.encode_image(batches[0][:4])  # warm-up
         started = time.perf_counter()
         for batch in batches:
             adapter.model.encode_image(batch)
-        return len(files) / (time.perf_counter() - started)
+        image_rate = len(files) / (time.perf_counter() - started)
+        started = time.perf_counter()
+        for i in range(0, len(texts), 256):
+            adapter.encode_texts(texts[i : i + 256])
+        text_seconds = time.perf_counter() - started
+    return image_rate, text_seconds
 
 
 def result_json(out: Path, task: str) -> dict:
@@ -147,17 +163,23 @@ def section_classification(work: Path, spec: str, args: argparse.Namespace, repo
     files = [tree / f"class_{i % 8}" / f"{i:05d}.jpg" for i in range(args.images)]
     write_jpegs(files, 360, 480)
     log(f"(a) {args.images} JPEGs in 8 classes; raw forward ...")
-    raw = raw_forward(spec, files, args.batch_size)
+    raw, raw_text_s = raw_forward(spec, files, args.batch_size, class_prompts([f"class {i}" for i in range(8)]))
     log("(a) vlbench run, cold cache ...")
     out = work / "out_cls"
     run = vlbench(["--model", spec, "--tasks", "imagefolder", "--set", f"dataset.path={tree}", "--output", str(out),
                    "--cache-dir", str(work / "cache_cls"), "--batch-size", str(args.batch_size), "--num-workers", str(args.num_workers)])
     timing = result_json(out, "imagefolder")["timing"]
     imports = {m: import_seconds(m, None if m in ("torch", "pandas") else "torch") for m in ("torch", "torchvision", "open_clip", "transformers", "datasets", "pandas")}
+    raw_predict_s = args.images / raw + raw_text_s
     report["classification"] = {
         "raw_images_per_s": raw,
+        "raw_prompts_s": raw_text_s,
         "vlbench_images_per_s": timing["images_per_s"],
-        "ratio": timing["images_per_s"] / raw,
+        # images are decoded while the prompts encode, so the fair comparison is the whole predict
+        # phase: raw forward of the same images and prompts vs vlbench's (decode included)
+        "raw_predict_s": raw_predict_s,
+        "vlbench_predict_s": timing["predict_s"],
+        "ratio": raw_predict_s / timing["predict_s"],
         "vlbench_wall_s": run["wall_s"],
         "first_batch_s": run["first_batch_s"],
         "modules_loaded_at_first_batch": run["modules"],
@@ -283,8 +305,8 @@ def print_report(report: dict) -> None:
     log(f"\nmachine: {report['machine']}; model: {report['arch']} random init, fp32, CPU")
     cls = report.get("classification")
     if cls:
-        log(f"(a) raw forward {cls['raw_images_per_s']:.1f} img/s; vlbench cold {cls['vlbench_images_per_s']:.1f} img/s; "
-            f"ratio {cls['ratio']:.2f} (target >= 0.95)")
+        log(f"(a) raw forward: images {cls['raw_images_per_s']:.1f} img/s + class prompts {cls['raw_prompts_s']:.2f} s = {cls['raw_predict_s']:.2f} s; "
+            f"vlbench cold predict phase (decoding included) {cls['vlbench_predict_s']:.2f} s; ratio {cls['ratio']:.2f} (target >= 0.95)")
         log(f"    process start -> first encoded batch: {cls['first_batch_s']:.2f} s (target <= 3 s); whole run {cls['vlbench_wall_s']:.1f} s")
         log(f"    loaded by then: {', '.join(cls['modules_loaded_at_first_batch'])}")
         log("    import seconds (torch alone, the others after torch): " + ", ".join(f"{k} {v:.2f}" for k, v in cls["import_s (torch alone; others after torch)"].items()))
