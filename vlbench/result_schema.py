@@ -106,7 +106,10 @@ class Result:
     samples: str | None = None  # per-sample records file: a name inside this result's folder
     artifacts: dict[str, Any] = field(default_factory=dict)  # name -> {file (inside the folder), sha256}
     env: dict[str, Any] = field(default_factory=dict)  # versions, device, precision, batch size, seed
-    timing: dict[str, Any] = field(default_factory=dict)  # seconds per phase, images encoded
+    # seconds per phase (load_s, predict_s, score_s, bootstrap_s, total_s), images and texts encoded or read
+    # from the cache; images_per_s counts only the time spent waiting for and encoding images, not
+    # their decoding while the prompts encoded (Encoder.prefetch_images): predict_s is the whole story
+    timing: dict[str, Any] = field(default_factory=dict)
     ci: dict[str, list[float | None]] = field(default_factory=dict)  # metric -> [low, high] bootstrap CI
     bootstrap: Bootstrap | None = None  # how `ci` was computed, with the main metric's replicates
 
