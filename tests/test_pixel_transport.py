@@ -68,3 +68,24 @@ class _ConvertRGB:  # open_clip 3.x's MaybeConvertMode("RGB"), in short
 
     def __call__(self, image):
         return image.convert("RGB")
+
+
+def test_the_encoder_s_uint8_transport_gives_the_same_embeddings(tmp_path, tiny_model, monkeypatch):
+    # what the PIL path does on CUDA, run on the CPU: workers send uint8 crops, the table finishes them
+    from vlbench.datasets.images import FileImage
+    from vlbench.encoding import Encoder
+
+    rng = np.random.default_rng(5)
+    refs = []
+    for i, mode in enumerate(["RGB", "L", "RGBA", "RGB", "P"]):
+        path = tmp_path / f"{i}.{'png' if mode in ('RGBA', 'P') else 'jpg'}"
+        Image.fromarray(rng.integers(0, 256, (70 + 9 * i, 110, 3), dtype=np.uint8)).convert(mode).save(path)
+        refs.append(FileImage(str(path)))
+    full = Encoder(tiny_model, batch_size=2, num_workers=1, uint8_transport=False).images(refs)
+    split = Encoder(tiny_model, batch_size=2, num_workers=1, uint8_transport=True).images(refs)
+    assert torch.equal(split, full)
+    crops = []
+    original = SplitTransform.to_uint8
+    monkeypatch.setattr(SplitTransform, "to_uint8", lambda self, image: crops.append(1) or original(self, image))
+    in_process = Encoder(tiny_model, batch_size=2, num_workers=0, uint8_transport=True).images(refs)
+    assert len(crops) == len(refs) and torch.equal(in_process, full)  # the split path did run

@@ -104,6 +104,7 @@ class Encoder:
     progress: Progress = field(default_factory=SilentProgress)
     text_batch_size: int = 256
     decode: str = "pil"  # "gpu": JPEGs through vlbench.decode (torchvision.io, tensor transforms)
+    uint8_transport: bool | None = None  # PIL path: workers send uint8 crops (vlbench.pixel_transport); None: on CUDA
     _image_cache: dict[str, torch.Tensor] = field(default_factory=dict)
     _text_cache: dict[str, torch.Tensor] = field(default_factory=dict)
     cache: "CacheNamespace | None" = None  # the persistent store of this model's embeddings
@@ -123,7 +124,8 @@ class Encoder:
             if fast is not None:
                 return fast.batches(refs)
         device = getattr(self.model, "device", torch.device("cpu"))
-        split = SplitTransform.from_transform(transform) if device.type == "cuda" else None
+        uint8 = device.type == "cuda" if self.uint8_transport is None else self.uint8_transport
+        split = SplitTransform.from_transform(transform) if uint8 else None
         loader = DataLoader(
             _TransformedImages(refs, transform) if split is None else Uint8Images(refs, split),
             batch_size=self.batch_size,
