@@ -77,10 +77,6 @@ class DeferredModel:
         self._record, self._build, self._forget = record, build, forget
         self._adapter: ModelAdapter | None = None
 
-    @property
-    def built(self) -> bool:
-        return self._adapter is not None
-
     def fingerprint(self) -> dict[str, Any]:
         return dict(self._record["fingerprint"])
 
