@@ -30,8 +30,8 @@ def loads(monkeypatch):
     return seen
 
 
-def run(tmp_path, output, cache, tasks):
-    options = RunOptions(data_root=tmp_path, output=tmp_path / output, num_workers=0, limit=24, batch_size=8, cache_dir=cache)
+def run(tmp_path, output, cache, tasks, **settings):
+    options = RunOptions(data_root=tmp_path, output=tmp_path / output, num_workers=0, limit=24, batch_size=8, cache_dir=cache, **settings)
     _, outcomes = Runner(Catalog.load(), options).run(TINY, tasks)
     return {o.task: json.loads(o.result_file.read_text())["metrics"] for o in outcomes}
 
@@ -46,8 +46,10 @@ def test_a_warm_run_never_loads_the_model_and_a_new_input_loads_it_once(tmp_path
     assert loads == [TINY] and len(records(cache)) == 1
     warm = run(tmp_path, "warm", cache, ["shapes_cls"])
     assert loads == [TINY] and warm == cold  # every embedding cached: no load, the same numbers
+    assert run(tmp_path, "gpu-decode", cache, ["shapes_cls"], decode="gpu") and loads == [TINY, TINY]  # its own cache keys
+    assert run(tmp_path, "gpu-decode-warm", cache, ["shapes_cls"], decode="gpu") and loads == [TINY, TINY]  # then warm too
     more = run(tmp_path, "more", cache, ["shapes_cls", "shapes_retrieval"])
-    assert loads == [TINY, TINY]  # the retrieval images were not cached: loaded then, once
+    assert loads == [TINY] * 3  # the retrieval images were not cached: loaded then, once
     assert more == {**cold, "shapes_retrieval": run(tmp_path, "off", None, ["shapes_retrieval"])["shapes_retrieval"]}
 
 

@@ -226,9 +226,7 @@ class Runner:
         fingerprint = {**model.fingerprint(), "source_stamp": source_stamp}  # adapter_version included
         decode = self.options.decode
         if decode == "gpu":
-            from vlbench.decode import TensorTransform
-
-            if TensorTransform.from_transform(model.image_transform) is None:
+            if not model.decodes_on_gpu:
                 self.log(f"--decode gpu: the image transform of {model_spec.id} is not torchvision Resize/CenterCrop/Normalize; its images take the PIL path")
                 decode = "pil"
         encoder = distributed.encoder_class()(

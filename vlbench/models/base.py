@@ -263,6 +263,13 @@ class ModelAdapter(ABC):
         return int(self._vit_parts.patch_size)
 
     @property
+    def decodes_on_gpu(self) -> bool:
+        """Whether ``--decode gpu`` can reproduce this model's image transform as tensor operations."""
+        from vlbench.decode import TensorTransform
+
+        return TensorTransform.from_transform(self.image_transform) is not None
+
+    @property
     def transform_id(self) -> str:
         """Identifies the image transform, for caching embeddings of transformed images."""
         return repr(self.image_transform)

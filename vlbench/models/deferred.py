@@ -29,7 +29,7 @@ from vlbench.errors import StaleModelRecordError
 from vlbench.models.base import ModelAdapter, ModelSpec, adapter_version, package_version
 
 #: The identity a run reads before it encodes anything; recorded after a load.
-RECORDED = ("transform_id", "text_padding_mode", "trims_text_padding", "logit_scale", "input_size")
+RECORDED = ("transform_id", "text_padding_mode", "trims_text_padding", "logit_scale", "input_size", "decodes_on_gpu")
 
 
 def identity_pin(adapter_class: type[ModelAdapter], spec: ModelSpec, device: torch.device, precision: str, text_trimming: bool) -> str | None:
