@@ -89,23 +89,16 @@ def local_source_stamp(spec: ModelSpec) -> str | None:
     Cheap enough to check on every run, and it changes when a checkpoint is replaced at the same path,
     so results computed with the old weights are not reused.
     """
-    import hashlib
-
     for candidate in (spec.name, spec.name.split(":", 1)[-1]):
         path = Path(candidate).expanduser()
         if path.exists():
-            files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-            digest = hashlib.sha256()
-            for file in files:
-                stat = file.stat()
-                digest.update(f"{file.resolve()}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
-            return digest.hexdigest()[:16]
+            return files_stamp(path, strict=False)
     return None
 
 
-def files_stamp(path: Path) -> str:
-    """Path, size, inode and modification and change times of a file, or of every file under a
-    folder: a replaced or rewritten file changes it, also one copied over with the same mtime."""
+def files_stamp(path: Path, strict: bool = True) -> str:
+    """Path, size and modification time of a file, or of every file under a folder; ``strict``
+    adds inode and change time, so that a file copied over with the same mtime changes it too."""
     import hashlib
 
     path = Path(path).expanduser()
@@ -113,8 +106,9 @@ def files_stamp(path: Path) -> str:
     digest = hashlib.sha256()
     for file in files:
         stat = file.stat()
-        digest.update(f"{file.resolve()}|{stat.st_size}|{stat.st_ino}|{stat.st_mtime_ns}|{stat.st_ctime_ns}\n".encode())
-    return digest.hexdigest()[:32]
+        fields = (stat.st_size, stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns) if strict else (stat.st_size, stat.st_mtime_ns)
+        digest.update("|".join(map(str, (file.resolve(), *fields))).encode() + b"\n")
+    return digest.hexdigest()[: 32 if strict else 16]
 
 
 def adapter_version(adapter_class: type) -> str:
