@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from vlbench.datasets import hf, wds
 from vlbench.datasets.images import FileImage, ImageRef
@@ -56,8 +56,23 @@ class HFRetrievalSource(SplitSource):
     caption_key: str = option("caption", help="caption column (a caption or a list of captions)")
 
 
+class AnnotationFileReader:
+    """Base of readers of one JSON annotation file, ``source['annotation']`` under the dataset folder."""
+
+    def exists(self, location: Path, source: dict[str, Any]) -> bool:
+        return (location / source["annotation"]).is_file()
+
+    @staticmethod
+    def parse(annotation: Path, extract: Callable[[Any], Any], expected: str) -> Any:
+        """``extract`` applied to the file's JSON; a one-line error naming the file when it does not fit."""
+        try:
+            return extract(json.loads(annotation.read_text(encoding="utf-8")))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise VLBenchError(f"{annotation} is not {expected}: {exc}") from exc
+
+
 @RETRIEVAL_READERS.register("karpathy")
-class KarpathyReader:
+class KarpathyReader(AnnotationFileReader):
     """Karpathy split JSON (``dataset_coco.json`` / ``dataset_flickr30k.json``) + image folder.
 
     Image path: ``<location>/<images_dir>/<filepath>/<filename>`` (``filepath`` only in COCO's file).
@@ -66,16 +81,10 @@ class KarpathyReader:
 
     options = KarpathySource
 
-    def exists(self, location: Path, source: dict[str, Any]) -> bool:
-        return (location / source["annotation"]).is_file()
-
     def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> RetrievalData:
         root = Path(location)
         annotation = root / source["annotation"]
-        try:
-            entries = json.loads(annotation.read_text(encoding="utf-8"))["images"]
-        except (ValueError, KeyError) as exc:
-            raise VLBenchError(f"{annotation} is not a Karpathy split file (expected {{'images': [...]}}): {exc}") from exc
+        entries = self.parse(annotation, lambda content: content["images"], "a Karpathy split file (expected {'images': [...]})")
         split = source.get("split", "test")
         image_root = root / source.get("images_dir", "")
         images: list[ImageRef] = []
@@ -114,7 +123,7 @@ class WdsRetrievalReader:
 
 
 @RETRIEVAL_READERS.register("annotation_json")
-class AnnotationJsonReader:
+class AnnotationJsonReader(AnnotationFileReader):
     """CLIP_benchmark's multilingual caption files (multilingual MS-COCO, Crossmodal-3600, XTD,
     Flickr30k-200): ``{"image_paths": [...], "annotations": [...]}``, one caption per image.
 
@@ -124,17 +133,11 @@ class AnnotationJsonReader:
 
     options = AnnotationJsonSource
 
-    def exists(self, location: Path, source: dict[str, Any]) -> bool:
-        return (location / source["annotation"]).is_file()
-
     def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> RetrievalData:
         root = Path(location)
         annotation = root / source["annotation"]
-        try:
-            content = json.loads(annotation.read_text(encoding="utf-8"))
-            pairs = list(zip(content["image_paths"], content["annotations"], strict=True))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise VLBenchError(f"{annotation} is not a caption file (expected {{'image_paths': [...], 'annotations': [...]}} of equal length): {exc}") from exc
+        pairs = self.parse(annotation, lambda content: list(zip(content["image_paths"], content["annotations"], strict=True)),
+                           "a caption file (expected {'image_paths': [...], 'annotations': [...]} of equal length)")
         images_dir = root / source.get("images_dir", "")
         images: list[ImageRef] = []
         for path, _ in pairs:
