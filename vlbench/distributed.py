@@ -128,7 +128,7 @@ def gather_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 class ShardedEncoder(Encoder):
     """An Encoder whose work is split across ranks; results are identical on every rank."""
 
-    def prefetch_images(self, refs: Sequence[ImageRef], description: str = "images") -> None:
+    def prefetch_images(self, refs: Sequence[ImageRef]) -> None:
         pass  # each rank encodes its own share, chosen in iter_images
 
     def iter_images(self, refs: Sequence[ImageRef], description: str = "images") -> Iterator[tuple[list[int], torch.Tensor]]:

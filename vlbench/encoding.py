@@ -139,7 +139,7 @@ class Encoder:
         # uint8 crops cross to the GPU; the model's ToTensor/Normalize values are looked up there
         return (split.levels(pixels.to(device, non_blocking=True)) for pixels in batches)
 
-    def prefetch_images(self, refs: Sequence[ImageRef], description: str = "images") -> None:
+    def prefetch_images(self, refs: Sequence[ImageRef]) -> None:
         """Start decoding the images of ``refs`` that need encoding, so that what the caller does
         before iterating them (encoding class prompts, say) overlaps the loader's first batches.
         ``iter_images`` with the same ``refs`` object picks them up."""

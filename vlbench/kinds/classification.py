@@ -134,7 +134,7 @@ class ClassificationKind(TaskKind):
 
     def predict(self, model: Any, data: ClassificationData, spec: TaskSpec, ctx: RunContext) -> Iterator[dict[str, Any]]:
         classnames, templates = self.prompts(spec, data)
-        ctx.encoder.prefetch_images(data.images, spec.name)  # images decode while the prompts encode
+        ctx.encoder.prefetch_images(data.images)  # images decode while the prompts encode
         classifier = zero_shot_classifier(ctx.encoder, classnames, templates)
         for indices, embeddings in ctx.encoder.iter_images(data.images, spec.name):
             logits = embeddings @ classifier.T

@@ -44,7 +44,7 @@ class RetrievalKind(TaskKind):
 
     def predict(self, model: Any, data: RetrievalData, spec: TaskSpec, ctx: RunContext) -> Iterator[dict[str, Any]]:
         texts, owners = data.flat_captions()
-        ctx.encoder.prefetch_images(data.images, spec.name)  # images decode while the captions encode
+        ctx.encoder.prefetch_images(data.images)  # images decode while the captions encode
         text_embeddings = ctx.encoder.texts(texts, f"{spec.name} captions")
         image_embeddings = ctx.encoder.images(data.images, spec.name)
         owner = torch.tensor(owners)

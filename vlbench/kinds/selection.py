@@ -142,7 +142,7 @@ class SelectionKind(TaskKind):
         image_index = {ref.key: i for i, ref in enumerate(images)}
         text_index = {t: i for i, t in enumerate(texts)}
         if images:
-            ctx.encoder.prefetch_images(images, spec.name)  # images decode while the captions encode
+            ctx.encoder.prefetch_images(images)  # images decode while the captions encode
         text_emb = ctx.encoder.texts(texts, f"{spec.name} captions")
         image_emb = ctx.encoder.images(images, spec.name) if images else None  # text-only records have none
         for i, inst in enumerate(data.instances):
