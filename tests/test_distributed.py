@@ -1,4 +1,8 @@
-"""Data parallel under torchrun: 2 CPU processes (gloo) give exactly the 1-process results."""
+"""Data parallel under torchrun: 2 CPU processes (gloo) give the 1-process results.
+
+A rank encodes other batches than one process does (other sizes and members), and on some CPUs and
+GPUs a batch's composition changes the last bits of an embedding. So metrics, intervals and every
+per-item decision must be equal, and per-item scores equal to float rounding."""
 
 import gzip
 import json
@@ -65,4 +69,23 @@ def test_two_gloo_processes_match_one_process(tmp_path, monkeypatch):
         assert a["task"]["config_hash"] == b["task"]["config_hash"]
         assert (a["env"]["world_size"], b["env"]["world_size"]) == (1, 2)
         with gzip.open(a_path.parent / a["samples"], "rt") as fa, gzip.open(b_path.parent / b["samples"], "rt") as fb:
-            assert fa.read() == fb.read(), a_path.name  # every per-item record too, in the same order
+            records_a, records_b = [json.loads(line) for line in fa], [json.loads(line) for line in fb]
+        assert len(records_a) == len(records_b) >= 5, a_path.name
+        for ra, rb in zip(records_a, records_b):  # every per-item record, in the same order
+            assert_same_record(ra, rb, f"{a_path.parent.name} item {ra.get('i')}")
+
+
+def assert_same_record(a: object, b: object, where: str) -> None:
+    """Equal structure and non-float values; floats equal to float32 rounding of unit-norm products."""
+    if isinstance(a, float) or isinstance(b, float):
+        assert isinstance(a, (int, float)) and isinstance(b, (int, float)) and abs(a - b) <= 1e-5, (where, a, b)
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), (where, a, b)
+        for key in a:
+            assert_same_record(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b), (where, a, b)
+        for x, y in zip(a, b):
+            assert_same_record(x, y, where)
+    else:
+        assert a == b, (where, a, b)
