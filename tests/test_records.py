@@ -19,7 +19,7 @@ from vlbench.kinds.selection import SelectionKind, winoground_rule
 from vlbench.kinds.selection_outcomes import Outcome
 from vlbench.schema import describe
 from vlbench.rescore import rescore
-from vlbench.results import load_result
+from vlbench import result_schema
 from vlbench.runner import Runner, RunOptions
 from vlbench.specs import TaskSpec
 from vlbench.validation import load_task_file
@@ -268,7 +268,7 @@ def test_sugarcrepe_pp_image_and_text_metrics_through_the_runner(tmp_path):
     # item 1: all right; item 2: only P1 beats N, P1-P2 below P1-N; item 3: image wrong, P1 = P2 in text
     assert outcomes["sugarcrepe_pp_swap_obj"].metrics == pytest.approx({"itt": 1 / 3, "tot": 2 / 3, "itt_p1": 2 / 3, "itt_p2": 1 / 3})
     result_file = outcomes["sugarcrepe_pp_swap_obj"].result_file
-    result = load_result(result_file)
+    result = result_schema.read(result_file).to_json()
     assert rescore(result_file, result) == pytest.approx(result["metrics"])
     low, high = result["ci"]["itt"]
     assert low <= 1 / 3 <= high and set(result["ci"]) >= {"itt", "tot", "itt_p1", "itt_p2"}

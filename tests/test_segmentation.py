@@ -160,7 +160,7 @@ def test_a_model_that_sees_colours_segments_the_coloured_regions(tmp_path):
     # re-scoring needs only the results: the class names travel inside the result file
     (tmp_path / "tasks" / "classes.txt").unlink()
     from vlbench.rescore import rescore
-    from vlbench.results import load_result
+    from vlbench.result_schema import read
 
     result_file = outcomes[0].result_file
-    assert rescore(result_file, load_result(result_file)) == pytest.approx(scores)
+    assert rescore(result_file, read(result_file)) == pytest.approx(scores)

@@ -216,7 +216,7 @@ def test_multilabel_and_worst_group_tasks_run_on_generated_webdatasets(tmp_path)
     from typer.testing import CliRunner
 
     from vlbench.cli import app
-    from vlbench.results import iter_results
+    from vlbench.result_schema import scan
 
     names = ["red", "green", "blue"]
     data = tmp_path / "data"
@@ -236,7 +236,7 @@ def test_multilabel_and_worst_group_tasks_run_on_generated_webdatasets(tmp_path)
                                       "--data-root", str(data), "--output", str(tmp_path / "results"), "--device", "cpu",
                                       "--num-workers", "0"])
     assert result.exit_code == 0, result.output
-    found = {r["task"]["name"]: r for _, r in iter_results(tmp_path / "results")}
+    found = {r.task.name: r.to_json() for _, r in scan(tmp_path / "results")}
     assert set(found) == {"voc2007_multilabel", "wilds-fmow"}
     fmow = found["wilds-fmow"]["task"]
     metrics = found["wilds-fmow"]["metrics"]

@@ -15,13 +15,11 @@ import subprocess
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
 import vlbench
 from vlbench.models.base import package_version
 from vlbench.paths import PACKAGE_DIR
-
-from vlbench.result_schema import SAMPLES_SUFFIX, SCHEMA_VERSION, samples_path  # noqa: F401  (re-exported)
 
 TEMP_SUFFIX = ".tmp"
 
@@ -145,21 +143,6 @@ def read_samples(path: Path) -> Iterator[dict[str, Any]]:
         for line in f:
             if line.strip():
                 yield json.loads(line)
-
-
-def load_result(path: Path) -> dict[str, Any] | None:
-    """A valid result file's content as a dict, or None (see ``result_schema.read`` for the typed view)."""
-    from vlbench import result_schema
-
-    result = result_schema.read_quietly(path)
-    return None if result is None else result.to_json()
-
-
-def iter_results(results_dir: Path) -> Iterable[tuple[Path, dict[str, Any]]]:
-    from vlbench import result_schema
-
-    for path, result in result_schema.scan(results_dir):
-        yield path, result.to_json()
 
 
 def git_sha() -> str | None:
