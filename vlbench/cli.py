@@ -174,7 +174,7 @@ def run(
     """Evaluate models on tasks and write one result file per (model, task)."""
     from vlbench import distributed
     from vlbench.console import console, error_console, make_progress, note, print_json, print_table, summary_table
-    from vlbench.leaderboard import Entry, suite_ci, suite_value
+    from vlbench.leaderboard import outcome_entries, suite_ci, suite_value
     from vlbench.models.collections import read_spec_file, split_specs
     from vlbench.errors import NothingRanError
     from vlbench.runner import Runner, RunOptions
@@ -236,11 +236,7 @@ def run(
     for model_spec, outcomes in runs:
         if not outcomes:
             continue  # none of this model's tasks is in the shard
-        entries = {
-            o.task: Entry(o.metrics[o.main_metric] if o.metrics[o.main_metric] is not None else float("nan"), o.n,
-                          tuple(o.replicates) if o.replicates else None)
-            for o in outcomes if o.main_metric in o.metrics
-        }
+        entries = outcome_entries(outcomes)
         suites = [
             (name, suite_value(catalog, name, entries), suite_ci(catalog, name, entries))
             for name in catalog.suites

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -41,6 +41,18 @@ def entry_of(result: result_schema.Result, path: Path | None = None) -> Entry:
     level = result.bootstrap.level if result.bootstrap else bootstrap.LEVEL
     return Entry(result.main_value, result.n, replicates, tuple(ci) if ci else None, tuple(sorted(result.settings.items())),
                  level, path, result)
+
+
+def outcome_entries(outcomes: Iterable[Any]) -> dict[str, Entry]:
+    """{task: Entry} of a run's task outcomes (``runner.TaskOutcome``) that have their main metric:
+    what the run summary's suite rows combine."""
+    entries = {}
+    for outcome in outcomes:
+        if outcome.main_metric in outcome.metrics:
+            value = outcome.metrics[outcome.main_metric]
+            replicates = tuple(outcome.replicates) if outcome.replicates else None
+            entries[outcome.task] = Entry(float("nan") if value is None else value, outcome.n, replicates)
+    return entries
 
 
 def collect(results_dir: Path, include_partial: bool = False, settings: dict[str, str] | None = None,
