@@ -55,7 +55,7 @@ def choose_prompts(spec: TaskSpec, data: ClassificationData, key: str) -> tuple[
     own = getattr(data, key)
     if f"files.{key}" in spec.overridden and packaged is not None:
         return packaged, "--set"
-    if data.own_prompts and own is not None and spec.protocol.get("dataset_prompts", True) and spec.config.get("language", "en") == "en":
+    if data.own_prompts and own is not None and ClassificationKind.options(spec).dataset_prompts and spec.config.get("language", "en") == "en":
         return own, "dataset folder"
     if packaged is not None:
         return packaged, "task file"
@@ -173,15 +173,15 @@ class ClassificationKind(TaskKind):
         return {name: results[name] for name in spec.metrics}
 
 
-def group_metrics(spec: TaskSpec) -> dict[str, dict[str, Any]]:
-    """``protocol.group_metrics``: metric name -> {column: metadata column, top_k: 1 or 5}, the
-    worst-group accuracies DataComp reports for its WILDS and fairness sets."""
-    return spec.protocol.get("group_metrics") or {}
+def group_metrics(spec: TaskSpec) -> dict[str, GroupMetric]:
+    """``protocol.group_metrics``: metric name -> metadata column and top-k, the worst-group
+    accuracies DataComp reports for its WILDS and fairness sets."""
+    return ClassificationKind.options(spec).group_metrics
 
 
-def worst_group(records: list[dict[str, Any]], spec: TaskSpec, name: str, group: dict[str, Any]) -> float:
+def worst_group(records: list[dict[str, Any]], spec: TaskSpec, name: str, group: GroupMetric) -> float:
     if any("meta" not in r for r in records):
         raise VLBenchError(f"task '{spec.name}': {name} needs each sample's metadata row (the webdataset's .npy member)")
-    column, k = group["column"], group.get("top_k", 1)
+    column, k = group.column, group.top_k
     hits = [r["label"] in r["top"][:k] for r in records]
     return metrics.worst_group_accuracy(hits, [int(r["meta"][column]) for r in records])

@@ -114,8 +114,7 @@ class SelectionKind(TaskKind):
 
     @classmethod
     def task_metrics(cls, spec: TaskSpec) -> list[str]:
-        outcomes = spec.protocol.get("outcomes")
-        return list(outcomes) if isinstance(outcomes, dict) else []
+        return list(cls.options(spec).outcomes or {})
 
     @classmethod
     def check(cls, spec: TaskSpec) -> None:
