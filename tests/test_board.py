@@ -53,7 +53,7 @@ def test_suite_intervals_combine_member_replicates(tmp_path, catalog):
     board = load_board(tmp_path, catalog)
     assert board.columns[:3] == ["pooled", "imagenet1k", "two"]  # declared order, imagenet1k kept though empty
     x = board.cells["m:x"]
-    mean = [(p + q) / 2 for p, q in zip(a, b)]  # element-wise mean: 0.15 0.35 0.45 0.65 0.85
+    # the replicates' element-wise mean: 0.15 0.35 0.45 0.65 0.85
     assert x["two"].value == pytest.approx(0.45)
     # level 0.9 from the results: the 5% and 95% quantiles (numpy's linear interpolation)
     assert x["two"].ci == pytest.approx((0.15 + 0.2 * 0.2, 0.65 + 0.8 * 0.2))

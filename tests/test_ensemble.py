@@ -4,7 +4,6 @@ import json
 import math
 
 import pytest
-import torch
 
 from conftest import REPO, TINY
 from vlbench.catalog import Catalog

@@ -25,7 +25,7 @@ import dataclasses
 import types
 import typing
 from dataclasses import MISSING, dataclass
-from typing import Any, Callable, Literal, Mapping, Union
+from typing import Any, Literal, Mapping, Union
 
 from vlbench.errors import TaskSpecError
 from vlbench.registry import did_you_mean

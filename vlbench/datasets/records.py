@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator
 
 from vlbench.datasets.images import BytesImage, FileImage, ImageRef
 from vlbench.datasets.selection import SELECTION_READERS, SelectionData, SelectionInstance, check_images_exist
-from vlbench.errors import TaskSpecError, VLBenchError
+from vlbench.errors import VLBenchError
 from vlbench.registry import did_you_mean
 from vlbench.schema import SchemaError, as_dict, option, parse, schema
 from vlbench.taskfile import SplitSource
