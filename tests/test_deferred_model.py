@@ -3,6 +3,7 @@ embeddings; a record that no longer matches the loaded model stops the run."""
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -85,7 +86,7 @@ def test_weights_are_hashed_once_per_load(tmp_path, monkeypatch):
     assert len(calls) == 1
 
 
-def test_pins_change_with_what_decides_the_model_and_hub_names_have_none(tmp_path, monkeypatch):
+def test_pins_change_with_what_decides_the_model(tmp_path, monkeypatch):
     catalog = Catalog.load()
     adapter = MODEL_ADAPTERS.get("openclip")
     cpu = torch.device("cpu")
@@ -93,7 +94,7 @@ def test_pins_change_with_what_decides_the_model_and_hub_names_have_none(tmp_pat
     def pin(text, device=cpu, precision="fp32", trimming=True):
         return identity_pin(adapter, catalog.resolve_model(text), device, precision, trimming)
 
-    assert pin("openclip:ViT-B-32@openai") is None  # a hub tag: only loading tells which weights
+    assert pin("openclip:ViT-B-32@openai") is None  # a hub tag not in the Hugging Face cache: only loading tells
     monkeypatch.chdir(tmp_path)
     (tmp_path / "ViT-B-32").mkdir()  # folders named like hub models do not pin hub weights
     (tmp_path / "hf-hub:org" / "repo").mkdir(parents=True)
@@ -131,3 +132,95 @@ def test_a_deferred_model_takes_no_settings(tmp_path, loads):
         deferred.allow_text_trimming = False
     assert deferred.text_padding_mode == "trimmed" and loads == [TINY]  # from the record
     assert deferred.build().text_padding_mode == "trimmed" and loads == [TINY, TINY]
+
+
+def write_snapshot(hub_cache, repo, commit, files):
+    """A model repo's snapshot as huggingface_hub lays it out: refs/main names the commit."""
+    folder = hub_cache / ("models--" + repo.replace("/", "--"))
+    (folder / "refs").mkdir(parents=True, exist_ok=True)
+    (folder / "refs" / "main").write_text(commit)
+    snapshot = folder / "snapshots" / commit
+    snapshot.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (snapshot / name).write_bytes(data)
+    return snapshot
+
+
+def tiny_weights(seed):
+    from safetensors.torch import save
+
+    from vlbench.models.openclip import _open_clip
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = _open_clip().create_model("vlbench-tiny", pretrained=None)
+    return save({k: v.contiguous() for k, v in model.state_dict().items()})
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch):
+    """An empty Hugging Face cache, and a pretrained tag of vlbench-tiny that open_clip loads from it."""
+    import huggingface_hub.constants
+
+    from vlbench.models.openclip import _open_clip
+
+    cache = tmp_path / "hf-hub"
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setitem(_open_clip().pretrained._PRETRAINED, "vlbench-tiny", {"hubtest": {"hf_hub": "vlbench-test/tiny/"}})
+    return cache
+
+
+def test_hub_names_are_pinned_by_their_snapshot_in_the_local_cache(hub_cache):
+    catalog = Catalog.load()
+    openclip, hf = MODEL_ADAPTERS.get("openclip"), MODEL_ADAPTERS.get("hf")
+    tagged, hub_named, transformers_id = (catalog.resolve_model(s) for s in ("openclip:vlbench-tiny@hubtest", "openclip:hf-hub:org/repo", "hf:org/clip"))
+    assert [a.pinned_weights(s) for a, s in ((openclip, tagged), (openclip, hub_named), (hf, transformers_id))] == [None] * 3
+    write_snapshot(hub_cache, "vlbench-test/tiny", "a" * 40, {"open_clip_model.safetensors": b"w1"})
+    write_snapshot(hub_cache, "org/repo", "b" * 40, {"open_clip_config.json": b"{}", "open_clip_model.safetensors": b"w"})
+    snapshot = write_snapshot(hub_cache, "org/clip", "c" * 40, {"config.json": b"{}", "model.safetensors": b"w"})
+    first = openclip.pinned_weights(tagged)
+    assert first and openclip.pinned_weights(hub_named) and hf.pinned_weights(transformers_id)
+    assert hf.pinned_weights(catalog.resolve_model("hf:org/clip@v2")) is None  # a revision the cache does not hold
+    assert hf.pinned_weights(catalog.resolve_model("hf:org/clip?trust_remote_code=1")) is None  # its code runs from elsewhere
+    before = hf.pinned_weights(transformers_id)
+    (snapshot / "tokenizer.json").write_bytes(b"{}")  # a file added to the snapshot
+    assert hf.pinned_weights(transformers_id) not in (None, before)
+    write_snapshot(hub_cache, "vlbench-test/tiny", "d" * 40, {"open_clip_model.safetensors": b"w1"})  # a new revision
+    assert openclip.pinned_weights(tagged) not in (None, first)
+
+
+def test_a_warm_run_of_a_hub_model_does_not_load_it_until_its_snapshot_changes(tmp_path, hub_cache, loads):
+    spec = "openclip:vlbench-tiny@hubtest"
+
+    def run_hub(output):
+        options = RunOptions(data_root=tmp_path, output=tmp_path / output, num_workers=0, limit=16, batch_size=8, cache_dir=tmp_path / "cache")
+        [outcome] = Runner(Catalog.load(), options).run(spec, ["shapes_cls"])[1]
+        return json.loads(outcome.result_file.read_text())
+
+    write_snapshot(hub_cache, "vlbench-test/tiny", "a" * 40, {"open_clip_model.safetensors": tiny_weights(1)})
+    cold = run_hub("cold")
+    assert loads == [spec] and len(records(tmp_path / "cache")) == 1
+    warm = run_hub("warm")
+    assert loads == [spec] and warm["metrics"] == cold["metrics"] and warm["model"]["fingerprint"] == cold["model"]["fingerprint"]
+    write_snapshot(hub_cache, "vlbench-test/tiny", "e" * 40, {"open_clip_model.safetensors": tiny_weights(2)})  # new weights upstream, downloaded
+    updated = run_hub("updated")
+    assert loads == [spec, spec]  # another snapshot: loaded, and its weights hash recorded
+    assert updated["model"]["fingerprint"]["weights_sha256"] != cold["model"]["fingerprint"]["weights_sha256"]
+    assert len(records(tmp_path / "cache")) == 2
+
+
+def test_a_transformers_hub_model_is_deferred_once_its_snapshot_is_cached(tmp_path, loads):
+    from hf_fixtures import save_tiny_hf_model
+
+    spec = "hf:vlbench-test/tiny-clip"
+    hub = Path(os.environ["HF_HUB_CACHE"])  # the tests' own cache, which transformers reads too
+    snapshot = write_snapshot(hub, "vlbench-test/tiny-clip", "9" * 40, {})
+    save_tiny_hf_model(snapshot, seed=5)
+
+    def run_hf(output):
+        options = RunOptions(data_root=tmp_path, output=tmp_path / output, num_workers=0, limit=16, batch_size=8, cache_dir=tmp_path / "cache")
+        [outcome] = Runner(Catalog.load(), options).run(spec, ["shapes_cls"])[1]
+        return json.loads(outcome.result_file.read_text())["metrics"]
+
+    cold = run_hf("cold")
+    assert loads == [spec] and run_hf("warm") == cold and loads == [spec]

@@ -277,15 +277,20 @@ class Runner:
         store = self.embedding_store()
         device = resolve_device(self.options.device)
         trimming = not self.options.full_text_padding
-        pin = None
-        if store is not None and not distributed.current().active:  # ranks must load together
-            pin = identity_pin(self.catalog.adapter_class(spec.adapter), spec, device, self.options.precision, trimming)
+
+        def pin_now() -> str | None:
+            if store is None or distributed.current().active:  # ranks must load together
+                return None
+            return identity_pin(self.catalog.adapter_class(spec.adapter), spec, device, self.options.precision, trimming)
+
+        pin = pin_now()
         record = store.model_record(pin) if pin else None
         if record is not None:
             self.log(f"model {spec.id}: identity read from the embedding cache; it is loaded only if an input is not cached")
             return DeferredModel(spec, device, self.options.precision, record,
                                  build=lambda: self._loaded(spec, trimming), forget=lambda: store.forget_model_record(pin))
         model = self._loaded(spec, trimming)
+        pin = pin_now()  # again: loading may have downloaded a hub model's snapshot, or completed it
         if pin and model.fingerprint().get("weights_sha256"):
             try:
                 store.write_model_record(pin, model_record(model))

@@ -178,7 +178,7 @@ class ModelAdapter(ABC):
         """A cheap string (no model library imported) that changes whenever the weights behind
         ``spec`` can, or None when only loading tells. With it, a run whose embeddings are all cached
         never loads the model (vlbench.models.deferred). None by default: only an adapter that knows
-        where its weights come from can pin them (``files_stamp`` helps)."""
+        where its weights come from can pin them (``files_stamp`` and ``hub.cached_snapshot_pin`` help)."""
         return None
 
     # -- what the harness calls ----------------------------------------------------------------

@@ -6,13 +6,14 @@ its device. Importing the model library and building the model would be most of 
 time. When a model is loaded, the runner keeps these answers in the cache folder, under a *pin*:
 a digest of everything that decides them and is cheap to read without the model library (the spec,
 the adapter and its version, ``pinned_weights`` -- local weights by path, size and mtime, random
-init by seed --, precision, device, text trimming, library versions). The next run with the same
+init by seed, hub names by their snapshot in the local Hugging Face cache --, precision, device,
+text trimming, library versions; computed again after a load, which may have downloaded files). The next run with the same
 pin gets a ``DeferredModel``: it answers from the record and builds the real model on first use of
 anything else (an image or text the cache does not hold, dense features...). The built model must
 give the recorded identity; else the run stops, and the results it wrote from the cache before the
 model was built are removed (the runner does that). Deferral is opt-in per adapter
-(``ModelAdapter.pinned_weights``); models without a pin (hub names, whose weights can change under
-the same name) are always loaded.
+(``ModelAdapter.pinned_weights``); models without a pin (a hub name not yet in the local cache,
+remote code) are always loaded.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from PIL import Image
 
 from vlbench.errors import ModelLoadError
 from vlbench.models.base import ModelAdapter, ModelSpec, files_stamp
-from vlbench.models.hub import hub_access, offline_message
+from vlbench.models.hub import cached_snapshot_pin, hub_access, offline_message
 from vlbench.models.registry import MODEL_ADAPTERS
 
 MAX_LENGTH_PADDING = ("siglip", "siglip2")
@@ -84,9 +84,15 @@ class HFAdapter(ModelAdapter):
 
     @classmethod
     def pinned_weights(cls, spec: ModelSpec) -> str | None:
-        """A saved model folder by its files; hub names: None (a revision can move)."""
+        """A saved model folder by its files; a hub name by its snapshot in the local Hugging Face
+        cache at the spec's revision (None when it is not there yet, or with remote code, which
+        runs from outside the snapshot)."""
         folder = Path(spec.name).expanduser()
-        return files_stamp(folder) if folder.is_dir() else None
+        if folder.is_dir():
+            return files_stamp(folder)
+        if spec.options.get("trust_remote_code", "0").lower() in TRUE_VALUES or Path(spec.name).expanduser().exists():
+            return None
+        return cached_snapshot_pin(spec.name, spec.tag)
 
     def __init__(self, spec: ModelSpec, device: torch.device | str = "cpu", precision: str = "fp32"):
         super().__init__(spec, device, precision)

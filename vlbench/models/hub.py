@@ -12,6 +12,7 @@ import functools
 import os
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Iterator
 
 PROBE_TIMEOUT_S = 3.0
@@ -61,6 +62,26 @@ def hub_access() -> Iterator[str | None]:
         yield "the Hugging Face Hub cannot be reached"
     finally:
         constants.HF_HUB_OFFLINE = previous
+
+
+def cached_snapshot_pin(repo_id: str, revision: str | None = None) -> str | None:
+    """What a model repo's snapshot in the local Hugging Face cache holds, at ``revision`` (a branch,
+    tag or commit; default main): its commit and every file's path, size and times. None when the
+    cache has no such snapshot. Reads the cache folder only (no network, no model library): a
+    download of another revision moves the ref and so changes the pin, as does any new or replaced
+    file of the snapshot."""
+    from vlbench.models.base import files_stamp
+
+    repo = Path(_constants().HF_HUB_CACHE) / ("models--" + repo_id.replace("/", "--"))
+    ref = repo / "refs" / (revision or "main")
+    try:
+        commit = ref.read_text().strip() if ref.is_file() else (revision or "")
+    except OSError:
+        return None
+    snapshot = repo / "snapshots" / commit
+    if not commit or not snapshot.is_dir() or not any(snapshot.iterdir()):
+        return None
+    return f"hf-cache:{repo_id}@{commit}|{files_stamp(snapshot)}"
 
 
 def offline_message(spec_id: str, reason: str, local_form: str) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import posixpath
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -22,7 +23,7 @@ from PIL import Image
 
 from vlbench.errors import ModelLoadError
 from vlbench.models.base import ModelAdapter, ModelSpec, files_stamp
-from vlbench.models.hub import hub_access, offline_message
+from vlbench.models.hub import cached_snapshot_pin, hub_access, offline_message
 from vlbench.models.registry import MODEL_ADAPTERS
 from vlbench.models.text_trim import openclip_causal_tower, trim_padding
 from vlbench.registry import did_you_mean
@@ -105,6 +106,15 @@ def resolve_openclip(spec: ModelSpec, open_clip: Any) -> tuple[str, dict[str, An
         kwargs["force_quick_gelu"] = True
     return name, kwargs, f"open_clip:{name}@{tag} ({tag_cfg.get('hf_hub') or tag_cfg.get('url')})"
 
+def hub_repo_of_tag(arch: str, tag: str) -> str | None:
+    """The Hugging Face repo open_clip loads ``arch@tag`` from (``hf_hub`` of its pretrained
+    config, which open_clip prefers to a URL), or None (an unknown tag, a URL or a file)."""
+    config = _open_clip().get_pretrained_cfg(arch, tag) or {}
+    if "file" in config or not config.get("hf_hub"):
+        return None
+    return posixpath.split(config["hf_hub"])[0] or None  # 'org/repo/' or 'org/repo/file.bin', as open_clip splits it
+
+
 def _check_arch(arch: str, spec: ModelSpec, open_clip: Any) -> None:
     if open_clip.get_model_config(arch) is None:
         raise ModelLoadError(f"unknown open_clip architecture '{arch}' in {spec.id}{did_you_mean(arch, open_clip.list_models())}")
@@ -147,22 +157,28 @@ class OpenClipAdapter(ModelAdapter):
     @classmethod
     def pinned_weights(cls, spec: ModelSpec) -> str | None:
         """A local checkpoint (or ``local-dir:``) by its files; random init by seed and architecture
-        config; shipped weights by their file. Hub tags and ``hf-hub:`` names: None."""
+        config; shipped weights by their file; hub tags and ``hf-hub:`` names by their snapshot in
+        the local Hugging Face cache (None when it is not there yet)."""
         configs = [Path(spec.options["config"]).expanduser()] if "config" in spec.options else []
         configs.append(CONFIG_DIR / f"{spec.options.get('arch', spec.name)}.json")  # vlbench's own architectures
         config = "|".join(files_stamp(path) for path in configs if path.is_file())
         if spec.name.startswith("local-dir:"):
             folder = Path(spec.name.removeprefix("local-dir:")).expanduser()
             return f"{files_stamp(folder)}|{config}" if folder.is_dir() else None
-        if spec.name.startswith(SCHEMAS):
-            return None
+        if spec.name.startswith("hf-hub:"):
+            snapshot = cached_snapshot_pin(spec.name.removeprefix("hf-hub:"))
+            return f"{snapshot}|{config}" if snapshot else None
         checkpoint = Path(spec.name).expanduser()
         if spec.name.endswith(CHECKPOINT_SUFFIXES) or "/" in spec.name or checkpoint.is_file():  # as resolve_openclip decides
             return f"{files_stamp(checkpoint)}|{config}" if checkpoint.is_file() else None
         if spec.tag == "random":
             return f"random init, seed {spec.options.get('seed', 0)}|{config}"
         shipped = shipped_weights(spec.name, spec.tag) if spec.tag else None
-        return f"{files_stamp(shipped)}|{config}" if shipped is not None else None
+        if shipped is not None:
+            return f"{files_stamp(shipped)}|{config}"
+        repo = hub_repo_of_tag(spec.name, spec.tag) if spec.tag else None
+        snapshot = cached_snapshot_pin(repo) if repo else None
+        return f"{snapshot}|{config}" if snapshot else None
 
     @property
     def image_transform(self) -> Callable[[Image.Image], torch.Tensor]:
