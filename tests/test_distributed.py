@@ -56,7 +56,7 @@ def test_two_gloo_processes_match_one_process(tmp_path, monkeypatch):
     )
     assert launched.returncode == 0, launched.stderr[-3000:]
     # rank 1 prints nothing (stdout is a pipe: the table as TSV, its title on stderr)
-    assert launched.stdout.count("loading model") == 1 and launched.stderr.count("vlbench results") == 1
+    assert launched.stdout.count("loading model") == 1 and launched.stderr.count("vlbench results") == 1, (launched.stdout[-2000:], launched.stderr[-2000:])
     monkeypatch.chdir(tmp_path)
     single = CliRunner().invoke(app, [*ARGS, "--output", "res1"], catch_exceptions=False)
     assert single.exit_code == 0, single.output
@@ -65,7 +65,7 @@ def test_two_gloo_processes_match_one_process(tmp_path, monkeypatch):
     assert not [p for p in (tmp_path / "res2").rglob("*") if p.name.startswith(".")]  # no stray temporary files
     for a_path, b_path in zip(one, two):
         a, b = json.loads(a_path.read_text()), json.loads(b_path.read_text())
-        assert a["metrics"] == b["metrics"] and a["ci"] == b["ci"], a_path.parent.name
+        assert a["metrics"] == b["metrics"] and a["ci"] == b["ci"], (a_path.parent.name, a["metrics"], b["metrics"])
         assert a["task"]["config_hash"] == b["task"]["config_hash"]
         assert (a["env"]["world_size"], b["env"]["world_size"]) == (1, 2)
         with gzip.open(a_path.parent / a["samples"], "rt") as fa, gzip.open(b_path.parent / b["samples"], "rt") as fb:
