@@ -10,7 +10,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # ... and see an empty Hugging Face cache of their own, never the user's (hub models are pinned by it)
-os.environ["HF_HUB_CACHE"] = tempfile.mkdtemp(prefix="vlbench-test-hf-hub-")
+TEST_HF_HUB_CACHE = tempfile.mkdtemp(prefix="vlbench-test-hf-hub-")
+os.environ["HF_HUB_CACHE"] = TEST_HF_HUB_CACHE
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -24,6 +25,21 @@ def shared_data(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"shared annotation files not found at {path} (present in CI, not in a plain clone)")
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_hf_hub_cache():
+    """The tests' own Hugging Face cache, also where huggingface_hub was imported before this file
+    set the variable; removed at the end."""
+    import shutil
+
+    import huggingface_hub.constants
+
+    previous = huggingface_hub.constants.HF_HUB_CACHE
+    huggingface_hub.constants.HF_HUB_CACHE = TEST_HF_HUB_CACHE
+    yield Path(TEST_HF_HUB_CACHE)
+    huggingface_hub.constants.HF_HUB_CACHE = previous
+    shutil.rmtree(TEST_HF_HUB_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,6 @@ embeddings; a record that no longer matches the loaded model stops the run."""
 
 import json
 import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -134,15 +133,23 @@ def test_a_deferred_model_takes_no_settings(tmp_path, loads):
     assert deferred.build().text_padding_mode == "trimmed" and loads == [TINY, TINY]
 
 
-def write_snapshot(hub_cache, repo, commit, files):
-    """A model repo's snapshot as huggingface_hub lays it out: refs/main names the commit."""
+def write_snapshot(hub_cache, repo, commit, files, ref="main"):
+    """A model repo's snapshot as huggingface_hub lays it out: the ref names the commit, the
+    snapshot's files are links into blobs/ named by content."""
+    import hashlib
+
     folder = hub_cache / ("models--" + repo.replace("/", "--"))
     (folder / "refs").mkdir(parents=True, exist_ok=True)
-    (folder / "refs" / "main").write_text(commit)
+    (folder / "blobs").mkdir(exist_ok=True)
+    if ref:
+        (folder / "refs" / ref).write_text(commit)
     snapshot = folder / "snapshots" / commit
     snapshot.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():
-        (snapshot / name).write_bytes(data)
+        blob = folder / "blobs" / hashlib.sha256(data).hexdigest()
+        blob.write_bytes(data)
+        (snapshot / name).unlink(missing_ok=True)
+        (snapshot / name).symlink_to(os.path.relpath(blob, snapshot))
     return snapshot
 
 
@@ -170,32 +177,60 @@ def hub_cache(tmp_path, monkeypatch):
     return cache
 
 
-def test_hub_names_are_pinned_by_their_snapshot_in_the_local_cache(hub_cache):
+def test_hub_names_are_pinned_by_their_snapshot_in_the_local_cache(hub_cache, monkeypatch):
+    import vlbench.models.hub as hub
+
     catalog = Catalog.load()
     openclip, hf = MODEL_ADAPTERS.get("openclip"), MODEL_ADAPTERS.get("hf")
     tagged, hub_named, transformers_id = (catalog.resolve_model(s) for s in ("openclip:vlbench-tiny@hubtest", "openclip:hf-hub:org/repo", "hf:org/clip"))
-    assert [a.pinned_weights(s) for a, s in ((openclip, tagged), (openclip, hub_named), (hf, transformers_id))] == [None] * 3
-    write_snapshot(hub_cache, "vlbench-test/tiny", "a" * 40, {"open_clip_model.safetensors": b"w1"})
-    write_snapshot(hub_cache, "org/repo", "b" * 40, {"open_clip_config.json": b"{}", "open_clip_model.safetensors": b"w"})
-    snapshot = write_snapshot(hub_cache, "org/clip", "c" * 40, {"config.json": b"{}", "model.safetensors": b"w"})
-    first = openclip.pinned_weights(tagged)
-    assert first and openclip.pinned_weights(hub_named) and hf.pinned_weights(transformers_id)
+
+    def pins():
+        return [openclip.pinned_weights(tagged), openclip.pinned_weights(hub_named), hf.pinned_weights(transformers_id)]
+
+    assert pins() == [None] * 3
+    # snapshots without the weights a load reads (an interrupted download, a tokenizer fetched alone): no pin
+    write_snapshot(hub_cache, "vlbench-test/tiny", "a" * 40, {"README.md": b"x"})
+    write_snapshot(hub_cache, "org/repo", "b" * 40, {"open_clip_config.json": b"{}"})
+    clip = write_snapshot(hub_cache, "org/clip", "c" * 40, {"config.json": b"{}"})
+    assert pins() == [None] * 3
+    write_snapshot(hub_cache, "vlbench-test/tiny", "a" * 40, {"open_clip_pytorch_model.bin": b"w1"})
+    write_snapshot(hub_cache, "org/repo", "b" * 40, {"open_clip_model.safetensors": b"w"})
+    write_snapshot(hub_cache, "org/clip", "c" * 40, {"model.safetensors": b"w"})
+    first = pins()
+    assert None not in first
     assert hf.pinned_weights(catalog.resolve_model("hf:org/clip@v2")) is None  # a revision the cache does not hold
+    assert hf.pinned_weights(catalog.resolve_model(f"hf:org/clip@{'c' * 40}")) is not None  # a commit: no ref needed
     assert hf.pinned_weights(catalog.resolve_model("hf:org/clip?trust_remote_code=1")) is None  # its code runs from elsewhere
-    before = hf.pinned_weights(transformers_id)
-    (snapshot / "tokenizer.json").write_bytes(b"{}")  # a file added to the snapshot
-    assert hf.pinned_weights(transformers_id) not in (None, before)
+    (clip / "tokenizer.json").symlink_to("../../blobs/missing")  # a dangling link: not a file, no change
+    assert pins() == first
+    write_snapshot(hub_cache, "org/clip", "c" * 40, {"tokenizer.json": b"{}"})  # a file added to the snapshot
+    write_snapshot(hub_cache, "org/repo", "b" * 40, {"open_clip_model.safetensors": b"w2"})  # a file replaced
     write_snapshot(hub_cache, "vlbench-test/tiny", "d" * 40, {"open_clip_model.safetensors": b"w1"})  # a new revision
-    assert openclip.pinned_weights(tagged) not in (None, first)
+    second = pins()
+    assert None not in second and all(a != b for a, b in zip(first, second))
+    # with the Hub reachable, a branch is pinned only while the Hub names the cached commit
+    remote = {"org/clip": "c" * 40}
+    monkeypatch.setattr(hub, "offline_by_setting", lambda: False)
+    monkeypatch.setattr(hub, "hub_reachable", lambda: True)
+    monkeypatch.setattr(hub, "remote_commit", lambda repo, revision: remote.get(repo))
+    assert hf.pinned_weights(transformers_id) == second[2]
+    remote["org/clip"] = "e" * 40  # published upstream, not downloaded: a load would fetch it
+    assert hf.pinned_weights(transformers_id) is None
+    assert hf.pinned_weights(catalog.resolve_model(f"hf:org/clip@{'c' * 40}")) is not None  # a commit cannot move
+
+
+def run_one(tmp_path, spec, output):
+    """shapes_cls with ``spec`` and a cache shared by the test's runs; the result file's content."""
+    options = RunOptions(data_root=tmp_path, output=tmp_path / output, num_workers=0, limit=16, batch_size=8, cache_dir=tmp_path / "cache")
+    [outcome] = Runner(Catalog.load(), options).run(spec, ["shapes_cls"])[1]
+    return json.loads(outcome.result_file.read_text())
 
 
 def test_a_warm_run_of_a_hub_model_does_not_load_it_until_its_snapshot_changes(tmp_path, hub_cache, loads):
     spec = "openclip:vlbench-tiny@hubtest"
 
     def run_hub(output):
-        options = RunOptions(data_root=tmp_path, output=tmp_path / output, num_workers=0, limit=16, batch_size=8, cache_dir=tmp_path / "cache")
-        [outcome] = Runner(Catalog.load(), options).run(spec, ["shapes_cls"])[1]
-        return json.loads(outcome.result_file.read_text())
+        return run_one(tmp_path, spec, output)
 
     write_snapshot(hub_cache, "vlbench-test/tiny", "a" * 40, {"open_clip_model.safetensors": tiny_weights(1)})
     cold = run_hub("cold")
@@ -209,11 +244,11 @@ def test_a_warm_run_of_a_hub_model_does_not_load_it_until_its_snapshot_changes(t
     assert len(records(tmp_path / "cache")) == 2
 
 
-def test_a_transformers_hub_model_is_deferred_once_its_snapshot_is_cached(tmp_path, loads):
+def test_a_transformers_hub_model_is_deferred_once_its_snapshot_is_cached(tmp_path, loads, private_hf_hub_cache):
     from hf_fixtures import save_tiny_hf_model
 
     spec = "hf:vlbench-test/tiny-clip"
-    hub = Path(os.environ["HF_HUB_CACHE"])  # the tests' own cache, which transformers reads too
+    hub = private_hf_hub_cache  # the tests' own cache, which transformers reads too
     snapshot = write_snapshot(hub, "vlbench-test/tiny-clip", "9" * 40, {})
     save_tiny_hf_model(snapshot, seed=5)
 
@@ -224,3 +259,35 @@ def test_a_transformers_hub_model_is_deferred_once_its_snapshot_is_cached(tmp_pa
 
     cold = run_hf("cold")
     assert loads == [spec] and run_hf("warm") == cold and loads == [spec]
+
+
+def test_the_record_is_kept_under_the_snapshot_the_load_completed(tmp_path, hub_cache, loads, monkeypatch):
+    spec = "openclip:vlbench-tiny@hubtest"
+    write_snapshot(hub_cache, "vlbench-test/tiny", "a" * 40, {"README.md": b"x"})  # not loadable: no pin before the load
+    counting = Runner.load_model
+
+    def downloading(self, model_spec):  # what loading online does: the weights arrive in the snapshot
+        write_snapshot(hub_cache, "vlbench-test/tiny", "a" * 40, {"open_clip_model.safetensors": tiny_weights(1)})
+        return counting(self, model_spec)
+
+    monkeypatch.setattr(Runner, "load_model", downloading)
+    cold = run_one(tmp_path, spec, "cold")
+    assert loads == [spec] and len(records(tmp_path / "cache")) == 1
+    assert run_one(tmp_path, spec, "warm")["metrics"] == cold["metrics"] and loads == [spec]
+
+
+def test_an_hf_hub_name_without_weights_fails_instead_of_building_an_untrained_model(hub_cache):
+    from safetensors.torch import load
+
+    from vlbench.errors import ModelLoadError
+    from vlbench.models.openclip import CONFIG_DIR, OpenClipAdapter
+
+    spec = Catalog.load().resolve_model("openclip:hf-hub:vlbench-test/tiny-hub")
+    config = {"model_cfg": json.loads((CONFIG_DIR / "vlbench-tiny.json").read_text()), "preprocess_cfg": {}}
+    write_snapshot(hub_cache, "vlbench-test/tiny-hub", "f" * 40, {"open_clip_config.json": json.dumps(config).encode()})
+    with pytest.raises(ModelLoadError, match="cannot load openclip:hf-hub:vlbench-test/tiny-hub"):
+        OpenClipAdapter(spec)
+    weights = tiny_weights(3)
+    write_snapshot(hub_cache, "vlbench-test/tiny-hub", "f" * 40, {"open_clip_model.safetensors": weights})
+    loaded = OpenClipAdapter(spec).model.state_dict()
+    assert all(torch.equal(loaded[name], tensor) for name, tensor in load(weights).items())

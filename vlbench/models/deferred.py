@@ -4,16 +4,17 @@ A run whose embeddings are all in the cache needs from its model only what ident
 fingerprint (with the weights hash), the transform and text-padding identities that key the cache,
 its device. Importing the model library and building the model would be most of such a run's
 time. When a model is loaded, the runner keeps these answers in the cache folder, under a *pin*:
-a digest of everything that decides them and is cheap to read without the model library (the spec,
-the adapter and its version, ``pinned_weights`` -- local weights by path, size and mtime, random
-init by seed, hub names by their snapshot in the local Hugging Face cache --, precision, device,
-text trimming, library versions; computed again after a load, which may have downloaded files). The next run with the same
-pin gets a ``DeferredModel``: it answers from the record and builds the real model on first use of
-anything else (an image or text the cache does not hold, dense features...). The built model must
-give the recorded identity; else the run stops, and the results it wrote from the cache before the
-model was built are removed (the runner does that). Deferral is opt-in per adapter
-(``ModelAdapter.pinned_weights``); models without a pin (a hub name not yet in the local cache,
-remote code) are always loaded.
+a digest of everything that decides them and is cheap to read without the model library (the
+spec, the adapter and its version, ``pinned_weights`` -- local weights by path, size and mtime,
+random init by seed, hub names by their snapshot in the local Hugging Face cache while a load
+would read it --, precision, device, text trimming, library versions; computed again after a
+load, which may have downloaded files). The next run with the same pin gets a ``DeferredModel``:
+it answers from the record and builds the real model on first use of anything else (an image or
+text the cache does not hold, dense features...). The built model must give the recorded
+identity; else the run stops, and the results it wrote from the cache before the model was built
+are removed (the runner does that). Deferral is opt-in per adapter (``ModelAdapter.pinned_weights``);
+models without a pin (a hub name not in the local cache, or newer on the Hub; remote code) are
+always loaded.
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ RECORDED = ("transform_id", "text_padding_mode", "trims_text_padding", "logit_sc
 
 def identity_pin(adapter_class: type[ModelAdapter], spec: ModelSpec, device: torch.device, precision: str, text_trimming: bool) -> str | None:
     """The key of a model's record, or None when the adapter cannot pin its weights cheaply."""
-    weights = adapter_class.pinned_weights(spec)
+    try:
+        weights = adapter_class.pinned_weights(spec)
+    except (OSError, ValueError, ImportError):  # files that vanish or cannot be read: the model is loaded
+        return None
     if weights is None:
         return None
     decided_by = {

@@ -35,6 +35,8 @@ TRUE_VALUES = ("1", "true", "yes")
 IMAGE_BACKENDS = ("pil", "torchvision")
 NAFLEX_MODEL_TYPES = ("siglip2",)
 FIXED_SIGLIP2_HINT = "use a fixed-resolution SigLIP 2 checkpoint instead, e.g. hf:google/siglip2-base-patch16-224"
+# the weights files transformers loads from a hub repo (one of them must be in a cached snapshot)
+HUB_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 
 
 def is_siglip2_text(model_type: str, tokenizer: Any) -> bool:
@@ -92,7 +94,7 @@ class HFAdapter(ModelAdapter):
             return files_stamp(folder)
         if spec.options.get("trust_remote_code", "0").lower() in TRUE_VALUES or Path(spec.name).expanduser().exists():
             return None
-        return cached_snapshot_pin(spec.name, spec.tag)
+        return cached_snapshot_pin(spec.name, spec.tag, HUB_WEIGHTS)
 
     def __init__(self, spec: ModelSpec, device: torch.device | str = "cpu", precision: str = "fp32"):
         super().__init__(spec, device, precision)

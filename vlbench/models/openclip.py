@@ -106,13 +106,26 @@ def resolve_openclip(spec: ModelSpec, open_clip: Any) -> tuple[str, dict[str, An
         kwargs["force_quick_gelu"] = True
     return name, kwargs, f"open_clip:{name}@{tag} ({tag_cfg.get('hf_hub') or tag_cfg.get('url')})"
 
-def hub_repo_of_tag(arch: str, tag: str) -> str | None:
-    """The Hugging Face repo open_clip loads ``arch@tag`` from (``hf_hub`` of its pretrained
-    config, which open_clip prefers to a URL), or None (an unknown tag, a URL or a file)."""
+HUB_WEIGHTS = "open_clip_pytorch_model.bin"  # open_clip's default file name in a hub repo
+
+
+def hub_weights_names(filename: str) -> tuple[str, ...]:
+    """The files open_clip may load for a hub weights file name: its safetensors twin first."""
+    if filename == HUB_WEIGHTS:
+        return ("open_clip_model.safetensors", filename)
+    if filename.endswith((".bin", ".pth")):
+        return (filename[:-4] + ".safetensors", filename)
+    return (filename,)
+
+
+def hub_weights_of_tag(arch: str, tag: str) -> tuple[str, tuple[str, ...]] | None:
+    """(Hugging Face repo, weights file names) open_clip loads ``arch@tag`` from (``hf_hub`` of its
+    pretrained config, which open_clip prefers to a URL); None for an unknown tag, a URL or a file."""
     config = _open_clip().get_pretrained_cfg(arch, tag) or {}
     if "file" in config or not config.get("hf_hub"):
         return None
-    return posixpath.split(config["hf_hub"])[0] or None  # 'org/repo/' or 'org/repo/file.bin', as open_clip splits it
+    repo, filename = posixpath.split(config["hf_hub"])  # 'org/repo/' or 'org/repo/file.bin', as open_clip splits it
+    return (repo, hub_weights_names(filename or HUB_WEIGHTS)) if repo else None
 
 
 def _check_arch(arch: str, spec: ModelSpec, open_clip: Any) -> None:
@@ -135,6 +148,8 @@ class OpenClipAdapter(ModelAdapter):
                 raise ModelLoadError(f"cannot load {spec.id}: architecture config not found: {config}")
             open_clip.add_model_config(config)
         self.arch, kwargs, self.weights_source = resolve_openclip(spec, open_clip)
+        # open_clip only warns (and builds an untrained model) when hf-hub:/local-dir: weights are missing
+        kwargs["require_pretrained"] = kwargs.get("pretrained", "") is not None
         downloads = isinstance(kwargs.get("pretrained"), str) and not Path(kwargs["pretrained"]).is_file() or self.arch.startswith("hf-hub:")
         with _quiet_open_clip(), hub_access() if downloads else contextlib.nullcontext(None) as offline:
             try:
@@ -166,7 +181,7 @@ class OpenClipAdapter(ModelAdapter):
             folder = Path(spec.name.removeprefix("local-dir:")).expanduser()
             return f"{files_stamp(folder)}|{config}" if folder.is_dir() else None
         if spec.name.startswith("hf-hub:"):
-            snapshot = cached_snapshot_pin(spec.name.removeprefix("hf-hub:"))
+            snapshot = cached_snapshot_pin(spec.name.removeprefix("hf-hub:"), None, hub_weights_names(HUB_WEIGHTS))
             return f"{snapshot}|{config}" if snapshot else None
         checkpoint = Path(spec.name).expanduser()
         if spec.name.endswith(CHECKPOINT_SUFFIXES) or "/" in spec.name or checkpoint.is_file():  # as resolve_openclip decides
@@ -176,8 +191,8 @@ class OpenClipAdapter(ModelAdapter):
         shipped = shipped_weights(spec.name, spec.tag) if spec.tag else None
         if shipped is not None:
             return f"{files_stamp(shipped)}|{config}"
-        repo = hub_repo_of_tag(spec.name, spec.tag) if spec.tag else None
-        snapshot = cached_snapshot_pin(repo) if repo else None
+        hub = hub_weights_of_tag(spec.name, spec.tag) if spec.tag else None
+        snapshot = cached_snapshot_pin(hub[0], None, hub[1]) if hub else None
         return f"{snapshot}|{config}" if snapshot else None
 
     @property
