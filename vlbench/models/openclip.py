@@ -106,6 +106,7 @@ def resolve_openclip(spec: ModelSpec, open_clip: Any) -> tuple[str, dict[str, An
         kwargs["force_quick_gelu"] = True
     return name, kwargs, f"open_clip:{name}@{tag} ({tag_cfg.get('hf_hub') or tag_cfg.get('url')})"
 
+
 HUB_WEIGHTS = "open_clip_pytorch_model.bin"  # open_clip's default file name in a hub repo
 
 
@@ -173,7 +174,8 @@ class OpenClipAdapter(ModelAdapter):
     def pinned_weights(cls, spec: ModelSpec) -> str | None:
         """A local checkpoint (or ``local-dir:``) by its files; random init by seed and architecture
         config; shipped weights by their file; hub tags and ``hf-hub:`` names by their snapshot in
-        the local Hugging Face cache (None when it is not there yet)."""
+        the local Hugging Face cache (None until their weights are there, or while the Hub names a
+        newer commit)."""
         configs = [Path(spec.options["config"]).expanduser()] if "config" in spec.options else []
         configs.append(CONFIG_DIR / f"{spec.options.get('arch', spec.name)}.json")  # vlbench's own architectures
         config = "|".join(files_stamp(path) for path in configs if path.is_file())
