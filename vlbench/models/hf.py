@@ -92,7 +92,7 @@ class HFAdapter(ModelAdapter):
         folder = Path(spec.name).expanduser()
         if folder.is_dir():
             return files_stamp(folder)
-        if spec.options.get("trust_remote_code", "0").lower() in TRUE_VALUES or Path(spec.name).expanduser().exists():
+        if spec.options.get("trust_remote_code", "0").lower() in TRUE_VALUES or folder.exists():
             return None
         return cached_snapshot_pin(spec.name, spec.tag, HUB_WEIGHTS)
 

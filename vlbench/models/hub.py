@@ -16,6 +16,8 @@ import urllib.request
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from vlbench.models.base import files_stamp
+
 PROBE_TIMEOUT_S = 3.0
 
 
@@ -75,8 +77,6 @@ def cached_snapshot_pin(repo_id: str, revision: str | None, weights: Sequence[st
     or build an untrained model), or when a load would fetch another commit (``snapshot_is_current``).
     A download of another revision moves the ref and so changes the pin, as does any new or
     replaced file of the snapshot."""
-    from vlbench.models.base import files_stamp
-
     repo = Path(_constants().HF_HUB_CACHE) / ("models--" + repo_id.replace("/", "--"))
     ref = repo / "refs" / (revision or "main")
     try:
@@ -95,7 +95,7 @@ def snapshot_is_current(repo_id: str, revision: str | None, commit: str) -> bool
     """Whether loading ``repo_id`` at ``revision`` now would read the snapshot of ``commit``: yes for a
     commit hash, and when loads are offline (HF_HUB_OFFLINE, or no Hub to reach); else the Hub must
     name that commit for the revision (one small request)."""
-    if revision is not None and COMMIT.fullmatch(revision) or offline_by_setting() or not hub_reachable():
+    if (revision is not None and COMMIT.fullmatch(revision)) or offline_by_setting() or not hub_reachable():
         return True
     return remote_commit(repo_id, revision) == commit
 

@@ -107,12 +107,12 @@ def resolve_openclip(spec: ModelSpec, open_clip: Any) -> tuple[str, dict[str, An
     return name, kwargs, f"open_clip:{name}@{tag} ({tag_cfg.get('hf_hub') or tag_cfg.get('url')})"
 
 
-HUB_WEIGHTS = "open_clip_pytorch_model.bin"  # open_clip's default file name in a hub repo
+HUB_DEFAULT_WEIGHTS = "open_clip_pytorch_model.bin"  # open_clip's default file name in a hub repo
 
 
 def hub_weights_names(filename: str) -> tuple[str, ...]:
     """The files open_clip may load for a hub weights file name: its safetensors twin first."""
-    if filename == HUB_WEIGHTS:
+    if filename == HUB_DEFAULT_WEIGHTS:
         return ("open_clip_model.safetensors", filename)
     if filename.endswith((".bin", ".pth")):
         return (filename[:-4] + ".safetensors", filename)
@@ -126,7 +126,7 @@ def hub_weights_of_tag(arch: str, tag: str) -> tuple[str, tuple[str, ...]] | Non
     if "file" in config or not config.get("hf_hub"):
         return None
     repo, filename = posixpath.split(config["hf_hub"])  # 'org/repo/' or 'org/repo/file.bin', as open_clip splits it
-    return (repo, hub_weights_names(filename or HUB_WEIGHTS)) if repo else None
+    return (repo, hub_weights_names(filename or HUB_DEFAULT_WEIGHTS)) if repo else None
 
 
 def _check_arch(arch: str, spec: ModelSpec, open_clip: Any) -> None:
@@ -183,7 +183,7 @@ class OpenClipAdapter(ModelAdapter):
             folder = Path(spec.name.removeprefix("local-dir:")).expanduser()
             return f"{files_stamp(folder)}|{config}" if folder.is_dir() else None
         if spec.name.startswith("hf-hub:"):
-            snapshot = cached_snapshot_pin(spec.name.removeprefix("hf-hub:"), None, hub_weights_names(HUB_WEIGHTS))
+            snapshot = cached_snapshot_pin(spec.name.removeprefix("hf-hub:"), None, hub_weights_names(HUB_DEFAULT_WEIGHTS))
             return f"{snapshot}|{config}" if snapshot else None
         checkpoint = Path(spec.name).expanduser()
         if spec.name.endswith(CHECKPOINT_SUFFIXES) or "/" in spec.name or checkpoint.is_file():  # as resolve_openclip decides
