@@ -80,6 +80,9 @@ class TaskInfo:
     file: str = ""  # the task file it was run from
     dataset: dict[str, Any] = field(default_factory=dict)  # format, location, ... and `n`, the scored items
     files: dict[str, Any] = field(default_factory=dict)  # class-name / template files: sha256 and lines
+    # what decides the items and labels (annotation, records, split, label files; folder listings):
+    # {"digest": ..., "files": {path: "sha256:..." | "stamp:..." | {tree: ..., folders, files}}} (vlbench.stamps)
+    inputs: dict[str, Any] = field(default_factory=dict)
     run_settings: dict[str, Any] = field(default_factory=dict)  # limit, seed, precision, dense_variant (non-default)
     overrides: dict[str, Any] = field(default_factory=dict)  # --set values that applied to this task
     protocol_used: dict[str, Any] = field(default_factory=dict)  # what the kind decided while running
@@ -195,7 +198,7 @@ def from_json(payload: Any) -> Result:
     task = _build(TaskInfo, payload["task"], "task")
     _need(isinstance(model.id, str) and model.id != "", "model.id is not a string")
     _need(isinstance(task.name, str) and task.name != "", "task.name is not a string")
-    for key in ("dataset", "run_settings", "overrides"):
+    for key in ("dataset", "run_settings", "overrides", "inputs"):
         _need(isinstance(getattr(task, key), dict), f"task.{key} is not an object")
     metrics = payload["metrics"]
     _need(isinstance(metrics, dict) and metrics != {}, "metrics is not a non-empty object")

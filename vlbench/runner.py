@@ -155,6 +155,8 @@ class Runner:
         cells = shard.select((m.id, t.name) for m in model_specs for t in tasks) if shard else None
         kinds = {t.name: TASK_KINDS.get(t.kind)() for t in tasks}
         located: dict[str, str | None] = {}  # task -> None (found) or the not-found message
+        inputs: dict[str, str | None] = {}  # task -> the digest of what decides its items (None: data not found)
+        missing: dict[str, str] = {}  # tasks some model still needs whose data is not found -> the message
         plans: list[tuple[ModelSpec, str | None, dict[str, TaskOutcome], list[TaskSpec]]] = []
         for model_spec in model_specs:
             source_stamp = local_source_stamp(model_spec)
@@ -167,39 +169,35 @@ class Runner:
             for task in tasks:
                 if cells is not None and (model_spec.id, task.name) not in cells:
                     continue
-                kind = kinds[task.name]
+                if task.name not in located:
+                    located[task.name], inputs[task.name] = self._locate(task, kinds[task.name])
                 config_hash = self.config_hash(task)
                 path = result_path(self.options.output, model_spec.slug, task.name, config_hash)
-                previous = result_schema.read_quietly(path)
+                previous = None if self.options.overwrite else result_schema.read_quietly(path)
                 if (
-                    not self.options.overwrite
-                    and previous is not None
+                    previous is not None
                     and previous.model.id == model_spec.id
                     and previous.model.source_stamp == source_stamp
                     and previous.model.fingerprint.get("adapter_version") == version
                     and previous.task.config_hash == config_hash
+                    and (inputs[task.name] is None or previous.task.inputs.get("digest") == inputs[task.name])
                 ):
+                    unchecked = " (its data was not found, so its inputs were not checked)" if inputs[task.name] is None else ""
                     outcomes[task.name] = TaskOutcome(
                         task.name, "skipped", previous.main_metric, previous.metrics, previous.n, path,
-                        note="result exists (use --overwrite to recompute)", ci=previous.ci,
+                        note=f"result exists{unchecked} (use --overwrite to recompute)", ci=previous.ci,
                         replicates=previous.bootstrap.main_replicates if previous.bootstrap else None,
                     )
                     continue
-                if task.name not in located:
-                    try:
-                        kind.check_data(task, self.options.data_root, self.options.allow_hub)
-                        located[task.name] = None
-                    except DatasetNotFoundError as exc:
-                        located[task.name] = str(exc)
                 if located[task.name] is not None:
                     outcomes[task.name] = TaskOutcome(task.name, "missing", task.main_metric, note="dataset not found")
+                    missing[task.name] = located[task.name]
                     continue
                 pending.append(task)
             plans.append((model_spec, source_stamp, outcomes, pending))
-        missing = [message for message in located.values() if message is not None]
         if missing and not self.options.skip_missing:
             more = f" (and {len(missing) - 1} more task(s) without data; --skip-missing runs the rest)" if len(missing) > 1 else ""
-            raise DatasetNotFoundError(missing[0] + more)
+            raise DatasetNotFoundError(next(iter(missing.values())) + more)
         statuses = [o.status for *_, outcomes, _ in plans for o in outcomes.values()]
         if not any(pending for *_, pending in plans) and statuses and all(s == "missing" for s in statuses):
             raise NothingRanError(
@@ -262,6 +260,16 @@ class Runner:
         finally:
             if encoder.cache is not None:
                 encoder.cache.close()
+
+    def _locate(self, task: TaskSpec, kind: TaskKind) -> tuple[str | None, str | None]:
+        """(None, digest of the task's inputs) when its data is found; (the not-found message, None) else."""
+        try:
+            found = kind.check_data(task, self.options.data_root, self.options.allow_hub)
+        except DatasetNotFoundError as exc:
+            return str(exc), None
+        if found.mirror:  # downloaded when the task runs: nothing to identify yet
+            return None, None
+        return None, kind.inputs(task, found)["digest"]
 
     def config_hash(self, task: TaskSpec) -> str:
         """The task's config hash under this run's settings (hashes its files: computed once per task)."""
@@ -451,6 +459,7 @@ class Runner:
                 file=str(task.source_file),
                 dataset={**located.describe(), "n": n},
                 files=task.file_records(),
+                inputs=kind.inputs(task, located),
                 run_settings=run_settings,
                 overrides=task.overrides,
                 protocol_used=decisions.protocol,

@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping
 import yaml
 
 from vlbench.errors import TaskSpecError, VLBenchError
+from vlbench.stamps import sha256_file
 
 # Fields that describe a task to people; they do not change its numbers.
 UNHASHED_FIELDS = ("description", "help", "protocol_reference")
@@ -122,14 +123,6 @@ def apply_overrides(config: dict[str, Any], overrides: Mapping[str, Any]) -> dic
             node = child
         node[parts[-1]] = value
     return config
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def canonical_json(value: Any) -> str:

@@ -225,6 +225,10 @@ class CifarReader:
     def exists(self, location: Path, source: dict[str, Any]) -> bool:
         return self._folder(location) is not None
 
+    def inputs(self, location: Path, source: dict[str, Any], spec: Any) -> list[Path]:
+        folder, (test_file, _, meta_file, _) = self._folder(Path(location))  # type: ignore[misc]
+        return [folder / test_file, *([folder / meta_file] if (folder / meta_file).is_file() else [])]
+
     def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> ClassificationData:
         folder, (test_file, label_key, meta_file, names_key) = self._folder(Path(location))  # type: ignore[misc]
         batch = load_pickle(folder / test_file, NUMPY_ARRAYS)
@@ -273,6 +277,9 @@ class WdsClassificationReader:
 
     def exists(self, location: Path, source: dict[str, Any]) -> bool:
         return wds.exists(location, source.get("split", "test"))
+
+    def inputs(self, location: Path, source: dict[str, Any], spec: Any) -> list[Path]:
+        return wds.inputs(Path(location), source.get("split", "test"))
 
     def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> ClassificationData:
         root = Path(location)

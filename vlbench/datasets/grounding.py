@@ -161,6 +161,9 @@ class ReferReader:
     def exists(self, location: Path, source: dict[str, Any]) -> bool:
         return (location / source["refs"]).is_file() and (location / source.get("instances", "instances.json")).is_file()
 
+    def inputs(self, location: Path, source: dict[str, Any], spec: Any) -> list[Path]:
+        return [Path(location) / source["refs"], Path(location) / source.get("instances", "instances.json")]
+
     def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> GroundingData:
         root = Path(location)
         refs = load_pickle(root / source["refs"], PLAIN)
@@ -206,6 +209,9 @@ class ReferRowsReader:
 
     def exists(self, location: Path, source: dict[str, Any]) -> bool:
         return (location / source["rows"]).is_file() and (location / source.get("instances", "instances.json")).is_file()
+
+    def inputs(self, location: Path, source: dict[str, Any], spec: Any) -> list[Path]:
+        return [Path(location) / source["rows"], Path(location) / source.get("instances", "instances.json")]
 
     def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> GroundingData:
         root = Path(location)

@@ -4,8 +4,8 @@ Every image a task needs is an ``ImageRef``: a small picklable object with a sta
 (used for caching embeddings and in per-sample records) and a ``load()`` that returns an RGB
 PIL image. Picklable so that data-loader workers work under any multiprocessing start method.
 A ref may also have a ``cache_id``: its identity across runs for the persistent embedding cache,
-which changes whenever the image may have (a file's size or mtime); refs without one are not
-stored there.
+which changes whenever the image may have (a file's stamp, ``vlbench.stamps``: size, inode,
+modification and change times); refs without one are not stored there.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from vlbench.errors import VLBenchError
+from vlbench.stamps import file_stamp
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels
 MAX_PIXELS_ENV = "VLBENCH_MAX_IMAGE_PIXELS"
@@ -81,15 +82,6 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if image.mode in SIXTEEN_BIT_MODES or image.mode == "F":
         image = _to_8bit(image)
     return image.convert("RGB")
-
-
-def file_stamp(path: str) -> str | None:
-    """Real path, size and modification time of a file, or None when it cannot be read."""
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return None
-    return f"{os.path.realpath(path)}|{stat.st_size}|{stat.st_mtime_ns}"
 
 
 def crop_box(image: Image.Image, box: Box | None) -> Image.Image:

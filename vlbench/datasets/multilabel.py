@@ -38,6 +38,9 @@ class WdsMultilabelReader:
     def exists(self, location: Path, source: dict[str, Any]) -> bool:
         return wds.exists(location, source.get("split", "test"))
 
+    def inputs(self, location: Path, source: dict[str, Any], spec: Any) -> list[Path]:
+        return wds.inputs(Path(location), source.get("split", "test"))
+
     def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> MultilabelData:
         root = Path(location)
         samples = wds.read_samples(root, source.get("split", "test"), need=("npy",))

@@ -21,6 +21,7 @@ from pathlib import Path
 from string import Formatter
 from typing import Any, Callable, Iterator
 
+from vlbench.datasets.base import AnnotationFileReader
 from vlbench.datasets.images import BytesImage, FileImage, ImageRef
 from vlbench.datasets.selection import SELECTION_READERS, SelectionData, SelectionInstance, check_images_exist
 from vlbench.errors import VLBenchError
@@ -347,14 +348,11 @@ def check_fields(path: Path, mapping: Mapping, sample: int = 5) -> None:
 
 
 @SELECTION_READERS.register("records")
-class RecordsReader:
+class RecordsReader(AnnotationFileReader):
     """A table of records mapped onto images, positive and negative captions in the task file."""
 
     options: type = RecordsSource
     shared_options = SHARED_OPTIONS  # keys a source may inherit from dataset:
-
-    def exists(self, location: Path, source: dict[str, Any]) -> bool:
-        return (location / source["annotation"]).is_file()
 
     def roots(self, location: str, source: dict[str, Any], spec: Any, data_root: Path) -> list[Path]:
         override = spec.dataset.get("images") if spec is not None else None

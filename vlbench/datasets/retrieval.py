@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from vlbench.datasets import hf, wds
+from vlbench.datasets.base import AnnotationFileReader
 from vlbench.datasets.images import FileImage, ImageRef
 from vlbench.datasets.shapes import (
     GeneratedReader,
@@ -56,21 +56,6 @@ class HFRetrievalSource(SplitSource):
     caption_key: str = option("caption", help="caption column (a caption or a list of captions)")
 
 
-class AnnotationFileReader:
-    """Base of readers of one JSON annotation file, ``source['annotation']`` under the dataset folder."""
-
-    def exists(self, location: Path, source: dict[str, Any]) -> bool:
-        return (location / source["annotation"]).is_file()
-
-    @staticmethod
-    def parse(annotation: Path, extract: Callable[[Any], Any], expected: str) -> Any:
-        """``extract`` applied to the file's JSON; a one-line error naming the file when it does not fit."""
-        try:
-            return extract(json.loads(annotation.read_text(encoding="utf-8")))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise VLBenchError(f"{annotation} is not {expected}: {exc}") from exc
-
-
 @RETRIEVAL_READERS.register("karpathy")
 class KarpathyReader(AnnotationFileReader):
     """Karpathy split JSON (``dataset_coco.json`` / ``dataset_flickr30k.json``) + image folder.
@@ -113,6 +98,9 @@ class WdsRetrievalReader:
 
     def exists(self, location: Path, source: dict[str, Any]) -> bool:
         return wds.exists(location, source.get("split", "test"))
+
+    def inputs(self, location: Path, source: dict[str, Any], spec: Any) -> list[Path]:
+        return wds.inputs(Path(location), source.get("split", "test"))
 
     def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> RetrievalData:
         samples = wds.read_samples(Path(location), source.get("split", "test"), need=("txt",))

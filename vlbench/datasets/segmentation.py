@@ -19,6 +19,7 @@ from vlbench.datasets.shapes import (
 from vlbench.errors import VLBenchError
 from vlbench.registry import Registry
 from vlbench.schema import option, schema
+from vlbench.stamps import Input
 from vlbench.taskfile import SourceFields
 
 IGNORE_INDEX = 255
@@ -97,6 +98,11 @@ class MmsegReader:
 
     def exists(self, location: Path, source: dict[str, Any]) -> bool:
         return (location / source["img_dir"]).is_dir() and (location / source["ann_dir"]).is_dir()
+
+    def inputs(self, location: Path, source: dict[str, Any], spec: Any) -> list[Input | Path]:
+        root = Path(location)
+        listing = [root / source["split_file"]] if source.get("split_file") else [root / source["img_dir"]]
+        return [*listing, Input(root / source["ann_dir"], label_folder=True)]
 
     def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> SegmentationData:
         root = Path(location)

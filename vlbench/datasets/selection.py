@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from vlbench.datasets import hf
+from vlbench.datasets.base import AnnotationFileReader
 from vlbench.datasets.aro_order import TAGGERS, OrderPerturber
 from vlbench.datasets.images import FileImage, ImageRef
 from vlbench.datasets.shapes import (
@@ -90,16 +91,13 @@ class AroOrderSource(AnnotationSource):
 
 
 @SELECTION_READERS.register("sugarcrepe")
-class SugarCrepeReader:
+class SugarCrepeReader(AnnotationFileReader):
     """Official ``data/<subset>.json``: {key: {filename, caption, negative_caption}} + COCO val2017.
 
     Values are read in file order (keys are not contiguous); captions exactly as in the file.
     """
 
     options = AnnotationSource
-
-    def exists(self, location: Path, source: dict[str, Any]) -> bool:
-        return (location / source["annotation"]).is_file()
 
     def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> SelectionData:
         items = read_json(Path(location) / source["annotation"])
@@ -113,16 +111,13 @@ class SugarCrepeReader:
 
 
 @SELECTION_READERS.register("aro_vg")
-class AroVisualGenomeReader:
+class AroVisualGenomeReader(AnnotationFileReader):
     """ARO VG-Relation / VG-Attribution JSON + images; each image is cropped to the item's box.
 
     Options are [false caption, true caption], so the answer is 1 (a tie is wrong under argmax).
     """
 
     options = AroVgSource
-
-    def exists(self, location: Path, source: dict[str, Any]) -> bool:
-        return (location / source["annotation"]).is_file()
 
     def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> SelectionData:
         items = read_json(Path(location) / source["annotation"])
@@ -139,7 +134,7 @@ class AroVisualGenomeReader:
 
 
 @SELECTION_READERS.register("aro_order")
-class AroOrderReader:
+class AroOrderReader(AnnotationFileReader):
     """COCO-Order / Flickr30k-Order: BLIP's Karpathy test JSON [{image, caption: [...]}] + images.
 
     Every caption is an instance with 5 options (original first, answer 0). Options are generated
@@ -148,9 +143,6 @@ class AroOrderReader:
     """
 
     options = AroOrderSource
-
-    def exists(self, location: Path, source: dict[str, Any]) -> bool:
-        return (location / source["annotation"]).is_file()
 
     def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> SelectionData:
         annotation = read_json(Path(location) / source["annotation"])
@@ -203,6 +195,10 @@ class WinogroundReader:
 
     def exists(self, location: Path, source: dict[str, Any]) -> bool:
         return self._jsonl(location) is not None or hf.exists(location)
+
+    def inputs(self, location: Path, source: dict[str, Any], spec: Any) -> list[Path]:
+        jsonl = self._jsonl(Path(location))
+        return [jsonl] if jsonl is not None else [Path(location)]
 
     def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> SelectionData:
         jsonl = None if location.startswith(hf.HUB_PREFIX) else self._jsonl(Path(location))

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -265,6 +267,10 @@ class GeneratedReader:
 
     def exists(self, location: object, source: dict) -> bool:
         return True
+
+    def inputs(self, location: object, source: dict, spec: object) -> list[Path]:
+        """The generator's code: the scenes (this module) and the reader's items, captions and labels."""
+        return [Path(__file__), Path(inspect.getfile(type(self)))]
 
     @staticmethod
     def params(source: dict) -> tuple[int, int, int]:

@@ -35,6 +35,14 @@ def exists(root: Path, split: str) -> bool:
     return bool(shards(root, split))
 
 
+METADATA_FILES = ("classnames.txt", "zeroshot_classification_templates.txt", "dataset_type.txt")
+
+
+def inputs(root: Path, split: str) -> list[Path]:
+    """What a split's items come from: its shard folder and the folder's text files (``vlbench.datasets.base``)."""
+    return [root / split, *(root / name for name in METADATA_FILES if (root / name).is_file())]
+
+
 def read_lines(path: Path) -> list[str] | None:
     """A folder's classnames.txt / templates file as CLIP_benchmark reads it: every line, stripped."""
     if not path.is_file():

@@ -12,6 +12,7 @@ from vlbench.errors import DatasetNotFoundError, VLBenchError
 from vlbench.registry import Registry
 from vlbench.schema import as_dict, parse
 from vlbench.specs import TaskSpec
+from vlbench.stamps import describe_inputs
 from vlbench.taskfile import NoFiles, ProtocolFields
 
 HUB_PREFIX = "hf:"
@@ -63,7 +64,9 @@ class Reader(Protocol):
 
     ``options`` is the schema of the format's source keys (a ``vlbench.taskfile.SourceFields``
     subclass), checked when the task is planned, before any model loads. A reader without one (an
-    older plugin) gets only its ``required`` keys checked, and unknown keys pass.
+    older plugin) gets only its ``required`` keys checked, and unknown keys pass. An optional
+    ``inputs(location, source, spec)`` names the files that decide the items (see
+    ``vlbench.datasets.base``); without it, everything at the location counts.
     """
 
     options: type
@@ -157,6 +160,18 @@ class TaskKind(ABC):
             return download
         help_text = f" To get it: {spec.help}" if spec.help else ""
         raise DatasetNotFoundError(f"dataset for task '{spec.name}' not found; looked for: {'; '.join(looked)}.{help_text}")
+
+    def inputs(self, spec: TaskSpec, located: Located) -> dict[str, Any]:
+        """The identity of what decides the task's items and labels (``vlbench.stamps.describe_inputs``
+        of the reader's ``inputs``, by default everything at the location): part of the result's
+        identity, so a changed annotation file is never answered with an old result. A hub dataset
+        is identified by its id alone (its files are not known before it is read)."""
+        if located.location.startswith(HUB_PREFIX):
+            return {"digest": f"hub:{located.location}", "files": {}}
+        reader = self.reader(located.source["format"])
+        declared = getattr(reader, "inputs", None)
+        items = declared(Path(located.location), located.source, spec) if declared is not None else [Path(located.location)]
+        return describe_inputs(items)
 
     def check_data(self, spec: TaskSpec, data_root: Path, allow_hub: bool = False) -> Located:
         """``locate``, then the reader's cheap layout check where it has one (e.g. the records format's

@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from vlbench.errors import CapabilityError, VLBenchError
+from vlbench.stamps import files_stamp
 
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -84,31 +85,17 @@ def package_version(name: str) -> str | None:
 
 
 def local_source_stamp(spec: ModelSpec) -> str | None:
-    """Path, size and modification time of local weights (a file or a folder), or None for hub names.
+    """The stamp (``vlbench.stamps``: path, size, inode, modification and change times) of local
+    weights, a file or a folder; None for hub names.
 
     Cheap enough to check on every run, and it changes when a checkpoint is replaced at the same path,
-    so results computed with the old weights are not reused.
+    also by one of the same size with its mtime restored, so results of the old weights are not reused.
     """
     for candidate in (spec.name, spec.name.split(":", 1)[-1]):
         path = Path(candidate).expanduser()
         if path.exists():
-            return files_stamp(path, strict=False)
+            return files_stamp(path)
     return None
-
-
-def files_stamp(path: Path, strict: bool = True) -> str:
-    """Path, size and modification time of a file, or of every file under a folder; ``strict``
-    adds inode and change time, so that a file copied over with the same mtime changes it too."""
-    import hashlib
-
-    path = Path(path).expanduser()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    digest = hashlib.sha256()
-    for file in files:
-        stat = file.stat()
-        fields = (stat.st_size, stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns) if strict else (stat.st_size, stat.st_mtime_ns)
-        digest.update("|".join(map(str, (file.resolve(), *fields))).encode() + b"\n")
-    return digest.hexdigest()[: 32 if strict else 16]
 
 
 def adapter_version(adapter_class: type) -> str:
@@ -178,7 +165,7 @@ class ModelAdapter(ABC):
         """A cheap string (no model library imported) that changes whenever the weights behind
         ``spec`` can, or None when only loading tells. With it, a run whose embeddings are all cached
         never loads the model (vlbench.models.deferred). None by default: only an adapter that knows
-        where its weights come from can pin them (``files_stamp`` and ``hub.cached_snapshot_pin`` help)."""
+        where its weights come from can pin them (``vlbench.stamps.files_stamp`` and ``hub.cached_snapshot_pin`` help)."""
         return None
 
     # -- what the harness calls ----------------------------------------------------------------

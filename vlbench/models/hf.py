@@ -24,7 +24,8 @@ import torch
 from PIL import Image
 
 from vlbench.errors import ModelLoadError
-from vlbench.models.base import ModelAdapter, ModelSpec, files_stamp
+from vlbench.models.base import ModelAdapter, ModelSpec
+from vlbench.stamps import files_stamp
 from vlbench.models.hub import cached_snapshot_pin, hub_access, offline_message
 from vlbench.models.registry import MODEL_ADAPTERS
 

@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from vlbench.models.base import files_stamp
+from vlbench.stamps import files_stamp
 
 PROBE_TIMEOUT_S = 3.0
 

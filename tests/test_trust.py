@@ -1,0 +1,143 @@
+"""Nothing silently wrong: identities that see every input, ties counted and bounded, the references'
+own conventions, and one-line errors for the inputs of the second fault-injection pass."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO, TINY, read_result, result_file
+from data_fixtures import color_image, write_imagefolder
+from selection_fixtures import BLUE, RED, placeholder
+
+from vlbench.catalog import Catalog
+from vlbench.runner import Runner, RunOptions
+
+sys.path.insert(0, str(REPO / "tests" / "plugins"))
+import color_adapter  # noqa: E402
+
+color_adapter.register_with_decorator("color-trust")
+COLOR = "color-trust:v1"
+
+
+def run(tmp_path: Path, tasks: list[str], task_dirs=(), model: str = COLOR, **options):
+    options.setdefault("num_workers", 0)
+    runner = Runner(Catalog.load(extra_task_dirs=list(task_dirs)), RunOptions(data_root=tmp_path, output=tmp_path / "res", **options))
+    return {o.task: o for o in runner.run(model, tasks)[1]}
+
+
+def write_records_task(tmp_path: Path, n: int) -> Path:
+    """A records selection task over ``n`` items of one red and one blue picture."""
+    bench = tmp_path / "bench"
+    bench.mkdir(exist_ok=True)
+    placeholder(bench / "red.png", color=RED)
+    placeholder(bench / "blue.png", color=BLUE)
+    rows = [{"img": "red.png" if i % 2 else "blue.png", "pos": "a red thing" if i % 2 else "a blue thing",
+             "neg": "a blue thing" if i % 2 else "a red thing"} for i in range(n)]
+    (bench / "items.json").write_text(json.dumps(rows))
+    tasks = tmp_path / "tasks"
+    tasks.mkdir(exist_ok=True)
+    (tasks / "pairs.yaml").write_text(
+        "task: pairs\nkind: selection\nversion: 1\nhelp: generated in the test\n"
+        f"dataset:\n  sources:\n    - {{format: records, path: {bench}, annotation: items.json,"
+        " fields: {image: img, positives: pos, negatives: neg}}\n"
+        "protocol: {rule: strict}\nmetrics: [accuracy]\nmain_metric: accuracy\n")
+    return tasks
+
+
+# -- 1. every file that decides the items is part of the result's identity -----------------------------
+def test_a_records_file_cut_to_fewer_records_is_recomputed_and_listed_in_the_result(tmp_path):
+    tasks = write_records_task(tmp_path, 20)
+    first = run(tmp_path, ["pairs"], [tasks])["pairs"]
+    assert first.status == "done" and first.n == 20
+    assert run(tmp_path, ["pairs"], [tasks])["pairs"].status == "skipped"  # unchanged inputs: still valid
+    rows = json.loads((tmp_path / "bench" / "items.json").read_text())
+    (tmp_path / "bench" / "items.json").write_text(json.dumps(rows[:10]))
+    again = run(tmp_path, ["pairs"], [tasks])["pairs"]
+    assert again.status == "done" and again.n == 10
+    listed = read_result(tmp_path / "res" / "color-trust__v1", "pairs")["task"]["inputs"]
+    assert listed["files"] == {str(tmp_path / "bench" / "items.json"): "sha256:" + __import__("hashlib").sha256(
+        (tmp_path / "bench" / "items.json").read_bytes()).hexdigest()}
+
+
+def test_a_copied_dataset_with_the_same_annotation_keeps_its_result(tmp_path):
+    tasks = write_records_task(tmp_path, 6)
+    run(tmp_path, ["pairs"], [tasks])
+    moved = tmp_path / "bench"
+    os.utime(moved / "items.json")  # touched: new mtime and ctime, same bytes
+    assert run(tmp_path, ["pairs"], [tasks])["pairs"].status == "skipped"
+
+
+def test_an_image_folder_that_gains_an_image_is_recomputed(tmp_path):
+    write_imagefolder(tmp_path / "colors", per_class=2)
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "colors.yaml").write_text(
+        f"task: colors\ninclude: {REPO / 'tasks/_shared/classification.yaml'}\nhelp: generated in the test\n"
+        f"dataset:\n  sources:\n    - {{format: imagefolder, path: {tmp_path / 'colors'}}}\n")
+    assert run(tmp_path, ["colors"], [tasks])["colors"].n == 6
+    color_image("red", seed=9).save(tmp_path / "colors" / "red" / "9.png")
+    assert run(tmp_path, ["colors"], [tasks])["colors"].n == 7
+
+
+# -- 2. one stamp: a file replaced with the same size and its mtime restored is seen ----------------
+def replace_keeping_size_and_mtime(path: Path, data: bytes) -> None:
+    stat = path.stat()
+    assert len(data) == stat.st_size
+    path.write_bytes(data)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_an_image_rewritten_with_its_mtime_restored_is_encoded_again(tmp_path):
+    write_imagefolder(tmp_path / "colors", per_class=1)
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "colors.yaml").write_text(
+        f"task: colors\ninclude: {REPO / 'tasks/_shared/classification.yaml'}\nhelp: generated in the test\n"
+        f"dataset:\n  sources:\n    - {{format: imagefolder, path: {tmp_path / 'colors'}}}\n")
+    cache = tmp_path / "cache"
+    assert run(tmp_path, ["colors"], [tasks], cache_dir=cache)["colors"].metrics["acc1"] == 1.0
+    red = tmp_path / "colors" / "red" / "0.png"
+    blue = color_image("blue", seed=0)
+    import io
+
+    buffer = io.BytesIO()
+    blue.save(buffer, format="PNG")
+    data = buffer.getvalue()
+    if len(data) != red.stat().st_size:  # same size: pad the PNG with bytes after its end
+        assert len(data) < red.stat().st_size
+        data += b"\0" * (red.stat().st_size - len(data))
+    replace_keeping_size_and_mtime(red, data)
+    again = run(tmp_path, ["colors"], [tasks], cache_dir=cache, overwrite=True)["colors"]
+    assert again.metrics["acc1"] == pytest.approx(2 / 3)  # the red folder now holds a blue picture
+
+
+def test_a_checkpoint_replaced_with_the_same_size_and_mtime_is_not_reused(tmp_path):
+    from safetensors.torch import save_file
+
+    from vlbench.models.openclip import _open_clip
+
+    def checkpoint(seed: int) -> dict:
+        torch.manual_seed(seed)
+        model = _open_clip().create_model("vlbench-tiny", pretrained=None)
+        return {k: v.contiguous() for k, v in model.state_dict().items()}
+
+    weights = tmp_path / "tiny.safetensors"
+    save_file(checkpoint(0), weights)
+    spec = f"openclip:{weights}?arch=vlbench-tiny"
+    first = run(tmp_path, ["shapes_cls"], model=spec, limit=20)["shapes_cls"]
+    folder = first.result_file.parent.parent
+    hash_before = read_result(folder, "shapes_cls")["model"]["fingerprint"]["weights_sha256"]
+    replacement = tmp_path / "other.safetensors"
+    save_file(checkpoint(1), replacement)
+    assert replacement.stat().st_size == weights.stat().st_size
+    replace_keeping_size_and_mtime(weights, replacement.read_bytes())
+    again = run(tmp_path, ["shapes_cls"], model=spec, limit=20)["shapes_cls"]
+    assert again.status == "done"
+    assert read_result(folder, "shapes_cls")["model"]["fingerprint"]["weights_sha256"] != hash_before
