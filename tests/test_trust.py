@@ -141,3 +141,44 @@ def test_a_checkpoint_replaced_with_the_same_size_and_mtime_is_not_reused(tmp_pa
     again = run(tmp_path, ["shapes_cls"], model=spec, limit=20)["shapes_cls"]
     assert again.status == "done"
     assert read_result(folder, "shapes_cls")["model"]["fingerprint"]["weights_sha256"] != hash_before
+
+
+# -- 3. identical inputs get identical scores, so an exact tie is counted as its rule says -------------
+def test_similarities_give_identical_scores_to_identical_rows_where_a_matrix_product_does_not():
+    from vlbench.metrics import similarities
+
+    torch.manual_seed(0)
+    broken = 0
+    for _ in range(20):
+        queries = torch.nn.functional.normalize(torch.randn(7, 32), dim=-1)
+        candidates = torch.nn.functional.normalize(torch.randn(5, 32), dim=-1)
+        candidates[-1] = candidates[0]
+        queries[-1] = queries[0]
+        broken += not torch.equal((queries @ candidates.T)[:, 0], (queries @ candidates.T)[:, -1])
+        scores = similarities(queries, candidates)
+        assert torch.equal(scores[:, 0], scores[:, -1]) and torch.equal(scores[0], scores[-1])
+        assert torch.allclose(scores, queries @ candidates.T, atol=1e-6)
+    assert broken > 0  # the plain product does break such ties on this machine's BLAS
+
+
+def test_a_negative_caption_equal_to_the_positive_is_a_tie_and_counted_wrong(tmp_path):
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(24):
+        from PIL import Image
+
+        Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(bench / f"{i}.png")
+        caption = f"picture number {i} of a {['red', 'blue', 'green'][i % 3]} thing"
+        rows.append({"img": f"{i}.png", "pos": caption, "neg": caption})
+    (bench / "items.json").write_text(json.dumps(rows))
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "ties.yaml").write_text(
+        "task: ties\nkind: selection\nversion: 1\nhelp: generated in the test\n"
+        f"dataset:\n  sources:\n    - {{format: records, path: {bench}, annotation: items.json,"
+        " fields: {image: img, positives: pos, negatives: neg}}\n"
+        "protocol: {rule: strict}\nmetrics: [accuracy]\nmain_metric: accuracy\n")
+    outcome = run(tmp_path, ["ties"], [tasks], model=TINY)["ties"]
+    assert outcome.metrics["accuracy"] == 0.0  # strictly higher than an identical caption: never

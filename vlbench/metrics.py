@@ -8,6 +8,22 @@ import numpy as np
 import torch
 
 
+def similarities(queries: torch.Tensor, candidates: torch.Tensor, unique_queries: bool = True) -> torch.Tensor:
+    """``queries @ candidates.T`` ([Q, C]) computed once per distinct pair of rows and gathered, so that
+    identical inputs get bit-identical scores wherever they stand.
+
+    A float32 matrix product's last bits depend on a row's or column's position (the kernel's blocking),
+    so two copies of one caption could score 1e-8 apart and an exact tie -- which a rule may count as
+    wrong -- would be broken at random. ``unique_queries=False`` dedupes only the candidates (for many
+    query rows that rarely repeat, such as patch features).
+    """
+    distinct_candidates, candidate_of = torch.unique(candidates, dim=0, return_inverse=True)
+    if not unique_queries:
+        return (queries @ distinct_candidates.T)[..., candidate_of]
+    distinct_queries, query_of = torch.unique(queries, dim=0, return_inverse=True)
+    return (distinct_queries @ distinct_candidates.T)[query_of][:, candidate_of]
+
+
 def stable_topk(scores: torch.Tensor, k: int) -> torch.Tensor:
     """Indices of the k highest scores per row; equal scores keep index order (lower index first).
 

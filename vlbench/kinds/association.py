@@ -10,6 +10,7 @@ import numpy as np
 from vlbench.datasets.association import ASSOCIATION_READERS, AssociationData
 from vlbench.errors import VLBenchError
 from vlbench.kinds.registry import TASK_KINDS
+from vlbench.metrics import similarities
 from vlbench.kinds.base import RunContext, TaskKind
 from vlbench.specs import TaskSpec
 
@@ -63,7 +64,7 @@ class AssociationKind(TaskKind):
         for i, inst in enumerate(data.instances):
             rows = image_emb[start : start + len(inst.images)]
             start += len(inst.images)
-            scores = rows @ text_emb[text_index[cue_prompt(inst.cue)]]
+            scores = similarities(rows, text_emb[[text_index[cue_prompt(inst.cue)]]])[:, 0]
             yield {"i": i, "id": inst.id, "cue": inst.cue, "scores": scores.tolist(), "positives": inst.positives}
 
     def score(self, records: Iterable[dict[str, Any]], spec: TaskSpec) -> dict[str, float]:

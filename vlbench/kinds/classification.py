@@ -137,7 +137,7 @@ class ClassificationKind(TaskKind):
         ctx.encoder.prefetch_images(data.images)  # images decode while the prompts encode
         classifier = zero_shot_classifier(ctx.encoder, classnames, templates)
         for indices, embeddings in ctx.encoder.iter_images(data.images, spec.name):
-            logits = embeddings @ classifier.T
+            logits = metrics.similarities(embeddings, classifier)
             top = metrics.stable_topk(logits, TOP_K_RECORDED)
             top_scores = logits.gather(1, top)
             for row, i in enumerate(indices):

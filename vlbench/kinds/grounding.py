@@ -118,11 +118,13 @@ class GroundingKind(TaskKind):
         image_emb = encoder.images(unique, f"{spec.name} proposals")
         prompts = [protocol["template"].format(s.expression.lower() if protocol["lowercase"] else s.expression) for s in data.samples]
         text_emb = encoder.texts(prompts, f"{spec.name} expressions")
-        return [
-            [float((image_emb[[position[views[(i, p, mode)].key] for mode in protocol["representations"]]] @ text_emb[i]).sum())
-             for p in range(len(sample.proposals))]
-            for i, sample in enumerate(data.samples)
-        ]
+        modes = protocol["representations"]
+        scores = []
+        for i, sample in enumerate(data.samples):
+            rows = image_emb[[position[views[(i, p, mode)].key] for p in range(len(sample.proposals)) for mode in modes]]
+            cosines = metrics.similarities(rows, text_emb[[i]])[:, 0].view(len(sample.proposals), len(modes))
+            scores.append([float(views_of_proposal.sum()) for views_of_proposal in cosines])
+        return scores
 
     def predict(self, model: Any, data: GroundingData, spec: TaskSpec, ctx: RunContext) -> Iterator[dict[str, Any]]:
         members = self.members(model, spec, ctx)

@@ -37,7 +37,7 @@ class MultilabelKind(ClassificationKind):
         ctx.encoder.prefetch_images(data.images)  # images decode while the prompts encode
         classifier = zero_shot_classifier(ctx.encoder, classnames, templates)
         for indices, embeddings in ctx.encoder.iter_images(data.images, spec.name):
-            logits = embeddings @ classifier.T
+            logits = metrics.similarities(embeddings, classifier)
             for row, i in enumerate(indices):
                 yield {"i": i, "key": data.images[i].key, "targets": data.targets[i], "scores": logits[row].tolist()}
 

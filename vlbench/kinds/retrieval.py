@@ -21,7 +21,7 @@ def ranks(queries: torch.Tensor, candidates: torch.Tensor, positive: torch.Tenso
     """Rank of the best positive candidate for every query (see ``metrics.rank_of_positive``)."""
     out: list[int] = []
     for start in range(0, len(queries), CHUNK):
-        scores = queries[start : start + CHUNK] @ candidates.T
+        scores = metrics.similarities(queries[start : start + CHUNK], candidates)
         out += metrics.rank_of_positive(scores, positive[start : start + CHUNK]).tolist()
     return out
 

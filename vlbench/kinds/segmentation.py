@@ -124,7 +124,7 @@ def query_logits(
             group = [b for b in chunk if (b[2] - b[0], b[3] - b[1]) == size]
             crops = torch.stack([normalised[:, y1:y2, x1:x2] for y1, x1, y2, x2 in group])
             features = model.dense_features(crops, variant).cpu()  # [b, gh, gw, D]
-            cosine = (features @ queries.T).permute(0, 3, 1, 2)  # [b, Q, gh, gw]
+            cosine = metrics.similarities(features, queries, unique_queries=False).permute(0, 3, 1, 2)  # [b, Q, gh, gw]
             cosine = F.interpolate(cosine, size=size, mode="bilinear", align_corners=False)
             for (y1, x1, y2, x2), crop_logits in zip(group, cosine):
                 total[:, y1:y2, x1:x2] += crop_logits

@@ -26,6 +26,7 @@ from vlbench.datasets.selection import SELECTION_READERS, SelectionData
 from vlbench.errors import TaskSpecError, VLBenchError
 from vlbench.kinds.base import Decisions, RunContext, TaskKind
 from vlbench.kinds.registry import TASK_KINDS
+from vlbench.metrics import similarities
 from vlbench.kinds.selection_outcomes import Outcome, outcome_rule_docs, records_mappings, score_outcomes, validate_outcomes
 from vlbench.registry import Registry
 from vlbench.schema import SchemaError, as_dict, option, schema
@@ -146,7 +147,7 @@ class SelectionKind(TaskKind):
         image_emb = ctx.encoder.images(images, spec.name) if images else None  # text-only records have none
         for i, inst in enumerate(data.instances):
             cols = text_emb[[text_index[c] for c in inst.captions]]
-            scores = (image_emb[[image_index[r.key] for r in inst.images]] @ cols.T).tolist() if inst.images else []
+            scores = similarities(image_emb[[image_index[r.key] for r in inst.images]], cols).tolist() if inst.images else []
             record: dict[str, Any] = {"i": i, "id": inst.id, "scores": scores}
             if inst.answer is not None:
                 record["answer"] = inst.answer
@@ -154,7 +155,7 @@ class SelectionKind(TaskKind):
                 record["group"] = inst.group
             if inst.caption_fields is not None:  # records format: what declared outcomes need
                 record["fields"] = inst.caption_fields
-                record["text_scores"] = (cols @ cols.T).tolist()
+                record["text_scores"] = similarities(cols, cols).tolist()
                 if inst.positives is not None:
                     record["positives"] = inst.positives
                 if inst.groups:
