@@ -21,8 +21,14 @@ package, as its CLI does) and calls ``clip_benchmark.metrics.zeroshot_classifica
     pip install clip_benchmark==1.6.2 --no-deps && pip install webdataset   # metrics need torch, scikit-learn, tqdm
     python benchmarks/agreement_clip_benchmark.py --model "openclip:vlbench-tiny@random?seed=0"
 
-Prints every metric from both sides and their largest absolute difference; exits 1 when any
-difference exceeds --tolerance.
+Both sides are also compared item by item: CLIP_benchmark's per-item outcomes are read from the
+functions its ``evaluate`` calls (``run_classification``'s logits, ``batchify``'s per-query recalls),
+vlbench's from its per-sample records. Items whose outcome an exact tie decides (two classes or
+captions with equal scores: CLIP_benchmark's ``torch.topk`` orders them as the data falls, vlbench
+by index) are reported apart; every other item must have the same outcome on both sides, and each
+CLIP_benchmark metric must lie within vlbench's bounds over the tied scores' orders (``ties`` in the
+result). Prints every metric from both sides, their difference and the tie-decided items; exits 1
+when a tie-free item differs, or a difference exceeds --tolerance that ties do not explain.
 """
 
 from __future__ import annotations
@@ -151,15 +157,96 @@ def write_karpathy_retrieval(root: Path, n: int, seed: int) -> None:
     (root / "flickr30k" / "dataset_flickr30k.json").write_text(json.dumps({"images": entries}))
 
 
-def vlbench_side(model: str, data_root: Path, tree: Path, batch_size: int, one_template: Path) -> dict[str, dict[str, float]]:
+def vlbench_side(model: str, data_root: Path, tree: Path, batch_size: int, one_template: Path) -> dict[str, tuple]:
+    """Per task: (metrics, per-sample records, ties) of an ordinary ``vlbench run``."""
+    from vlbench.rescore import records
+
     with tempfile.TemporaryDirectory() as out:
         command = [sys.executable, "-m", "vlbench", "run", "--model", model, "--tasks", ",".join(TASKS), "--language", "it",
-                   "--data-root", str(data_root), "--output", out, "--batch-size", str(batch_size), "--device", "cpu",
+                   "--data-root", str(data_root), "--output", out, "--batch-size", str(batch_size), "--device", "cpu", "--no-cache",
                    "--set", f"imagefolder:dataset.path={tree}", "--set", f"imagefolder:files.templates={SHAPES_TEMPLATES}",
                    "--set", f"imagenet-r:files.templates={one_template}"]
         subprocess.run(command, check=True, capture_output=True, text=True)
-        found = {result.task.name: result.metrics for _, result in result_schema.scan(Path(out))}
+        found = {result.task.name: (result.metrics, records(path, result), result.ties or {}) for path, result in result_schema.scan(Path(out))}
         return {task: found[task] for task in TASKS}
+
+
+class Capture:
+    """CLIP_benchmark's per-item outcomes, read from the functions its ``evaluate`` calls by module-level name."""
+
+    def __init__(self) -> None:
+        from clip_benchmark.metrics import zeroshot_classification, zeroshot_retrieval
+
+        self.logits: list = []
+        self.recalls: list = []
+        run_classification, batchify = zeroshot_classification.run_classification, zeroshot_retrieval.batchify
+
+        def capture_logits(*args, **kwargs):
+            out = run_classification(*args, **kwargs)
+            self.logits.append(out)
+            return out
+
+        def capture_recalls(func, X, Y, *args, **kwargs):
+            out = batchify(func, X, Y, *args, **kwargs)
+            self.recalls.append((kwargs["k"], out))
+            return out
+
+        zeroshot_classification.run_classification = capture_logits
+        zeroshot_retrieval.batchify = capture_recalls
+
+    def classification(self) -> dict[str, np.ndarray]:
+        """The last evaluate's per-item outcomes: top-k hits as its torch.topk orders them, argmax hits, or per-class AP."""
+        from clip_benchmark.metrics.zeroshot_classification import average_precision_per_class
+
+        logits, target = self.logits.pop()
+        if target.ndim == 2:
+            return {"target": target.numpy(), "ap_per_class": average_precision_per_class(logits, target).numpy()}
+        top = logits.topk(min(5, logits.shape[1]), 1, True, True)[1]
+        items = {"target": target.numpy(), "acc1": (top[:, 0] == target).numpy(), "mean_per_class_recall": (logits.argmax(1) == target).numpy()}
+        if logits.shape[1] >= 5:
+            items["acc5"] = (top == target[:, None]).any(1).numpy()
+        return items
+
+    def retrieval(self) -> dict[str, np.ndarray]:
+        """The last evaluate's per-query hits: for each k, image retrieval (text queries) then text retrieval."""
+        calls, self.recalls = self.recalls, []
+        items = {}
+        for (k, image), (_, text) in zip(calls[::2], calls[1::2]):
+            items[f"image_retrieval_recall@{k}"] = (image > 0).numpy()
+            items[f"text_retrieval_recall@{k}"] = (text > 0).numpy()
+        return items
+
+
+def vlbench_items(records: list[dict], metric: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """(per-item outcome, decided by a tie) of a per-item metric, from vlbench's records; None for other metrics."""
+    from vlbench.kinds.classification import label_hit_bounds
+    from vlbench.metrics import hit_bounds
+
+    if metric in ("acc1", "acc5", "mean_per_class_recall"):
+        k = 5 if metric == "acc5" else 1
+        bounds = [label_hit_bounds(r, k) for r in sorted(records, key=lambda r: r["i"])]
+        hits = [float(r["label"] in r["top"][:k]) for r in sorted(records, key=lambda r: r["i"])]
+    elif "_retrieval_recall@" in metric:
+        direction, k = metric.split("_recall@")
+        rows = sorted((r for r in records if r["type"] == ("text" if direction == "image_retrieval" else "image")), key=lambda r: r["i"])
+        bounds = [hit_bounds(*r["tie"], int(k)) if "tie" in r else (float(r["rank"] < int(k)),) * 2 for r in rows]
+        hits = [float(r["rank"] < int(k)) for r in rows]
+    else:
+        return None
+    return np.asarray(hits), np.asarray([b[0] != b[1] for b in bounds])
+
+
+def vlbench_class_ap(records: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """(per-class AP, classes with a tie between a positive and a negative image) of a multilabel task."""
+    from vlbench import metrics
+
+    rows = sorted(records, key=lambda r: r["i"])
+    scores = np.asarray([r["scores"] for r in rows])
+    targets = np.zeros_like(scores)
+    for n, r in enumerate(rows):
+        targets[n, r["targets"]] = 1
+    tied = np.asarray([metrics.mixed_tie_members(scores[:, [c]], targets[:, [c]]).any() for c in range(scores.shape[1])])
+    return metrics.average_precision_per_class(scores, targets), tied
 
 
 class KarpathyTest(torch.utils.data.Dataset):
@@ -177,14 +264,14 @@ class KarpathyTest(torch.utils.data.Dataset):
         return self.transform(image), [s["raw"] for s in entry["sentences"]]
 
 
-def clip_benchmark_standard_sets(model, tokenizer, transform, data_root: Path, batch_size: int, one_template: Path) -> dict[str, dict[str, float]]:
+def clip_benchmark_standard_sets(model, tokenizer, transform, data_root: Path, batch_size: int, one_template: Path, capture: Capture) -> dict[str, tuple]:
     """The standard-suite datasets, built by CLIP_benchmark's own ``build_dataset``."""
     from clip_benchmark.datasets.builder import build_dataset, image_captions_collate_fn
     from clip_benchmark.metrics import zeroshot_classification, zeroshot_retrieval
 
-    def classify(dataset, loader) -> dict[str, float]:
+    def classify(dataset, loader) -> tuple[dict[str, float], dict[str, np.ndarray]]:
         metrics = zeroshot_classification.evaluate(model, loader, tokenizer, dataset.classes, dataset.templates, "cpu", amp=False)
-        return {k: float(v) for k, v in metrics.items()}
+        return {k: float(v) for k, v in metrics.items()}, capture.classification()
 
     results: dict[str, dict[str, float]] = {}
     custom = data_root / "custom_templates.json"
@@ -199,11 +286,13 @@ def clip_benchmark_standard_sets(model, tokenizer, transform, data_root: Path, b
     coco = build_dataset("multilingual_mscoco_captions", root=str(data_root / "multilingual_mscoco_captions"), transform=transform,
                          split="test", download=False, language="it", task="zeroshot_retrieval")
     loader = torch.utils.data.DataLoader(coco, batch_size=batch_size, collate_fn=image_captions_collate_fn)
-    results["multilingual_mscoco_captions"] = zeroshot_retrieval.evaluate(model, loader, tokenizer, "cpu", amp=False, recall_k_list=[1, 5, 10])
+    results["multilingual_mscoco_captions"] = (zeroshot_retrieval.evaluate(model, loader, tokenizer, "cpu", amp=False, recall_k_list=[1, 5, 10]),
+                                                capture.retrieval())
     return results
 
 
-def clip_benchmark_side(model_text: str, data_root: Path, tree: Path, batch_size: int, one_template: Path) -> dict[str, dict[str, float]]:
+def clip_benchmark_side(model_text: str, data_root: Path, tree: Path, batch_size: int, one_template: Path) -> dict[str, tuple]:
+    """Per task: (metrics, per-item outcomes) of CLIP_benchmark's own code."""
     import torchvision
     from clip_benchmark.metrics import zeroshot_classification, zeroshot_retrieval
 
@@ -213,6 +302,7 @@ def clip_benchmark_side(model_text: str, data_root: Path, tree: Path, batch_size
     # CLIP_benchmark 1.6 calls float() on a one-element array, which NumPy 2 refuses; this module-level
     # float accepts it and changes nothing else in their code.
     zeroshot_classification.float = lambda value: float(np.asarray(value).item())
+    capture = Capture()
 
     spec = Catalog.load().resolve_model(model_text)
     adapter = MODEL_ADAPTERS.get(spec.adapter)(spec, device="cpu")
@@ -223,11 +313,13 @@ def clip_benchmark_side(model_text: str, data_root: Path, tree: Path, batch_size
     templates = [line.rstrip("\n") for line in SHAPES_TEMPLATES.read_text(encoding="utf-8").splitlines() if line.strip()]
     loader = torch.utils.data.DataLoader(folder, batch_size=batch_size)
     classification = zeroshot_classification.evaluate(model, loader, tokenizer, classnames, templates, "cpu", amp=False)
+    classification_items = capture.classification()
 
     retrieval_loader = torch.utils.data.DataLoader(KarpathyTest(data_root, transform), batch_size=batch_size, collate_fn=lambda batch: (torch.stack([b[0] for b in batch]), [b[1] for b in batch]))
     retrieval = zeroshot_retrieval.evaluate(model, retrieval_loader, tokenizer, "cpu", amp=False, recall_k_list=[1, 5, 10])
-    return {"imagefolder": {k: float(v) for k, v in classification.items() if isinstance(v, float)}, "flickr30k": retrieval,
-            **clip_benchmark_standard_sets(model, tokenizer, transform, data_root, batch_size, one_template)}
+    return {"imagefolder": ({k: float(v) for k, v in classification.items() if isinstance(v, float)}, classification_items),
+            "flickr30k": (retrieval, capture.retrieval()),
+            **clip_benchmark_standard_sets(model, tokenizer, transform, data_root, batch_size, one_template, capture)}
 
 
 def main() -> None:
@@ -245,18 +337,56 @@ def main() -> None:
         one_template = write_standard_sets(data_root, args.images, args.seed + 2)
         ours = vlbench_side(args.model, data_root, tree, args.batch_size, one_template)
         theirs = clip_benchmark_side(args.model, data_root, tree, args.batch_size, one_template)
+    failures: list[str] = []
     worst = 0.0
     print(f"model {args.model}, {args.images} images per task, shapes seeds {args.seed}/{args.seed + 1}")
-    print(f"{'task':30} {'metric':28} {'vlbench':>10} {'CLIP_benchmark':>15} {'|diff|':>9}")
-    for task, metrics in theirs.items():
+    print(f"{'task':30} {'metric':26} {'vlbench':>9} {'CLIP_bench':>10} {'|diff|':>8}  {'tie-free items':>14}  {'tie-decided (differ)':>20}")
+    for task, (metrics, items) in theirs.items():
+        mine, records, ties = ours[task]
+        failures += aligned(task, records, items)
         for name, value in metrics.items():
-            mine = ours[task].get(name)
-            both_nan = mine is not None and np.isnan(mine) and np.isnan(value)  # acc5 with fewer than 5 classes
-            diff = 0.0 if both_nan else abs(mine - value) if mine is not None else float("inf")
-            worst = max(worst, diff)
-            print(f"{task:30} {name:28} {mine if mine is not None else float('nan'):10.6f} {value:15.6f} {diff:9.1e}")
-    print(f"largest absolute difference: {worst:.2e}")
-    sys.exit(0 if worst <= args.tolerance else 1)
+            ours_value = mine.get(name)
+            both_nan = ours_value is not None and np.isnan(ours_value) and np.isnan(value)  # acc5 with fewer than 5 classes
+            diff = 0.0 if both_nan else abs(ours_value - value) if ours_value is not None else float("inf")
+            free, decided, differ, mismatched = item_agreement(records, items, name)
+            bounds = (ties.get("metrics") or {}).get(name)
+            explained = decided and bounds and bounds["low"] - args.tolerance <= value <= bounds["high"] + args.tolerance
+            if mismatched:
+                failures.append(f"{task} {name}: {mismatched} tie-free item(s) differ")
+            if diff > args.tolerance and not explained:
+                failures.append(f"{task} {name}: |diff| {diff:.2e} is not explained by exact ties")
+            worst = max(worst, 0.0 if explained else diff)
+            ours_text = f"{ours_value if ours_value is not None else float('nan'):9.6f}"
+            free_text = "-" if free is None else f"{free - mismatched}/{free} equal"
+            tie_text = "-" if decided is None else f"{decided} ({differ})"
+            print(f"{task:30} {name:26} {ours_text} {value:10.6f} {diff:8.1e}  {free_text:>14}  {tie_text:>20}")
+    print(f"largest absolute difference not explained by exact ties: {worst:.2e}")
+    for failure in failures:
+        print(f"DIFFERS: {failure}")
+    sys.exit(1 if failures else 0)
+
+
+def aligned(task: str, records: list[dict], items: dict[str, np.ndarray]) -> list[str]:
+    """Both sides list the same items in the same order (classification: the same labels, item by item)."""
+    if "target" not in items or "label" not in (records[0] if records else {}):
+        return []
+    labels = np.asarray([r["label"] for r in sorted(records, key=lambda r: r["i"])])
+    return [] if np.array_equal(labels, items["target"]) else [f"{task}: the two sides list the items in another order"]
+
+
+def item_agreement(records: list[dict], items: dict[str, np.ndarray], metric: str) -> tuple[int | None, int | None, int, int]:
+    """(tie-free items compared, tie-decided items, tie-decided items that differ, tie-free items that differ);
+    per-class AP for mean average precision (classes instead of items)."""
+    if metric == "mean_average_precision":
+        ap, tied = vlbench_class_ap(records)
+        differ = np.abs(ap - items["ap_per_class"]) > 1e-6
+        return int((~tied).sum()), int(tied.sum()), int((differ & tied).sum()), int((differ & ~tied).sum())
+    ours = vlbench_items(records, metric)
+    if ours is None or metric not in items:
+        return None, None, 0, 0
+    hits, decided = ours
+    differ = hits != items[metric].astype(float)
+    return int((~decided).sum()), int(decided.sum()), int((differ & decided).sum()), int((differ & ~decided).sum())
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ def test_end_to_end_shapes_run_and_leaderboard(shapes_suite_run, cli, tmp_path):
     results, result = shapes_suite_run
     model_dir = results / "openclip__vlbench-tiny@shapes"
     cls = read_result(model_dir, "shapes_cls")
-    assert cls["schema_version"] == 2
+    assert cls["schema_version"] == 3
     assert cls["model"]["id"] == "openclip:vlbench-tiny@shapes" and len(cls["model"]["fingerprint"]["weights_sha256"]) == 64
     assert cls["task"]["name"] == "shapes_cls" and cls["task"]["kind"] == "classification"
     assert cls["task"]["dataset"]["n"] == 600 and len(cls["task"]["config_hash"]) == 16

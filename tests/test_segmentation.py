@@ -66,14 +66,15 @@ def test_synonyms_thresholds_and_area_filter():
     logits[4, 0, 0] = 1.0  # 'puppy' wins pixel 0 -> class 2
     logits[2, 0, 1] = 1.0  # 'cat' wins pixel 1
     protocol = {"logit_scale": 10, "prob_threshold": 0.0, "area_threshold": None}
-    assert predict_classes(logits, owners, 3, protocol)[0].tolist() == [2, 1, 0]  # pixel 2: a tie, first query
+    prediction, tied = predict_classes(logits, owners, 3, protocol)
+    assert prediction[0].tolist() == [2, 1, 0] and tied == 1  # pixel 2: a tie, first query
     strict = {**protocol, "prob_threshold": 0.9}
-    assert predict_classes(logits, owners, 3, strict)[0].tolist() == [2, 1, 0]  # softmax(10) peaks > 0.9
-    assert predict_classes(logits, owners, 3, {**protocol, "prob_threshold": 0.9999})[0].tolist() == [0, 0, 0]
+    assert predict_classes(logits, owners, 3, strict)[0][0].tolist() == [2, 1, 0]  # softmax(10) peaks > 0.9
+    assert predict_classes(logits, owners, 3, {**protocol, "prob_threshold": 0.9999})[0][0].tolist() == [0, 0, 0]
     wide = torch.zeros(5, 1, 10)
     wide[2, 0, :9] = 1.0
     wide[3, 0, 9] = 1.0  # 'dog' on 1 of 10 non-background pixels: below a 0.2 area threshold
-    assert predict_classes(wide, owners, 3, {**protocol, "area_threshold": 0.2})[0].tolist() == [1] * 9 + [0]
+    assert predict_classes(wide, owners, 3, {**protocol, "area_threshold": 0.2})[0][0].tolist() == [1] * 9 + [0]
 
 
 def test_pamr_averages_flat_regions_and_respects_edges():

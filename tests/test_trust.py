@@ -182,3 +182,77 @@ def test_a_negative_caption_equal_to_the_positive_is_a_tie_and_counted_wrong(tmp
         "protocol: {rule: strict}\nmetrics: [accuracy]\nmain_metric: accuracy\n")
     outcome = run(tmp_path, ["ties"], [tasks], model=TINY)["ties"]
     assert outcome.metrics["accuracy"] == 0.0  # strictly higher than an identical caption: never
+    assert outcome.ties["items"] == 24 and outcome.ties["metrics"] == {}  # counted; the rule decides them
+
+
+# -- 4. items a tie decides are counted, and the metrics bounded over the orders of tied scores ---------
+def test_classification_ties_by_hand():
+    from vlbench.kinds.classification import ClassificationKind
+    from vlbench.specs import TaskSpec
+
+    spec = TaskSpec("t", "classification", Path("t.yaml"), {"metrics": ["acc1", "acc5", "mean_per_class_recall"]})
+    records = [
+        {"label": 0, "top": [0, 1, 2, 3, 4]},  # clear hit
+        {"label": 1, "top": [0, 1, 2, 3, 4], "tie": [0, 2]},  # label 1 ties class 0 for first place: top-1 decided by the tie
+        {"label": 2, "top": [0, 1, 2, 3, 4], "tie": [1, 3]},  # one class above, two tied with it: hit@1 never, hit@5 always
+        {"label": 3, "top": [5, 6, 7, 8, 9], "tie": [4, 3]},  # four above, tied with two more: 1 of 3 places left in the top 5
+    ]
+    ties = ClassificationKind().ties(records, spec)
+    assert ties["items"] == 2
+    assert ties["metrics"]["acc1"] == {"low": 0.25, "high": 0.5, "expected": pytest.approx((1 + 0.5) / 4)}
+    assert ties["metrics"]["acc5"] == {"low": 0.75, "high": 1.0, "expected": pytest.approx((1 + 1 + 1 + 1 / 3) / 4)}
+    # one item per class: the per-class recalls are the items' own outcomes
+    assert ties["metrics"]["mean_per_class_recall"]["expected"] == pytest.approx((1 + 0.5) / 4)
+
+
+def test_retrieval_ties_by_hand():
+    from vlbench.kinds.retrieval import RetrievalKind
+    from vlbench.specs import TaskSpec
+
+    spec = TaskSpec("t", "retrieval", Path("t.yaml"), {"metrics": ["image_retrieval_recall@1", "text_retrieval_recall@1", "mean_recall@1"]})
+    records = [
+        {"type": "text", "i": 0, "image": 0, "rank": 0},
+        {"type": "text", "i": 1, "image": 1, "rank": 1, "tie": [0, 2, 1]},  # its image ties another for first
+        {"type": "image", "i": 0, "rank": 0, "tie": [0, 4, 2]},  # two own captions tied with two others: P(hit@1) = 1/2
+        {"type": "image", "i": 1, "rank": 3},
+    ]
+    ties = RetrievalKind().ties(records, spec)
+    assert ties["items"] == 2
+    assert ties["metrics"]["image_retrieval_recall@1"] == {"low": 0.5, "high": 1.0, "expected": 0.75}
+    assert ties["metrics"]["text_retrieval_recall@1"] == {"low": 0.0, "high": 0.5, "expected": 0.25}
+    assert ties["metrics"]["mean_recall@1"] == {"low": 0.25, "high": 0.75, "expected": 0.5}
+
+
+def test_multilabel_and_association_ties_by_hand():
+    from vlbench.kinds.association import jaccard_bounds
+    from vlbench.kinds.multilabel import MultilabelKind
+    from vlbench.specs import TaskSpec
+
+    # one class; images 1 (positive) and 2 (negative) tie at 0.5 below image 0 (positive)
+    records = [{"scores": [0.9], "targets": [0]}, {"scores": [0.5], "targets": [0]}, {"scores": [0.5], "targets": []}]
+    ties = MultilabelKind().ties(records, TaskSpec("t", "multilabel_classification", Path("t.yaml"), {"metrics": ["mean_average_precision"]}))
+    assert ties["items"] == 2
+    assert ties["metrics"]["mean_average_precision"]["low"] == pytest.approx((1 + 2 / 3) / 2)
+    assert ties["metrics"]["mean_average_precision"]["high"] == pytest.approx(1.0)
+    # WinoGAViL: pick 2 of 5; candidates 1, 2 and 3 tie at the boundary, one of them (1) is a positive
+    low, high, expected = jaccard_bounds([0.1, 0.5, 0.5, 0.5, 0.2], [1, 4])
+    assert (low, high) == (0.0, pytest.approx(1 / 3)) and expected == pytest.approx(2 / 3 * 1 / 3)
+
+
+def test_a_run_with_duplicate_class_names_records_its_tie_decided_items_and_says_so(tmp_path, cli):
+    write_imagefolder(tmp_path / "colors", per_class=2)
+    (tmp_path / "names.txt").write_text("blue\nred\nred\n")  # class 2 (red) has the name of class 1
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "dupes.yaml").write_text(
+        f"task: dupes\ninclude: {REPO / 'tasks/_shared/classification.yaml'}\nhelp: generated in the test\n"
+        f"dataset:\n  sources:\n    - {{format: imagefolder, path: {tmp_path / 'colors'}}}\nfiles: {{classnames: {tmp_path / 'names.txt'}}}\n")
+    result = cli("run", "--model", COLOR, "--tasks", "dupes", "--tasks-dir", str(tasks), "--output", "res", "--num-workers", "0")
+    assert result.returncode == 0, result.stderr
+    stored = json.loads(result_file(tmp_path / "res" / "color-trust__v1", "dupes").read_text())
+    # classes 1 (the green folder) and 2 (the red one) are both 'red': the red images' label ties class 1 for
+    # first place (decided by the order); the green images' label is behind blue either way (not decided)
+    assert stored["ties"]["items"] == 2
+    assert stored["ties"]["metrics"]["acc1"]["low"] <= stored["metrics"]["acc1"] <= stored["ties"]["metrics"]["acc1"]["high"]
+    assert stored["ties"]["metrics"]["acc1"]["high"] - stored["ties"]["metrics"]["acc1"]["low"] == pytest.approx(2 / 6)
+    assert "dupes: 2 item(s) decided by an exact tie; acc1 from" in result.stdout + result.stderr

@@ -173,7 +173,7 @@ def run(
 ) -> None:
     """Evaluate models on tasks and write one result file per (model, task)."""
     from vlbench import distributed
-    from vlbench.console import console, error_console, make_progress, note, print_json, print_table, summary_table
+    from vlbench.console import console, error_console, make_progress, note, print_json, print_table, summary_table, tie_note
     from vlbench.leaderboard import outcome_entries, suite_ci, suite_value
     from vlbench.models.collections import read_spec_file, split_specs
     from vlbench.errors import NothingRanError
@@ -249,6 +249,8 @@ def run(
         for outcome in outcomes:
             if outcome.status == "unsupported":
                 note(f"{outcome.task}: not run: {outcome.note}")
+            if (line := tie_note(outcome.task, outcome.main_metric, outcome.ties)) is not None:
+                note(line)
         note(f"results in {options.output / model_spec.slug}")
     if fmt is Output.json:
         print_json({"runs": summaries})
@@ -265,7 +267,7 @@ def run_summary(model_id: str, results_dir: Path, outcomes: list[Any], suites: l
         "tasks": [
             {"task": o.task, "status": o.status, "main_metric": o.main_metric, "value": o.metrics.get(o.main_metric), "ci": o.ci.get(o.main_metric),
              "n": o.n, "metrics": o.metrics, "seconds": round(o.seconds, 3), "result_file": str(o.result_file) if o.result_file else None,
-             "note": o.note}
+             "note": o.note, "ties": o.ties}
             for o in outcomes
         ],
         "suites": {name: {"value": value, "ci": list(ci) if ci else None} for name, value, ci in suites},
@@ -549,13 +551,13 @@ def rescore(
     table = Table("model", "task", "metric", "stored (%)", "rescored (%)")
     mismatches: list[str] = []
     for path, result in found:
-        metrics, ci, resampled = rescore_with_ci(path, result)
+        metrics, ci, resampled, ties = rescore_with_ci(path, result)
         for name, value in metrics.items():
             if "/" not in name:  # breakdowns stay in the file
                 table.add_row(result.model.id, result.task.name, name, format_metric(result.metrics.get(name)), format_metric(value))
         mismatches += [f"{path}: {name} stored {result.metrics.get(name)!r}, recomputed {metrics.get(name)!r}" for name in differences(result.metrics, metrics)]
         if write:
-            result.metrics, result.ci, result.bootstrap = metrics, ci, resampled
+            result.metrics, result.ci, result.bootstrap, result.ties = metrics, ci, resampled, ties
             write_json(path, result.to_json())
     print_table(table)
     if check and mismatches:

@@ -172,6 +172,19 @@ def summary_table(model_id: str, outcomes: Iterable[TaskOutcome], suites: Iterab
     return table
 
 
+def tie_note(task: str, main_metric: str, ties: dict | None) -> str | None:
+    """One line for a task whose items exact ties decided: how many, and its main metric's bounds over
+    the orders of the tied scores (where its references leave that order open)."""
+    if not ties or not ties.get("items"):
+        return None
+    text = f"{task}: {ties['items']} item(s) decided by an exact tie"
+    bounds = (ties.get("metrics") or {}).get(main_metric)
+    if bounds:
+        text += (f"; {main_metric} from {format_metric(bounds.get('low'))} to {format_metric(bounds.get('high'))} over the tied "
+                 f"scores' orders" + (f" (expected {format_metric(bounds['expected'])})" if bounds.get("expected") is not None else ""))
+    return text + f" ({ties.get('rule', '')})" if ties.get("rule") and not bounds else text
+
+
 def plain_rows(table: Table) -> list[list[str]]:
     """A rich table's header and rows as plain text (markup removed, nothing truncated)."""
     from rich.text import Text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
@@ -70,6 +71,14 @@ def rank_of_positive(scores: torch.Tensor, positive: torch.Tensor) -> torch.Tens
     index = torch.arange(scores.shape[1]).unsqueeze(0)
     tied_before = ((scores == best) & (index < first_best)).sum(dim=1)
     return higher + tied_before
+
+
+def best_positive_ties(scores: torch.Tensor, positive: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per row: (candidates scoring above the best positive, candidates sharing its score, positives among
+    those); with ``hit_bounds`` they bound recall@k over the orders of the tied candidates."""
+    best = scores.masked_fill(~positive, float("-inf")).max(dim=1, keepdim=True).values
+    at_best = scores == best
+    return (scores > best).sum(dim=1), at_best.sum(dim=1), (at_best & positive).sum(dim=1)
 
 
 def recall_at_k(ranks: Sequence[int], k: int) -> float:
@@ -164,3 +173,49 @@ def average_precision_per_class(scores: np.ndarray, targets: np.ndarray) -> np.n
         precision = np.cumsum(truth) / np.arange(1, n + 1)
         result[c] = precision[truth].sum() / max(int(truth.sum()), 1)
     return result
+
+
+# -- exact ties: how far a metric can move with the order of tied scores --------------------------------
+# References break exact ties in orders their code does not fix (CLIP_benchmark's top-k and AP sort, DataComp's
+# top-k): on tied items vlbench's lower-index-first order and theirs can differ. These give, per item or class,
+# the outcome under the least and the most favourable order of the tied candidates, and its expectation when
+# every order is equally likely.
+def hit_bounds(above: int, tied: int, tied_positives: int, k: int) -> tuple[float, float, float]:
+    """(low, high, expected) of "a positive is among the first k" for a query whose best positive has
+    ``above`` candidates strictly higher and shares its score with ``tied`` candidates (``tied_positives``
+    of them positive, the best one included)."""
+    slots = k - above  # places in the top k left for the tied block
+    negatives = tied - tied_positives
+    if slots <= 0:
+        return 0.0, 0.0, 0.0
+    if slots > negatives:  # a positive is in the top k whatever the order
+        return 1.0, 1.0, 1.0
+    # P(the first `slots` of a random order of the block are all negatives) = C(negatives, slots) / C(tied, slots)
+    return 0.0, 1.0, 1.0 - math.comb(negatives, slots) / math.comb(tied, slots)
+
+
+def average_precision_bounds(scores: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[C] average precision (``average_precision_per_class``) with every group of tied scores ordered
+    negatives first (low) and positives first (high)."""
+    scores, targets = np.asarray(scores, dtype=np.float64), np.asarray(targets) > 0
+    low, high = np.zeros(scores.shape[1]), np.zeros(scores.shape[1])
+    n = scores.shape[0]
+    for c in range(scores.shape[1]):
+        for bound, positives_first in ((low, False), (high, True)):
+            truth = targets[np.lexsort((targets[:, c] != positives_first, -scores[:, c])), c]
+            precision = np.cumsum(truth) / np.arange(1, n + 1)
+            bound[c] = precision[truth].sum() / max(int(truth.sum()), 1)
+    return low, high
+
+
+def mixed_tie_members(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """[N] bool: rows that share a score with a row of the other label in some column (an AP tie)."""
+    scores, targets = np.asarray(scores, dtype=np.float64), np.asarray(targets) > 0
+    member = np.zeros(scores.shape[0], dtype=bool)
+    for c in range(scores.shape[1]):
+        _, group = np.unique(scores[:, c], return_inverse=True)
+        positives = np.bincount(group, weights=targets[:, c], minlength=group.max() + 1 if len(group) else 0)
+        sizes = np.bincount(group)
+        mixed = (positives > 0) & (positives < sizes)
+        member |= mixed[group]
+    return member

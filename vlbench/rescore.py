@@ -40,16 +40,17 @@ def rescore(result_file: Path, result: Result | dict[str, Any]) -> dict[str, flo
     return TASK_KINDS.get(result.task.kind)().score(records(result_file, result), spec_from_result(result))
 
 
-def rescore_with_ci(result_file: Path, result: Result) -> tuple[dict[str, float], dict[str, Any], Any]:
-    """Metrics, ``ci`` and ``bootstrap`` recomputed (with the result's own bootstrap settings, or the defaults)."""
+def rescore_with_ci(result_file: Path, result: Result) -> tuple[dict[str, float], dict[str, Any], Any, dict[str, Any] | None]:
+    """Metrics, ``ci``, ``bootstrap`` and ``ties`` recomputed (with the result's own bootstrap settings, or the defaults)."""
     rows = records(result_file, result)
     spec = spec_from_result(result)
-    metrics = TASK_KINDS.get(result.task.kind)().score(rows, spec)
+    kind = TASK_KINDS.get(result.task.kind)()
+    metrics = kind.score(rows, spec)
     settings = result.bootstrap
     replicates = settings.replicates_n if settings else bootstrap.DEFAULT_REPLICATES
     seed = settings.seed if settings else bootstrap.DEFAULT_SEED
     ci, resampled = bootstrap.confidence(result.task.kind, rows, spec, list(metrics), result.main_metric, replicates, seed)
-    return metrics, ci, resampled
+    return metrics, ci, resampled, kind.ties(rows, spec)
 
 
 def differences(stored: dict[str, float | None], recomputed: dict[str, float], tolerance: float = TOLERANCE) -> list[str]:

@@ -22,8 +22,8 @@ from typing import Any, Callable, Iterator
 
 from vlbench.errors import VLBenchError
 
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)  # 1: the previous layout, read without CIs
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)  # 1: the previous layout, read without CIs; 2: without task.inputs and ties
 RESULT_SUFFIX = ".json"
 SAMPLES_SUFFIX = ".samples.jsonl.gz"
 #: Run settings that are not "other settings" when they have these values.
@@ -115,6 +115,11 @@ class Result:
     timing: dict[str, Any] = field(default_factory=dict)
     ci: dict[str, list[float | None]] = field(default_factory=dict)  # metric -> [low, high] bootstrap CI
     bootstrap: Bootstrap | None = None  # how `ci` was computed, with the main metric's replicates
+    # how exact ties decided the items (TaskKind.ties): {"items": n decided by a tie, "rule": how this kind breaks
+    # them, "metrics": {metric: {"low", "high", "expected"}}} -- the metric under the least and the most favourable
+    # order of tied scores and over random orders, for metrics whose references leave that order open; null for a
+    # kind that does not count ties (and in results written before schema version 3)
+    ties: dict[str, Any] | None = None
 
     # -- derived views ---------------------------------------------------------------------------
     @property
@@ -160,8 +165,9 @@ class Result:
 
     def to_json(self) -> dict[str, Any]:
         payload = asdict(self)
-        if self.bootstrap is None:
-            payload.pop("bootstrap")
+        for optional in ("bootstrap", "ties"):
+            if payload[optional] is None:
+                payload.pop(optional)
         return payload
 
 
@@ -211,9 +217,11 @@ def from_json(payload: Any) -> Result:
     if bootstrap is not None:
         bootstrap = _build(Bootstrap, bootstrap, "bootstrap")
         _need(isinstance(bootstrap.main_replicates, list) and all(map(_is_metric, bootstrap.main_replicates)), "bootstrap.main_replicates is not a list of numbers")
+    ties = payload.get("ties")
+    _need(ties is None or (isinstance(ties, dict) and isinstance(ties.get("items", 0), int)), "ties is not {items: n, ...}")
     fields = {k: payload[k] for k in ("created", "samples", "artifacts", "env", "timing") if k in payload}
     return Result(schema_version=version, model=model, task=task, metrics=metrics, main_metric=payload["main_metric"],
-                  ci=ci, bootstrap=bootstrap, **fields)
+                  ci=ci, bootstrap=bootstrap, ties=ties, **fields)
 
 
 def read(path: Path) -> Result | None:

@@ -80,6 +80,7 @@ class TaskOutcome:
     note: str = ""
     ci: dict[str, list[float | None]] = field(default_factory=dict)  # metric -> [low, high]
     replicates: list[float | None] | None = None  # the main metric's bootstrap replicates
+    ties: dict[str, Any] | None = None  # the result's ties (items an exact tie decided, bounds)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -186,7 +187,7 @@ class Runner:
                     outcomes[task.name] = TaskOutcome(
                         task.name, "skipped", previous.main_metric, previous.metrics, previous.n, path,
                         note=f"result exists{unchecked} (use --overwrite to recompute)", ci=previous.ci,
-                        replicates=previous.bootstrap.main_replicates if previous.bootstrap else None,
+                        replicates=previous.bootstrap.main_replicates if previous.bootstrap else None, ties=previous.ties,
                     )
                     continue
                 if located[task.name] is not None:
@@ -426,6 +427,7 @@ class Runner:
                 raise VLBenchError(f"task '{task.name}' has no items to evaluate; check its dataset (and --limit); no result written")
             predicted = time.perf_counter()
             metrics = kind.score(records, task)
+            ties = kind.ties(records, task)
             scored = time.perf_counter()
             ci, resampled = bootstrap.confidence(task.kind, records, task, list(metrics), task.main_metric,
                                                  self.options.bootstrap_replicates, self.options.bootstrap_seed) \
@@ -485,6 +487,7 @@ class Runner:
             },
             ci=ci,
             bootstrap=resampled,
+            ties=ties,
         )
         try:
             with writing(path.parent):
@@ -499,4 +502,4 @@ class Runner:
             if old_samples is not None and old_samples.name.endswith(result_schema.SAMPLES_SUFFIX):
                 old_samples.unlink(missing_ok=True)  # the replaced result's samples
         return TaskOutcome(task.name, "done", task.main_metric, metrics, n, path, time.perf_counter() - started,
-                           ci=ci, replicates=resampled.main_replicates if resampled else None)
+                           ci=ci, replicates=resampled.main_replicates if resampled else None, ties=ties)

@@ -3,6 +3,7 @@ images as there are associations, highest cue-image similarity first; Jaccard in
 
 from __future__ import annotations
 
+import math
 from typing import Any, Iterable, Iterator
 
 import numpy as np
@@ -11,7 +12,7 @@ from vlbench.datasets.association import ASSOCIATION_READERS, AssociationData
 from vlbench.errors import VLBenchError
 from vlbench.kinds.registry import TASK_KINDS
 from vlbench.metrics import similarities
-from vlbench.kinds.base import RunContext, TaskKind
+from vlbench.kinds.base import RunContext, TaskKind, mean_bounds, tie_report
 from vlbench.specs import TaskSpec
 
 # metric -> which instances it averages, by their number of candidates (DataComp's wino_eval.py)
@@ -42,6 +43,30 @@ def jaccard_of_pick(scores: list[float], positives: list[int]) -> float:
     truth = set(positives)
     union = pick | truth
     return len(pick & truth) / len(union) if union else 0.0
+
+
+def jaccard_bounds(scores: list[float], positives: list[int]) -> tuple[float, float, float]:
+    """(low, high, expected) Jaccard index of the pick over the orders of the candidates tied at the pick's
+    boundary (the n-th highest score): the boundary group fills the pick's free places with its positives
+    last, first, or in a random order (a hypergeometric number of them)."""
+    n, values = len(positives), np.asarray(scores, dtype=np.float64)
+    if n == 0 or n >= len(values):
+        value = jaccard_of_pick(scores, positives)
+        return value, value, value
+    truth = np.zeros(len(values), dtype=bool)
+    truth[positives] = True
+    boundary = np.sort(values)[-n]
+    above, at = values > boundary, values == boundary
+    slots, group_positives, group_size = n - int(above.sum()), int((at & truth).sum()), int(at.sum())
+    sure = int((above & truth).sum())
+    low_hits, high_hits = sure + max(0, slots - (group_size - group_positives)), sure + min(group_positives, slots)
+    expected = sum(math.comb(group_positives, h) * math.comb(group_size - group_positives, slots - h) / math.comb(group_size, slots)
+                   * (sure + h) / (2 * n - sure - h) for h in range(low_hits - sure, high_hits - sure + 1))
+    return low_hits / (2 * n - low_hits), high_hits / (2 * n - high_hits), float(expected)
+
+
+TIE_RULE = ("candidates with equal scores keep their order in a stable sort (the later ones are picked first); DataComp's "
+            "np.argsort (quicksort) leaves that order to the data: low/high pick the tied positives last/first")
 
 
 @TASK_KINDS.register("association")
@@ -78,3 +103,12 @@ class AssociationKind(TaskKind):
             chosen = np.asarray([CANDIDATE_GROUPS[metric](int(n)) for n in counts], dtype=bool)
             results[metric] = float(jaccards[chosen].mean()) if chosen.any() else float("nan")
         return results
+
+    def ties(self, records: list[dict[str, Any]], spec: TaskSpec) -> dict[str, Any]:
+        bounds = [jaccard_bounds(r["scores"], r["positives"]) for r in records]
+        counts = [len(r["scores"]) for r in records]
+        values = {}
+        for metric in spec.metrics:
+            chosen = [b for b, n in zip(bounds, counts) if CANDIDATE_GROUPS[metric](n)]
+            values[metric] = mean_bounds(chosen) if chosen else (float("nan"),) * 3
+        return tie_report(sum(low != high for low, high, _ in bounds), TIE_RULE, values)

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Iterator, Protocol
 
+import numpy as np
+
 from vlbench.encoding import Encoder
 from vlbench.errors import DatasetNotFoundError, VLBenchError
 from vlbench.registry import Registry
@@ -218,9 +220,29 @@ class TaskKind(ABC):
     def score(self, records: Iterable[dict[str, Any]], spec: TaskSpec) -> dict[str, float]:
         """Metrics from records alone (pure; used again by 'vlbench rescore')."""
 
+    def ties(self, records: list[dict[str, Any]], spec: TaskSpec) -> dict[str, Any] | None:
+        """How exact ties decided the records (pure, like ``score``): ``tie_report``'s mapping, or None
+        for a kind that does not count them."""
+        return None
+
     def count(self, records: list[dict[str, Any]]) -> int:
         """How many scored items the records hold (for micro-averaged suites)."""
         return len(records)
+
+
+def tie_report(items: int, rule: str, bounds: dict[str, tuple[float | None, float | None, float | None]]) -> dict[str, Any]:
+    """A result's ``ties``: how many items an exact tie decided, how this kind breaks ties, and for the
+    metrics whose reference implementations leave the order of tied scores open, their value under the
+    least (``low``) and most (``high``) favourable order and the ``expected`` value over random orders
+    (null where a metric has no such closed form). ``metrics`` is empty when no item is tie-decided."""
+    return {"items": int(items), "rule": rule,
+            "metrics": {name: {"low": low, "high": high, "expected": expected} for name, (low, high, expected) in bounds.items()} if items else {}}
+
+
+def mean_bounds(per_item: Iterable[tuple[float, float, float]]) -> tuple[float, float, float]:
+    """(low, high, expected) of a mean of per-item outcomes given each item's (low, high, expected)."""
+    rows = np.asarray(list(per_item), dtype=np.float64).reshape(-1, 3)
+    return tuple(float(v) for v in rows.mean(axis=0)) if len(rows) else (float("nan"),) * 3  # type: ignore[return-value]
 
 
 def apply_limit(items: list, limit: int | None) -> list:

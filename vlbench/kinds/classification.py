@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Iterator
 
+import numpy as np
 import torch
 
 from vlbench import metrics
@@ -11,7 +12,7 @@ from vlbench.datasets.classification import CLASSIFICATION_READERS, Classificati
 from vlbench.encoding import Encoder
 from vlbench.errors import TaskSpecError, VLBenchError
 from vlbench.kinds.registry import TASK_KINDS
-from vlbench.kinds.base import Decisions, RunContext, TaskKind
+from vlbench.kinds.base import Decisions, RunContext, TaskKind, mean_bounds, tie_report
 from vlbench.schema import SchemaError, option, schema
 from vlbench.taskfile import ProtocolFields
 from vlbench.specs import TaskSpec
@@ -136,10 +137,13 @@ class ClassificationKind(TaskKind):
         classnames, templates = self.prompts(spec, data)
         ctx.encoder.prefetch_images(data.images)  # images decode while the prompts encode
         classifier = zero_shot_classifier(ctx.encoder, classnames, templates)
+        records: list[dict[str, Any] | None] = [None] * len(data.images)
         for indices, embeddings in ctx.encoder.iter_images(data.images, spec.name):
             logits = metrics.similarities(embeddings, classifier)
             top = metrics.stable_topk(logits, TOP_K_RECORDED)
             top_scores = logits.gather(1, top)
+            label_scores = logits.gather(1, torch.tensor([data.labels[i] for i in indices]).unsqueeze(1))
+            above, tied = (logits > label_scores).sum(1).tolist(), (logits == label_scores).sum(1).tolist()
             for row, i in enumerate(indices):
                 record = {
                     "i": i,
@@ -148,9 +152,12 @@ class ClassificationKind(TaskKind):
                     "top": top[row].tolist(),
                     "scores": [round(s, 6) for s in top_scores[row].tolist()],
                 }
+                if tied[row] > 1:  # the label shares its score with other classes: [classes above it, classes at its score]
+                    record["tie"] = [above[row], tied[row]]
                 if data.metadata is not None:
                     record["meta"] = data.metadata[i]
-                yield record
+                records[i] = record
+        yield from (r for r in records if r is not None)  # item order, whichever images came from the cache
 
     def score(self, records: Iterable[dict[str, Any]], spec: TaskSpec) -> dict[str, float]:
         records = list(records)
@@ -171,6 +178,41 @@ class ClassificationKind(TaskKind):
             if name in wanted:
                 results[name] = worst_group(records, spec, name, group)
         return {name: results[name] for name in spec.metrics}
+
+    def ties(self, records: list[dict[str, Any]], spec: TaskSpec) -> dict[str, Any]:
+        return classification_ties(records, spec)
+
+
+TIE_RULE = ("equal scores rank in class-index order (lower index first, as np.argmax); CLIP_benchmark's and DataComp's "
+            "torch.topk leave that order to the data: low/high rank the label after/before every class it ties with")
+
+
+def label_hit_bounds(record: dict[str, Any], k: int) -> tuple[float, float, float]:
+    """(low, high, expected) of "the label is in the top k" over the orders of the classes tied with it."""
+    if "tie" not in record:
+        hit = float(record["label"] in record["top"][:k])
+        return hit, hit, hit
+    above, tied = record["tie"]
+    return metrics.hit_bounds(above, tied, 1, k)
+
+
+def classification_ties(records: list[dict[str, Any]], spec: TaskSpec) -> dict[str, Any]:
+    """acc1 / acc5 / mean per-class recall (and its macro-recall twin, worst-group accuracies) over tie orders."""
+    ks = [1, 5] if all(len(r["top"]) >= TOP_K_RECORDED for r in records) else [1]
+    per_k = {k: [label_hit_bounds(r, k) for r in records] for k in ks}
+    decided = sum(any(per_k[k][n][0] != per_k[k][n][1] for k in ks) for n in range(len(records)))
+    labels = np.asarray([r["label"] for r in records])
+    per_class = [mean_bounds(b for b, label in zip(per_k[1], labels) if label == c) for c in np.unique(labels)]
+    bounds: dict[str, tuple[float | None, float | None, float | None]] = {
+        "acc1": mean_bounds(per_k[1]), "mean_per_class_recall": mean_bounds(per_class), "recall-macro_all": mean_bounds(per_class)}
+    if 5 in per_k:
+        bounds["acc5"] = mean_bounds(per_k[5])
+    for name, group in group_metrics(spec).items():
+        groups = np.asarray([int(r["meta"][group.column]) for r in records]) if all("meta" in r for r in records) else None
+        if groups is not None and group.top_k in per_k:
+            means = [mean_bounds(b for b, g in zip(per_k[group.top_k], groups) if g == value) for value in np.unique(groups)]
+            bounds[name] = (min(m[0] for m in means), min(m[1] for m in means), None)
+    return tie_report(decided, TIE_RULE, {name: value for name, value in bounds.items() if name in spec.metrics})
 
 
 def group_metrics(spec: TaskSpec) -> dict[str, GroupMetric]:

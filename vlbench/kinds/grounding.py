@@ -21,7 +21,7 @@ from vlbench.datasets.grounding import (
     load_detections,
 )
 from vlbench.errors import VLBenchError
-from vlbench.kinds.base import Decisions, RunContext, TaskKind
+from vlbench.kinds.base import Decisions, RunContext, TaskKind, tie_report
 from vlbench.kinds.registry import TASK_KINDS
 from vlbench.schema import SchemaError, as_dict, option, schema
 from vlbench.specs import TaskSpec
@@ -154,6 +154,21 @@ class GroundingKind(TaskKind):
             best = max(kept, key=lambda p: (record["scores"][p], -p))  # the first maximum among the candidates
             hits.append(metrics.box_iou(record["proposals"][best], record["target"]) > threshold)
         return {"accuracy": float(np.mean(hits)) if hits else float("nan")}
+
+    def ties(self, records: list[dict[str, Any]], spec: TaskSpec) -> dict[str, Any]:
+        """Items whose best score is shared by candidates of which some hit the target and some do not;
+        the first of them counts, as ReCLIP's np.argmax takes it."""
+        protocol = self.protocol(spec)
+        threshold, area_threshold = float(protocol["iou_threshold"]), float(protocol["box_area_threshold"])
+        decided = 0
+        for record in records:
+            if not record["scores"]:
+                continue
+            kept = candidates(record, area_threshold)
+            best = max(record["scores"][p] for p in kept)
+            outcomes = {metrics.box_iou(record["proposals"][p], record["target"]) > threshold for p in kept if record["scores"][p] == best}
+            decided += len(outcomes) > 1
+        return tie_report(decided, "the first of the proposals sharing the best score is the prediction (ReCLIP's np.argmax)", {})
 
 
 def candidates(record: dict[str, Any], area_threshold: float) -> list[int]:

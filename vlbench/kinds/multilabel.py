@@ -10,9 +10,12 @@ from vlbench import metrics
 from vlbench.datasets.multilabel import MULTILABEL_READERS, MultilabelData
 from vlbench.errors import VLBenchError
 from vlbench.kinds.registry import TASK_KINDS
-from vlbench.kinds.base import RunContext
+from vlbench.kinds.base import RunContext, tie_report
 from vlbench.kinds.classification import ClassificationKind, choose_prompts, zero_shot_classifier
 from vlbench.specs import TaskSpec
+
+TIE_RULE = ("images with equal scores for a class keep their dataset order (a stable sort); CLIP_benchmark's torch.sort "
+            "leaves it to the data: low/high order every tied group negatives/positives first")
 
 
 @TASK_KINDS.register("multilabel_classification")
@@ -36,10 +39,12 @@ class MultilabelKind(ClassificationKind):
         classnames, templates = self.prompts(spec, data)
         ctx.encoder.prefetch_images(data.images)  # images decode while the prompts encode
         classifier = zero_shot_classifier(ctx.encoder, classnames, templates)
+        records: list[dict[str, Any] | None] = [None] * len(data.images)
         for indices, embeddings in ctx.encoder.iter_images(data.images, spec.name):
             logits = metrics.similarities(embeddings, classifier)
             for row, i in enumerate(indices):
-                yield {"i": i, "key": data.images[i].key, "targets": data.targets[i], "scores": logits[row].tolist()}
+                records[i] = {"i": i, "key": data.images[i].key, "targets": data.targets[i], "scores": logits[row].tolist()}
+        yield from (r for r in records if r is not None)  # item order, whichever images came from the cache
 
     def score(self, records: Iterable[dict[str, Any]], spec: TaskSpec) -> dict[str, float]:
         records = list(records)
@@ -50,3 +55,16 @@ class MultilabelKind(ClassificationKind):
         for row, record in enumerate(records):
             targets[row, record["targets"]] = 1
         return {"mean_average_precision": float(metrics.average_precision_per_class(scores, targets).mean())}
+
+    def ties(self, records: list[dict[str, Any]], spec: TaskSpec) -> dict[str, Any]:
+        """Images that share a score with an image of the other label in some class decide how that class's
+        tied group is ordered; the mean AP is bounded by ordering every tied group negatives / positives first."""
+        if not records:
+            return tie_report(0, TIE_RULE, {})
+        scores = np.asarray([r["scores"] for r in records], dtype=np.float64)
+        targets = np.zeros_like(scores)
+        for row, record in enumerate(records):
+            targets[row, record["targets"]] = 1
+        low, high = metrics.average_precision_bounds(scores, targets)
+        return tie_report(int(metrics.mixed_tie_members(scores, targets).sum()), TIE_RULE,
+                          {"mean_average_precision": (float(low.mean()), float(high.mean()), None)})

@@ -11,7 +11,7 @@ from vlbench import metrics
 from vlbench.datasets.retrieval import RETRIEVAL_READERS, RetrievalData
 from vlbench.errors import VLBenchError
 from vlbench.kinds.registry import TASK_KINDS
-from vlbench.kinds.base import RunContext, TaskKind
+from vlbench.kinds.base import RunContext, TaskKind, mean_bounds, tie_report
 from vlbench.specs import TaskSpec
 
 CHUNK = 1024
@@ -19,11 +19,24 @@ CHUNK = 1024
 
 def ranks(queries: torch.Tensor, candidates: torch.Tensor, positive: torch.Tensor) -> list[int]:
     """Rank of the best positive candidate for every query (see ``metrics.rank_of_positive``)."""
-    out: list[int] = []
+    return [rank for rank, _ in ranks_and_ties(queries, candidates, positive)]
+
+
+def ranks_and_ties(queries: torch.Tensor, candidates: torch.Tensor, positive: torch.Tensor) -> list[tuple[int, list[int] | None]]:
+    """Per query, the rank of its best positive and, when a negative shares that positive's score, the tie
+    ``[candidates above, candidates at its score, positives among them]`` (``metrics.best_positive_ties``)."""
+    out: list[tuple[int, list[int] | None]] = []
     for start in range(0, len(queries), CHUNK):
         scores = metrics.similarities(queries[start : start + CHUNK], candidates)
-        out += metrics.rank_of_positive(scores, positive[start : start + CHUNK]).tolist()
+        chunk_positive = positive[start : start + CHUNK]
+        above, tied, tied_positives = (t.tolist() for t in metrics.best_positive_ties(scores, chunk_positive))
+        for rank, a, t, p in zip(metrics.rank_of_positive(scores, chunk_positive).tolist(), above, tied, tied_positives):
+            out.append((rank, [a, t, p] if t > p else None))
     return out
+
+
+TIE_RULE = ("equal scores rank in candidate order (lower index first); CLIP_benchmark's torch.topk leaves that order to "
+            "the data: low/high rank the best positive after/before every negative it ties with")
 
 
 @TASK_KINDS.register("retrieval")
@@ -49,12 +62,12 @@ class RetrievalKind(TaskKind):
         image_embeddings = ctx.encoder.images(data.images, spec.name)
         owner = torch.tensor(owners)
         text_positive = owner.unsqueeze(1) == torch.arange(len(data.images)).unsqueeze(0)  # [T, I]
-        text_ranks = ranks(text_embeddings, image_embeddings, text_positive)
-        image_ranks = ranks(image_embeddings, text_embeddings, text_positive.T.contiguous())
-        for i, rank in enumerate(image_ranks):
-            yield {"type": "image", "i": i, "key": data.images[i].key, "rank": rank}
-        for t, rank in enumerate(text_ranks):
-            yield {"type": "text", "i": t, "image": owners[t], "rank": rank}
+        text_ranks = ranks_and_ties(text_embeddings, image_embeddings, text_positive)
+        image_ranks = ranks_and_ties(image_embeddings, text_embeddings, text_positive.T.contiguous())
+        for i, (rank, tie) in enumerate(image_ranks):
+            yield {"type": "image", "i": i, "key": data.images[i].key, "rank": rank, **({"tie": tie} if tie else {})}
+        for t, (rank, tie) in enumerate(text_ranks):
+            yield {"type": "text", "i": t, "image": owners[t], "rank": rank, **({"tie": tie} if tie else {})}
 
     def score(self, records: Iterable[dict[str, Any]], spec: TaskSpec) -> dict[str, float]:
         records = list(records)
@@ -70,6 +83,25 @@ class RetrievalKind(TaskKind):
             else:
                 results[metric] = metrics.recall_at_k(by_type[direction], int(k))
         return results
+
+    def ties(self, records: list[dict[str, Any]], spec: TaskSpec) -> dict[str, Any]:
+        directions = {"image_retrieval": [r for r in records if r["type"] == "text"], "text_retrieval": [r for r in records if r["type"] == "image"]}
+        ks = sorted({int(re.fullmatch(r".+_recall@(\d+)", m).group(1)) for m in spec.metrics})  # type: ignore[union-attr]
+
+        def bounds(record: dict[str, Any], k: int) -> tuple[float, float, float]:
+            if "tie" not in record:
+                hit = float(record["rank"] < k)
+                return hit, hit, hit
+            return metrics.hit_bounds(*record["tie"], k)
+
+        per_direction = {d: {k: mean_bounds(bounds(r, k) for r in rows) for k in ks} for d, rows in directions.items()}
+        decided = sum(any(bounds(r, k)[0] != bounds(r, k)[1] for k in ks) for r in records if "tie" in r)
+        values: dict[str, tuple[float | None, float | None, float | None]] = {}
+        for metric in spec.metrics:
+            direction, k = re.fullmatch(r"(.+)_recall@(\d+)", metric).groups()  # type: ignore[union-attr]
+            parts = [per_direction[d][int(k)] for d in (per_direction if direction == "mean" else [direction])]
+            values[metric] = tuple(sum(p[i] for p in parts) / len(parts) for i in range(3))  # type: ignore[assignment]
+        return tie_report(decided, TIE_RULE, values)
 
     def count(self, records: list[dict[str, Any]]) -> int:
         return sum(1 for r in records if r["type"] == "image")

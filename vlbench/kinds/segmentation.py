@@ -22,7 +22,7 @@ from vlbench import metrics
 from vlbench.datasets.segmentation import SEGMENTATION_READERS, SegmentationData
 from vlbench.encoding import loader_errors
 from vlbench.errors import CapabilityError, TaskSpecError
-from vlbench.kinds.base import Decisions, RunContext, TaskKind
+from vlbench.kinds.base import Decisions, RunContext, TaskKind, tie_report
 from vlbench.kinds.classification import zero_shot_classifier
 from vlbench.kinds.registry import TASK_KINDS
 from vlbench.models.dense import DENSE_VARIANTS
@@ -132,8 +132,9 @@ def query_logits(
     return total / count, normalised
 
 
-def predict_classes(logits: torch.Tensor, owners: list[int], num_classes: int, protocol: dict[str, Any]) -> torch.Tensor:
-    """[Q, H, W] cosines -> [H, W] class indices (softmax over queries, max over synonyms, thresholds)."""
+def predict_classes(logits: torch.Tensor, owners: list[int], num_classes: int, protocol: dict[str, Any]) -> tuple[torch.Tensor, int]:
+    """[Q, H, W] cosines -> ([H, W] class indices, pixels whose best probability two classes share) (softmax over
+    queries, max over synonyms, thresholds; a shared best goes to the first class, as argmax)."""
     probabilities = (logits * float(protocol["logit_scale"])).softmax(dim=0)
     if len(owners) != num_classes:
         index = torch.tensor(owners)
@@ -144,8 +145,9 @@ def predict_classes(logits: torch.Tensor, owners: list[int], num_classes: int, p
         keep = (area > float(protocol["area_threshold"]) * area.sum()).to(probabilities.dtype)
         probabilities[1:] *= keep.view(-1, 1, 1)
     best, prediction = probabilities.max(dim=0)
+    tied = int(((probabilities == best.unsqueeze(0)).sum(dim=0) > 1).sum())
     prediction[best < float(protocol["prob_threshold"])] = 0
-    return prediction
+    return prediction, tied
 
 
 class _Images(Dataset):
@@ -240,10 +242,10 @@ class SegmentationKind(TaskKind):
         if int(protocol["pamr_steps"]) > 0:
             guide = F.interpolate(normalised[None], size=(height, width), mode="bilinear", align_corners=False)
             logits = pamr(guide, logits, int(protocol["pamr_steps"]), protocol["pamr_dilations"])
-        prediction = predict_classes(logits[0], owners, num_classes, protocol).numpy()
-        confusion = metrics.confusion_matrix(prediction, label, num_classes)
+        prediction, tied = predict_classes(logits[0], owners, num_classes, protocol)
+        confusion = metrics.confusion_matrix(prediction.numpy(), label, num_classes)
         rows, cols = np.nonzero(confusion)
-        return {"confusion": [[int(r), int(c), int(confusion[r, c])] for r, c in zip(rows, cols)]}
+        return {"confusion": [[int(r), int(c), int(confusion[r, c])] for r, c in zip(rows, cols)], **({"tied_pixels": tied} if tied else {})}
 
     def score(self, records: Iterable[dict[str, Any]], spec: TaskSpec) -> dict[str, float]:
         lines = spec.read_lines("classnames") or []
@@ -258,3 +260,8 @@ class SegmentationKind(TaskKind):
         for line, iou in zip(lines, scores["iou"]):  # type: ignore[arg-type]
             results[f"IoU/{line.split(separator)[0].strip()}"] = float(iou)
         return results
+
+    def ties(self, records: list[dict[str, Any]], spec: TaskSpec) -> dict[str, Any]:
+        pixels = sum(r.get("tied_pixels", 0) for r in records)
+        return {**tie_report(sum(1 for r in records if r.get("tied_pixels")), "a pixel whose best probability two classes share "
+                             "gets the first of them (argmax, as the segmentation references)", {}), "pixels": pixels}

@@ -15,6 +15,7 @@ Winoground-style matrices and per-group breakdowns from any field.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from typing import Any, Callable, Iterable, Iterator
 
@@ -24,7 +25,7 @@ from vlbench.datasets import records as _records  # noqa: F401  (registers the r
 from vlbench.datasets.aro_order import TAGGERS
 from vlbench.datasets.selection import SELECTION_READERS, SelectionData
 from vlbench.errors import TaskSpecError, VLBenchError
-from vlbench.kinds.base import Decisions, RunContext, TaskKind
+from vlbench.kinds.base import Decisions, RunContext, TaskKind, tie_report
 from vlbench.kinds.registry import TASK_KINDS
 from vlbench.metrics import similarities
 from vlbench.kinds.selection_outcomes import Outcome, outcome_rule_docs, records_mappings, score_outcomes, validate_outcomes
@@ -65,6 +66,31 @@ def group_means(outcomes: list[bool], groups: list[str | None], exclude: set[str
         if group is not None and group not in exclude:
             by_group[group].append(outcome)
     return {g: float(np.mean(v)) for g, v in sorted(by_group.items()) if len(v) >= min_count}
+
+
+def nudged(record: dict[str, Any], direction: float, candidates: str = "captions") -> dict[str, Any]:
+    """The record with the positive side's scores one float64 step towards ``direction``: the answer
+    (single-image rules), each image's own caption (N x N matrices), the positive captions, or with
+    ``candidates: images`` the positive images."""
+    def step(value: float) -> float:
+        return math.nextafter(value, direction)
+
+    scores = [list(row) for row in record["scores"]]
+    out = {**record, "scores": scores}
+    if "positives" not in record:  # a rule's answer, or a matrix whose diagonal holds the pairs
+        cells = [(0, record["answer"])] if record.get("answer") is not None else [(i, i) for i in range(min(len(scores), len(scores[0]) if scores else 0))]
+        for r, c in cells:
+            scores[r][c] = step(scores[r][c])
+        return out
+    if candidates == "images":
+        for r in record.get("positive_images") or []:
+            scores[r] = [step(v) for v in scores[r]]
+        return out
+    positives = set(record["positives"])
+    out["scores"] = [[step(v) if c in positives else v for c, v in enumerate(row)] for row in scores]
+    if "text_scores" in record:
+        out["text_scores"] = [[step(v) if c in positives else v for c, v in enumerate(row)] for row in record["text_scores"]]
+    return out
 
 
 @schema
@@ -163,6 +189,27 @@ class SelectionKind(TaskKind):
                 if inst.positive_images is not None:
                     record["positive_images"] = inst.positive_images
             yield record
+
+    def ties(self, records: list[dict[str, Any]], spec: TaskSpec) -> dict[str, Any]:
+        """Items whose outcome an exact tie decides: those whose outcome changes when the positive side's
+        scores move by one float64 step up versus down (far less than any float32 difference). The task's
+        rule decides such ties (the official code's strict inequalities or first maximum), so no bounds."""
+        protocol = self.options(spec)
+        if protocol.outcomes is not None:
+            from vlbench.kinds.selection_outcomes import outcome_values
+
+            options = spec.protocol["outcomes"].values()
+
+            def outcome(record: dict[str, Any], direction: float) -> tuple:
+                return tuple(outcome_values([nudged(record, direction, o.get("candidates", "captions"))], o)[0] for o in options)
+        else:
+            rule: Callable = SELECTION_RULES.get(protocol.rule)
+
+            def outcome(record: dict[str, Any], direction: float) -> tuple:
+                return tuple(rule(nudged(record, direction)["scores"], record.get("answer")).values())
+
+        decided = sum(outcome(r, math.inf) != outcome(r, -math.inf) for r in records)
+        return tie_report(decided, "decided by the task's rule, as in its official code (strict comparisons: a tie is wrong; argmax: the first caption)", {})
 
     def score(self, records: Iterable[dict[str, Any]], spec: TaskSpec) -> dict[str, float]:
         records = list(records)
