@@ -256,3 +256,39 @@ def test_a_run_with_duplicate_class_names_records_its_tie_decided_items_and_says
     assert stored["ties"]["metrics"]["acc1"]["low"] <= stored["metrics"]["acc1"] <= stored["ties"]["metrics"]["acc1"]["high"]
     assert stored["ties"]["metrics"]["acc1"]["high"] - stored["ties"]["metrics"]["acc1"]["low"] == pytest.approx(2 / 6)
     assert "dupes: 2 item(s) decided by an exact tie; acc1 from" in result.stdout + result.stderr
+
+
+# -- 21. per-sample records in item order; intervals and comparisons independent of the cache's state ------
+def test_a_cache_served_run_writes_its_samples_in_item_order_with_the_cold_runs_intervals(tmp_path, cli):
+    from vlbench.results import read_samples
+
+    write_imagefolder(tmp_path / "colors", per_class=5)
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "colors.yaml").write_text(
+        f"task: colors\ninclude: {REPO / 'tasks/_shared/classification.yaml'}\nhelp: generated in the test\n"
+        f"dataset:\n  sources:\n    - {{format: imagefolder, path: {tmp_path / 'colors'}}}\n")
+    common = ["--model", COLOR, "--tasks", "colors", "--tasks-dir", str(tasks), "--num-workers", "0", "--batch-size", "4",
+              "--cache-dir", str(tmp_path / "cache")]
+    assert cli("run", *common, "--output", "cold").returncode == 0
+    os.utime(tmp_path / "colors" / "blue" / "0.png")  # a new stamp: this one image is encoded again, the rest come from the cache
+    assert cli("run", *common, "--output", "warm").returncode == 0
+    cold, warm = (json.loads(result_file(tmp_path / name / "color-trust__v1", "colors").read_text()) for name in ("cold", "warm"))
+    assert warm["timing"]["images_from_cache"] == 14 and warm["timing"]["images_encoded"] == 1
+    order = [[r["i"] for r in read_samples(tmp_path / name / "color-trust__v1" / "colors" / result["samples"])] for name, result in
+             (("cold", cold), ("warm", warm))]
+    assert order[0] == order[1] == list(range(15))
+    assert warm["ci"] == cold["ci"] and warm["bootstrap"]["main_replicates"] == cold["bootstrap"]["main_replicates"]
+
+
+def test_intervals_and_pairings_do_not_depend_on_the_order_of_records():
+    from vlbench import bootstrap
+    from vlbench.specs import TaskSpec
+
+    spec = TaskSpec("t", "classification", Path("t.yaml"), {"metrics": ["acc1", "acc5"]})
+    rng = np.random.default_rng(0)
+    records = [{"i": i, "key": f"k{i}", "label": int(rng.integers(3)), "top": [int(rng.integers(3)), 3, 4, 5, 6]} for i in range(40)]
+    shuffled = [records[i] for i in rng.permutation(40)]
+    assert bootstrap.confidence("classification", records, spec, ["acc1"], "acc1") == bootstrap.confidence("classification", shuffled, spec, ["acc1"], "acc1")
+    paired = bootstrap.paired("classification", records, shuffled, spec, "acc1")
+    assert paired.diff == 0 and paired.p_value == 1.0

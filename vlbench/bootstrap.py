@@ -8,7 +8,9 @@ are summed), queries (retrieval: text queries for image retrieval, image queries
 retrieval, each population resampled on its own), items (selection, grounding).
 
 Intervals are percentile intervals (``level`` = 0.95: the 2.5th and 97.5th percentiles of the
-replicates). The same seed gives the same replicates, so results are reproducible.
+replicates). The same seed gives the same replicates, so results are reproducible; units are taken
+in item order (``item_order``), so neither intervals nor paired comparisons depend on the order in
+which records were written.
 """
 
 from __future__ import annotations
@@ -319,8 +321,17 @@ class SegmentationResampler(Resampler):
             return np.where(total > 0, tp.sum(axis=1) / total, np.nan)
 
 
+def item_order(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records in item order (by ``type``, then ``i``, the item's place in the dataset), whatever order they
+    were written in: replicates, intervals and pairings then do not depend on which items came from a cache."""
+    rows = list(records)
+    if all("i" in r for r in rows):
+        rows.sort(key=lambda r: (str(r.get("type", "")), r["i"]))
+    return rows
+
+
 def resampler(kind: str, records: Iterable[dict[str, Any]], spec: TaskSpec) -> Resampler:
-    return RESAMPLERS.get(kind)(list(records), spec)
+    return RESAMPLERS.get(kind)(item_order(records), spec)
 
 
 def _replicate_batches(sizes: list[int], replicates: int, seed: int, cells: int = 0) -> Iterable[list[np.ndarray]]:
