@@ -177,6 +177,8 @@ def test_compositionality_suite_end_to_end_on_fixtures(cli, tmp_path):
         with gzip.open(folder / task / payload["samples"], "rt") as f:
             records = [json.loads(line) for line in f]
         assert len(records) == n and all("scores" in r for r in records)
+    assert read_result(folder, "aro_coco_order")["env"]["seed"] == 1  # the seed its options were drawn with
+    assert read_result(folder, "sugarcrepe_add_att")["env"]["seed"] is None  # nothing drawn
     winoground = read_result(folder, "winoground")
     assert {"group_score", "text_score", "image_score", "group_score/Object"} <= set(winoground["metrics"])
     order = read_result(folder, "aro_coco_order")

@@ -292,3 +292,41 @@ def test_intervals_and_pairings_do_not_depend_on_the_order_of_records():
     assert bootstrap.confidence("classification", records, spec, ["acc1"], "acc1") == bootstrap.confidence("classification", shuffled, spec, ["acc1"], "acc1")
     paired = bootstrap.paired("classification", records, shuffled, spec, "acc1")
     assert paired.diff == 0 and paired.p_value == 1.0
+
+
+# -- 7. the decode path a run actually took is recorded -----------------------------------------------
+def jpeg_folder(root: Path, per_class: int = 2) -> None:
+    for name in ("red", "green", "blue"):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            color_image(name, size=48, seed=i).save(root / name / f"{i}.jpg", quality=95)
+    color_image("red", seed=7).save(root / "red" / "extra.png")  # not a JPEG: the PIL path, image by image
+
+
+def folder_task(tmp_path: Path, tree: Path) -> Path:
+    tasks = tmp_path / "tasks"
+    tasks.mkdir(exist_ok=True)
+    (tasks / "colors.yaml").write_text(
+        f"task: colors\ninclude: {REPO / 'tasks/_shared/classification.yaml'}\nhelp: generated in the test\n"
+        f"dataset:\n  sources:\n    - {{format: imagefolder, path: {tree}}}\n")
+    return tasks
+
+
+def test_decode_gpu_that_falls_back_to_pil_says_so(tmp_path):
+    jpeg_folder(tmp_path / "jpegs")
+    tasks = folder_task(tmp_path, tmp_path / "jpegs")
+    outcome = run(tmp_path, ["colors"], [tasks], decode="gpu")["colors"]  # the colour adapter's transform is its own
+    env = read_result(outcome.result_file.parent.parent, "colors")["env"]
+    timing = read_result(outcome.result_file.parent.parent, "colors")["timing"]
+    assert env["decode"] == "pil" and env["decode_requested"] == "gpu" and timing["images_decoded"] == {"pil": 7}
+
+
+def test_decode_gpu_counts_the_images_each_decoder_took(tmp_path):
+    jpeg_folder(tmp_path / "jpegs")
+    tasks = folder_task(tmp_path, tmp_path / "jpegs")
+    outcome = run(tmp_path, ["colors"], [tasks], model=TINY, decode="gpu")["colors"]
+    payload = read_result(outcome.result_file.parent.parent, "colors")
+    assert payload["env"]["decode"] == "gpu" and "decode_requested" not in payload["env"]
+    assert payload["timing"]["images_decoded"] == {"torchvision.io": 6, "pil": 1}
+    plain = run(tmp_path / "plain", ["colors"], [tasks], model=TINY)["colors"]
+    assert read_result(plain.result_file.parent.parent, "colors")["env"]["decode"] == "pil"

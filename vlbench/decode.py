@@ -30,6 +30,7 @@ from vlbench.pixel_transport import LevelTable, is_rgb_conversion, level_table
 
 DECODERS = ("pil", "gpu")
 JPEG_MAGIC = b"\xff\xd8\xff"
+TORCHVISION, PIL = "torchvision.io", "pil"  # how an image was decoded (counted per task: timing.images_decoded)
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ def decode_on_cpu(data: bytes) -> torch.Tensor | None:
 
 
 class _Inputs(Dataset):
-    """Per image: ("jpeg", bytes) to decode on the GPU, or ("pixels", transformed tensor)."""
+    """Per image: ("jpeg", bytes) to decode on the GPU, or (TORCHVISION or PIL: how it was decoded, transformed tensor)."""
 
     def __init__(self, refs: Sequence[ImageRef], transform: Callable, tensor_transform: TensorTransform, decode_here: bool):
         self.refs, self.transform, self.tensor_transform, self.decode_here = refs, transform, tensor_transform, decode_here
@@ -128,8 +129,8 @@ class _Inputs(Dataset):
             return "jpeg", data
         decoded = decode_on_cpu(data) if data is not None else None
         if decoded is not None:
-            return "pixels", self.tensor_transform(decoded)
-        return "pixels", self.transform(self.refs[i].load())
+            return TORCHVISION, self.tensor_transform(decoded)
+        return PIL, self.transform(self.refs[i].load())
 
 
 @dataclass
@@ -149,23 +150,26 @@ class _Batch:
 def _collate(items: list[tuple[str, Any]]) -> _Batch:
     payloads = [payload for what, payload in items if what == "jpeg"]
     packed = torch.frombuffer(bytearray(b"".join(payloads)), dtype=torch.uint8) if payloads else torch.empty(0, dtype=torch.uint8)
-    return _Batch([what for what, _ in items], packed, [len(p) for p in payloads], [payload for what, payload in items if what == "pixels"])
+    return _Batch([what for what, _ in items], packed, [len(p) for p in payloads], [payload for what, payload in items if what != "jpeg"])
 
 
-def fast_images(model: Any, batch_size: int, num_workers: int) -> "FastImages | None":
-    """The fast path for a model's own image transform, or None when that transform is not supported."""
+def fast_images(model: Any, batch_size: int, num_workers: int, counts: dict[str, int] | None = None) -> "FastImages | None":
+    """The fast path for a model's own image transform, or None when that transform is not supported;
+    ``counts`` (if given) gains one per image under the decoder that took it (TORCHVISION or PIL)."""
     tensor_transform = TensorTransform.from_transform(model.image_transform)
     if tensor_transform is None:
         return None
-    return FastImages(model.image_transform, tensor_transform, model.device, batch_size, num_workers)
+    return FastImages(model.image_transform, tensor_transform, model.device, batch_size, num_workers, {} if counts is None else counts)
 
 
 class FastImages:
     """Batches of model-ready pixels on the model's device, in the order of ``refs``."""
 
-    def __init__(self, transform: Callable, tensor_transform: TensorTransform, device: torch.device, batch_size: int, num_workers: int):
+    def __init__(self, transform: Callable, tensor_transform: TensorTransform, device: torch.device, batch_size: int, num_workers: int,
+                 counts: dict[str, int] | None = None):
         self.transform, self.tensor_transform = transform, tensor_transform
         self.device, self.batch_size, self.num_workers = device, batch_size, num_workers
+        self.counts = {} if counts is None else counts
 
     def batches(self, refs: Sequence[ImageRef], decode_in_workers: bool | None = None) -> Iterator[torch.Tensor]:
         """Model-ready batches; JPEGs are decoded in the loader workers without CUDA (or when
@@ -204,10 +208,14 @@ class FastImages:
                 out[i] = row
         fallbacks = iter(batch.pixels)
         for i, what in enumerate(batch.kinds):
-            if what == "pixels":
+            if what != "jpeg":  # decoded in the worker
                 out[i] = next(fallbacks).to(self.device, non_blocking=True)
             elif out[i] is None:  # the GPU decoder refused it: the PIL path
                 out[i] = self.transform(refs[i].load()).to(self.device, non_blocking=True)
+                what = PIL
+            else:
+                what = TORCHVISION
+            self.counts[what] = self.counts.get(what, 0) + 1
         return torch.stack(out)  # type: ignore[arg-type]
 
     def _decode_on_gpu(self, encoded: list[torch.Tensor]) -> list[torch.Tensor | None]:

@@ -113,6 +113,7 @@ class Encoder:
     texts_encoded: int = 0
     texts_from_cache: int = 0
     image_seconds: float = 0.0  # wall time spent producing image embeddings (loading included)
+    images_decoded: dict[str, int] = field(default_factory=dict)  # images decoded, per decoder ("pil", "torchvision.io")
     _prefetched: "tuple[Sequence[ImageRef], _ImagePlan] | None" = None  # see prefetch_images
 
     def _loader(self, refs: Sequence[ImageRef], transform: Callable) -> Iterable[torch.Tensor]:
@@ -120,9 +121,10 @@ class Encoder:
         if self.decode == "gpu" and transform is self.model.image_transform:
             from vlbench.decode import fast_images
 
-            fast = fast_images(self.model, self.batch_size, workers)
+            fast = fast_images(self.model, self.batch_size, workers, self.images_decoded)
             if fast is not None:
                 return fast.batches(refs)
+        self.images_decoded["pil"] = self.images_decoded.get("pil", 0) + len(refs)
         device = getattr(self.model, "device", torch.device("cpu"))
         uint8 = device.type == "cuda" if self.uint8_transport is None else self.uint8_transport
         split = SplitTransform.from_transform(transform) if uint8 else None

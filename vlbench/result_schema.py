@@ -108,7 +108,10 @@ class Result:
     created: str = ""  # UTC time the result was written (ISO 8601)
     samples: str | None = None  # per-sample records file: a name inside this result's folder
     artifacts: dict[str, Any] = field(default_factory=dict)  # name -> {file (inside the folder), sha256}
-    env: dict[str, Any] = field(default_factory=dict)  # versions, device, precision, batch size, seed
+    # what the run used: versions, device, precision, batch size, world size, text padding, the decode path its
+    # images took (decode; decode_requested when --decode asked for another), and seed: the seed that decided a
+    # random part of the task (ARO's generated order options), null when nothing was drawn
+    env: dict[str, Any] = field(default_factory=dict)
     # seconds per phase (load_s, predict_s, score_s, bootstrap_s, total_s), images and texts encoded or read
     # from the cache; images_per_s counts only the time spent waiting for and encoding images, not
     # their decoding while the prompts encoded (Encoder.prefetch_images): predict_s is the whole story

@@ -241,9 +241,10 @@ class Runner:
             precision=self.options.precision,
             batch_size=self.options.batch_size,
             num_workers=encoder.num_workers,
-            seed=self.options.seed,
             world_size=distributed.current().world_size,
             text_padding=model.text_padding_mode,
+            decode=decode,  # the path this model's images took (timing.images_decoded counts them per decoder)
+            **({"decode_requested": self.options.decode} if decode != self.options.decode else {}),
         )
         written: list[Path] = []
         try:
@@ -413,6 +414,7 @@ class Runner:
                 pass
             return TaskOutcome(task.name, "done", task.main_metric, seconds=time.perf_counter() - started)
         encoded_before, image_seconds_before = encoder.images_encoded, encoder.image_seconds
+        decoded_before = dict(encoder.images_decoded)
         from_cache_before = (encoder.images_from_cache, encoder.texts_encoded, encoder.texts_from_cache)
         previous = result_schema.read_quietly(path)
         with writing(path.parent):
@@ -471,7 +473,7 @@ class Runner:
             main_metric=task.main_metric,
             samples=writer.path.name,
             artifacts=artifacts,
-            env=env,
+            env={**env, "seed": decisions.seed},
             timing={
                 "load_s": round(loaded - started, 3),
                 "predict_s": round(predicted - loaded, 3),
@@ -484,6 +486,7 @@ class Runner:
                 "texts_from_cache": encoder.texts_from_cache - from_cache_before[2],
                 "image_encoding_s": round(image_seconds, 3),
                 "images_per_s": round(encoded / image_seconds, 2) if encoded and image_seconds > 0 else None,
+                "images_decoded": {k: v - decoded_before.get(k, 0) for k, v in encoder.images_decoded.items() if v - decoded_before.get(k, 0)},
             },
             ci=ci,
             bootstrap=resampled,

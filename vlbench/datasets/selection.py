@@ -46,9 +46,10 @@ class SelectionInstance:
 class SelectionData:
     instances: list[SelectionInstance]
     artifacts: dict[str, Any] = field(default_factory=dict)  # files that reproduce the task (saved with results)
+    seed: int | None = None  # the seed that generated part of the items (ARO order options), recorded as env.seed
 
     def limited(self, limit: int | None) -> "SelectionData":
-        return self if limit is None else SelectionData(self.instances[:limit], self.artifacts)
+        return self if limit is None else SelectionData(self.instances[:limit], self.artifacts, self.seed)
 
 
 def read_json(path: Path) -> Any:
@@ -171,7 +172,7 @@ class AroOrderReader(AnnotationFileReader):
         ]
         check_images_exist([i.images[0] for i in instances], root, "Order tasks use the Karpathy test images")
         items_out = [{"image": image, "caption": caption, "options": opts} for (image, caption), opts in zip(pairs, options)]
-        return SelectionData(instances, artifacts={"options": {**provenance, "items": items_out}})
+        return SelectionData(instances, artifacts={"options": {**provenance, "items": items_out}}, seed=provenance.get("seed"))
 
 
 @SELECTION_READERS.register("winoground")

@@ -41,11 +41,12 @@ class Decisions:
 
     ``protocol``: the protocol as used (defaults filled in, plus what was derived, e.g. the model's
     input size), stored as the result's ``task.protocol_used``; ``artifacts``: JSON payloads saved
-    beside the result that reproduce the task (e.g. generated options).
+    beside the result that reproduce the task (e.g. generated options); ``seed``: the seed those used.
     """
 
     protocol: dict[str, Any] = field(default_factory=dict)
     artifacts: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None  # the seed that decided a random part of the task (generated options), recorded as env.seed
 
 
 @dataclass

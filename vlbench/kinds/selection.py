@@ -160,7 +160,7 @@ class SelectionKind(TaskKind):
         return data.limited(ctx.limit), located
 
     def decide(self, model: Any, data: SelectionData, spec: TaskSpec) -> Decisions:
-        return Decisions(protocol=as_dict(self.options(spec)), artifacts=dict(data.artifacts))
+        return Decisions(protocol=as_dict(self.options(spec)), artifacts=dict(data.artifacts), seed=data.seed)
 
     def predict(self, model: Any, data: SelectionData, spec: TaskSpec, ctx: RunContext) -> Iterator[dict[str, Any]]:
         images = list({ref.key: ref for inst in data.instances for ref in inst.images}.values())
