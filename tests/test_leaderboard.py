@@ -135,7 +135,7 @@ def test_invalid_result_files_are_skipped_with_a_warning(tmp_path, catalog):
     assert len(warnings) == 4 and all(w.startswith("skipped ") for w in warnings)
     assert any(str(retrieval) in w and "not valid JSON" in w for w in warnings)
     assert any("null_metrics.json" in w and "metrics" in w for w in warnings)
-    assert any("string_metric.json" in w and "'acc1' is not a number" in w for w in warnings)
+    assert any("string_metric.json" in w and "'acc1' is '0.9', not a number in [0, 1]" in w for w in warnings)
 
 
 def test_results_of_the_previous_layout_are_read(tmp_path, catalog):

@@ -330,3 +330,40 @@ def test_decode_gpu_counts_the_images_each_decoder_took(tmp_path):
     assert payload["timing"]["images_decoded"] == {"torchvision.io": 6, "pil": 1}
     plain = run(tmp_path / "plain", ["colors"], [tasks], model=TINY)["colors"]
     assert read_result(plain.result_file.parent.parent, "colors")["env"]["decode"] == "pil"
+
+
+# -- 8, 15. results with hostile values or wrong types are skipped with one warning line, everywhere ------
+HOSTILE = {
+    "nan": lambda p: p["metrics"].update(acc1=float("nan")),
+    "infinity": lambda p: p["metrics"].update(acc1=float("-inf")),
+    "huge": lambda p: p["metrics"].update(acc1=1e308),
+    "five": lambda p: p["metrics"].update(acc1=5.0),
+    "digits": lambda p: p["metrics"].update(acc1=int("9" * 400)),
+    "created_int": lambda p: p.update(created=5),
+    "files_list": lambda p: p["task"].update(files=[]),
+    "config_list": lambda p: p["task"].update(config=[]),
+    "replicates_lots": lambda p: p["bootstrap"].update(replicates_n="lots"),
+    "replicate_nan": lambda p: p["bootstrap"].update(main_replicates=[float("nan")]),
+}
+
+
+def test_results_with_hostile_values_or_types_are_skipped_by_every_reader(tmp_path, cli):
+    from result_fixtures import classification_records, write_classification_result
+
+    results = tmp_path / "results"
+    good = write_classification_result(results, "m:a", classification_records([True, False, True, True]))
+    write_classification_result(results, "m:b", classification_records([True, True, False, True]))
+    for name, change in HOSTILE.items():
+        payload = json.loads(good.read_text())
+        payload["model"]["id"] = f"m:hostile-{name}"
+        change(payload)
+        (results / f"hostile_{name}.json").write_text(json.dumps(payload))
+    for args in (["leaderboard", str(results), "--out", "board.csv"], ["report", str(results), "--out", "site"],
+                 ["rescore", str(results)], ["compare", str(results), "--models", "m:a", "--models", "m:b"]):
+        outcome = cli(*args)
+        assert outcome.returncode == 0, (args, outcome.stderr)
+        assert "Traceback" not in outcome.stderr and "internal error" not in outcome.stderr, (args, outcome.stderr)
+        for name in HOSTILE:
+            assert sum(f"hostile_{name}.json" in line and "skipped" in line for line in outcome.stderr.splitlines()) == 1, (args, name, outcome.stderr)
+    board = (tmp_path / "board.csv").read_text()
+    assert "hostile" not in board and "m:a" in board and "m:b" in board

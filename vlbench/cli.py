@@ -581,7 +581,7 @@ def compare(
     from vlbench.compare import compare_runs
     from vlbench.console import format_metric, print_table
 
-    rows = compare_runs(results_a, results_b, models, _catalog(tasks_dir, registry), replicates, seed)
+    rows = compare_runs(results_a, results_b, models, _catalog(tasks_dir, registry), replicates, seed, warn=_warn)
     table = Table("task", "metric", "A (%)", "B (%)", "B - A (points)", "95% CI", "p", "test", "n")
     for row in rows:
         low, high = row.ci

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -30,19 +30,19 @@ class CompareRow:
     n: int | None  # units compared (tasks: first population; suites: none)
 
 
-def _runs_by_model(folder: Path) -> dict[str, dict[str, list[Picked]]]:
+def _runs_by_model(folder: Path, warn: Callable[[str], None] | None = None) -> dict[str, dict[str, list[Picked]]]:
     if not Path(folder).is_dir():
         raise VLBenchError(f"results folder not found: {folder}")
     runs: dict[str, dict[str, list[Picked]]] = {}
-    for path, result in result_schema.scan(folder):
+    for path, result in result_schema.scan(folder, warn):
         runs.setdefault(result.model.id, {}).setdefault(result.task.name, []).append((path, result))
     if not runs:
         raise VLBenchError(f"no result files under {folder}")
     return runs
 
 
-def _one_model(folder: Path) -> dict[str, list[Picked]]:
-    runs = _runs_by_model(folder)
+def _one_model(folder: Path, warn: Callable[[str], None] | None = None) -> dict[str, list[Picked]]:
+    runs = _runs_by_model(folder, warn)
     if len(runs) != 1:
         raise VLBenchError(f"{folder} holds {len(runs)} models ({', '.join(sorted(runs))}); pass one folder and --models A --models B")
     return next(iter(runs.values()))
@@ -62,12 +62,13 @@ def _model_id(text: str, runs: dict, catalog: Catalog | None) -> str:
         return text
 
 
-def select(results_a: Path, results_b: Path | None, models: Sequence[str] | None, catalog: Catalog | None = None) -> tuple[dict[str, Picked], dict[str, Picked]]:
+def select(results_a: Path, results_b: Path | None, models: Sequence[str] | None, catalog: Catalog | None = None,
+           warn: Callable[[str], None] | None = None) -> tuple[dict[str, Picked], dict[str, Picked]]:
     """Per task, the run of A and the run of B that a leaderboard would show (default settings first)."""
     if models:
         if len(models) != 2 or results_b is not None:
             raise VLBenchError("--models takes two model ids (--models A --models B) and one results folder")
-        runs = _runs_by_model(results_a)
+        runs = _runs_by_model(results_a, warn)
         models = [_model_id(m, runs, catalog) for m in models]
         for model in models:
             if model not in runs:
@@ -76,16 +77,17 @@ def select(results_a: Path, results_b: Path | None, models: Sequence[str] | None
     else:
         if results_b is None:
             raise VLBenchError("give two results folders (RESULTS_A RESULTS_B), or one folder and --models A --models B")
-        tasks_a, tasks_b = _one_model(results_a), _one_model(results_b)
+        tasks_a, tasks_b = _one_model(results_a, warn), _one_model(results_b, warn)
     picked_a = {t: p for t, c in tasks_a.items() if (p := _pick(c)) is not None}
     picked_b = {t: p for t, c in tasks_b.items() if (p := _pick(c)) is not None}
     return picked_a, picked_b
 
 
 def compare_runs(results_a: Path, results_b: Path | None, models: Sequence[str] | None, catalog: Catalog,
-                 replicates: int = bootstrap.DEFAULT_REPLICATES, seed: int = bootstrap.DEFAULT_SEED) -> list[CompareRow]:
+                 replicates: int = bootstrap.DEFAULT_REPLICATES, seed: int = bootstrap.DEFAULT_SEED,
+                 warn: Callable[[str], None] | None = None) -> list[CompareRow]:
     """A row per task both have (main metric), then per suite whose tasks they both have."""
-    picked_a, picked_b = select(results_a, results_b, models, catalog)
+    picked_a, picked_b = select(results_a, results_b, models, catalog, warn)
     common = sorted(set(picked_a) & set(picked_b))
     if not common:
         raise VLBenchError("the two runs have no task in common")

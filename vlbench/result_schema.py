@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -179,7 +180,12 @@ def _text(value: Any) -> str:
 
 
 def _is_metric(value: Any) -> bool:
-    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+    """None, or a number in [0, 1] (every vlbench metric is a share, a mean of shares or a ratio of counts)."""
+    if value is None:
+        return True
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    return 0 <= value <= 1 and (isinstance(value, int) or math.isfinite(value))
 
 
 def _need(condition: bool, what: str) -> None:
@@ -187,17 +193,50 @@ def _need(condition: bool, what: str) -> None:
         raise InvalidResultError(what)
 
 
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _build(cls: type, payload: Any, name: str) -> Any:
+    """``cls`` from a JSON object, each field checked against its annotated type."""
+    from vlbench.schema import matches, type_name
+
     _need(isinstance(payload, dict), f"'{name}' is not an object")
     known = cls.__dataclass_fields__  # type: ignore[attr-defined]
     try:
-        return cls(**{k: v for k, v in payload.items() if k in known})
+        instance = cls(**{k: v for k, v in payload.items() if k in known})
     except TypeError as exc:
         raise InvalidResultError(f"'{name}' lacks a field ({exc})") from None
+    for field_name, tp in typing.get_type_hints(cls).items():
+        value = getattr(instance, field_name)
+        _need(matches(value, tp), f"{name}.{field_name} is {_shown(value)}, not {type_name(tp)}")
+    return instance
+
+
+def _check_metrics(payload: dict[str, Any]) -> None:
+    metrics = payload["metrics"]
+    _need(isinstance(metrics, dict) and metrics != {}, "metrics is not a non-empty object")
+    bad = next((k for k, v in metrics.items() if not _is_metric(v)), None)
+    _need(bad is None, f"metric {bad!r} is {_shown(metrics.get(bad))}, not a number in [0, 1] or null")
+    _need(isinstance(payload["main_metric"], str) and payload["main_metric"] in metrics, "main_metric does not name one of its metrics")
+    ci = payload.get("ci") or {}
+    _need(isinstance(ci, dict) and all(isinstance(v, list) and len(v) == 2 and all(map(_is_metric, v)) for v in ci.values()),
+          "ci is not {metric: [low, high]} with numbers in [0, 1]")
+    ties = payload.get("ties")
+    _need(ties is None or (isinstance(ties, dict) and isinstance(ties.get("items", 0), int) and not isinstance(ties.get("items", 0), bool)
+                           and isinstance(ties.get("metrics", {}), dict)
+                           and all(isinstance(b, dict) and all(map(_is_metric, b.values())) for b in ties.get("metrics", {}).values())),
+          "ties is not {items: n, metrics: {metric: {low, high, expected}}}")
 
 
 def from_json(payload: Any) -> Result:
-    """A validated Result from a parsed result file; InvalidResultError saying what is wrong."""
+    """A validated Result from a parsed result file; InvalidResultError saying what is wrong.
+
+    Every field must have its documented type, and every metric, interval bound and replicate must be a
+    number in [0, 1] or null: NaN, infinities, huge numbers and strings are refused, so a hand-edited or
+    damaged file is skipped with a warning rather than shown in a table or crashing one.
+    """
     _need(isinstance(payload, dict), "not a JSON object")
     version = payload.get("schema_version")
     _need(version in READABLE_VERSIONS, f"schema_version {version!r} is not one this vlbench reads ({READABLE_VERSIONS})")
@@ -205,26 +244,23 @@ def from_json(payload: Any) -> Result:
         _need(key in payload, f"missing field '{key}'")
     model = _build(ModelInfo, payload["model"], "model")
     task = _build(TaskInfo, payload["task"], "task")
-    _need(isinstance(model.id, str) and model.id != "", "model.id is not a string")
-    _need(isinstance(task.name, str) and task.name != "", "task.name is not a string")
-    for key in ("dataset", "run_settings", "overrides", "inputs"):
-        _need(isinstance(getattr(task, key), dict), f"task.{key} is not an object")
-    metrics = payload["metrics"]
-    _need(isinstance(metrics, dict) and metrics != {}, "metrics is not a non-empty object")
-    bad = [k for k, v in metrics.items() if not _is_metric(v)]
-    _need(not bad, f"metric {bad[0] if bad else ''!r} is not a number or null")
-    _need(isinstance(payload["main_metric"], str) and payload["main_metric"] in metrics, "main_metric does not name one of its metrics")
-    ci = payload.get("ci") or {}
-    _need(isinstance(ci, dict) and all(isinstance(v, list) and len(v) == 2 and all(map(_is_metric, v)) for v in ci.values()), "ci is not {metric: [low, high]}")
+    _need(model.id != "", "model.id is empty")
+    _need(task.name != "", "task.name is empty")
+    _check_metrics(payload)
     bootstrap = payload.get("bootstrap")
     if bootstrap is not None:
         bootstrap = _build(Bootstrap, bootstrap, "bootstrap")
-        _need(isinstance(bootstrap.main_replicates, list) and all(map(_is_metric, bootstrap.main_replicates)), "bootstrap.main_replicates is not a list of numbers")
-    ties = payload.get("ties")
-    _need(ties is None or (isinstance(ties, dict) and isinstance(ties.get("items", 0), int)), "ties is not {items: n, ...}")
+        _need(all(map(_is_metric, bootstrap.main_replicates)), "bootstrap.main_replicates is not a list of numbers in [0, 1]")
+        _need(bootstrap.replicates_n >= 0 and 0 < bootstrap.level < 1, "bootstrap.replicates_n or level is out of range")
     fields = {k: payload[k] for k in ("created", "samples", "artifacts", "env", "timing") if k in payload}
-    return Result(schema_version=version, model=model, task=task, metrics=metrics, main_metric=payload["main_metric"],
-                  ci=ci, bootstrap=bootstrap, ties=ties, **fields)
+    result = Result(schema_version=version, model=model, task=task, metrics=payload["metrics"], main_metric=payload["main_metric"],
+                    ci=payload.get("ci") or {}, bootstrap=bootstrap, ties=payload.get("ties"), **fields)
+    for key in ("created", "samples", "artifacts", "env", "timing"):
+        tp = typing.get_type_hints(Result)[key]
+        from vlbench.schema import matches, type_name
+
+        _need(matches(getattr(result, key), tp), f"{key} is {_shown(getattr(result, key))}, not {type_name(tp)}")
+    return result
 
 
 def read(path: Path) -> Result | None:

@@ -95,6 +95,11 @@ def type_name(tp: Any) -> str:
     return {bool: "true/false", int: "whole number", float: "number", str: "text", type(None): "null", dict: "mapping", list: "list"}.get(tp, getattr(tp, "__name__", str(tp)))
 
 
+def matches(value: Any, tp: Any) -> bool:
+    """Whether a JSON/YAML value has the type ``tp`` (the types a schema field may have)."""
+    return _matches(value, tp)
+
+
 def _matches(value: Any, tp: Any) -> bool:
     if tp is Any:
         return True
