@@ -367,3 +367,98 @@ def test_results_with_hostile_values_or_types_are_skipped_by_every_reader(tmp_pa
             assert sum(f"hostile_{name}.json" in line and "skipped" in line for line in outcome.stderr.splitlines()) == 1, (args, name, outcome.stderr)
     board = (tmp_path / "board.csv").read_text()
     assert "hostile" not in board and "m:a" in board and "m:b" in board
+
+
+# -- 9. records image values that leave the image folders are refused ------------------------------------
+def one_line(result, *fragments, code=2):
+    assert result.returncode == code, result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("value", ["../../../outside.png", "{abs}", {"path": "../outside.png"}])
+def test_records_images_outside_the_image_folders_are_refused(tmp_path, cli, value):
+    tasks = write_records_task(tmp_path, 4)
+    placeholder(tmp_path / "outside.png", color=RED)
+    rows = json.loads((tmp_path / "bench" / "items.json").read_text())
+    rows[2]["img"] = str(tmp_path / "outside.png") if value == "{abs}" else value
+    (tmp_path / "bench" / "items.json").write_text(json.dumps(rows))
+    result = cli("run", "--model", COLOR, "--tasks", "pairs", "--tasks-dir", str(tasks), "--output", "res", "--num-workers", "0")
+    one_line(result, "record 2", "absolute path" if value == "{abs}" else "leaves the image folder")
+    assert not (tmp_path / "res").exists() or not list((tmp_path / "res").rglob("*.json"))
+
+
+def test_absolute_record_images_are_read_when_the_source_allows_them(tmp_path):
+    tasks = write_records_task(tmp_path, 4)
+    placeholder(tmp_path / "elsewhere" / "red.png", color=RED)
+    rows = json.loads((tmp_path / "bench" / "items.json").read_text())
+    rows[1]["img"] = str(tmp_path / "elsewhere" / "red.png")
+    (tmp_path / "bench" / "items.json").write_text(json.dumps(rows))
+    task = tasks / "pairs.yaml"
+    task.write_text(task.read_text().replace("annotation: items.json,", "annotation: items.json, absolute_images: true,"))
+    assert run(tmp_path, ["pairs"], [tasks])["pairs"].metrics["accuracy"] == 1.0
+
+
+# -- 10. YAML alias bombs are refused at once ------------------------------------------------------------
+BOMB = "".join(f"{chr(97 + i)}: &{chr(97 + i)} [" + ",".join([f"*{chr(96 + i)}"] * 9 if i else ['"lol"'] * 9) + "]\n" for i in range(9))
+
+
+def test_a_yaml_alias_bomb_in_a_task_file_or_a_set_value_is_refused_quickly(tmp_path, cli):
+    import time
+
+    tasks = write_records_task(tmp_path, 4)
+    task = tasks / "pairs.yaml"
+    task.write_text(BOMB + task.read_text().replace("protocol: {rule: strict}",
+                                                    "  filter: {field: img, one_of: [*i, *i, *i]}\nprotocol: {rule: strict}"))
+    started = time.perf_counter()
+    one_line(cli("run", "--model", COLOR, "--tasks", "pairs", "--tasks-dir", str(tasks), "--output", "res"), "pairs.yaml", "aliases expand")
+    flow = "{" + ", ".join(BOMB.splitlines()) + "}"  # the same bomb as one --set value
+    one_line(cli("run", "--model", COLOR, "--tasks", "shapes_cls", "--set", f"dataset.fields={flow}"), "--set dataset.fields", "aliases expand")
+    assert time.perf_counter() - started < 30
+
+
+# -- 11. an absurd number of generated scenes is refused; --limit generates only what it keeps ----------
+def test_shapes_n_is_bounded_and_limit_generates_lazily(tmp_path, cli, monkeypatch):
+    from vlbench.datasets import shapes
+
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    template = (REPO / "tasks" / "shapes" / "shapes_retrieval.yaml").read_text()
+    (tasks / "huge.yaml").write_text(template.replace("task: shapes_retrieval", "task: huge").replace("n: 300", "n: 100000000000000000000"))
+    one_line(cli("run", "--model", TINY, "--tasks", "huge", "--tasks-dir", str(tasks)), "huge.yaml", "n", "1000000")
+    (tasks / "huge.yaml").write_text(template.replace("task: shapes_retrieval", "task: huge").replace("n: 300", "n: 1000000"))
+    made = []
+    original = shapes.multi_object_scene
+    monkeypatch.setattr(shapes, "multi_object_scene", lambda *a, **k: made.append(a) or original(*a, **k))
+    import vlbench.datasets.retrieval as retrieval
+
+    monkeypatch.setattr(retrieval, "multi_object_scene", shapes.multi_object_scene)
+    assert run(tmp_path, ["huge"], [tasks], model=TINY, limit=3)["huge"].n == 3
+    assert len(made) <= 3 * 2  # the captions' scenes of the 3 kept images (and their renders), not a million
+
+
+# -- 12, 13. broken files break only themselves, with one line -------------------------------------------
+def test_a_task_file_with_an_unhashable_key_breaks_only_itself(tmp_path, cli):
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "broken.yaml").write_text("task: broken\n? [a, b]\n: c\n")
+    assert cli("list", "tasks", "--tasks-dir", str(tasks)).returncode == 0
+    assert cli("list", "suites", "--tasks-dir", str(tasks)).returncode == 0
+    one_line(cli("run", "--model", TINY, "--tasks", "broken", "--tasks-dir", str(tasks)), "broken.yaml", "keys must be text or numbers")
+
+
+def test_a_gzip_records_file_that_is_not_gzip_and_text_image_bytes_are_one_line(tmp_path, cli):
+    tasks = write_records_task(tmp_path, 4)
+    (tmp_path / "bench" / "items.json.gz").write_bytes(b"\x1f\x8bnot really gzip at all" * 20)
+    task = tasks / "pairs.yaml"
+    task.write_text(task.read_text().replace("annotation: items.json,", "annotation: items.json.gz,"))
+    one_line(cli("run", "--model", COLOR, "--tasks", "pairs", "--tasks-dir", str(tasks), "--output", "res"), "items.json.gz")
+    rows = [{"img": {"bytes": "iVBORw0KGgo="}, "pos": "a red thing", "neg": "a blue thing"}]
+    import gzip
+
+    with gzip.open(tmp_path / "bench" / "items.json.gz", "wt") as f:
+        f.write(json.dumps(rows))
+    one_line(cli("run", "--model", COLOR, "--tasks", "pairs", "--tasks-dir", str(tasks), "--output", "res"), "record 0", "'bytes' is str")

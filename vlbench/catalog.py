@@ -67,7 +67,7 @@ class Catalog:
                     continue  # include-only base files
                 try:
                     raw = read_yaml(path)
-                except TaskSpecError:
+                except VLBenchError:
                     raw = None  # unreadable: its error comes when the task is used, not in every command
                 name = str(raw.get("task", path.stem)) if isinstance(raw, dict) else path.stem
                 if name in found:

@@ -28,12 +28,18 @@ TASK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
 class UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser when present: ~5x faster
-    """yaml's safe loader that refuses a mapping with the same key twice (the later would win silently)."""
+    """yaml's safe loader that refuses a mapping with the same key twice (the later would win silently) and
+    keys that cannot be keys (a list or mapping used as a key)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            try:
+                hash(key)
+            except TypeError:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"a mapping key is a {type(key).__name__}; keys must be text or numbers", key_node.start_mark) from None
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key '{key}' (first on line {seen[key] + 1})", key_node.start_mark)
@@ -41,11 +47,46 @@ class UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml
         return super().construct_mapping(node, deep=deep)
 
 
+#: YAML aliases may repeat a node; a document whose nodes, counted with every repeat, exceed this is refused
+#: (a "billion laughs" of nested aliases is small to parse and exponential to expand).
+MAX_EXPANDED_NODES = 1_000_000
+
+
+def expanded_size(value: Any, limit: int = MAX_EXPANDED_NODES) -> int:
+    """The number of nodes of ``value`` with every shared (aliased) node counted each time it appears;
+    at most ``limit`` + 1 (counting stops there), in time linear in the distinct nodes."""
+    sizes: dict[int, int] = {}
+
+    def size(node: Any) -> int:
+        if not isinstance(node, (dict, list)):
+            return 1
+        if id(node) in sizes:
+            return sizes[id(node)]
+        children = node.items() if isinstance(node, dict) else enumerate(node)
+        total = 1
+        for key, child in children:
+            total += size(child) + (size(key) if isinstance(node, dict) else 0)
+            if total > limit:
+                break
+        sizes[id(node)] = min(total, limit + 1)
+        return sizes[id(node)]
+
+    return size(value)
+
+
+def check_expansion(value: Any, where: str) -> Any:
+    """``value``, or a one-line error when its aliases expand past MAX_EXPANDED_NODES."""
+    if expanded_size(value) > MAX_EXPANDED_NODES:
+        raise VLBenchError(f"{where}: its YAML aliases expand to more than {MAX_EXPANDED_NODES:,} values; "
+                           "write the values out instead of nesting aliases")
+    return value
+
+
 def read_yaml(path: Path) -> Any:
-    """Safe-load one YAML file, refusing duplicate keys; errors name the file."""
+    """Safe-load one YAML file, refusing duplicate and unhashable keys and alias bombs; errors name the file."""
     try:
         with open(path, encoding="utf-8") as f:
-            return yaml.load(f, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+            return check_expansion(yaml.load(f, Loader=UniqueKeyLoader), f"invalid YAML file {path}")  # noqa: S506 - a SafeLoader subclass
     except FileNotFoundError as exc:
         raise VLBenchError(f"file not found: {path}") from exc
     except UnicodeDecodeError as exc:
@@ -102,10 +143,10 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not value.strip():
         raise VLBenchError(f"--set {key}= has no value; give one (e.g. --set dataset.path=/data/pets), or leave the --set out")
     try:
-        parsed = yaml.safe_load(value)
+        parsed = yaml.load(value, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError:
         parsed = value
-    return key, parsed
+    return key, check_expansion(parsed, f"--set {key}")
 
 
 def apply_overrides(config: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:

@@ -300,7 +300,7 @@ class ShapesClassificationReader(GeneratedReader):
     """Generated one-object scenes; class = 'colour shape'."""
 
     def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> ClassificationData:
-        seed, n, size = self.params(source)
+        seed, n, size = self.params(source, ctx)
         return ClassificationData(
             images=[ShapesImage("single", seed, i, size) for i in range(n)],
             labels=[classification_label(i) for i in range(n)],

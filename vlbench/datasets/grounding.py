@@ -249,7 +249,7 @@ class ShapesGroundingReader(GeneratedReader):
     """Generated scenes of 2-3 shapes; one expression per object: 'the red triangle'."""
 
     def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> GroundingData:
-        seed, n, size = self.params(source)
+        seed, n, size = self.params(source, ctx)
         samples = []
         for index in range(n):
             scene = multi_object_scene(seed, index, size)

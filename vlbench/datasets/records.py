@@ -16,6 +16,8 @@ import csv
 import gzip
 import io
 import json
+import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from string import Formatter
@@ -81,6 +83,7 @@ class RecordsSource(SplitSource):
     images: str | list[str] | None = option(None, help="image folder(s), relative to the data root; with several, each file is taken from the first folder that has it (default: the source's own folder)")
     image_pattern: str = option("{}", help="file name made from the image field: '{}' is its value, e.g. 'COCO_val2014_{:012d}.jpg'; '{name}' is any field of the record, e.g. '{image_id}.jpg'; may sit under dataset:")
     filter: list[FilterCondition] | FilterCondition = option([], help="conditions a record must meet to be kept (all of them); may sit under dataset:")
+    absolute_images: bool = option(False, help="image values may be absolute paths, used as written (off: every image is a file name inside the image folders, and one that leaves them is refused)")
 
 
 #: Options that may sit under ``dataset:`` instead, shared by every records source (a source's own value wins).
@@ -110,6 +113,7 @@ class Mapping:
     id: str | None
     filters: list[dict[str, Any]]
     pattern: str
+    absolute_images: bool = False
 
     @classmethod
     def from_source(cls, source: dict[str, Any], file: Any = None, where: str = "dataset.sources[0]") -> "Mapping":
@@ -119,6 +123,7 @@ class Mapping:
         return cls(
             names(fields.image), names(fields.negative_images), names(fields.positives), names(fields.negatives), names(fields.captions),
             names(fields.groups), fields.id, [{k: v for k, v in as_dict(c).items() if v is not None} for c in filters], parsed.image_pattern,
+            parsed.absolute_images,
         )
 
     def caption_fields(self) -> list[str]:
@@ -209,8 +214,8 @@ def iter_records(path: Path) -> Iterator[tuple[str, Any]]:
             if not isinstance(record, dict):
                 raise VLBenchError(f"{path}: record {key} is a {type(record).__name__}, not a mapping of fields")
             yield key, record
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise VLBenchError(f"cannot read {path}: {exc}") from exc
+    except (OSError, ValueError, UnicodeDecodeError, EOFError, zlib.error) as exc:  # gzip damage: OSError, EOFError or zlib.error
+        raise VLBenchError(f"cannot read {path}: {exc or type(exc).__name__}") from exc
 
 
 _MISSING = object()
@@ -308,23 +313,47 @@ def file_name(pattern: str, value: Any, record: dict[str, Any]) -> str:
 
 @dataclass
 class ImageFinder:
-    """Turns a record's image value into an ImageRef: a file under one of the roots, or embedded bytes."""
+    """Turns a record's image value into an ImageRef: a file under one of the roots, or embedded bytes.
+
+    A file name must stay inside the image folders once resolved: a value with '..' that leaves them, or
+    an absolute path (unless the source sets ``absolute_images: true``), is refused with the record named,
+    so a records file can never make vlbench read a file elsewhere."""
 
     roots: list[Path]
     pattern: str
     where: str
+    absolute: bool = False  # the source's absolute_images: absolute paths are used as written
 
     def __call__(self, value: Any, record: dict[str, Any], field: str, key: str) -> ImageRef:
-        if isinstance(value, dict) and value.get("bytes"):  # a parquet / Hugging Face image cell
-            return BytesImage(f"{self.where}#{key}:{field}", value["bytes"])
+        if isinstance(value, dict) and value.get("bytes") is not None:  # a parquet / Hugging Face image cell
+            if not isinstance(value["bytes"], (bytes, bytearray)):
+                raise VLBenchError(f"{self.where}, record {key}: field '{field}' holds an image cell whose 'bytes' is "
+                                   f"{type(value['bytes']).__name__}, not encoded image bytes")
+            return BytesImage(f"{self.where}#{key}:{field}", bytes(value["bytes"]))
         if isinstance(value, dict) and value.get("path"):
             value = value["path"]
         name = file_name(self.pattern, value, record)
+        if Path(name).is_absolute():
+            if not self.absolute:
+                raise VLBenchError(f"{self.where}, record {key}: image '{name}' is an absolute path; image values are file names "
+                                   "inside the image folders (set absolute_images: true in the source to allow absolute paths)")
+            return FileImage(name)
+        for root in self.roots:
+            if not within(root / name, root):
+                raise VLBenchError(f"{self.where}, record {key}: image '{name}' leaves the image folder {root}; "
+                                   "image values are file names inside it")
         if len(self.roots) > 1:
             for root in self.roots:
                 if (root / name).is_file():
                     return FileImage(str(root / name))
         return FileImage(str(self.roots[0] / name))
+
+
+def within(path: Path, folder: Path) -> bool:
+    """Whether ``path`` stays inside ``folder`` as written ('..' resolved, symbolic links not followed: an
+    image folder may hold links to files elsewhere, a record's value may not climb out of it)."""
+    base, target = os.path.normpath(os.path.abspath(folder)), os.path.normpath(os.path.abspath(path))
+    return target == base or target.startswith(base.rstrip(os.sep) + os.sep)
 
 
 def unknown_field_error(path: Path, field: str, option: str, record: dict[str, Any]) -> VLBenchError:
@@ -370,7 +399,7 @@ class RecordsReader(AnnotationFileReader):
         path = Path(location) / source["annotation"]
         mapping = Mapping.from_source(effective_source(source, spec), getattr(spec, "source_file", None))
         roots = self.roots(location, source, spec, Path(ctx.data_root))
-        find = ImageFinder(roots, mapping.pattern, str(path))
+        find = ImageFinder(roots, mapping.pattern, str(path), mapping.absolute_images)
         instances = []
         for key, record in iter_records(path):
             where = f"{path}, record {key}"

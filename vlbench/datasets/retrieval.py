@@ -160,6 +160,6 @@ class ShapesRetrievalReader(GeneratedReader):
     """Generated scenes of 2-3 shapes, each with a list caption and a spatial caption."""
 
     def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> RetrievalData:
-        seed, n, size = self.params(source)
+        seed, n, size = self.params(source, ctx)
         images = [ShapesImage("multi", seed, i, size) for i in range(n)]
         return RetrievalData(images, [retrieval_captions(multi_object_scene(seed, i, size)) for i in range(n)])

@@ -149,5 +149,5 @@ class ShapesLabel:
 @SEGMENTATION_READERS.register("shapes")
 class ShapesSegmentationReader(GeneratedReader):
     def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> SegmentationData:
-        seed, n, size = self.params(source)
+        seed, n, size = self.params(source, ctx)
         return SegmentationData([SegmentationSample(ShapesImage("multi", seed, i, size), ShapesLabel(seed, i, size)) for i in range(n)])

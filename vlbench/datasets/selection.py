@@ -270,5 +270,5 @@ class ShapesSelectionReader(GeneratedReader):
         variant = SHAPES_VARIANTS.get(source.get("variant", ""))
         if variant is None:
             raise VLBenchError(f"shapes selection variant must be one of {sorted(SHAPES_VARIANTS)}, got '{source.get('variant')}'")
-        seed, n, size = self.params(source)
+        seed, n, size = self.params(source, ctx)
         return SelectionData([variant(seed, i, size) for i in range(n)])

@@ -255,7 +255,7 @@ SCENE_LAYOUTS = {
 @schema
 class ShapesSource(SourceFields):
     seed: int = option(help="seed of the generated scenes", low=0)
-    n: int = option(help="number of scenes", low=1)
+    n: int = option(help="number of scenes", low=1, high=1_000_000)
     size: int = option(128, help="scene size in pixels (at least 32: three shapes with gaps must fit)", low=32)
 
 
@@ -273,6 +273,8 @@ class GeneratedReader:
         return [Path(__file__), Path(inspect.getfile(type(self)))]
 
     @staticmethod
-    def params(source: dict) -> tuple[int, int, int]:
-        """(seed, number of scenes, scene size in pixels) of a shapes source."""
-        return int(source["seed"]), int(source["n"]), int(source.get("size", 128))
+    def params(source: dict, ctx: object = None) -> tuple[int, int, int]:
+        """(seed, number of scenes, scene size in pixels) of a shapes source; with a run's --limit
+        (``ctx.limit``) only the scenes it keeps are generated."""
+        n, limit = int(source["n"]), getattr(ctx, "limit", None)
+        return int(source["seed"]), n if limit is None else min(n, int(limit)), int(source.get("size", 128))
