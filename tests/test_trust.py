@@ -462,3 +462,59 @@ def test_a_gzip_records_file_that_is_not_gzip_and_text_image_bytes_are_one_line(
     with gzip.open(tmp_path / "bench" / "items.json.gz", "wt") as f:
         f.write(json.dumps(rows))
     one_line(cli("run", "--model", COLOR, "--tasks", "pairs", "--tasks-dir", str(tasks), "--output", "res"), "record 0", "'bytes' is str")
+
+
+# -- 14. the embedding cache: a full disk at close, stray folders, damaged records, junk index records ----
+def test_a_full_cache_disk_when_the_run_closes_the_cache_is_a_warning(tmp_path, cli, monkeypatch):
+    import errno
+
+    from vlbench.embedding_cache import CacheNamespace
+
+    class FullOnClose:
+        def __init__(self, handle):
+            self.handle, self.name = handle, handle.name
+
+        def write(self, data):
+            return self.handle.write(data)
+
+        def flush(self):
+            self.handle.flush()
+
+        def close(self):
+            self.handle.close()
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    opened = CacheNamespace._open_writer
+
+    def open_writer(self):
+        if self._writer is None:
+            self._writer = tuple(FullOnClose(h) for h in opened(self))
+        return self._writer
+
+    monkeypatch.setattr(CacheNamespace, "_open_writer", open_writer)
+    result = cli("run", "--model", TINY, "--tasks", "shapes_cls,shapes_retrieval", "--limit", "8", "--output", "res",
+                 "--cache-dir", str(tmp_path / "cache"), "--leaderboard", "board.csv")
+    assert result.returncode == 0, result.stderr
+    assert "may not be stored" in result.stderr and "No space left" in result.stderr
+    assert (tmp_path / "board.csv").is_file() and "shapes_cls" in result.stdout + result.stderr
+
+
+def test_cache_info_and_clear_survive_stray_folders_damaged_records_and_junk_index_records(tmp_path, cli):
+    cache = tmp_path / "cache"
+    assert cli("run", "--model", TINY, "--tasks", "shapes_cls", "--limit", "6", "--output", "res", "--cache-dir", str(cache)).returncode == 0
+    namespace = next(p for p in (cache / "v1").iterdir() if (p / "meta.json").is_file())
+    before = cli("cache", "info", "--cache-dir", str(cache))
+    index = next(namespace.glob("*.idx"))
+    (namespace / "x.idx").mkdir()  # a folder with an index file's name
+    index.write_bytes(index.read_bytes() + b"\x07" * 36 * 5)  # five junk records
+    record = next((cache / "v1" / "model-records").glob("*.json"))
+    record.write_text(json.dumps({"fingerprint": 5, "attributes": []}))
+    info = cli("cache", "info", "--cache-dir", str(cache))
+    assert info.returncode == 0, info.stderr
+    import re
+
+    entries = [re.findall(r"(\d+) entries", " ".join(output.stdout.split())) for output in (before, info)]
+    assert entries[0] == entries[1] != [], (before.stdout, info.stdout)  # junk records are no entries
+    again = cli("run", "--model", TINY, "--tasks", "shapes_cls", "--limit", "6", "--output", "res2", "--cache-dir", str(cache))
+    assert again.returncode == 0, again.stderr  # the damaged record means "load the model"
+    assert cli("cache", "clear", "--model", TINY, "--cache-dir", str(cache)).returncode == 0

@@ -81,6 +81,19 @@ def namespace_id(fingerprint: Mapping[str, Any], device_type: str) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
+def valid_records(data: bytes) -> Iterable[tuple[bytes, int, int, int]]:
+    """(key, offset, length, payload crc) of every index record whose own checksum holds; a torn record
+    (a writer killed mid-write) or damage is skipped."""
+    for start in range(0, len(data) - _RECORD.size + 1, _RECORD.size):
+        key, offset, length, crc, record_crc = _RECORD.unpack_from(data, start)
+        if zlib.crc32(data[start : start + _RECORD_BODY.size]) == record_crc:
+            yield key, offset, length, crc
+
+
+def valid_keys(data: bytes) -> set[bytes]:
+    return {key for key, *_ in valid_records(data)}
+
+
 def _warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr, flush=True)
 
@@ -114,10 +127,7 @@ class CacheNamespace:
             except OSError:
                 continue
             data_file = idx_file.with_suffix(".dat")
-            for start in range(0, len(data) - _RECORD.size + 1, _RECORD.size):
-                key, offset, length, crc, record_crc = _RECORD.unpack_from(data, start)
-                if zlib.crc32(data[start : start + _RECORD_BODY.size]) != record_crc:
-                    continue  # a torn record (writer killed mid-write) or damage: not trusted
+            for key, offset, length, crc in valid_records(data):
                 index.setdefault(key, []).append(_Location(data_file, offset, length, crc))
         return index
 
@@ -197,13 +207,19 @@ class CacheNamespace:
                 start += len(payload)
 
     def close(self) -> None:
-        for handle in self._handles.values():
-            handle.close()
+        """Close every file; a failure (a full disk flushing the last entries) is a warning: the run's
+        results are written already, and an entry cut short fails its checksum and is never trusted."""
+        handles = [*self._handles.values(), *(self._writer or ())]
         self._handles.clear()
-        if self._writer is not None:
-            for handle in self._writer:
+        self._writer = None
+        failed = None
+        for handle in handles:
+            try:
                 handle.close()
-            self._writer = None
+            except OSError as exc:
+                failed = exc
+        if failed is not None:
+            self.warn(f"embedding cache {self.path}: the last entries may not be stored ({failed.strerror or failed}); results are not affected")
 
 
 class EmbeddingStore:
@@ -256,9 +272,10 @@ class EmbeddingStore:
         found = []
         for meta in sorted(self.base.glob("*/meta.json")):
             try:
-                found.append((meta.parent, json.loads(meta.read_text())))
+                info = json.loads(meta.read_text())
             except (OSError, ValueError):
-                found.append((meta.parent, {}))
+                info = {}
+            found.append((meta.parent, info if isinstance(info, dict) else {}))
         return found
 
     def info(self) -> list[dict[str, Any]]:
@@ -268,10 +285,11 @@ class EmbeddingStore:
             keys: set[bytes] = set()
             size = 0
             for file in path.iterdir():
+                if not file.is_file():
+                    continue  # only the store's own files count (a stray folder is left alone)
                 size += file.stat().st_size
                 if file.suffix == ".idx":
-                    data = file.read_bytes()
-                    keys.update(data[i : i + KEY_BYTES] for i in range(0, len(data) - _RECORD.size + 1, _RECORD.size))
+                    keys.update(valid_keys(file.read_bytes()))
             rows.append({"namespace": path.name, **meta, "entries": len(keys), "bytes": size})
         return rows
 
@@ -284,8 +302,9 @@ class EmbeddingStore:
                 shutil.rmtree(path, ignore_errors=True)
                 removed += 1
         for record in sorted((self.base / RECORDS).glob("*.json")):
-            if wanted is None or (self.model_record(record.stem) or {}).get("fingerprint", {}).get("id") in wanted:
-                record.unlink(missing_ok=True)
+            fingerprint = (self.model_record(record.stem) or {}).get("fingerprint")
+            if wanted is None or not isinstance(fingerprint, dict) or fingerprint.get("id") in wanted:
+                record.unlink(missing_ok=True)  # a damaged record names no model: it goes too
         if wanted is None and self.base.is_dir():
             shutil.rmtree(self.base, ignore_errors=True)
         return removed

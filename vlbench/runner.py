@@ -282,7 +282,7 @@ class Runner:
     def model_for(self, spec: ModelSpec) -> Any:
         """The model, loaded; or, when the cache recorded its identity under the same pin, a stand-in
         that loads it only if the run needs more than cached embeddings (vlbench.models.deferred)."""
-        from vlbench.models.deferred import DeferredModel, identity_pin, model_record
+        from vlbench.models.deferred import DeferredModel, identity_pin, model_record, usable_record
 
         store = self.embedding_store()
         device = resolve_device(self.options.device)
@@ -294,7 +294,7 @@ class Runner:
             return identity_pin(self.catalog.adapter_class(spec.adapter), spec, device, self.options.precision, trimming)
 
         pin = pin_now()
-        record = store.model_record(pin) if pin else None
+        record = usable_record(store.model_record(pin)) if pin else None
         if record is not None:
             self.log(f"model {spec.id}: identity read from the embedding cache; it is loaded only if an input is not cached")
             return DeferredModel(spec, device, self.options.precision, record,

@@ -57,6 +57,16 @@ def identity_pin(adapter_class: type[ModelAdapter], spec: ModelSpec, device: tor
     return hashlib.sha256(json.dumps(decided_by, sort_keys=True).encode()).hexdigest()[:32]
 
 
+def usable_record(record: Any) -> dict[str, Any] | None:
+    """A model record read from the cache if it has the shape ``model_record`` writes, else None (a
+    damaged or hand-edited record means "load the model")."""
+    if not isinstance(record, dict) or not isinstance(record.get("fingerprint"), dict) or not isinstance(record.get("attributes"), dict):
+        return None
+    if not isinstance(record["fingerprint"].get("id"), str) or any(name not in record["attributes"] for name in RECORDED):
+        return None
+    return record
+
+
 def model_record(model: ModelAdapter) -> dict[str, Any]:
     """What a deferred stand-in answers for this (loaded) model, as JSON would return it."""
     return json.loads(json.dumps({"fingerprint": model.fingerprint(), "attributes": {name: getattr(model, name) for name in RECORDED}}))
