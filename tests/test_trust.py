@@ -518,3 +518,66 @@ def test_cache_info_and_clear_survive_stray_folders_damaged_records_and_junk_ind
     again = cli("run", "--model", TINY, "--tasks", "shapes_cls", "--limit", "6", "--output", "res2", "--cache-dir", str(cache))
     assert again.returncode == 0, again.stderr  # the damaged record means "load the model"
     assert cli("cache", "clear", "--model", TINY, "--cache-dir", str(cache)).returncode == 0
+
+
+# -- 16. damaged per-sample files and malformed records: one line naming the file, exit 2 ----------------
+def sample_files(results: Path) -> list[Path]:
+    return sorted(results.rglob("*.samples.jsonl.gz"))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not_gzip", "not_json", "no_field", "bad_value"])
+def test_damaged_per_sample_files_are_one_line_for_compare_and_rescore(tmp_path, cli, damage):
+    import gzip
+
+    from result_fixtures import classification_records, write_classification_result
+
+    results = tmp_path / "results"
+    write_classification_result(results, "m:a", classification_records([True, False, True, True]))
+    write_classification_result(results, "m:b", classification_records([True, True, False, True]))
+    target = sample_files(results / "m__b")[0]
+    rows = [json.loads(line) for line in gzip.decompress(target.read_bytes()).decode().splitlines()]
+    if damage == "truncated":
+        target.write_bytes(target.read_bytes()[: len(target.read_bytes()) // 2])
+    elif damage == "not_gzip":
+        target.write_bytes(b"plain text, not gzip\n")
+    elif damage == "not_json":
+        target.write_bytes(gzip.compress(b'{"i": 0}\n{not json\n'))
+    elif damage == "no_field":
+        target.write_bytes(gzip.compress("\n".join(json.dumps({k: v for k, v in r.items() if k != "top"}) for r in rows).encode()))
+    else:
+        rows[1]["top"] = "abc"
+        target.write_bytes(gzip.compress("\n".join(json.dumps(r) for r in rows).encode()))
+    for args in (["compare", str(results), "--models", "m:a", "--models", "m:b"], ["rescore", str(results), "--check"]):
+        one_line(cli(*args), str(target))
+
+
+def test_rescore_check_exit_codes_and_write_errors(tmp_path, cli, monkeypatch):
+    import errno
+
+    from result_fixtures import classification_records, write_classification_result
+
+    results = tmp_path / "results"
+    path = write_classification_result(results, "m:a", classification_records([True, False, True, True]))
+    assert cli("rescore", str(results), "--check").returncode == 0
+    payload = json.loads(path.read_text())
+    payload["metrics"]["acc1"] = 0.5
+    path.write_text(json.dumps(payload))
+    assert cli("rescore", str(results), "--check").returncode == 1  # a metric differs: 1, as documented
+
+    def full(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr("vlbench.results.atomic_write_text", full)
+    one_line(cli("rescore", str(results), "--write"), "cannot write the rescored result", "Read-only file system")
+
+
+def test_report_into_a_folder_whose_pages_are_taken_is_one_line(tmp_path, cli):
+    from result_fixtures import classification_records, write_classification_result
+
+    results = tmp_path / "results"
+    write_classification_result(results, "m:a", classification_records([True, False]))
+    (tmp_path / "site" / "index.html").mkdir(parents=True)
+    one_line(cli("report", str(results), "--out", "site"), "index.html", "is a folder")
+    (tmp_path / "site2").mkdir()
+    (tmp_path / "site2" / "assets").write_text("a file")
+    one_line(cli("report", str(results), "--out", "site2"), "assets", "is a file")

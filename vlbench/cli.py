@@ -536,11 +536,12 @@ def report(
 def rescore(
     results_dir: Path = ResultsDirArgument,
     write: bool = typer.Option(False, "--write", help="Store the recomputed metrics and confidence intervals in the result files."),
-    check: bool = typer.Option(False, "--check", help="Exit 1, naming the file and metric, when a stored metric differs from the recomputed one (tolerance 1e-9)."),
+    check: bool = typer.Option(False, "--check", help="Exit 1, naming the file and metric, when a stored metric differs from the recomputed one (tolerance 1e-9); a file that cannot be read exits 2."),
 ) -> None:
     """Recompute metrics from the per-sample records, without the model."""
     from vlbench import result_schema
     from vlbench.console import error_console, format_metric, print_table
+    from vlbench.housekeeping import writing
     from vlbench.rescore import differences, rescore_with_ci
     from vlbench.results import write_json
 
@@ -558,7 +559,8 @@ def rescore(
         mismatches += [f"{path}: {name} stored {result.metrics.get(name)!r}, recomputed {metrics.get(name)!r}" for name in differences(result.metrics, metrics)]
         if write:
             result.metrics, result.ci, result.bootstrap, result.ties = metrics, ci, resampled, ties
-            write_json(path, result.to_json())
+            with writing(path.parent, "folder", "the rescored result"):
+                write_json(path, result.to_json())
     print_table(table)
     if check and mismatches:
         for line in mismatches:

@@ -33,24 +33,24 @@ def _reason(exc: OSError) -> str:
     return exc.strerror or type(exc).__name__
 
 
-def output_error(folder: Path, exc: OSError) -> OutputError:
-    """One line for a failed write: what failed and what the user can do."""
+def output_error(folder: Path, exc: OSError, option: str = "--output", what: str = "results") -> OutputError:
+    """One line for a failed write: what failed and what the user can do (``option`` names the folder's option)."""
     if exc.errno == errno.ENOSPC or exc.errno == errno.EDQUOT:
-        advice = "free some space or choose another --output; earlier results are kept"
+        advice = f"free some space or choose another {option}; earlier results are kept"
     elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        advice = "choose a writable --output or fix the folder's permissions"
+        advice = f"choose a writable {option} or fix the folder's permissions"
     else:
-        advice = "choose another --output"
-    return OutputError(f"cannot write results to {folder}: {_reason(exc)}; {advice}")
+        advice = f"choose another {option}"
+    return OutputError(f"cannot write {what} to {folder}: {_reason(exc)}; {advice}")
 
 
 @contextlib.contextmanager
-def writing(folder: Path) -> Iterator[None]:
-    """Turn an OSError while writing results into a one-line OutputError."""
+def writing(folder: Path, option: str = "--output", what: str = "results") -> Iterator[None]:
+    """Turn an OSError while writing ``what`` into ``folder`` into a one-line OutputError."""
     try:
         yield
     except OSError as exc:
-        raise output_error(folder, exc) from exc
+        raise output_error(folder, exc, option, what) from exc
 
 
 def check_writable(folder: Path) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 from vlbench import bootstrap
 from vlbench.errors import VLBenchError
 from vlbench.kinds import TASK_KINDS
+from vlbench.kinds.base import check_record
 from vlbench.result_schema import Result, from_json
 from vlbench.results import read_samples
 from vlbench.specs import TaskSpec
@@ -28,11 +29,17 @@ def spec_from_result(result: Result | dict[str, Any]) -> TaskSpec:
 
 
 def records(result_file: Path, result: Result | dict[str, Any]) -> list[dict[str, Any]]:
-    """The per-sample records of a result (only from a file inside its own folder)."""
-    path = _typed(result).samples_file(result_file)
+    """The per-sample records of a result (only from a file inside its own folder), each checked against
+    its kind's ``record_fields``; a damaged file or record is a one-line VLBenchError naming the file."""
+    result = _typed(result)
+    path = result.samples_file(result_file)
     if not path.is_file():
         raise VLBenchError(f"{result_file} has no per-sample file {path.name} beside it")
-    return list(read_samples(path))
+    kind = TASK_KINDS.get(result.task.kind)
+    rows = list(read_samples(path))
+    for number, row in enumerate(rows, 1):
+        check_record(kind, row, f"per-sample file {path}, record {number}")
+    return rows
 
 
 def rescore(result_file: Path, result: Result | dict[str, Any]) -> dict[str, float]:

@@ -13,11 +13,13 @@ import platform
 import secrets
 import subprocess
 import uuid
+import zlib
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
 import vlbench
+from vlbench.errors import VLBenchError
 from vlbench.models.base import package_version
 from vlbench.paths import PACKAGE_DIR
 
@@ -139,10 +141,24 @@ def write_json_gz(path: Path, payload: Any) -> str:
 
 
 def read_samples(path: Path) -> Iterator[dict[str, Any]]:
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                yield json.loads(line)
+    """The records of a per-sample file; a damaged file (not gzip, truncated, a line that is not a JSON
+    object) is a one-line VLBenchError naming the file and the line."""
+    number = 0
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except ValueError as exc:
+                    raise VLBenchError(f"per-sample file {path}, line {number}: not JSON ({exc})") from None
+                if not isinstance(record, dict):
+                    raise VLBenchError(f"per-sample file {path}, line {number}: a {type(record).__name__}, not a record")
+                yield record
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
+        where = f" after line {number}" if number else ""
+        raise VLBenchError(f"cannot read per-sample file {path}{where}: {exc or type(exc).__name__} (damaged or truncated; rerun the task)") from None
 
 
 def git_sha() -> str | None:

@@ -74,6 +74,13 @@ class AssociationKind(TaskKind):
     name = "association"
     readers = ASSOCIATION_READERS
     metric_patterns = tuple(CANDIDATE_GROUPS)
+    record_fields = {
+        "i": (int, "the instance's position"),
+        "id": (str | None, "its id"),
+        "cue": (str | None, "the cue word"),
+        "scores": (list[float], "cue-candidate cosine similarities"),
+        "positives": (list[int], "the candidates associated with the cue"),
+    }
 
     def load(self, spec: TaskSpec, ctx: RunContext) -> tuple[Any, Any]:
         data, located = super().load(spec, ctx)

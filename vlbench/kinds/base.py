@@ -12,7 +12,7 @@ import numpy as np
 from vlbench.encoding import Encoder
 from vlbench.errors import DatasetNotFoundError, VLBenchError
 from vlbench.registry import Registry
-from vlbench.schema import as_dict, parse
+from vlbench.schema import as_dict, matches, parse, type_name
 from vlbench.specs import TaskSpec
 from vlbench.stamps import describe_inputs
 from vlbench.taskfile import NoFiles, ProtocolFields
@@ -93,6 +93,9 @@ class TaskKind(ABC):
     #: Schema of ``protocol:`` (a ``ProtocolFields`` subclass) and of ``files:`` entries.
     protocol_schema: ClassVar[type] = ProtocolFields
     files_schema: ClassVar[type] = NoFiles
+    #: The per-sample records ``predict`` writes: field -> (type, meaning); a type that admits None marks a
+    #: field that may be absent. Records read back (rescore, compare) are checked against it.
+    record_fields: ClassVar[dict[str, tuple[Any, str]]] = {"i": (int, "the item's position in the dataset")}
 
     @classmethod
     def options(cls, spec: TaskSpec) -> Any:
@@ -229,6 +232,18 @@ class TaskKind(ABC):
     def count(self, records: list[dict[str, Any]]) -> int:
         """How many scored items the records hold (for micro-averaged suites)."""
         return len(records)
+
+
+def check_record(kind: type[TaskKind], record: dict[str, Any], where: str) -> None:
+    """A one-line VLBenchError when a stored record lacks a field of ``kind.record_fields`` or holds a
+    value of another type (a record with ``top: "abc"`` must not be counted as a miss)."""
+    for name, (tp, _) in kind.record_fields.items():
+        if name not in record:
+            if matches(None, tp):
+                continue
+            raise VLBenchError(f"{where}: the record has no '{name}' field ({kind.name} records need it)")
+        if not matches(record[name], tp):
+            raise VLBenchError(f"{where}: field '{name}' is {str(record[name])[:40]!r}, not {type_name(tp)}")
 
 
 def tie_report(items: int, rule: str, bounds: dict[str, tuple[float | None, float | None, float | None]]) -> dict[str, Any]:

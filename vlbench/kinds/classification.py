@@ -98,6 +98,15 @@ class ClassificationKind(TaskKind):
     metric_patterns = ("acc1", "acc5", "mean_per_class_recall", "F1-macro_all", "recall-macro_all")
     protocol_schema = ClassificationProtocol
     files_schema = ClassificationFiles
+    record_fields = {
+        "i": (int, "the image's position in the dataset"),
+        "key": (str | None, "the image's key"),
+        "label": (int, "its class"),
+        "top": (list[int], "the 5 best classes, best first (equal scores: lower index first)"),
+        "scores": (list[float] | None, "their scores (rounded to 6 digits)"),
+        "tie": (list[int] | None, "when the label shares its score: [classes above it, classes at its score]"),
+        "meta": (list[int] | None, "the sample's metadata row (group metrics)"),
+    }
 
     @classmethod
     def task_metrics(cls, spec: TaskSpec) -> list[str]:

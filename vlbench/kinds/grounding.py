@@ -66,6 +66,15 @@ class GroundingKind(TaskKind):
 
     protocol_schema = GroundingProtocol
     files_schema = GroundingFiles
+    record_fields = {
+        "i": (int, "the expression's position"),
+        "id": (str | None, "its id"),
+        "expression": (str | None, "the referring expression"),
+        "target": (list[float], "the referred box (x0, y0, x1, y1)"),
+        "proposals": (list[list[float]], "the candidate boxes"),
+        "scores": (list[float], "each proposal's score"),
+        "image_size": (list[int] | None, "the image's width and height"),
+    }
 
     @classmethod
     def protocol(cls, spec: TaskSpec) -> dict[str, Any]:

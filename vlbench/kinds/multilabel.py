@@ -25,6 +25,12 @@ class MultilabelKind(ClassificationKind):
     name = "multilabel_classification"
     readers = MULTILABEL_READERS
     metric_patterns = ("mean_average_precision",)
+    record_fields = {
+        "i": (int, "the image's position in the dataset"),
+        "key": (str | None, "the image's key"),
+        "targets": (list[int], "the classes present"),
+        "scores": (list[float], "its score for every class"),
+    }
 
     def prompts(self, spec: TaskSpec, data: MultilabelData) -> tuple[list[str], list[str]]:  # type: ignore[override]
         classnames, _ = choose_prompts(spec, data, "classnames")  # type: ignore[arg-type]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Literal
 
 import torch
 
@@ -46,6 +46,14 @@ class RetrievalKind(TaskKind):
     name = "retrieval"
     readers = RETRIEVAL_READERS
     metric_patterns = (r"image_retrieval_recall@\d+", r"text_retrieval_recall@\d+", r"mean_recall@\d+")
+    record_fields = {
+        "type": (Literal["image", "text"], "the query: an image (text retrieval) or a caption (image retrieval)"),
+        "i": (int, "the query's position among the images or the captions"),
+        "rank": (int, "0-based rank of its best positive (equal scores: lower index first)"),
+        "image": (int | None, "a caption's image"),
+        "key": (str | None, "an image's key"),
+        "tie": (list[int] | None, "when a negative shares the best positive's score: [above, at its score, positives there]"),
+    }
 
     def load(self, spec: TaskSpec, ctx: RunContext) -> tuple[Any, Any]:
         data, located = super().load(spec, ctx)

@@ -173,6 +173,12 @@ class SegmentationKind(TaskKind):
     shards_items = True
     protocol_schema = SegmentationProtocol
     files_schema = SegmentationFiles
+    record_fields = {
+        "i": (int, "the image's position"),
+        "key": (str | None, "the image's key"),
+        "confusion": (list[list[int]], "its confusion matrix as [ground truth, prediction, pixels] rows"),
+        "tied_pixels": (int | None, "pixels whose best probability two classes shared"),
+    }
 
     @classmethod
     def protocol(cls, spec: TaskSpec) -> dict[str, Any]:

@@ -124,6 +124,18 @@ class SelectionKind(TaskKind):
     metric_patterns = ("accuracy", "macro_accuracy", "text_score", "image_score", "group_score")
     protocol_schema = SelectionProtocol
     files_schema = SelectionFiles
+    record_fields = {
+        "i": (int, "the item's position"),
+        "id": (str | None, "the item's id"),
+        "scores": (list[list[float]], "images x captions cosine similarities"),
+        "answer": (int | None, "the correct caption (single-image rules)"),
+        "group": (str | None, "the item's group (macro accuracy, breakdowns)"),
+        "fields": (list[str] | None, "records format: the field each caption came from"),
+        "text_scores": (list[list[float]] | None, "records format: captions x captions cosine similarities"),
+        "positives": (list[int] | None, "records format: the positive captions"),
+        "groups": (dict[str, str] | None, "records format: group field -> value"),
+        "positive_images": (list[int] | None, "records format: the images the positive captions describe"),
+    }
     RULE_METRICS: dict[str, tuple[str, ...]] = {
         "argmax": ("accuracy", "macro_accuracy"),
         "strict": ("accuracy", "macro_accuracy"),

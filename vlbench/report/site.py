@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable
 from vlbench.board import Board, interval_text, leaderboard_table_html, load_board, percent
 from vlbench.catalog import Catalog
 from vlbench.errors import VLBenchError
+from vlbench.housekeeping import writing
 from vlbench.leaderboard import Entry
 from vlbench.result_schema import inside
 from vlbench.report import plots
@@ -44,19 +45,32 @@ def build_site(results_dir: Path, catalog: Catalog, out: Path, include_partial: 
     board = load_board(results_dir, catalog, include_partial, settings, warn)
     if not board.models:
         raise VLBenchError(f"no complete result files under {results_dir}; run 'vlbench run' first")
-    (out / "assets").mkdir(parents=True, exist_ok=True)
-    _write_assets(out / "assets")
     tasks = sorted({t for row in board.entries.values() for t in row})
     suites = [s for s in board.columns if s in board.suites and any(board.cells[m][s].value is not None for m in board.models)]
-    for name, folder in (("tasks", tasks), ("suites", suites)):
-        (out / name).mkdir(exist_ok=True)
-    for task in tasks:
-        atomic_write_text(out / "tasks" / page_name(task), task_page(board, task, catalog))
-    for suite in suites:
-        atomic_write_text(out / "suites" / page_name(suite), suite_page(board, suite, catalog, set(tasks)))
-    index = out / "index.html"
-    atomic_write_text(index, index_page(board, set(tasks), suites))
+    pages = [out / "index.html", *(out / "tasks" / page_name(t) for t in tasks), *(out / "suites" / page_name(s) for s in suites)]
+    _check_site_layout(out, pages)
+    with writing(out, "--out", "the report"):
+        (out / "assets").mkdir(parents=True, exist_ok=True)
+        _write_assets(out / "assets")
+        for name in ("tasks", "suites"):
+            (out / name).mkdir(exist_ok=True)
+        for task in tasks:
+            atomic_write_text(out / "tasks" / page_name(task), task_page(board, task, catalog))
+        for suite in suites:
+            atomic_write_text(out / "suites" / page_name(suite), suite_page(board, suite, catalog, set(tasks)))
+        index = out / "index.html"
+        atomic_write_text(index, index_page(board, set(tasks), suites))
     return index, board
+
+
+def _check_site_layout(out: Path, pages: list[Path]) -> None:
+    """Refuse (before writing anything) a site folder whose pages or folders are taken by something else."""
+    for folder in (out / "assets", out / "tasks", out / "suites"):
+        if folder.exists() and not folder.is_dir():
+            raise VLBenchError(f"--out {out}: {folder} is a file where the report keeps a folder; remove it or choose another --out")
+    for page in pages:
+        if page.is_dir():
+            raise VLBenchError(f"--out {out}: {page} is a folder where the report writes a page; remove it or choose another --out")
 
 
 def _write_assets(folder: Path) -> None:
