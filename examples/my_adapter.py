@@ -31,6 +31,8 @@ class MyClipAdapter(ModelAdapter):
     # Bump this when a change here changes the numbers: results of other versions are recomputed.
     adapter_version = "1"
     libraries = ("torch", "open_clip_torch")
+    # The ?key=value options its specs take; any other is refused with a did-you-mean before a model loads.
+    spec_options = {"arch": "the checkpoint's open_clip architecture", "config": "an architecture config open_clip does not ship"}
 
     def __init__(self, spec: ModelSpec, device: torch.device | str = "cpu", precision: str = "fp32"):
         super().__init__(spec, device, precision)  # sets self.spec, self.device, self.precision

@@ -178,6 +178,7 @@ def hub_cache(tmp_path, monkeypatch):
 
 
 def test_hub_names_are_pinned_by_their_snapshot_in_the_local_cache(hub_cache, monkeypatch):
+    import vlbench.hub_access as hub_access
     import vlbench.models.hub as hub
 
     catalog = Catalog.load()
@@ -210,8 +211,8 @@ def test_hub_names_are_pinned_by_their_snapshot_in_the_local_cache(hub_cache, mo
     assert None not in second and all(a != b for a, b in zip(first, second))
     # with the Hub reachable, a branch is pinned only while the Hub names the cached commit
     remote = {"org/clip": "c" * 40}
-    monkeypatch.setattr(hub, "offline_by_setting", lambda: False)
-    monkeypatch.setattr(hub, "hub_reachable", lambda: True)
+    monkeypatch.setattr(hub_access, "offline_by_setting", lambda: False)
+    monkeypatch.setattr(hub_access, "hub_reachable", lambda: True)
     monkeypatch.setattr(hub, "remote_commit", lambda repo, revision: remote.get(repo))
     assert hf.pinned_weights(transformers_id) == second[2]
     remote["org/clip"] = "e" * 40  # published upstream, not downloaded: a load would fetch it

@@ -397,7 +397,7 @@ def no_network(monkeypatch):
 
     from huggingface_hub import constants
 
-    from vlbench.models import hub
+    from vlbench import hub_access
 
     attempts = []
 
@@ -408,7 +408,7 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(hub, "hub_reachable", lambda: False)
+    monkeypatch.setattr(hub_access, "hub_reachable", lambda: False)
     return attempts
 
 

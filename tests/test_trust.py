@@ -581,3 +581,86 @@ def test_report_into_a_folder_whose_pages_are_taken_is_one_line(tmp_path, cli):
     (tmp_path / "site2").mkdir()
     (tmp_path / "site2" / "assets").write_text("a file")
     one_line(cli("report", str(results), "--out", "site2"), "assets", "is a file")
+
+
+# -- 17, 18. --shard values and unknown model-spec options ------------------------------------------------
+def test_empty_and_zero_shards_are_refused(cli):
+    one_line(cli("run", "--model", TINY, "--shard", ""), "--shard", "K/N")
+    one_line(cli("run", "--model", TINY, "--shard", "0/0"), "N must be at least 1")
+
+
+def test_unknown_model_spec_options_are_refused_with_suggestions(cli):
+    line = one_line(cli("run", "--model", "openclip:vlbench-tiny@random?sede=1", "--limit", "2", "--tasks", "shapes_cls"),
+                    "unknown option 'sede'", "did you mean: seed")
+    assert "arch" in line and "config" in line
+    one_line(cli("run", "--model", "hf:org/model?trust_remote=1", "--tasks", "shapes_cls"), "unknown option 'trust_remote'", "trust_remote_code")
+
+
+# -- 19. a Hub that accepts connections and never answers: datasets give up quickly, naming the endpoint --
+@pytest.fixture
+def silent_hub(monkeypatch):
+    """An endpoint on loopback that accepts every connection and never answers; the Hub is it."""
+    import socket
+    import threading
+
+    from huggingface_hub import constants
+
+    from vlbench import hub_access
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    held = []
+    stop = threading.Event()
+
+    def accept():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+
+    threading.Thread(target=accept, daemon=True).start()
+    endpoint = f"http://127.0.0.1:{server.getsockname()[1]}"
+    monkeypatch.setattr(constants, "ENDPOINT", endpoint)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    hub_access.hub_reachable.cache_clear()
+    yield endpoint
+    stop.set()
+    hub_access.hub_reachable.cache_clear()
+    for connection in held:
+        connection.close()
+    server.close()
+
+
+def test_hub_datasets_give_up_quickly_on_a_hub_that_never_answers(tmp_path, cli, silent_hub):
+    import time
+
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "remote.yaml").write_text(
+        f"task: remote\ninclude: {REPO / 'tasks/_shared/classification.yaml'}\nhelp: generated in the test\n"
+        "dataset:\n  sources:\n    - {format: hf, hub: nobody/remote-set, split: test}\n")
+    (tasks / "mirrored.yaml").write_text(
+        f"task: mirrored\ninclude: {REPO / 'tasks/_shared/classification.yaml'}\nhelp: generated in the test\n"
+        "dataset:\n  sources:\n    - {format: wds, path: wds_mirrored, mirror: nobody/wds_mirrored}\n")
+    for task in ("remote", "mirrored"):
+        started = time.perf_counter()
+        line = one_line(cli("run", "--model", COLOR, "--tasks", task, "--tasks-dir", str(tasks), "--hf-hub", "--output", "res"),
+                        silent_hub, "cannot be reached")
+        assert "huggingface.co" not in line and time.perf_counter() - started < 20
+
+
+# -- 20. compare pairs runs made with --set, as the leaderboard picks them --------------------------------
+def test_compare_pairs_runs_made_with_set_through_settings(tmp_path, cli):
+    write_imagefolder(tmp_path / "colors", per_class=2)
+    (tmp_path / "templates.txt").write_text("a {c} thing.\n")
+    tasks = folder_task(tmp_path, tmp_path / "colors")
+    common = ["--tasks", "colors", "--tasks-dir", str(tasks), "--output", "res", "--num-workers", "0", "--set", f"files.templates={tmp_path / 'templates.txt'}"]
+    assert cli("run", "--model", COLOR, *common).returncode == 0
+    assert cli("run", "--model", TINY, *common).returncode == 0
+    refused = one_line(cli("compare", "res", "--models", COLOR, "--models", TINY), "no task in common", "--settings")
+    paired = cli("compare", "res", "--models", COLOR, "--models", TINY, "--settings", f"files.templates={tmp_path / 'templates.txt'}")
+    assert paired.returncode == 0, paired.stderr
+    assert "colors" in paired.stdout and refused

@@ -211,7 +211,7 @@ def run(
         full_text_padding=full_text_padding,
         protocol=protocol,
     )
-    shard_part = Shard.parse(shard) if shard else None
+    shard_part = Shard.parse(shard) if shard is not None else None
     if leaderboard_file is not None:
         from vlbench.board import format_for
 
@@ -576,6 +576,7 @@ def compare(
     models: Optional[list[str]] = typer.Option(None, "--models", help="Model A and model B by id, both in RESULTS_A (give --models twice)."),
     replicates: int = typer.Option(1000, "--bootstrap-replicates", min=1, help="Paired bootstrap replicates."),
     seed: int = typer.Option(0, "--bootstrap-seed", help="Seed of the resampling."),
+    settings: list[str] = SettingsOption,
     tasks_dir: Optional[list[Path]] = TasksDirOption,
     registry: Optional[list[Path]] = RegistryOption,
 ) -> None:
@@ -583,7 +584,8 @@ def compare(
     from vlbench.compare import compare_runs
     from vlbench.console import format_metric, print_table
 
-    rows = compare_runs(results_a, results_b, models, _catalog(tasks_dir, registry), replicates, seed, warn=_warn)
+    rows = compare_runs(results_a, results_b, models, _catalog(tasks_dir, registry), replicates, seed, warn=_warn,
+                        settings=_wanted_settings(settings))
     table = Table("task", "metric", "A (%)", "B (%)", "B - A (points)", "95% CI", "p", "test", "n")
     for row in rows:
         low, high = row.ci

@@ -48,8 +48,9 @@ def _one_model(folder: Path, warn: Callable[[str], None] | None = None) -> dict[
     return next(iter(runs.values()))
 
 
-def _pick(candidates: list[Picked]) -> Picked | None:
-    return result_schema.pick(candidates) or result_schema.pick(candidates, include_partial=True)
+def _pick(candidates: list[Picked], settings: dict[str, str] | None = None) -> Picked | None:
+    """The run a leaderboard with these ``--settings`` shows (a full run preferred, else a --limit one)."""
+    return result_schema.pick(candidates, settings) or result_schema.pick(candidates, settings, include_partial=True)
 
 
 def _model_id(text: str, runs: dict, catalog: Catalog | None) -> str:
@@ -63,8 +64,9 @@ def _model_id(text: str, runs: dict, catalog: Catalog | None) -> str:
 
 
 def select(results_a: Path, results_b: Path | None, models: Sequence[str] | None, catalog: Catalog | None = None,
-           warn: Callable[[str], None] | None = None) -> tuple[dict[str, Picked], dict[str, Picked]]:
-    """Per task, the run of A and the run of B that a leaderboard would show (default settings first)."""
+           warn: Callable[[str], None] | None = None, settings: dict[str, str] | None = None) -> tuple[dict[str, Picked], dict[str, Picked]]:
+    """Per task, the run of A and the run of B that a leaderboard with these ``settings`` would show
+    (runs with the default settings when none are given)."""
     if models:
         if len(models) != 2 or results_b is not None:
             raise VLBenchError("--models takes two model ids (--models A --models B) and one results folder")
@@ -78,19 +80,20 @@ def select(results_a: Path, results_b: Path | None, models: Sequence[str] | None
         if results_b is None:
             raise VLBenchError("give two results folders (RESULTS_A RESULTS_B), or one folder and --models A --models B")
         tasks_a, tasks_b = _one_model(results_a, warn), _one_model(results_b, warn)
-    picked_a = {t: p for t, c in tasks_a.items() if (p := _pick(c)) is not None}
-    picked_b = {t: p for t, c in tasks_b.items() if (p := _pick(c)) is not None}
+    picked_a = {t: p for t, c in tasks_a.items() if (p := _pick(c, settings)) is not None}
+    picked_b = {t: p for t, c in tasks_b.items() if (p := _pick(c, settings)) is not None}
     return picked_a, picked_b
 
 
 def compare_runs(results_a: Path, results_b: Path | None, models: Sequence[str] | None, catalog: Catalog,
                  replicates: int = bootstrap.DEFAULT_REPLICATES, seed: int = bootstrap.DEFAULT_SEED,
-                 warn: Callable[[str], None] | None = None) -> list[CompareRow]:
+                 warn: Callable[[str], None] | None = None, settings: dict[str, str] | None = None) -> list[CompareRow]:
     """A row per task both have (main metric), then per suite whose tasks they both have."""
-    picked_a, picked_b = select(results_a, results_b, models, catalog, warn)
+    picked_a, picked_b = select(results_a, results_b, models, catalog, warn, settings)
     common = sorted(set(picked_a) & set(picked_b))
     if not common:
-        raise VLBenchError("the two runs have no task in common")
+        hint = "" if settings else " with the default settings (--settings KEY=VALUE compares runs made with --set, --precision, ...)"
+        raise VLBenchError(f"the two runs have no task in common{hint}")
     rows: list[CompareRow] = []
     diffs: dict[str, np.ndarray] = {}
     values_a: dict[str, float] = {}

@@ -18,7 +18,7 @@ from vlbench.housekeeping import check_writable, clean_stale, discard_result, wr
 from vlbench.kinds import TASK_KINDS
 from vlbench.kinds.base import RunContext, TaskKind
 from vlbench.models import ModelAdapter, ModelSpec
-from vlbench.models.base import adapter_version, local_source_stamp
+from vlbench.models.base import adapter_version, check_spec_options, local_source_stamp
 from vlbench.registry import did_you_mean
 from vlbench.result_schema import artifact_path, result_path, samples_path
 from vlbench.results import SampleWriter, environment, new_run_id, utc_now, write_json, write_json_gz
@@ -152,6 +152,8 @@ class Runner:
         model_specs = list({m.id: m for m in models}.values())
         if not model_specs:
             raise VLBenchError("no models selected; pass --model (see 'vlbench list models')")
+        for model_spec in model_specs:
+            check_spec_options(self.catalog.adapter_class(model_spec.adapter), model_spec)
         tasks = self.plan_tasks(selection)
         cells = shard.select((m.id, t.name) for m in model_specs for t in tasks) if shard else None
         kinds = {t.name: TASK_KINDS.get(t.kind)() for t in tasks}

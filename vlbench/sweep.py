@@ -29,7 +29,9 @@ class Shard:
         if not match:
             raise VLBenchError(f"--shard '{text}' must look like K/N, e.g. --shard 0/4 (K from 0 to N-1)")
         index, count = int(match.group(1)), int(match.group(2))
-        if count < 1 or index >= count:
+        if count < 1:
+            raise VLBenchError(f"--shard {text}: N must be at least 1 (K/N runs block K of N, e.g. --shard 0/4)")
+        if index >= count:
             raise VLBenchError(f"--shard {text}: K must be 0 to {max(count - 1, 0)} (0-based, as $SLURM_ARRAY_TASK_ID with --array=0-{max(count - 1, 0)})")
         return cls(index, count)
 

@@ -14,6 +14,7 @@ from PIL import Image
 
 from vlbench.datasets.images import ImageRef, _decode
 from vlbench.errors import VLBenchError
+from vlbench.hub_access import require_hub
 
 HUB_PREFIX = "hf:"
 
@@ -55,6 +56,7 @@ def open_dataset(location: str, split: str | None) -> Any:
 
     try:
         if location.startswith(HUB_PREFIX):
+            require_hub(f"dataset {location[len(HUB_PREFIX):]}")
             return datasets.load_dataset(location[len(HUB_PREFIX):], split=split or "test")
         path = Path(location)
         if _is_saved_dataset(path):

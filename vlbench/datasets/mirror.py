@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vlbench.errors import VLBenchError
+from vlbench.hub_access import endpoint, require_hub
 
 
 def mirror_patterns(split: str) -> list[str]:
@@ -21,10 +22,11 @@ def download_mirror(repo_id: str, target: Path, split: str) -> Path:
     """
     from huggingface_hub import snapshot_download
 
+    require_hub(f"dataset {repo_id}")
     target.mkdir(parents=True, exist_ok=True)
     try:
         snapshot_download(repo_id=repo_id, repo_type="dataset", local_dir=str(target), allow_patterns=mirror_patterns(split))
     except Exception as exc:  # network, authentication, missing repo: one line, the cause kept
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise VLBenchError(f"could not download https://huggingface.co/datasets/{repo_id} into {target}: {message}; run again to resume") from exc
+        raise VLBenchError(f"could not download {endpoint()}/datasets/{repo_id} into {target}: {message}; run again to resume") from exc
     return target

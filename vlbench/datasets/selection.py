@@ -21,6 +21,7 @@ from vlbench.datasets.shapes import (
     with_article,
 )
 from vlbench.errors import VLBenchError
+from vlbench.hub_access import endpoint
 from vlbench.registry import Registry
 from vlbench.schema import option, schema
 from vlbench.taskfile import SourceFields, SplitSource
@@ -183,7 +184,7 @@ class WinogroundReader:
     options = SplitSource
     HUB_ID = "facebook/winoground"
     ACCESS_HINT = (
-        "accept the terms at https://huggingface.co/datasets/facebook/winoground, log in "
+        "accept the terms at {endpoint}/datasets/facebook/winoground, log in "
         "(huggingface-cli login, or set HF_TOKEN) and pass --hf-hub; or put examples.jsonl and images/ "
         "from that page under <data root>/winoground"
     )
@@ -222,7 +223,7 @@ class WinogroundReader:
             dataset = hf.open_dataset(location, split)
         except VLBenchError as exc:
             if location.startswith(hf.HUB_PREFIX):
-                raise VLBenchError(f"cannot load {self.HUB_ID} from the Hugging Face Hub ({exc}); {self.ACCESS_HINT}") from exc
+                raise VLBenchError(f"cannot load {self.HUB_ID} from {endpoint()} ({exc}); {self.ACCESS_HINT.format(endpoint=endpoint())}") from exc
             raise
         hf.require_columns(dataset, location, "image_0", "image_1", "caption_0", "caption_1")
         image_0 = hf.image_refs(dataset, "image_0", location, split)

@@ -77,6 +77,21 @@ def parse_model_spec(text: str) -> ModelSpec:
     return ModelSpec(adapter=adapter, name=name, tag=tag, options=options)
 
 
+def check_spec_options(adapter_class: type, spec: ModelSpec) -> None:
+    """A one-line error for a spec option its adapter does not declare (``spec_options``): a typo such
+    as ``?sede=1`` must not run another model under another id."""
+    known = getattr(adapter_class, "spec_options", None)
+    if known is None:
+        return
+    from vlbench.registry import did_you_mean
+
+    for key in spec.options:
+        if key not in known:
+            choices = ", ".join(f"{name} ({meaning})" for name, meaning in known.items()) or "none"
+            raise VLBenchError(f"model spec '{spec.id}': unknown option '{key}' for the {spec.adapter} adapter"
+                               f"{did_you_mean(key, known)}; its options: {choices}")
+
+
 def package_version(name: str) -> str | None:
     try:
         return version(name)
@@ -137,6 +152,9 @@ class ModelAdapter(ABC):
     libraries: ClassVar[tuple[str, ...]] = ("torch",)
     #: False restores full text padding (``--full-text-padding``) where an adapter would trim it.
     allow_text_trimming: bool = True
+    #: The ``?key=value`` options of its specs: name -> meaning. Others are refused (with suggestions)
+    #: before any model loads. None: any option passes (an adapter that does not declare them).
+    spec_options: ClassVar[dict[str, str] | None] = None
 
     def __init__(self, spec: ModelSpec, device: torch.device | str = "cpu", precision: str = "fp32"):
         if precision not in PRECISIONS:

@@ -26,7 +26,8 @@ from PIL import Image
 from vlbench.errors import ModelLoadError
 from vlbench.models.base import ModelAdapter, ModelSpec
 from vlbench.stamps import files_stamp
-from vlbench.models.hub import cached_snapshot_pin, hub_access, offline_message
+from vlbench.hub_access import hub_access
+from vlbench.models.hub import cached_snapshot_pin, offline_message
 from vlbench.models.registry import MODEL_ADAPTERS
 
 MAX_LENGTH_PADDING = ("siglip", "siglip2")
@@ -84,6 +85,9 @@ class HFAdapter(ModelAdapter):
     adapter_name = "hf"
     adapter_version = "1"
     libraries = ("torch", "transformers")
+    spec_options = {"trust_remote_code": "1 runs the repository's own code (off by default)",
+                    "image_backend": "pil (default) or torchvision image processing", "max_length": "text padding length",
+                    "lowercase": "0 or 1: lowercase texts (SigLIP 2's default)"}
 
     @classmethod
     def pinned_weights(cls, spec: ModelSpec) -> str | None:

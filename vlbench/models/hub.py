@@ -1,71 +1,20 @@
-"""Hugging Face Hub access for model weights: one quick reachability check instead of minutes of retries.
+"""Model weights from the Hugging Face Hub: loads that do not wait on an unreachable Hub, and pins of
+cached snapshots.
 
 When the Hub cannot be reached (or $HF_HUB_OFFLINE is set), weights are loaded from the local cache
-only, with huggingface_hub's offline mode switched on for the duration of the load; weights that
-are not cached fail at once with one line saying how to proceed.
+only, with huggingface_hub's offline mode switched on for the duration of the load (``vlbench.hub_access``);
+weights that are not cached fail at once with one line saying how to proceed.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import os
 import re
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
+from vlbench import hub_access as access
+from vlbench.hub_access import _constants
 from vlbench.stamps import files_stamp
-
-PROBE_TIMEOUT_S = 3.0
-
-
-def _constants():  # late import: huggingface_hub is a dependency of open_clip and transformers
-    from huggingface_hub import constants
-
-    return constants
-
-
-def offline_by_setting() -> bool:
-    """$HF_HUB_OFFLINE (or $TRANSFORMERS_OFFLINE) as huggingface_hub read it."""
-    return bool(_constants().HF_HUB_OFFLINE)
-
-
-@functools.lru_cache(maxsize=1)
-def hub_reachable() -> bool:
-    """One HEAD request to the Hub endpoint (proxies from the environment apply), no retries."""
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    try:
-        urllib.request.urlopen(urllib.request.Request(endpoint, method="HEAD"), timeout=PROBE_TIMEOUT_S).close()
-    except urllib.error.HTTPError:
-        return True  # it answered
-    except (OSError, ValueError):
-        return False
-    return True
-
-
-@contextlib.contextmanager
-def hub_access() -> Iterator[str | None]:
-    """Yields None when the Hub may be used, else why not ("HF_HUB_OFFLINE is set", "... cannot be reached").
-
-    In the offline cases huggingface_hub's offline switch is on inside the block (restored after),
-    so cached files load without a network request and missing ones fail without retries.
-    """
-    if offline_by_setting():
-        yield "HF_HUB_OFFLINE is set"
-        return
-    if hub_reachable():
-        yield None
-        return
-    constants = _constants()
-    previous = constants.HF_HUB_OFFLINE
-    constants.HF_HUB_OFFLINE = True
-    try:
-        yield "the Hugging Face Hub cannot be reached"
-    finally:
-        constants.HF_HUB_OFFLINE = previous
-
 
 COMMIT = re.compile(r"[0-9a-f]{40}")
 
@@ -95,7 +44,7 @@ def snapshot_is_current(repo_id: str, revision: str | None, commit: str) -> bool
     """Whether loading ``repo_id`` at ``revision`` now would read the snapshot of ``commit``: yes for a
     commit hash, and when loads are offline (HF_HUB_OFFLINE, or no Hub to reach); else the Hub must
     name that commit for the revision (one small request)."""
-    if (revision is not None and COMMIT.fullmatch(revision)) or offline_by_setting() or not hub_reachable():
+    if (revision is not None and COMMIT.fullmatch(revision)) or access.offline_by_setting() or not access.hub_reachable():
         return True
     return remote_commit(repo_id, revision) == commit
 
@@ -105,7 +54,7 @@ def remote_commit(repo_id: str, revision: str | None) -> str | None:
     try:
         from huggingface_hub import HfApi
 
-        return HfApi().model_info(repo_id, revision=revision, timeout=PROBE_TIMEOUT_S).sha
+        return HfApi().model_info(repo_id, revision=revision, timeout=access.PROBE_TIMEOUT_S).sha
     except Exception:  # any failure (gated, missing, network): not current, so the model is loaded
         return None
 

@@ -24,7 +24,8 @@ from PIL import Image
 from vlbench.errors import ModelLoadError
 from vlbench.models.base import ModelAdapter, ModelSpec
 from vlbench.stamps import files_stamp
-from vlbench.models.hub import cached_snapshot_pin, hub_access, offline_message
+from vlbench.hub_access import hub_access
+from vlbench.models.hub import cached_snapshot_pin, offline_message
 from vlbench.models.registry import MODEL_ADAPTERS
 from vlbench.models.text_trim import openclip_causal_tower, trim_padding
 from vlbench.registry import did_you_mean
@@ -140,6 +141,8 @@ class OpenClipAdapter(ModelAdapter):
     adapter_name = "openclip"
     adapter_version = "1"
     libraries = ("torch", "open_clip_torch", "torchvision")
+    spec_options = {"arch": "a checkpoint's architecture", "config": "an architecture config file to register",
+                    "seed": "the seed of @random"}
 
     def __init__(self, spec: ModelSpec, device: torch.device | str = "cpu", precision: str = "fp32"):
         super().__init__(spec, device, precision)
