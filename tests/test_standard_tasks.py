@@ -259,7 +259,11 @@ def test_hf_hub_downloads_a_missing_webdataset_mirror_into_the_data_root(tmp_pat
         (Path(local_dir) / "classnames.txt").write_text("red\ngreen\nblue\n")
         return local_dir
 
+    from vlbench import hub_access
+
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    monkeypatch.setattr(hub_access, "offline_by_setting", lambda: False)  # a Hub to download from
+    monkeypatch.setattr(hub_access, "hub_reachable", lambda: True)
     spec = Catalog.load().load_task("vtab-pets")
     kind = TASK_KINDS.get("classification")()
     with pytest.raises(Exception, match="pass --hf-hub|wds layout at"):
