@@ -664,3 +664,16 @@ def test_compare_pairs_runs_made_with_set_through_settings(tmp_path, cli):
     paired = cli("compare", "res", "--models", COLOR, "--models", TINY, "--settings", f"files.templates={tmp_path / 'templates.txt'}")
     assert paired.returncode == 0, paired.stderr
     assert "colors" in paired.stdout and refused
+
+
+# -- 6. --language reaches the ImageNet variants, as CLIP_benchmark applies it ------------------------------
+@pytest.mark.parametrize("task", ["imagenetv2", "imagenet_sketch", "imagenet-a", "imagenet-r", "imagenet-o"])
+def test_the_imagenet_variants_take_the_run_language(task):
+    from vlbench.kinds.classification import packaged_classnames
+
+    catalog = Catalog.load()
+    english, italian = catalog.load_task(task), catalog.load_task(task, {"language": "it"})
+    assert italian.config["language"] == "it" and italian.config_hash() != english.config_hash()
+    names_en, names_it = packaged_classnames(english), packaged_classnames(italian)
+    assert len(names_en) == len(names_it) and names_en != names_it
+    assert italian.read_lines("templates") == (REPO / "tasks/classification/imagenet1k/templates_it.txt").read_text(encoding="utf-8").splitlines()
