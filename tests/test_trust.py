@@ -677,3 +677,73 @@ def test_the_imagenet_variants_take_the_run_language(task):
     names_en, names_it = packaged_classnames(english), packaged_classnames(italian)
     assert len(names_en) == len(names_it) and names_en != names_it
     assert italian.read_lines("templates") == (REPO / "tasks/classification/imagenet1k/templates_it.txt").read_text(encoding="utf-8").splitlines()
+
+
+# -- 5. DataComp's tasks as its pinned CLIP_benchmark 1.4.0 runs them ----------------------------------------
+def clevr_like_webdataset(root: Path) -> None:
+    """A webdataset whose class list has a blank line (as CLEVR distance's): red, '', green, blue."""
+    import io
+
+    from data_fixtures import write_wds
+
+    samples = []
+    for n, (colour, label) in enumerate([("red", 0), ("green", 2), ("blue", 3)]):
+        buffer = io.BytesIO()
+        color_image(colour, seed=n).save(buffer, format="PNG")
+        samples.append({"__key__": f"s{n}", "png": buffer.getvalue(), "cls": str(label)})
+    write_wds(root, samples)
+    (root / "classnames.txt").write_text("red\n\ngreen\nblue\n")
+    (root / "zeroshot_classification_templates.txt").write_text("a photo of a {c}.\n")
+
+
+def test_datacomp_drops_blank_class_names_as_clip_benchmark_1_4_does(tmp_path):
+    clevr_like_webdataset(tmp_path / "wds_clevr")
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    source = f"dataset:\n  sources:\n    - {{format: wds, path: {tmp_path / 'wds_clevr'}, split: test}}\n"
+    (tasks / "clevr.yaml").write_text(f"task: clevr\ninclude: {REPO / 'tasks/classification/standard/_wds.yaml'}\nhelp: test\n{source}")
+    (tasks / "datacomp-clevr.yaml").write_text(f"task: datacomp-clevr\ninclude: [clevr.yaml, {REPO / 'tasks/datacomp/_classification.yaml'}]\n")
+    outcomes = run(tmp_path, ["clevr", "datacomp-clevr"], [tasks])
+    # 1.6.2 keeps the blank line: class i is line i, and each colour is found
+    assert outcomes["clevr"].metrics["acc1"] == 1.0 and outcomes["clevr"].metrics["mean_per_class_recall"] == 1.0
+    # 1.4.0 drops it: green and blue move up to classes 1 and 2, so the green image (label 2) is called class 1 and
+    # the blue one (label 3) has no class left: by hand, 1 of 3 right, per-class recalls 1, 0, 0
+    assert outcomes["datacomp-clevr"].metrics["acc1"] == pytest.approx(1 / 3)
+    assert outcomes["datacomp-clevr"].metrics["mean_per_class_recall"] == pytest.approx(1 / 3)
+    stored = read_result(outcomes["datacomp-clevr"].result_file.parent.parent, "datacomp-clevr")
+    used = stored["task"]["protocol_used"]
+    assert used["named_protocol"].startswith("DataComp") and used["prompts"]["classnames"] == "dataset folder (blank lines dropped)"
+    assert used["text_autocast_used"] == "none: the model runs on cpu (--precision fp32)"
+
+
+def test_cuda_fp16_autocast_reaches_the_model_and_keys_its_own_cache_entries(monkeypatch):
+    import contextlib
+
+    import vlbench.models.base as base
+    from vlbench.encoding import Encoder
+    from vlbench.models import ModelAdapter, parse_model_spec
+
+    entered = []
+    monkeypatch.setattr(base.torch, "autocast", lambda device_type, dtype: entered.append((device_type, dtype)) or contextlib.nullcontext())
+
+    class Recording(ModelAdapter):
+        @property
+        def image_transform(self):
+            return lambda image: torch.zeros(3)
+
+        def image_features(self, pixels):
+            return pixels
+
+        def text_features(self, texts):
+            return torch.ones(len(texts), 3)
+
+    encoder = Encoder(Recording(parse_model_spec("rec:x"), device="cuda"))  # nothing runs on a GPU: the tensors stay on the CPU
+    encoder.texts(["a", "b"], autocast="none")
+    assert entered == []  # fp32: no autocast
+    encoder.texts(["a", "b"], autocast="cuda_fp16")
+    assert entered == [("cuda", torch.float16)]  # encoded again, under CUDA fp16 autocast
+    encoder.texts(["a"], autocast="cuda_fp16")
+    assert encoder.texts_encoded == 4  # each mode's embeddings are cached apart, and reused
+    on_cpu = Encoder(Recording(parse_model_spec("rec:y"), device="cpu"))
+    on_cpu.texts(["a"], autocast="cuda_fp16")
+    assert entered == [("cuda", torch.float16)]  # torch.cuda.amp.autocast does nothing for a model on the CPU

@@ -128,15 +128,15 @@ def gather_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 class ShardedEncoder(Encoder):
     """An Encoder whose work is split across ranks; results are identical on every rank."""
 
-    def prefetch_images(self, refs: Sequence[ImageRef]) -> None:
+    def prefetch_images(self, refs: Sequence[ImageRef], autocast: str = "none") -> None:
         pass  # each rank encodes its own share, chosen in iter_images
 
-    def iter_images(self, refs: Sequence[ImageRef], description: str = "images") -> Iterator[tuple[list[int], torch.Tensor]]:
+    def iter_images(self, refs: Sequence[ImageRef], description: str = "images", autocast: str = "none") -> Iterator[tuple[list[int], torch.Tensor]]:
         world = current()
         mine = world.mine(range(len(refs)))
         local: dict[int, torch.Tensor] = {}
         if mine:
-            for indices, embeddings in super().iter_images([refs[i] for i in mine], description):
+            for indices, embeddings in super().iter_images([refs[i] for i in mine], description, autocast):
                 local.update((mine[j], e) for j, e in zip(indices, embeddings))
         order = sorted(local)
         parts = all_gather((order, torch.stack([local[i] for i in order]) if order else None))
@@ -151,11 +151,11 @@ class ShardedEncoder(Encoder):
             indices = list(range(start, min(start + self.batch_size, len(refs))))
             yield indices, out[start : start + len(indices)]
 
-    def texts(self, texts: Sequence[str], description: str = "texts") -> torch.Tensor:
+    def texts(self, texts: Sequence[str], description: str = "texts", autocast: str = "none") -> torch.Tensor:
         if not texts:
             raise VLBenchError(f"no {description} to encode")
         mine = current().mine(list(dict.fromkeys(texts)))
-        local = super().texts(mine, description) if mine else None
+        local = super().texts(mine, description, autocast) if mine else None
         table: dict[str, torch.Tensor] = {}
         for part_texts, part in all_gather((mine, local)):
             if part is not None:

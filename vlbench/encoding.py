@@ -141,18 +141,23 @@ class Encoder:
         # uint8 crops cross to the GPU; the model's ToTensor/Normalize values are looked up there
         return (split.levels(pixels.to(device, non_blocking=True)) for pixels in batches)
 
-    def prefetch_images(self, refs: Sequence[ImageRef]) -> None:
+    def autocasts(self, autocast: str) -> bool:
+        """Whether a call's ``autocast`` changes this model's numbers (cuda_fp16 on a CUDA model)."""
+        return autocast == "cuda_fp16" and getattr(getattr(self.model, "device", None), "type", "cpu") == "cuda"
+
+    def prefetch_images(self, refs: Sequence[ImageRef], autocast: str = "none") -> None:
         """Start decoding the images of ``refs`` that need encoding, so that what the caller does
         before iterating them (encoding class prompts, say) overlaps the loader's first batches.
         ``iter_images`` with the same ``refs`` object picks them up."""
-        plan = self._plan(refs)
+        plan = self._plan(refs, autocast)
         if plan.todo:
             plan.batches = self._loader([refs[i] for i in plan.todo], self.model.image_transform)
         self._prefetched = (refs, plan)
 
-    def _plan(self, refs: Sequence[ImageRef]) -> "_ImagePlan":
+    def _plan(self, refs: Sequence[ImageRef], autocast: str = "none") -> "_ImagePlan":
         """Keys of refs, and which of them need encoding (after the run's and the persistent cache)."""
         prefix = self.model.transform_id + ("" if self.decode == "pil" else f"|decode={self.decode}")
+        prefix += f"|autocast={autocast}" if self.autocasts(autocast) else ""
         keys = [f"{prefix}|{ref.key}" for ref in refs]
         todo = [i for i, k in enumerate(keys) if k not in self._image_cache]
         identities: dict[int, str | None] = {}
@@ -166,10 +171,12 @@ class Encoder:
             todo = [i for j, i in enumerate(todo) if j not in stored]
         return _ImagePlan(keys, todo, identities)
 
-    def iter_images(self, refs: Sequence[ImageRef], description: str = "images") -> Iterator[tuple[list[int], torch.Tensor]]:
-        """Yield (indices into refs, [b, D] embeddings) in order, encoding only uncached images."""
+    def iter_images(self, refs: Sequence[ImageRef], description: str = "images", autocast: str = "none") -> Iterator[tuple[list[int], torch.Tensor]]:
+        """Yield (indices into refs, [b, D] embeddings), encoding only uncached images: the cached ones first,
+        then the others in the order of ``refs``."""
         prefetched, self._prefetched = self._prefetched, None
-        plan = prefetched[1] if prefetched is not None and prefetched[0] is refs else self._plan(refs)
+        plan = prefetched[1] if prefetched is not None and prefetched[0] is refs else self._plan(refs, autocast)
+        extra = {"autocast": autocast} if self.autocasts(autocast) else {}
         keys, todo, identities = plan.keys, plan.todo, plan.identities
         pending = set(todo)
         cached = [i for i in range(len(refs)) if i not in pending]
@@ -189,7 +196,7 @@ class Encoder:
                 for pixels in batches:
                     indices = todo[position : position + len(pixels)]
                     position += len(indices)
-                    launched = (indices, *_copy_to_host(self.model.encode_images(pixels)))
+                    launched = (indices, *_copy_to_host(self.model.encode_images(pixels, **extra)))
                     # on a GPU a batch is read back once the next one is queued behind it
                     ready = [in_flight] if launched[2] is not None else [in_flight, launched]
                     in_flight = launched if launched[2] is not None else None
@@ -218,10 +225,10 @@ class Encoder:
         self.progress.advance(handle, len(indices))
         return indices, embeddings
 
-    def images(self, refs: Sequence[ImageRef], description: str = "images") -> torch.Tensor:
+    def images(self, refs: Sequence[ImageRef], description: str = "images", autocast: str = "none") -> torch.Tensor:
         """[N, D] embeddings of all refs, in order."""
         out: torch.Tensor | None = None
-        for indices, embeddings in self.iter_images(refs, description):
+        for indices, embeddings in self.iter_images(refs, description, autocast):
             if out is None:
                 out = torch.empty(len(refs), embeddings.shape[1])
             out[indices] = embeddings
@@ -229,14 +236,16 @@ class Encoder:
             raise VLBenchError(f"no {description} to encode")
         return out
 
-    def texts(self, texts: Sequence[str], description: str = "texts") -> torch.Tensor:
-        """[N, D] embeddings of texts, in order; each distinct text is encoded once per run."""
-        todo = list(dict.fromkeys(t for t in texts if t not in self._text_cache))
-        padding = getattr(self.model, "text_padding_mode", "default")
+    def texts(self, texts: Sequence[str], description: str = "texts", autocast: str = "none") -> torch.Tensor:
+        """[N, D] embeddings of texts, in order; each distinct text is encoded once per run (per autocast)."""
+        extra = {"autocast": autocast} if self.autocasts(autocast) else {}
+        mode = getattr(self.model, "text_padding_mode", "default") + (f"|autocast={autocast}" if extra else "")
+        key = (lambda t: t) if not extra else (lambda t: f"{t}\0{mode}")  # the run-wide cache's key of a text
+        todo = list(dict.fromkeys(t for t in texts if key(t) not in self._text_cache))
         if todo and self.cache is not None:
-            stored = self._from_cache([text_identity(t, padding) for t in todo])
+            stored = self._from_cache([text_identity(t, mode) for t in todo])
             for j, emb in stored.items():
-                self._text_cache[todo[j]] = emb
+                self._text_cache[key(todo[j])] = emb
             self.texts_from_cache += len(stored)
             todo = [t for j, t in enumerate(todo) if j not in stored]
         if getattr(self.model, "trims_text_padding", False):
@@ -245,17 +254,17 @@ class Encoder:
             handle = self.progress.start(f"encoding {description}", len(todo))
             for start in range(0, len(todo), self.text_batch_size):
                 chunk = todo[start : start + self.text_batch_size]
-                embeddings = self.model.encode_texts(chunk).cpu()
+                embeddings = self.model.encode_texts(chunk, **extra).cpu()
                 for text, emb in zip(chunk, embeddings):
-                    self._text_cache[text] = emb
+                    self._text_cache[key(text)] = emb
                 if self.cache is not None:
-                    self._to_cache([text_identity(t, padding) for t in chunk], embeddings)
+                    self._to_cache([text_identity(t, mode) for t in chunk], embeddings)
                 self.texts_encoded += len(chunk)
                 self.progress.advance(handle, len(chunk))
             self.progress.finish(handle)
         if not texts:
             raise VLBenchError(f"no {description} to encode")
-        return torch.stack([self._text_cache[t] for t in texts])
+        return torch.stack([self._text_cache[key(t)] for t in texts])
 
     def _from_cache(self, identities: Sequence[str | None]) -> dict[int, torch.Tensor]:
         """{position: embedding} of the identities the persistent cache holds."""

@@ -4,7 +4,7 @@ images as there are associations, highest cue-image similarity first; Jaccard in
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Literal
 
 import numpy as np
 
@@ -12,7 +12,9 @@ from vlbench.datasets.association import ASSOCIATION_READERS, AssociationData
 from vlbench.errors import VLBenchError
 from vlbench.kinds.registry import TASK_KINDS
 from vlbench.metrics import similarities
-from vlbench.kinds.base import RunContext, TaskKind, mean_bounds, tie_report
+from vlbench.kinds.base import Decisions, RunContext, TaskKind, autocast_used, mean_bounds, tie_report
+from vlbench.schema import option, schema
+from vlbench.taskfile import ProtocolFields
 from vlbench.specs import TaskSpec
 
 # metric -> which instances it averages, by their number of candidates (DataComp's wino_eval.py)
@@ -65,6 +67,12 @@ def jaccard_bounds(scores: list[float], positives: list[int]) -> tuple[float, fl
     return low_hits / (2 * n - low_hits), high_hits / (2 * n - high_hits), float(expected)
 
 
+@schema
+class AssociationProtocol(ProtocolFields):
+    autocast: Literal["none", "cuda_fp16"] = option("none", help="encode images and cues under fp16 autocast when the model runs on CUDA, "
+                                                    "nothing on the CPU (DataComp's wino_eval.py: torch.cuda.amp.autocast)")
+
+
 TIE_RULE = ("candidates with equal scores keep their order in a stable sort (the later ones are picked first); DataComp's "
             "np.argsort (quicksort) leaves that order to the data: low/high pick the tied positives last/first")
 
@@ -73,6 +81,7 @@ TIE_RULE = ("candidates with equal scores keep their order in a stable sort (the
 class AssociationKind(TaskKind):
     name = "association"
     readers = ASSOCIATION_READERS
+    protocol_schema = AssociationProtocol
     metric_patterns = tuple(CANDIDATE_GROUPS)
     record_fields = {
         "i": (int, "the instance's position"),
@@ -86,11 +95,17 @@ class AssociationKind(TaskKind):
         data, located = super().load(spec, ctx)
         return data.limited(ctx.limit), located
 
+    def decide(self, model: Any, data: AssociationData, spec: TaskSpec) -> Decisions:
+        decisions = super().decide(model, data, spec)
+        decisions.protocol["autocast_used"] = autocast_used(model, self.options(spec).autocast)
+        return decisions
+
     def predict(self, model: Any, data: AssociationData, spec: TaskSpec, ctx: RunContext) -> Iterator[dict[str, Any]]:
         images = [ref for inst in data.instances for ref in inst.images]
         prompts = list(dict.fromkeys(cue_prompt(inst.cue) for inst in data.instances))
-        image_emb = ctx.encoder.images(images, spec.name)
-        text_emb = ctx.encoder.texts(prompts, f"{spec.name} cues")
+        autocast = self.options(spec).autocast
+        image_emb = ctx.encoder.images(images, spec.name, autocast)
+        text_emb = ctx.encoder.texts(prompts, f"{spec.name} cues", autocast)
         text_index = {p: i for i, p in enumerate(prompts)}
         start = 0
         for i, inst in enumerate(data.instances):

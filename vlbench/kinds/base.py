@@ -234,6 +234,15 @@ class TaskKind(ABC):
         return len(records)
 
 
+def autocast_used(model: Any, autocast: str) -> str:
+    """What a protocol's ``autocast`` option (``none``: the run's --precision; ``cuda_fp16``: fp16 autocast
+    where the model runs on CUDA, as CLIP_benchmark 1.4.0's torch.cuda.amp.autocast) did on this model's
+    device; recorded in the result's protocol_used."""
+    if autocast == "none":
+        return f"none (--precision {model.precision})"
+    return "fp16 (CUDA)" if model.device.type == "cuda" else f"none: the model runs on {model.device.type} (--precision {model.precision})"
+
+
 def check_record(kind: type[TaskKind], record: dict[str, Any], where: str) -> None:
     """A one-line VLBenchError when a stored record lacks a field of ``kind.record_fields`` or holds a
     value of another type (a record with ``top: "abc"`` must not be counted as a miss)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Literal
 
 import numpy as np
 import torch
@@ -12,7 +12,7 @@ from vlbench.datasets.classification import CLASSIFICATION_READERS, Classificati
 from vlbench.encoding import Encoder
 from vlbench.errors import TaskSpecError, VLBenchError
 from vlbench.kinds.registry import TASK_KINDS
-from vlbench.kinds.base import Decisions, RunContext, TaskKind, mean_bounds, tie_report
+from vlbench.kinds.base import Decisions, RunContext, TaskKind, autocast_used, mean_bounds, tie_report
 from vlbench.schema import SchemaError, option, schema
 from vlbench.taskfile import ProtocolFields
 from vlbench.specs import TaskSpec
@@ -25,10 +25,10 @@ def fill_template(template: str, name: str) -> str:
     return template.replace(PLACEHOLDER, name)
 
 
-def zero_shot_classifier(encoder: Encoder, classnames: list[str], templates: list[str]) -> torch.Tensor:
+def zero_shot_classifier(encoder: Encoder, classnames: list[str], templates: list[str], autocast: str = "none") -> torch.Tensor:
     """[C, D]: per class, the mean of its L2-normalised template embeddings, renormalised."""
     texts = [fill_template(t, c) for c in classnames for t in templates]
-    embeddings = encoder.texts(texts, "class prompts").view(len(classnames), len(templates), -1)
+    embeddings = encoder.texts(texts, "class prompts", autocast=autocast).view(len(classnames), len(templates), -1)
     mean = embeddings.mean(dim=1)
     return mean / mean.norm(dim=-1, keepdim=True)
 
@@ -56,7 +56,10 @@ def choose_prompts(spec: TaskSpec, data: ClassificationData, key: str) -> tuple[
     own = getattr(data, key)
     if f"files.{key}" in spec.overridden and packaged is not None:
         return packaged, "--set"
-    if data.own_prompts and own is not None and ClassificationKind.options(spec).dataset_prompts and spec.config.get("language", "en") == "en":
+    protocol = ClassificationKind.options(spec)
+    if data.own_prompts and own is not None and protocol.dataset_prompts and spec.config.get("language", "en") == "en":
+        if protocol.wds_blank_lines == "drop":  # CLIP_benchmark 1.4.0: later class names move up one
+            return [line for line in own if line], "dataset folder (blank lines dropped)"
         return own, "dataset folder"
     if packaged is not None:
         return packaged, "task file"
@@ -86,6 +89,12 @@ class GroupMetric:
 @schema
 class ClassificationProtocol(ProtocolFields):
     dataset_prompts: bool = option(True, help="a webdataset folder's own class names/templates win over the task's files (CLIP_benchmark)")
+    wds_blank_lines: Literal["keep", "drop"] = option("keep", help="blank lines of a webdataset folder's class names and templates: keep "
+                                                      "(CLIP_benchmark >= 1.6: line i is class i) or drop (1.4.0, which DataComp pins: the "
+                                                      "names after a blank one move up, and the last labels have no name, so never count as right)")
+    text_autocast: Literal["none", "cuda_fp16"] = option("none", help="encode the class prompts under fp16 autocast when the model runs on "
+                                                         "CUDA, nothing on the CPU (DataComp: zero_shot_classifier with amp on in "
+                                                         "CLIP_benchmark 1.4.0); images keep the run's precision")
     group_metrics: dict[str, GroupMetric] = option({}, help="metric name -> worst-group accuracy over a metadata column (DataComp's WILDS and fairness sets)")
 
 
@@ -126,6 +135,7 @@ class ClassificationKind(TaskKind):
     def decide(self, model: Any, data: ClassificationData, spec: TaskSpec) -> Decisions:
         decisions = super().decide(model, data, spec)
         decisions.protocol["prompts"] = {key: choose_prompts(spec, data, key)[1] for key in ("classnames", "templates")}
+        decisions.protocol["text_autocast_used"] = autocast_used(model, self.options(spec).text_autocast)
         return decisions
 
     def prompts(self, spec: TaskSpec, data: ClassificationData) -> tuple[list[str], list[str]]:
@@ -136,7 +146,7 @@ class ClassificationKind(TaskKind):
         if not templates:
             raise VLBenchError(f"task '{spec.name}' has no templates: add files.templates to the task file")
         top_label = max(data.labels, default=-1)
-        if top_label >= len(classnames):
+        if top_label >= len(classnames) and self.options(spec).wds_blank_lines != "drop":
             raise VLBenchError(
                 f"task '{spec.name}': the data has label {top_label} but only {len(classnames)} class names"
             )
@@ -145,13 +155,15 @@ class ClassificationKind(TaskKind):
     def predict(self, model: Any, data: ClassificationData, spec: TaskSpec, ctx: RunContext) -> Iterator[dict[str, Any]]:
         classnames, templates = self.prompts(spec, data)
         ctx.encoder.prefetch_images(data.images)  # images decode while the prompts encode
-        classifier = zero_shot_classifier(ctx.encoder, classnames, templates)
+        classifier = zero_shot_classifier(ctx.encoder, classnames, templates, self.options(spec).text_autocast)
         records: list[dict[str, Any] | None] = [None] * len(data.images)
         for indices, embeddings in ctx.encoder.iter_images(data.images, spec.name):
             logits = metrics.similarities(embeddings, classifier)
             top = metrics.stable_topk(logits, TOP_K_RECORDED)
             top_scores = logits.gather(1, top)
-            label_scores = logits.gather(1, torch.tensor([data.labels[i] for i in indices]).unsqueeze(1))
+            labels = torch.tensor([data.labels[i] for i in indices]).unsqueeze(1)
+            # a label without a class name (wds_blank_lines: drop) scores below every class: never right, never tied
+            label_scores = logits.gather(1, labels.clamp(max=logits.shape[1] - 1)).masked_fill(labels >= logits.shape[1], float("-inf"))
             above, tied = (logits > label_scores).sum(1).tolist(), (logits == label_scores).sum(1).tolist()
             for row, i in enumerate(indices):
                 record = {

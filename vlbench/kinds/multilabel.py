@@ -44,7 +44,7 @@ class MultilabelKind(ClassificationKind):
     def predict(self, model: Any, data: MultilabelData, spec: TaskSpec, ctx: RunContext) -> Iterator[dict[str, Any]]:  # type: ignore[override]
         classnames, templates = self.prompts(spec, data)
         ctx.encoder.prefetch_images(data.images)  # images decode while the prompts encode
-        classifier = zero_shot_classifier(ctx.encoder, classnames, templates)
+        classifier = zero_shot_classifier(ctx.encoder, classnames, templates, self.options(spec).text_autocast)
         records: list[dict[str, Any] | None] = [None] * len(data.images)
         for indices, embeddings in ctx.encoder.iter_images(data.images, spec.name):
             logits = metrics.similarities(embeddings, classifier)

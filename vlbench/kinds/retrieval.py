@@ -11,7 +11,9 @@ from vlbench import metrics
 from vlbench.datasets.retrieval import RETRIEVAL_READERS, RetrievalData
 from vlbench.errors import VLBenchError
 from vlbench.kinds.registry import TASK_KINDS
-from vlbench.kinds.base import RunContext, TaskKind, mean_bounds, tie_report
+from vlbench.kinds.base import Decisions, RunContext, TaskKind, autocast_used, mean_bounds, tie_report
+from vlbench.schema import option, schema
+from vlbench.taskfile import ProtocolFields
 from vlbench.specs import TaskSpec
 
 CHUNK = 1024
@@ -35,6 +37,12 @@ def ranks_and_ties(queries: torch.Tensor, candidates: torch.Tensor, positive: to
     return out
 
 
+@schema
+class RetrievalProtocol(ProtocolFields):
+    autocast: Literal["none", "cuda_fp16"] = option("none", help="encode images and captions under fp16 autocast when the model runs on CUDA, "
+                                                    "nothing on the CPU (DataComp: CLIP_benchmark 1.4.0's zeroshot_retrieval with amp on)")
+
+
 TIE_RULE = ("equal scores rank in candidate order (lower index first); CLIP_benchmark's torch.topk leaves that order to "
             "the data: low/high rank the best positive after/before every negative it ties with")
 
@@ -45,6 +53,7 @@ class RetrievalKind(TaskKind):
 
     name = "retrieval"
     readers = RETRIEVAL_READERS
+    protocol_schema = RetrievalProtocol
     metric_patterns = (r"image_retrieval_recall@\d+", r"text_retrieval_recall@\d+", r"mean_recall@\d+")
     record_fields = {
         "type": (Literal["image", "text"], "the query: an image (text retrieval) or a caption (image retrieval)"),
@@ -54,6 +63,11 @@ class RetrievalKind(TaskKind):
         "key": (str | None, "an image's key"),
         "tie": (list[int] | None, "when a negative shares the best positive's score: [above, at its score, positives there]"),
     }
+
+    def decide(self, model: Any, data: RetrievalData, spec: TaskSpec) -> Decisions:
+        decisions = super().decide(model, data, spec)
+        decisions.protocol["autocast_used"] = autocast_used(model, self.options(spec).autocast)
+        return decisions
 
     def load(self, spec: TaskSpec, ctx: RunContext) -> tuple[Any, Any]:
         data, located = super().load(spec, ctx)
@@ -65,9 +79,10 @@ class RetrievalKind(TaskKind):
 
     def predict(self, model: Any, data: RetrievalData, spec: TaskSpec, ctx: RunContext) -> Iterator[dict[str, Any]]:
         texts, owners = data.flat_captions()
-        ctx.encoder.prefetch_images(data.images)  # images decode while the captions encode
-        text_embeddings = ctx.encoder.texts(texts, f"{spec.name} captions")
-        image_embeddings = ctx.encoder.images(data.images, spec.name)
+        autocast = self.options(spec).autocast
+        ctx.encoder.prefetch_images(data.images, autocast)  # images decode while the captions encode
+        text_embeddings = ctx.encoder.texts(texts, f"{spec.name} captions", autocast)
+        image_embeddings = ctx.encoder.images(data.images, spec.name, autocast)
         owner = torch.tensor(owners)
         text_positive = owner.unsqueeze(1) == torch.arange(len(data.images)).unsqueeze(0)  # [T, I]
         text_ranks = ranks_and_ties(text_embeddings, image_embeddings, text_positive)

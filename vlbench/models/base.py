@@ -188,8 +188,10 @@ class ModelAdapter(ABC):
 
     # -- what the harness calls ----------------------------------------------------------------
     @contextlib.contextmanager
-    def _inference(self) -> Iterator[None]:
-        dtype = PRECISIONS[self.precision]
+    def _inference(self, autocast: str = "none") -> Iterator[None]:
+        """Inference mode, under autocast for --precision; ``autocast="cuda_fp16"`` (a task's protocol,
+        e.g. DataComp's) runs fp16 autocast instead where the model is on CUDA, and changes nothing elsewhere."""
+        dtype = torch.float16 if autocast == "cuda_fp16" and self.device.type == "cuda" else PRECISIONS[self.precision]
         with torch.inference_mode():
             if dtype is None:
                 yield
@@ -197,15 +199,15 @@ class ModelAdapter(ABC):
                 with torch.autocast(device_type=self.device.type, dtype=dtype):
                     yield
 
-    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
-        """[B, C, H, W] -> [B, D] float32, L2-normalised."""
-        with self._inference():
+    def encode_images(self, pixels: torch.Tensor, autocast: str = "none") -> torch.Tensor:
+        """[B, C, H, W] -> [B, D] float32, L2-normalised (``autocast``: see ``_inference``)."""
+        with self._inference(autocast):
             features = self.image_features(pixels.to(self.device, non_blocking=True))
         return l2_normalize(features)
 
-    def encode_texts(self, texts: list[str]) -> torch.Tensor:
-        """N strings -> [N, D] float32, L2-normalised."""
-        with self._inference():
+    def encode_texts(self, texts: list[str], autocast: str = "none") -> torch.Tensor:
+        """N strings -> [N, D] float32, L2-normalised (``autocast``: see ``_inference``)."""
+        with self._inference(autocast):
             features = self.text_features(list(texts))
         return l2_normalize(features)
 
