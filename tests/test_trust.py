@@ -747,3 +747,24 @@ def test_cuda_fp16_autocast_reaches_the_model_and_keys_its_own_cache_entries(mon
     on_cpu = Encoder(Recording(parse_model_spec("rec:y"), device="cpu"))
     on_cpu.texts(["a"], autocast="cuda_fp16")
     assert entered == [("cuda", torch.float16)]  # torch.cuda.amp.autocast does nothing for a model on the CPU
+
+
+# -- a --protocol run is told from the task's own protocol by leaderboards --------------------------------------
+def test_protocol_runs_are_a_setting_of_their_results(tmp_path, cli):
+    tasks = tmp_path / "tasks"
+    (tasks / "_protocols").mkdir(parents=True)
+    seg = (REPO / "tasks" / "shapes" / "shapes_seg.yaml").read_text().replace("task: shapes_seg", "task: myseg")
+    seg = seg.replace("seg_classes.txt", str(REPO / "tasks" / "shapes" / "seg_classes.txt")).replace("../_shared/", f"{REPO / 'tasks' / '_shared'}/")
+    (tasks / "myseg.yaml").write_text(seg)
+    (tasks / "_protocols" / "wide.yaml").write_text(
+        "named_protocol: wide windows\nkind: segmentation\nreference: a test\nprotocol: {window: 64, stride: 64}\ntasks: {myseg: {}}\n")
+    common = ["--model", TINY, "--tasks", "myseg", "--tasks-dir", str(tasks), "--limit", "2", "--output", "res"]
+    assert cli("run", *common).returncode == 0
+    covered = cli("run", *common, "--protocol", "wide")
+    assert covered.returncode == 0, covered.stderr
+    results = sorted((tmp_path / "res").rglob("myseg/*.json"))
+    assert len(results) == 2  # side by side, not one replacing the other
+    settings = sorted(json.loads(p.read_text())["task"]["run_settings"].get("protocol", "") for p in results)
+    assert settings == ["", "wide"]
+    board = cli("leaderboard", "res", "--include-partial", "--format", "long", "--settings", "protocol=wide", "--settings", "limit=2")
+    assert board.returncode == 0 and "protocol=wide" in board.stdout, board.stdout + board.stderr

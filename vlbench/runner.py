@@ -58,13 +58,17 @@ class RunOptions:
         """--seed and --dense-variant: set protocol.seed / protocol.dense_variant of the tasks that have them."""
         return {"seed": self.seed, "dense_variant": self.dense_variant}
 
-    def run_settings(self) -> dict[str, Any]:
-        """Settings that change a task's numbers, and so its config hash (shorthands change its config)."""
+    def run_settings(self, task: TaskSpec | None = None) -> dict[str, Any]:
+        """Settings that change a task's numbers, and so its config hash (shorthands change its config);
+        ``protocol`` for a task the run's --protocol covers, so that a leaderboard tells its results from
+        the task's own protocol (``--settings protocol=NAME`` picks them)."""
         settings: dict[str, Any] = {"limit": self.limit}
         if self.precision != "fp32":
             settings["precision"] = self.precision
         if self.decode != "pil":
             settings["decode"] = self.decode
+        if task is not None and task.named_protocol is not None:
+            settings["protocol"] = task.named_protocol
         return settings
 
 
@@ -278,7 +282,7 @@ class Runner:
     def config_hash(self, task: TaskSpec) -> str:
         """The task's config hash under this run's settings (hashes its files: computed once per task)."""
         if task.name not in self._config_hashes:
-            self._config_hashes[task.name] = task.config_hash(self.options.run_settings())
+            self._config_hashes[task.name] = task.config_hash(self.options.run_settings(task))
         return self._config_hashes[task.name]
 
     def model_for(self, spec: ModelSpec) -> Any:
@@ -391,7 +395,7 @@ class Runner:
         env: dict[str, Any],
     ) -> TaskOutcome:
         started = time.perf_counter()
-        run_settings = self.options.run_settings()
+        run_settings = self.options.run_settings(task)
         config_hash = self.config_hash(task)
         path = result_path(self.options.output, model_spec.slug, task.name, config_hash)
         ctx = RunContext(
