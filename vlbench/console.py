@@ -173,16 +173,22 @@ def summary_table(model_id: str, outcomes: Iterable[TaskOutcome], suites: Iterab
 
 
 def tie_note(task: str, main_metric: str, ties: dict | None) -> str | None:
-    """One line for a task whose items exact ties decided: how many, and its main metric's bounds over
-    the orders of the tied scores (where its references leave that order open)."""
+    """One line for a task whose items exact ties decided: how many, and the metrics their order moves
+    (the main metric first) with their bounds over those orders, where its references leave the order open."""
     if not ties or not ties.get("items"):
         return None
     text = f"{task}: {ties['items']} item(s) decided by an exact tie"
-    bounds = (ties.get("metrics") or {}).get(main_metric)
-    if bounds:
-        text += (f"; {main_metric} from {format_metric(bounds.get('low'))} to {format_metric(bounds.get('high'))} over the tied "
-                 f"scores' orders" + (f" (expected {format_metric(bounds['expected'])})" if bounds.get("expected") is not None else ""))
-    return text + f" ({ties.get('rule', '')})" if ties.get("rule") and not bounds else text
+    bounds = ties.get("metrics") or {}
+    moved = [name for name in [main_metric, *sorted(bounds)] if name in bounds and bounds[name].get("low") != bounds[name].get("high")]
+    if not bounds:
+        return f"{text} ({ties.get('rule', '')})" if ties.get("rule") else text
+    if main_metric in bounds and main_metric not in moved:
+        text += f"; {main_metric} does not depend on their order"
+    for name in list(dict.fromkeys(moved))[:2]:
+        b = bounds[name]
+        expected = f", expected {format_metric(b['expected'])}" if b.get("expected") is not None else ""
+        text += f"; {name} from {format_metric(b.get('low'))} to {format_metric(b.get('high'))} over the tied scores' orders{expected}"
+    return text
 
 
 def plain_rows(table: Table) -> list[list[str]]:
