@@ -149,3 +149,14 @@ def test_user_registry_adds_suites_and_aliases(tmp_path):
     assert catalog.suite_tasks("mine") == ["shapes_cls"]
     assert catalog.resolve_model("tiny").id == "openclip:vlbench-tiny@random"
     assert "shapes" in catalog.suites  # built-in entries stay
+
+
+def test_config_hashes_of_the_shipped_tasks_are_those_results_were_written_with():
+    """The committed table (tests/config_hash_table.py) pins every shipped task's config hash under the
+    default settings and --limit, --precision bf16, --seed, --protocol naclip and --language it: results
+    written before a refactoring must still be found."""
+    import json
+
+    from config_hash_table import TABLE, config_hashes
+
+    assert config_hashes() == json.loads(TABLE.read_text())
