@@ -16,7 +16,7 @@ import csv
 import sys
 from pathlib import Path
 
-from vlbench import result_schema
+from vlbench.results import schema as result_schema
 
 DECIMALS = 4
 TOLERANCE = 1e-4

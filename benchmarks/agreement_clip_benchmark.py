@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vlbench import result_schema
+from vlbench.results import schema as result_schema
 from vlbench.datasets.shapes import (
     classification_scene,
     multi_object_scene,
@@ -159,7 +159,7 @@ def write_karpathy_retrieval(root: Path, n: int, seed: int) -> None:
 
 def vlbench_side(model: str, data_root: Path, tree: Path, batch_size: int, one_template: Path) -> dict[str, tuple]:
     """Per task: (metrics, per-sample records, ties) of an ordinary ``vlbench run``."""
-    from vlbench.rescore import records
+    from vlbench.results.rescore import records
 
     with tempfile.TemporaryDirectory() as out:
         command = [sys.executable, "-m", "vlbench", "run", "--model", model, "--tasks", ",".join(TASKS), "--language", "it",
@@ -296,7 +296,7 @@ def clip_benchmark_side(model_text: str, data_root: Path, tree: Path, batch_size
     import torchvision
     from clip_benchmark.metrics import zeroshot_classification, zeroshot_retrieval
 
-    from vlbench.catalog import Catalog
+    from vlbench.spec.catalog import Catalog
     from vlbench.models import MODEL_ADAPTERS
 
     # CLIP_benchmark 1.6 calls float() on a one-element array, which NumPy 2 refuses; this module-level

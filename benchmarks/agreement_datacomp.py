@@ -43,7 +43,7 @@ import numpy as np, torch
 from clip_benchmark.datasets.builder import build_dataset
 from clip_benchmark.metrics import zeroshot_classification as zsc
 from sklearn.metrics import balanced_accuracy_score
-from vlbench.catalog import Catalog
+from vlbench.spec.catalog import Catalog
 from vlbench.models import MODEL_ADAPTERS
 
 zsc.float = lambda value: float(np.asarray(value).item())  # 1.x calls float() on an array, which NumPy 2 refuses
@@ -86,7 +86,7 @@ def write_webdataset(folder: Path, n: int, seed: int) -> None:
 
 
 def vlbench_side(model: str, folder: Path, work: Path) -> dict[str, dict[str, float]]:
-    from vlbench import result_schema
+    from vlbench.results import schema as result_schema
 
     tasks = work / "tasks"
     tasks.mkdir()

@@ -33,10 +33,10 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from vlbench.catalog import Catalog  # noqa: E402
+from vlbench.spec.catalog import Catalog  # noqa: E402
 from vlbench.datasets.images import FileImage  # noqa: E402
 from vlbench.datasets.shapes import classification_scene, object_classes  # noqa: E402
-from vlbench.encoding import Encoder  # noqa: E402
+from vlbench.encoding.encoder import Encoder  # noqa: E402
 from vlbench.kinds.classification import zero_shot_classifier  # noqa: E402
 from vlbench.models import MODEL_ADAPTERS  # noqa: E402
 from vlbench.paths import builtin_tasks_dir  # noqa: E402

@@ -116,7 +116,7 @@ def save_random_checkpoint(arch: str, path: Path) -> None:
 
 
 def load_adapter(spec_text: str):
-    from vlbench.catalog import Catalog
+    from vlbench.spec.catalog import Catalog
     from vlbench.models import MODEL_ADAPTERS
 
     spec = Catalog.load().resolve_model(spec_text)

@@ -26,7 +26,7 @@ SUGARCREPE = next((p for p in (REPO.parent / "shared" / "data" / "sugarcrepe", R
 
 
 def encode(encoder_model, captions: list[str], trim: bool, batch_size: int) -> tuple[torch.Tensor, float]:
-    from vlbench.encoding import Encoder
+    from vlbench.encoding.encoder import Encoder
 
     encoder_model.allow_text_trimming = trim
     encoder = Encoder(encoder_model, text_batch_size=batch_size)
@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--tolerance", type=float, default=1e-5)
     args = parser.parse_args()
 
-    from vlbench.catalog import Catalog
+    from vlbench.spec.catalog import Catalog
     from vlbench.models import MODEL_ADAPTERS
 
     items = []

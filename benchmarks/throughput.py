@@ -41,7 +41,7 @@ def make_images(root: Path, n: int, classes: int = 10, size: int = 320) -> None:
 def raw_prompts_seconds(model_spec: str, classes: int = 10) -> float:
     """Seconds to encode the image-folder task's class prompts (80 templates per class) as vlbench's
     adapter does: sorted by length, in batches of 256."""
-    from vlbench.catalog import Catalog
+    from vlbench.spec.catalog import Catalog
     from vlbench.kinds.classification import fill_template
     from vlbench.models import MODEL_ADAPTERS
 
@@ -60,7 +60,7 @@ def raw_prompts_seconds(model_spec: str, classes: int = 10) -> float:
 
 
 def raw_forward(model_spec: str, root: Path, batch_size: int, repeats: int) -> float:
-    from vlbench.catalog import Catalog
+    from vlbench.spec.catalog import Catalog
     from vlbench.models import MODEL_ADAPTERS
 
     spec = Catalog.load().resolve_model(model_spec)

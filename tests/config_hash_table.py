@@ -23,9 +23,9 @@ COMBINATIONS = {
 
 
 def config_hashes() -> dict[str, dict[str, str]]:
-    from vlbench.catalog import Catalog
+    from vlbench.spec.catalog import Catalog
     from vlbench.errors import VLBenchError
-    from vlbench.runner import Runner, RunOptions
+    from vlbench.run.runner import Runner, RunOptions
 
     catalog = Catalog.load()
     table: dict[str, dict[str, str]] = {name: {} for name in sorted(catalog.tasks)}

@@ -51,7 +51,7 @@ def private_embedding_cache(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def tiny_model():
     """A random-init tiny open_clip model behind the ordinary adapter (no download)."""
-    from vlbench.catalog import Catalog
+    from vlbench.spec.catalog import Catalog
     from vlbench.models.openclip import OpenClipAdapter
 
     return OpenClipAdapter(Catalog.load().resolve_model(TINY), device="cpu")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vlbench import bootstrap, result_schema
+from vlbench import bootstrap
+
+from vlbench.results import schema as result_schema
 from vlbench.kinds.classification import ClassificationKind
 from vlbench.models.base import parse_model_spec
-from vlbench.results import SampleWriter, write_json
-from vlbench.specs import TaskSpec
+from vlbench.results.io import SampleWriter, write_json
+from vlbench.spec.taskfile import TaskSpec
 
 CONFIG = {"task": "toy", "kind": "classification", "metrics": ["acc1", "mean_per_class_recall"], "main_metric": "acc1"}
 

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from vlbench import result_schema
-from vlbench.board import format_for, load_board, render_board
-from vlbench.catalog import Catalog
+from vlbench.results import schema as result_schema
+from vlbench.results.tables import format_for, load_board, render_board
+from vlbench.spec.catalog import Catalog
 from vlbench.cli import app
 from vlbench.errors import VLBenchError
-from vlbench.leaderboard import Entry, suite_ci, suite_replicates
-from vlbench.results import write_json
+from vlbench.results.selection import Entry, suite_ci, suite_replicates
+from vlbench.results.io import write_json
 
 
 def result(folder, model, task, value, n, replicates=None, ci=None):

@@ -7,7 +7,7 @@ import pytest
 from result_fixtures import classification_records
 
 from vlbench import bootstrap, metrics
-from vlbench.catalog import Catalog
+from vlbench.spec.catalog import Catalog
 from vlbench.errors import VLBenchError
 from vlbench.kinds import TASK_KINDS
 

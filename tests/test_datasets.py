@@ -15,7 +15,7 @@ from data_fixtures import (
     write_wds,
 )
 
-from vlbench.catalog import Catalog
+from vlbench.spec.catalog import Catalog
 from vlbench.datasets.classification import (
     CifarReader,
     HFClassificationReader,
@@ -29,8 +29,8 @@ from vlbench.datasets.retrieval import (
 )
 from vlbench.errors import DatasetNotFoundError, UnsafePickleError, VLBenchError
 from vlbench.kinds.base import RunContext
-from vlbench.safe_pickle import NUMPY_ARRAYS, PLAIN, load_pickle
-from vlbench.specs import TaskSpec
+from vlbench.datasets.safe_pickle import NUMPY_ARRAYS, PLAIN, load_pickle
+from vlbench.spec.taskfile import TaskSpec
 
 NO_SPEC = TaskSpec("t", "classification", None, {"dataset": {}})  # type: ignore[arg-type]
 

@@ -11,8 +11,8 @@ from PIL import Image
 from torchvision import transforms as T
 
 from vlbench.datasets.images import FileImage
-from vlbench.decode import TensorTransform, decode_on_cpu, encoded_jpeg, fast_images, in_background
-from vlbench.encoding import Encoder
+from vlbench.encoding.gpu_decode import TensorTransform, decode_on_cpu, encoded_jpeg, fast_images, in_background
+from vlbench.encoding.encoder import Encoder
 
 
 def _photo(path, size=(150, 100), seed=0):
@@ -106,7 +106,7 @@ def test_background_batches_keep_order_raise_errors_and_stop_when_closed():
 
 def test_asynchronous_copies_are_read_only_after_their_event(tmp_path, tiny_model, monkeypatch):
     # what a CUDA run does: each batch's copy to the host completes behind the next batch's launch
-    import vlbench.encoding as encoding
+    import vlbench.encoding.encoder as encoding
 
     class Copy:
         def __init__(self):
@@ -135,7 +135,7 @@ def test_asynchronous_copies_are_read_only_after_their_event(tmp_path, tiny_mode
 
 
 def test_a_synchronous_batch_after_an_asynchronous_one_loses_nothing(tmp_path, tiny_model, monkeypatch):
-    import vlbench.encoding as encoding
+    import vlbench.encoding.encoder as encoding
 
     class Copy:
         def synchronize(self):

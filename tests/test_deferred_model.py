@@ -8,12 +8,12 @@ import pytest
 import torch
 from conftest import TINY
 
-from vlbench.catalog import Catalog
-from vlbench.embedding_cache import EmbeddingStore
+from vlbench.spec.catalog import Catalog
+from vlbench.encoding.cache import EmbeddingStore
 from vlbench.errors import StaleModelRecordError
 from vlbench.models import MODEL_ADAPTERS, ModelAdapter
 from vlbench.models.deferred import identity_pin, same_identity
-from vlbench.runner import Runner, RunOptions
+from vlbench.run.runner import Runner, RunOptions
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import re
 
 from conftest import REPO
 
-from vlbench.catalog import Catalog
+from vlbench.spec.catalog import Catalog
 
 
 def readme() -> str:
@@ -27,9 +27,9 @@ def test_readme_lists_every_task():
 
 def test_the_readme_first_run_output_is_what_the_first_run_gives(shapes_suite_run):
     """Every value, interval, item count and note of the README's example table is today's `vlbench run`'s."""
-    from vlbench import result_schema
+    from vlbench.results import schema as result_schema
     from vlbench.console import format_with_ci, tie_note
-    from vlbench.leaderboard import entry_of, suite_ci, suite_value
+    from vlbench.results.selection import entry_of, suite_ci, suite_value
 
     results, _ = shapes_suite_run
     found = {r.task.name: r for _, r in result_schema.scan(results)}

@@ -12,13 +12,13 @@ import torch
 from conftest import TINY
 from typer.testing import CliRunner
 
-from vlbench.catalog import Catalog
+from vlbench.spec.catalog import Catalog
 from vlbench.cli import app
 from vlbench.datasets.images import FileImage, TarMemberImage
 from vlbench.datasets.shapes import ShapesImage
-from vlbench.embedding_cache import EmbeddingStore, key_digest
-from vlbench.encoding import Encoder
-from vlbench.runner import Runner, RunOptions
+from vlbench.encoding.cache import EmbeddingStore, key_digest
+from vlbench.encoding.encoder import Encoder
+from vlbench.run.runner import Runner, RunOptions
 
 FINGERPRINT = {"id": "test:model", "precision": "fp32", "weights_sha256": "ab" * 32}
 

@@ -6,9 +6,9 @@ import math
 import pytest
 
 from conftest import REPO, TINY
-from vlbench.catalog import Catalog
+from vlbench.spec.catalog import Catalog
 from vlbench.datasets.grounding import ProposalView
-from vlbench.encoding import Encoder
+from vlbench.encoding.encoder import Encoder
 from vlbench.kinds.base import RunContext
 from vlbench.kinds.grounding import GroundingKind
 from vlbench.models.openclip import OpenClipAdapter
@@ -45,7 +45,7 @@ def test_ensemble_scores_are_the_logit_scale_weighted_sum_over_models(tiny_model
 
 
 def test_the_runner_loads_the_ensemble_and_records_it(tmp_path):
-    from vlbench.runner import Runner, RunOptions
+    from vlbench.run.runner import Runner, RunOptions
 
     options = RunOptions(REPO, tmp_path, device="cpu", limit=1, num_workers=0, overrides={"protocol.ensemble": [SECOND]})
     _, outcomes = Runner(Catalog.load(), options).run(TINY, ["shapes_ground"])

@@ -6,9 +6,9 @@ import importlib.util
 
 from conftest import REPO
 
-from vlbench import result_schema
-from vlbench.catalog import Catalog
-from vlbench.results import write_json
+from vlbench.results import schema as result_schema
+from vlbench.spec.catalog import Catalog
+from vlbench.results.io import write_json
 
 GOLDEN = REPO / "tests" / "golden" / "shapes_leaderboard.csv"
 

@@ -10,7 +10,7 @@ from PIL import Image
 from spatial_fixtures import write_coco_grounding
 
 from vlbench import metrics
-from vlbench.catalog import Catalog
+from vlbench.spec.catalog import Catalog
 from vlbench.datasets.grounding import (
     ProposalView,
     ReferReader,
@@ -21,7 +21,7 @@ from vlbench.datasets.images import FileImage
 from vlbench.errors import UnsafePickleError
 from vlbench.kinds.base import RunContext
 from vlbench.kinds.grounding import GroundingKind
-from vlbench.specs import TaskSpec
+from vlbench.spec.taskfile import TaskSpec
 
 
 def test_box_iou_by_hand():

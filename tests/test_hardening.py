@@ -20,9 +20,9 @@ from conftest import REPO, TINY, read_result, result_file
 from data_fixtures import write_imagefolder
 from PIL import Image
 
-from vlbench.catalog import Catalog
+from vlbench.spec.catalog import Catalog
 from vlbench.errors import ModelLoadError, TaskSpecError, VLBenchError
-from vlbench.runner import Runner, RunOptions
+from vlbench.run.runner import Runner, RunOptions
 
 PLUGINS = str(REPO / "tests" / "plugins")
 
@@ -75,7 +75,7 @@ def test_full_disk_is_one_line_keeps_the_old_result_and_leaves_no_temporary_file
     folder = tmp_path / "res" / "color__x" / "colors_a"
     result_json = result_file(folder.parent, "colors_a")
     before = result_json.read_text()
-    from vlbench import results
+    from vlbench.results import io as results
 
     original = results.SampleWriter.write
 
@@ -96,7 +96,7 @@ def test_full_disk_at_the_result_file_removes_the_new_samples(colors, monkeypatc
     runner(tmp_path).run("color:x", ["colors_a"])
     folder = tmp_path / "res" / "color__x" / "colors_a"
     before = sorted(p.name for p in folder.iterdir())
-    from vlbench import results
+    from vlbench.results import io as results
 
     def full(path, text):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -258,7 +258,7 @@ def test_broken_adapter_is_one_line_and_debug_shows_the_traceback(cli, tmp_path,
 
 
 def test_unexpected_errors_are_one_line_unless_debugging(cli, monkeypatch):
-    from vlbench import catalog
+    from vlbench.spec import catalog
 
     def bug(*args, **kwargs):
         raise ZeroDivisionError("division by zero")
@@ -313,7 +313,7 @@ def test_decompression_bomb_is_one_line_naming_the_file_in_process_and_in_worker
     from color_adapter import ColorTransform
 
     from vlbench.datasets.images import FileImage
-    from vlbench.encoding import Encoder
+    from vlbench.encoding.encoder import Encoder
 
     bomb = tmp_path / "bomb.png"
     bomb_png(bomb)
@@ -373,7 +373,7 @@ def test_a_task_file_that_is_not_utf8_is_named_and_breaks_nothing_else(cli, tmp_
 
 def test_set_with_an_empty_value_or_an_unknown_key_is_refused(colors):
     tmp_path, _ = colors
-    from vlbench.specs import parse_override
+    from vlbench.spec.taskfile import parse_override
 
     with pytest.raises(VLBenchError, match="--set dataset.path= has no value"):
         parse_override("dataset.path=")
@@ -528,13 +528,13 @@ def test_loading_models_and_registries_leaves_process_state_alone(tmp_path, monk
     with pytest.raises(VLBenchError, match="unknown model adapter 'elsewhere'"):
         Catalog.load().resolve_model("elsewhere:x")
 
-    import vlbench.results
+    import vlbench.results.io
 
     def no_umask(mask):
         raise AssertionError("the umask was changed")
 
     monkeypatch.setattr(os, "umask", no_umask)
-    importlib.reload(vlbench.results)  # importing the results module leaves the umask alone
+    importlib.reload(vlbench.results.io)  # importing the results module leaves the umask alone
 
 
 def test_an_adapter_module_that_fails_to_import_is_one_line(cli, tmp_path):

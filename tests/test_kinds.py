@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from vlbench.encoding import Encoder
+from vlbench.encoding.encoder import Encoder
 from vlbench.kinds.classification import ClassificationKind, zero_shot_classifier
 from vlbench.kinds.retrieval import RetrievalKind
-from vlbench.specs import TaskSpec
+from vlbench.spec.taskfile import TaskSpec
 
 
 class TableModel:

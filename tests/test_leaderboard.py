@@ -6,10 +6,10 @@ import math
 import numpy as np
 import pytest
 
-from vlbench.catalog import Catalog
-from vlbench import result_schema
-from vlbench.board import load_board, render_board
-from vlbench.results import write_json
+from vlbench.spec.catalog import Catalog
+from vlbench.results import schema as result_schema
+from vlbench.results.tables import load_board, render_board
+from vlbench.results.io import write_json
 
 
 def result(tmp_path, model, task, value, n, limit=None, metric="acc1", settings=None, overrides=None, replicates=None, created="2026-01-01"):

@@ -5,7 +5,7 @@ import torch
 from hf_fixtures import save_tiny_hf_model
 from PIL import Image
 
-from vlbench.catalog import Catalog
+from vlbench.spec.catalog import Catalog
 from vlbench.errors import ModelLoadError, UnknownNameError, VLBenchError
 from vlbench.models import parse_model_spec
 from vlbench.models.hf import HFAdapter
@@ -136,7 +136,7 @@ def test_hf_adapter_missing_model_is_one_clear_error(tmp_path):
 
 
 def test_bf16_autocast_gives_close_unit_vectors(tiny_model):
-    from vlbench.catalog import Catalog
+    from vlbench.spec.catalog import Catalog
 
     half = OpenClipAdapter(Catalog.load().resolve_model("openclip:vlbench-tiny@random"), precision="bf16")
     texts = ["a red circle", "a blue square to the left of a green star"]

@@ -2,9 +2,9 @@
 
 import pytest
 
-from vlbench.catalog import Catalog
+from vlbench.spec.catalog import Catalog
 from vlbench.errors import VLBenchError
-from vlbench.named_protocols import check_used
+from vlbench.spec.named_protocols import check_used
 
 
 @pytest.fixture(scope="module")

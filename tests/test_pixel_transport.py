@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 from torchvision import transforms as T
 
-from vlbench.pixel_transport import SplitTransform, level_table
+from vlbench.encoding.transport import SplitTransform, level_table
 
 
 def _images():
@@ -73,7 +73,7 @@ class _ConvertRGB:  # open_clip 3.x's MaybeConvertMode("RGB"), in short
 def test_the_encoder_s_uint8_transport_gives_the_same_embeddings(tmp_path, tiny_model, monkeypatch):
     # what the PIL path does on CUDA, run on the CPU: workers send uint8 crops, the table finishes them
     from vlbench.datasets.images import FileImage
-    from vlbench.encoding import Encoder
+    from vlbench.encoding.encoder import Encoder
 
     rng = np.random.default_rng(5)
     refs = []

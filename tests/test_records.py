@@ -11,18 +11,18 @@ import pytest
 from conftest import REPO
 from selection_fixtures import BLUE, RED, placeholder, write_sugarcrepe_pp, write_valse
 
-from vlbench.catalog import Catalog
+from vlbench.spec.catalog import Catalog
 from vlbench.datasets.records import FilterCondition, RecordFields, RecordsReader, RecordsSource
 from vlbench.errors import TaskSpecError, VLBenchError
 from vlbench.kinds.base import RunContext
 from vlbench.kinds.selection import SelectionKind, winoground_rule
 from vlbench.kinds.selection_outcomes import Outcome
-from vlbench.schema import describe
-from vlbench.rescore import rescore
-from vlbench import result_schema
-from vlbench.runner import Runner, RunOptions
-from vlbench.specs import TaskSpec
-from vlbench.validation import load_task_file
+from vlbench.spec.schema import describe
+from vlbench.results.rescore import rescore
+from vlbench.results import schema as result_schema
+from vlbench.run.runner import Runner, RunOptions
+from vlbench.spec.taskfile import TaskSpec
+from vlbench.spec.checking import load_task_file
 
 sys.path.insert(0, str(REPO / "tests" / "plugins"))
 import color_adapter  # noqa: E402
@@ -339,7 +339,7 @@ def test_a_caption_ranks_positive_against_negative_images(tmp_path):
               "fields": {"image": "pos_image_id", "negative_images": "neg_image_id", "positives": "sentence"}}
     data = read(tmp_path, source)
     assert [len(i.images) for i in data.instances] == [2, 2, 3] and data.instances[2].positive_images == [0]
-    from vlbench.encoding import Encoder
+    from vlbench.encoding.encoder import Encoder
     from vlbench.models import parse_model_spec
 
     spec = TaskSpec("t", "selection", None, {"protocol": {"outcomes": {"acc": {"rule": "positives_above_negatives", "candidates": "images"}}},  # type: ignore[arg-type]

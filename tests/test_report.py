@@ -10,8 +10,8 @@ import subprocess
 import pytest
 from conftest import TINY, invoke
 
-from vlbench import result_schema
-from vlbench.results import write_json
+from vlbench.results import schema as result_schema
+from vlbench.results.io import write_json
 
 DEFAULT_MODEL = "openclip:vlbench-tiny@shapes"  # what the plain `vlbench run` evaluates
 HOSTILE = 'evil:<script>alert("x")</script>&co'

@@ -6,7 +6,7 @@ import pytest
 from result_fixtures import classification_records, write_classification_result
 from typer.testing import CliRunner
 
-from vlbench import result_schema
+from vlbench.results import schema as result_schema
 from vlbench.cli import app
 from vlbench.models import parse_model_spec
 

@@ -7,9 +7,9 @@ import pytest
 from conftest import REPO, result_file
 from data_fixtures import write_imagefolder
 
-from vlbench.catalog import Catalog
+from vlbench.spec.catalog import Catalog
 from vlbench.errors import DatasetNotFoundError, VLBenchError
-from vlbench.runner import Runner, RunOptions
+from vlbench.run.runner import Runner, RunOptions
 
 sys.path.insert(0, str(REPO / "tests" / "plugins"))
 import color_adapter  # noqa: E402
@@ -138,7 +138,7 @@ def test_set_scoped_to_a_task_that_is_not_running_is_an_error(setup):
 
 
 def test_a_limit_run_never_replaces_the_full_result(setup):
-    from vlbench.board import load_board
+    from vlbench.results.tables import load_board
 
     tmp_path, catalog = setup
     _, full = make_runner(tmp_path, catalog).run(MODEL, ["colors_a"])

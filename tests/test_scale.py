@@ -9,13 +9,13 @@ from conftest import REPO, read_result
 from data_fixtures import write_imagefolder
 from typer.testing import CliRunner
 
-from vlbench.catalog import Catalog
+from vlbench.spec.catalog import Catalog
 from vlbench.cli import app
 from vlbench.console import LogProgress
 from vlbench.errors import VLBenchError
 from vlbench.models.collections import read_spec_file, split_specs
-from vlbench.runner import Runner, RunOptions
-from vlbench.sweep import Shard
+from vlbench.run.runner import Runner, RunOptions
+from vlbench.run.shards import Shard
 
 sys.path.insert(0, str(REPO / "tests" / "plugins"))
 import color_adapter  # noqa: E402

@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from vlbench.catalog import Catalog
+from vlbench.spec.catalog import Catalog
 from vlbench.errors import TaskSpecError
-from vlbench.runner import RunOptions
-from vlbench.validation import load_task_file
+from vlbench.run.runner import RunOptions
+from vlbench.spec.checking import load_task_file
 
 SEG_BASE = Path(__file__).resolve().parent.parent / "tasks" / "segmentation" / "_sclip.yaml"
 GOOD = """task: t
@@ -108,7 +108,7 @@ def test_seed_shorthand_changes_only_the_tasks_it_sets():
 
 def test_cli_refuses_a_bad_task_file_in_one_line_before_loading_a_model(tmp_path, monkeypatch):
     from vlbench.cli import app
-    from vlbench.runner import Runner
+    from vlbench.run.runner import Runner
 
     def no_model(*args, **kwargs):
         raise AssertionError("the model must not load")

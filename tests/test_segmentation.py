@@ -16,7 +16,7 @@ from vlbench.kinds.segmentation import (
     resize_short_side,
     windows,
 )
-from vlbench.pamr import pamr
+from vlbench.kinds.pamr import pamr
 
 
 def test_confusion_and_dataset_level_miou_by_hand():
@@ -136,8 +136,8 @@ def test_a_model_that_sees_colours_segments_the_coloured_regions(tmp_path):
 
     from conftest import REPO
 
-    from vlbench.catalog import Catalog
-    from vlbench.runner import Runner, RunOptions
+    from vlbench.spec.catalog import Catalog
+    from vlbench.run.runner import Runner, RunOptions
 
     sys.path.insert(0, str(REPO / "tests" / "plugins"))
     import color_adapter
@@ -160,8 +160,8 @@ def test_a_model_that_sees_colours_segments_the_coloured_regions(tmp_path):
     assert scores["IoU/red"] > 0.8 and scores["IoU/blue"] > 0.8
     # re-scoring needs only the results: the class names travel inside the result file
     (tmp_path / "tasks" / "classes.txt").unlink()
-    from vlbench.rescore import rescore
-    from vlbench.result_schema import read
+    from vlbench.results.rescore import rescore
+    from vlbench.results.schema import read
 
     result_file = outcomes[0].result_file
     assert rescore(result_file, read(result_file)) == pytest.approx(scores)

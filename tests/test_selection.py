@@ -14,7 +14,7 @@ from selection_fixtures import (
     write_winoground,
 )
 
-from vlbench.catalog import Catalog
+from vlbench.spec.catalog import Catalog
 from vlbench.datasets.aro_order import TAGGERS, OrderPerturber, pre_caption
 from vlbench.datasets.selection import (
     AroOrderReader,
@@ -30,7 +30,7 @@ from vlbench.kinds.selection import (
     strict_rule,
     winoground_rule,
 )
-from vlbench.specs import TaskSpec
+from vlbench.spec.taskfile import TaskSpec
 
 TAGGERS.add("word-lists", WordListTagger, replace=True)
 
@@ -97,7 +97,7 @@ def test_rule_and_metrics_must_match(tmp_path):
     task.write_text("task: t\nkind: selection\nversion: 1\ndataset: {sources: [{format: shapes, variant: relation_swap, seed: 1, n: 2}]}\n"
                     "protocol: {rule: strict}\nmetrics: [group_score]\nmain_metric: group_score\n")
     from vlbench.errors import TaskSpecError
-    from vlbench.validation import load_task_file
+    from vlbench.spec.checking import load_task_file
 
     with pytest.raises(TaskSpecError, match="does not go with rule 'strict'"):
         load_task_file(task)
@@ -273,7 +273,7 @@ def test_winoground_parquet_pairs_each_caption_with_its_own_image(tmp_path):
     from conftest import REPO
     from PIL import Image
 
-    from vlbench.encoding import Encoder
+    from vlbench.encoding.encoder import Encoder
 
     sys.path.insert(0, str(REPO / "tests" / "plugins"))
     from color_adapter import ColorAdapter

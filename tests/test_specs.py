@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from vlbench.catalog import Catalog
+from vlbench.spec.catalog import Catalog
 from vlbench.errors import TaskSpecError, UnknownNameError, VLBenchError
-from vlbench.specs import parse_override
-from vlbench.validation import load_task_file
+from vlbench.spec.taskfile import parse_override
+from vlbench.spec.checking import load_task_file
 
 
 def write(path: Path, text: str) -> Path:

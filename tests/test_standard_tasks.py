@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from data_fixtures import color_image, encoded, write_imagefolder, write_wds
-from vlbench.catalog import Catalog
+from vlbench.spec.catalog import Catalog
 from vlbench.datasets.classification import ClassificationData, ImageFolderReader, WdsClassificationReader
 from vlbench.errors import TaskSpecError
 from vlbench.kinds.classification import choose_prompts
-from vlbench.validation import load_task_file
+from vlbench.spec.checking import load_task_file
 
 
 def task_file(folder: Path, text: str, **files: list[str]) -> Path:
@@ -169,7 +169,7 @@ DATACOMP_MAIN = {"Caltech-101": "mean_per_class_recall", "FGVC Aircraft": "mean_
 
 
 def test_datacomp_suite_aggregates_equal_datacomps_definitions():
-    from vlbench.leaderboard import Entry, suite_value
+    from vlbench.results.selection import Entry, suite_value
 
     catalog = Catalog.load()
     assert len(DATACOMP_NAMES) == 38 and sorted(catalog.suite_tasks("datacomp")) == sorted(DATACOMP_NAMES.values())
@@ -217,7 +217,7 @@ def test_multilabel_and_worst_group_tasks_run_on_generated_webdatasets(tmp_path)
     from typer.testing import CliRunner
 
     from vlbench.cli import app
-    from vlbench.result_schema import scan
+    from vlbench.results.schema import scan
 
     names = ["red", "green", "blue"]
     data = tmp_path / "data"

@@ -7,12 +7,12 @@ import json
 import pytest
 from conftest import REPO
 
-from vlbench.catalog import Catalog
-from vlbench.encoding import Encoder
+from vlbench.spec.catalog import Catalog
+from vlbench.encoding.encoder import Encoder
 from vlbench.kinds import TASK_KINDS
 from vlbench.kinds.base import RunContext
 from vlbench.models.openclip import OpenClipAdapter
-from vlbench.specs import TaskSpec
+from vlbench.spec.taskfile import TaskSpec
 
 WEIGHTS = REPO / "vlbench" / "models" / "weights" / "vlbench-tiny@shapes.safetensors"
 RECORD = WEIGHTS.with_suffix(".json")

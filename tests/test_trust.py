@@ -16,8 +16,8 @@ from conftest import REPO, TINY, read_result, result_file
 from data_fixtures import color_image, write_imagefolder
 from selection_fixtures import BLUE, RED, placeholder
 
-from vlbench.catalog import Catalog
-from vlbench.runner import Runner, RunOptions
+from vlbench.spec.catalog import Catalog
+from vlbench.run.runner import Runner, RunOptions
 
 sys.path.insert(0, str(REPO / "tests" / "plugins"))
 import color_adapter  # noqa: E402
@@ -188,7 +188,7 @@ def test_a_negative_caption_equal_to_the_positive_is_a_tie_and_counted_wrong(tmp
 # -- 4. items a tie decides are counted, and the metrics bounded over the orders of tied scores ---------
 def test_classification_ties_by_hand():
     from vlbench.kinds.classification import ClassificationKind
-    from vlbench.specs import TaskSpec
+    from vlbench.spec.taskfile import TaskSpec
 
     spec = TaskSpec("t", "classification", Path("t.yaml"), {"metrics": ["acc1", "acc5", "mean_per_class_recall"]})
     records = [
@@ -207,7 +207,7 @@ def test_classification_ties_by_hand():
 
 def test_retrieval_ties_by_hand():
     from vlbench.kinds.retrieval import RetrievalKind
-    from vlbench.specs import TaskSpec
+    from vlbench.spec.taskfile import TaskSpec
 
     spec = TaskSpec("t", "retrieval", Path("t.yaml"), {"metrics": ["image_retrieval_recall@1", "text_retrieval_recall@1", "mean_recall@1"]})
     records = [
@@ -226,7 +226,7 @@ def test_retrieval_ties_by_hand():
 def test_multilabel_and_association_ties_by_hand():
     from vlbench.kinds.association import jaccard_bounds
     from vlbench.kinds.multilabel import MultilabelKind
-    from vlbench.specs import TaskSpec
+    from vlbench.spec.taskfile import TaskSpec
 
     # one class; images 1 (positive) and 2 (negative) tie at 0.5 below image 0 (positive)
     records = [{"scores": [0.9], "targets": [0]}, {"scores": [0.5], "targets": [0]}, {"scores": [0.5], "targets": []}]
@@ -260,7 +260,7 @@ def test_a_run_with_duplicate_class_names_records_its_tie_decided_items_and_says
 
 # -- 21. per-sample records in item order; intervals and comparisons independent of the cache's state ------
 def test_a_cache_served_run_writes_its_samples_in_item_order_with_the_cold_runs_intervals(tmp_path, cli):
-    from vlbench.results import read_samples
+    from vlbench.results.io import read_samples
 
     write_imagefolder(tmp_path / "colors", per_class=5)
     tasks = tmp_path / "tasks"
@@ -283,7 +283,7 @@ def test_a_cache_served_run_writes_its_samples_in_item_order_with_the_cold_runs_
 
 def test_intervals_and_pairings_do_not_depend_on_the_order_of_records():
     from vlbench import bootstrap
-    from vlbench.specs import TaskSpec
+    from vlbench.spec.taskfile import TaskSpec
 
     spec = TaskSpec("t", "classification", Path("t.yaml"), {"metrics": ["acc1", "acc5"]})
     rng = np.random.default_rng(0)
@@ -468,7 +468,7 @@ def test_a_gzip_records_file_that_is_not_gzip_and_text_image_bytes_are_one_line(
 def test_a_full_cache_disk_when_the_run_closes_the_cache_is_a_warning(tmp_path, cli, monkeypatch):
     import errno
 
-    from vlbench.embedding_cache import CacheNamespace
+    from vlbench.encoding.cache import CacheNamespace
 
     class FullOnClose:
         def __init__(self, handle):
@@ -567,7 +567,7 @@ def test_rescore_check_exit_codes_and_write_errors(tmp_path, cli, monkeypatch):
     def full(*args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system")
 
-    monkeypatch.setattr("vlbench.results.atomic_write_text", full)
+    monkeypatch.setattr("vlbench.results.io.atomic_write_text", full)
     one_line(cli("rescore", str(results), "--write"), "cannot write the rescored result", "Read-only file system")
 
 
@@ -720,7 +720,7 @@ def test_cuda_fp16_autocast_reaches_the_model_and_keys_its_own_cache_entries(mon
     import contextlib
 
     import vlbench.models.base as base
-    from vlbench.encoding import Encoder
+    from vlbench.encoding.encoder import Encoder
     from vlbench.models import ModelAdapter, parse_model_spec
 
     entered = []

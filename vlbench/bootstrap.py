@@ -27,8 +27,8 @@ import numpy as np
 from vlbench import metrics as metric_fns
 from vlbench.errors import VLBenchError
 from vlbench.registry import Registry
-from vlbench.result_schema import Bootstrap
-from vlbench.specs import TaskSpec
+from vlbench.results.schema import Bootstrap
+from vlbench.spec.taskfile import TaskSpec
 
 DEFAULT_REPLICATES = 1000
 DEFAULT_SEED = 0

@@ -87,7 +87,7 @@ def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _catalog(tasks_dir: list[Path] | None, registry: list[Path] | None) -> Any:
-    from vlbench.catalog import Catalog
+    from vlbench.spec.catalog import Catalog
 
     return Catalog.load(tasks_dir or [], registry or [])
 
@@ -96,7 +96,7 @@ CacheDirOption = typer.Option(None, "--cache-dir", help="Persistent embedding ca
 
 
 def _cache_dir(option: Path | None) -> Path:
-    from vlbench.embedding_cache import default_cache_dir
+    from vlbench.encoding.cache import default_cache_dir
 
     return option.expanduser() if option is not None else default_cache_dir()
 
@@ -174,12 +174,12 @@ def run(
     """Evaluate models on tasks and write one result file per (model, task)."""
     from vlbench import distributed
     from vlbench.console import console, error_console, make_progress, note, print_json, print_table, summary_table, tie_note
-    from vlbench.leaderboard import outcome_entries, suite_ci, suite_value
+    from vlbench.results.selection import outcome_entries, suite_ci, suite_value
     from vlbench.models.collections import read_spec_file, split_specs
     from vlbench.errors import NothingRanError
-    from vlbench.runner import Runner, RunOptions
-    from vlbench.specs import parse_override
-    from vlbench.sweep import Shard
+    from vlbench.run.runner import Runner, RunOptions
+    from vlbench.spec.taskfile import parse_override
+    from vlbench.run.shards import Shard
 
     catalog = _catalog(tasks_dir, registry)
     model_texts = split_specs(model or []) + (read_spec_file(models_file) if models_file else [])
@@ -213,7 +213,7 @@ def run(
     )
     shard_part = Shard.parse(shard) if shard is not None else None
     if leaderboard_file is not None:
-        from vlbench.board import format_for
+        from vlbench.results.tables import format_for
 
         format_for(leaderboard_file, None, "--leaderboard")  # a bad extension is refused before the run, not after it
     log_console = error_console if fmt is Output.json else console  # keep stdout pure JSON
@@ -278,9 +278,9 @@ def write_run_leaderboard(path: Path, options: Any, catalog: Any, model_ids: lis
     """The leaderboard rows of the run's models: their results under ``options.output`` with this
     run's settings (its --limit runs too when the run has --limit), with confidence intervals; the
     file's extension picks the format, as for ``vlbench leaderboard --out``."""
-    from vlbench.board import format_for, load_board, write_board
+    from vlbench.results.tables import format_for, load_board, write_board
     from vlbench.console import note
-    from vlbench.result_schema import _text
+    from vlbench.results.schema import _text
 
     say = say or note
     fmt = format_for(path, None, "--leaderboard")
@@ -435,8 +435,8 @@ def schema_(
     """JSON schema of task files, generated from the kinds' and formats' schemas (for editors)."""
     import json
 
-    from vlbench.results import atomic_write_text
-    from vlbench.validation import task_json_schema
+    from vlbench.results.io import atomic_write_text
+    from vlbench.spec.checking import task_json_schema
 
     text = json.dumps(task_json_schema(), indent=1, ensure_ascii=False) + "\n"
     if out is None:
@@ -487,7 +487,7 @@ def leaderboard(
     registry: Optional[list[Path]] = RegistryOption,
 ) -> None:
     """One row per model, one column per task main metric, plus suite aggregates."""
-    from vlbench.board import format_for, load_board, long_path, render_board, write_board
+    from vlbench.results.tables import format_for, load_board, long_path, render_board, write_board
     from vlbench.console import console, error_console, write_raw
 
     _require_folder(results_dir)
@@ -524,7 +524,7 @@ def report(
 ) -> None:
     """A static HTML report that works offline: leaderboard, a page per task and suite, plots, provenance."""
     from vlbench.console import console
-    from vlbench.report import build_site
+    from vlbench.results.report import build_site
 
     _require_folder(results_dir)
     index, board = build_site(results_dir, _catalog(tasks_dir, registry), out, include_partial, _wanted_settings(settings), warn=_warn)
@@ -539,11 +539,11 @@ def rescore(
     check: bool = typer.Option(False, "--check", help="Exit 1, naming the file and metric, when a stored metric differs from the recomputed one (tolerance 1e-9); a file that cannot be read exits 2."),
 ) -> None:
     """Recompute metrics from the per-sample records, without the model."""
-    from vlbench import result_schema
+    from vlbench.results import schema as result_schema
     from vlbench.console import error_console, format_metric, print_table
-    from vlbench.housekeeping import writing
-    from vlbench.rescore import differences, rescore_with_ci
-    from vlbench.results import write_json
+    from vlbench.results.housekeeping import writing
+    from vlbench.results.rescore import differences, rescore_with_ci
+    from vlbench.results.io import write_json
 
     _require_folder(results_dir)
     found = list(result_schema.scan(results_dir, _warn))
@@ -581,7 +581,7 @@ def compare(
     registry: Optional[list[Path]] = RegistryOption,
 ) -> None:
     """Paired difference B - A of the main metric per task and suite, on the same items, with CI and p-value."""
-    from vlbench.compare import compare_runs
+    from vlbench.results.compare import compare_runs
     from vlbench.console import format_metric, print_table
 
     rows = compare_runs(results_a, results_b, models, _catalog(tasks_dir, registry), replicates, seed, warn=_warn,
@@ -606,7 +606,7 @@ def cache_info(cache_dir: Optional[Path] = CacheDirOption) -> None:
     from rich.markup import escape
 
     from vlbench.console import console, print_table
-    from vlbench.embedding_cache import EmbeddingStore
+    from vlbench.encoding.cache import EmbeddingStore
 
     store = EmbeddingStore(_cache_dir(cache_dir))
     rows = store.info()
@@ -627,7 +627,7 @@ def cache_clear(
 ) -> None:
     """Delete cached embeddings, of one model or all."""
     from vlbench.console import console
-    from vlbench.embedding_cache import EmbeddingStore
+    from vlbench.encoding.cache import EmbeddingStore
 
     store = EmbeddingStore(_cache_dir(cache_dir))
     models = None

@@ -19,7 +19,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from vlbench.runner import TaskOutcome
+from vlbench.run.runner import TaskOutcome
 
 # no :emoji: codes: model specs such as 'color:x:' must print as written
 console = Console(emoji=False)
@@ -233,6 +233,6 @@ def print_json(payload: object) -> None:
     """Machine-readable output on stdout (strict JSON, NaN as null)."""
     import json
 
-    from vlbench.results import json_safe
+    from vlbench.results.io import json_safe
 
     write_raw(json.dumps(json_safe(payload), indent=2, ensure_ascii=False, allow_nan=False) + "\n")

@@ -20,7 +20,7 @@ from typing import Any, Iterator, Sequence, TypeVar
 import torch
 
 from vlbench.datasets.images import ImageRef
-from vlbench.encoding import Encoder
+from vlbench.encoding.encoder import Encoder
 from vlbench.errors import VLBenchError
 
 T = TypeVar("T")

@@ -9,8 +9,8 @@ from vlbench.console import console, plain_rows, print_table, write_raw
 from vlbench.errors import UnknownNameError
 from vlbench.kinds import TASK_KINDS
 from vlbench.registry import did_you_mean
-from vlbench.schema import OptionDoc
-from vlbench.validation import kind_doc
+from vlbench.spec.schema import OptionDoc
+from vlbench.spec.checking import kind_doc
 
 
 def print_kinds() -> None:

@@ -13,7 +13,7 @@ from vlbench.datasets import hf
 from vlbench.datasets.images import ImageRef, _decode
 from vlbench.errors import VLBenchError
 from vlbench.registry import Registry
-from vlbench.taskfile import SplitSource
+from vlbench.spec.fields import SplitSource
 
 ASSOCIATION_READERS: Registry = Registry("association dataset format")
 

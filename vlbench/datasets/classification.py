@@ -20,9 +20,9 @@ from vlbench.datasets.shapes import (
 )
 from vlbench.errors import VLBenchError
 from vlbench.registry import Registry
-from vlbench.schema import option, schema
-from vlbench.taskfile import SourceFields, SplitSource
-from vlbench.safe_pickle import NUMPY_ARRAYS, load_pickle
+from vlbench.spec.schema import option, schema
+from vlbench.spec.fields import SourceFields, SplitSource
+from vlbench.datasets.safe_pickle import NUMPY_ARRAYS, load_pickle
 
 CLASSIFICATION_READERS: Registry = Registry("classification dataset format")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm"}

@@ -16,9 +16,9 @@ from vlbench.datasets.images import Box, FileImage, ImageRef
 from vlbench.datasets.shapes import GeneratedReader, ShapesImage, multi_object_scene
 from vlbench.errors import VLBenchError
 from vlbench.registry import Registry
-from vlbench.schema import option, schema
-from vlbench.taskfile import SourceFields
-from vlbench.safe_pickle import PLAIN, load_pickle
+from vlbench.spec.schema import option, schema
+from vlbench.spec.fields import SourceFields
+from vlbench.datasets.safe_pickle import PLAIN, load_pickle
 
 GROUNDING_READERS: Registry = Registry("grounding dataset format")
 

@@ -10,7 +10,7 @@ from vlbench.datasets import wds
 from vlbench.datasets.images import ImageRef
 from vlbench.errors import VLBenchError
 from vlbench.registry import Registry
-from vlbench.taskfile import SplitSource
+from vlbench.spec.fields import SplitSource
 
 MULTILABEL_READERS: Registry = Registry("multilabel dataset format")
 

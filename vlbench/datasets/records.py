@@ -7,7 +7,7 @@ are (``images:``, ``image_pattern:``). Files: ``.json`` (a list of records, or a
 id -> record), ``.jsonl``, ``.csv`` and ``.parquet``; ``.json`` / ``.jsonl`` / ``.csv`` may be gzipped.
 
 Every option is declared once below, in the schema dataclasses ``RecordsSource``, ``RecordFields``
-and ``FilterCondition`` (``vlbench.schema``), which the task-file check and the docs use.
+and ``FilterCondition`` (``vlbench.spec.schema``), which the task-file check and the docs use.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from vlbench.datasets.images import BytesImage, FileImage, ImageRef
 from vlbench.datasets.selection import SELECTION_READERS, SelectionData, SelectionInstance, check_images_exist
 from vlbench.errors import VLBenchError
 from vlbench.registry import did_you_mean
-from vlbench.schema import SchemaError, as_dict, option, parse, schema
-from vlbench.taskfile import SplitSource
+from vlbench.spec.schema import SchemaError, as_dict, option, parse, schema
+from vlbench.spec.fields import SplitSource
 
 @schema
 class RecordFields:

@@ -17,8 +17,8 @@ from vlbench.datasets.shapes import (
 )
 from vlbench.errors import VLBenchError
 from vlbench.registry import Registry
-from vlbench.schema import option, schema
-from vlbench.taskfile import SplitSource
+from vlbench.spec.schema import option, schema
+from vlbench.spec.fields import SplitSource
 
 RETRIEVAL_READERS: Registry = Registry("retrieval dataset format")
 

@@ -18,9 +18,9 @@ from vlbench.datasets.shapes import (
 )
 from vlbench.errors import VLBenchError
 from vlbench.registry import Registry
-from vlbench.schema import option, schema
+from vlbench.spec.schema import option, schema
 from vlbench.stamps import Input
-from vlbench.taskfile import SourceFields
+from vlbench.spec.fields import SourceFields
 
 IGNORE_INDEX = 255
 SEGMENTATION_READERS: Registry = Registry("segmentation dataset format")

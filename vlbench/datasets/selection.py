@@ -23,8 +23,8 @@ from vlbench.datasets.shapes import (
 from vlbench.errors import VLBenchError
 from vlbench.hub_access import endpoint
 from vlbench.registry import Registry
-from vlbench.schema import option, schema
-from vlbench.taskfile import SourceFields, SplitSource
+from vlbench.spec.schema import option, schema
+from vlbench.spec.fields import SourceFields, SplitSource
 
 SELECTION_READERS: Registry = Registry("selection dataset format")
 

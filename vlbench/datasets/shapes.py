@@ -18,8 +18,8 @@ from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
-from vlbench.schema import option, schema
-from vlbench.taskfile import SourceFields
+from vlbench.spec.schema import option, schema
+from vlbench.spec.fields import SourceFields
 
 COLORS: dict[str, tuple[int, int, int]] = {
     "red": (215, 40, 40),

@@ -13,9 +13,9 @@ from vlbench.errors import VLBenchError
 from vlbench.kinds.registry import TASK_KINDS
 from vlbench.metrics import similarities
 from vlbench.kinds.base import Decisions, RunContext, TaskKind, autocast_used, mean_bounds, tie_report
-from vlbench.schema import option, schema
-from vlbench.taskfile import ProtocolFields
-from vlbench.specs import TaskSpec
+from vlbench.spec.schema import option, schema
+from vlbench.spec.fields import ProtocolFields
+from vlbench.spec.taskfile import TaskSpec
 
 # metric -> which instances it averages, by their number of candidates (DataComp's wino_eval.py)
 CANDIDATE_GROUPS = {

@@ -9,13 +9,13 @@ from typing import Any, ClassVar, Iterable, Iterator, Protocol
 
 import numpy as np
 
-from vlbench.encoding import Encoder
+from vlbench.encoding.encoder import Encoder
 from vlbench.errors import DatasetNotFoundError, VLBenchError
 from vlbench.registry import Registry
-from vlbench.schema import as_dict, matches, parse, type_name
-from vlbench.specs import TaskSpec
+from vlbench.spec.schema import as_dict, matches, parse, type_name
+from vlbench.spec.taskfile import TaskSpec
 from vlbench.stamps import describe_inputs
-from vlbench.taskfile import NoFiles, ProtocolFields
+from vlbench.spec.fields import NoFiles, ProtocolFields
 
 HUB_PREFIX = "hf:"
 HUB_FORMATS = ("hf", "winoground")  # formats whose readers accept hf:<hub id>
@@ -65,7 +65,7 @@ class Located:
 class Reader(Protocol):
     """Reads one on-disk format into the data structure its kind works on.
 
-    ``options`` is the schema of the format's source keys (a ``vlbench.taskfile.SourceFields``
+    ``options`` is the schema of the format's source keys (a ``vlbench.spec.fields.SourceFields``
     subclass), checked when the task is planned, before any model loads. A reader without one (an
     older plugin) gets only its ``required`` keys checked, and unknown keys pass. An optional
     ``inputs(location, source, spec)`` names the files that decide the items (see

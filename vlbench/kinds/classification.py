@@ -9,13 +9,13 @@ import torch
 
 from vlbench import metrics
 from vlbench.datasets.classification import CLASSIFICATION_READERS, ClassificationData
-from vlbench.encoding import Encoder
+from vlbench.encoding.encoder import Encoder
 from vlbench.errors import TaskSpecError, VLBenchError
 from vlbench.kinds.registry import TASK_KINDS
 from vlbench.kinds.base import Decisions, RunContext, TaskKind, autocast_used, mean_bounds, tie_report
-from vlbench.schema import SchemaError, option, schema
-from vlbench.taskfile import ProtocolFields
-from vlbench.specs import TaskSpec
+from vlbench.spec.schema import SchemaError, option, schema
+from vlbench.spec.fields import ProtocolFields
+from vlbench.spec.taskfile import TaskSpec
 
 PLACEHOLDER = "{c}"
 TOP_K_RECORDED = 5

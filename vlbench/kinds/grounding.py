@@ -23,9 +23,9 @@ from vlbench.datasets.grounding import (
 from vlbench.errors import VLBenchError
 from vlbench.kinds.base import Decisions, RunContext, TaskKind, tie_report
 from vlbench.kinds.registry import TASK_KINDS
-from vlbench.schema import SchemaError, as_dict, option, schema
-from vlbench.specs import TaskSpec
-from vlbench.taskfile import ProtocolFields
+from vlbench.spec.schema import SchemaError, as_dict, option, schema
+from vlbench.spec.taskfile import TaskSpec
+from vlbench.spec.fields import ProtocolFields
 
 REPRESENTATIONS = ("crop", "blur")
 

@@ -12,7 +12,7 @@ from vlbench.errors import VLBenchError
 from vlbench.kinds.registry import TASK_KINDS
 from vlbench.kinds.base import RunContext, tie_report
 from vlbench.kinds.classification import ClassificationKind, choose_prompts, zero_shot_classifier
-from vlbench.specs import TaskSpec
+from vlbench.spec.taskfile import TaskSpec
 
 TIE_RULE = ("images with equal scores for a class keep their dataset order (a stable sort); CLIP_benchmark's torch.sort "
             "leaves it to the data: low/high order every tied group negatives/positives first")

@@ -20,16 +20,16 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from vlbench import metrics
 from vlbench.datasets.segmentation import SEGMENTATION_READERS, SegmentationData
-from vlbench.encoding import loader_errors
+from vlbench.encoding.encoder import loader_errors
 from vlbench.errors import CapabilityError, TaskSpecError
 from vlbench.kinds.base import Decisions, RunContext, TaskKind, tie_report
 from vlbench.kinds.classification import zero_shot_classifier
 from vlbench.kinds.registry import TASK_KINDS
 from vlbench.models.dense import DENSE_VARIANTS
-from vlbench.pamr import pamr
-from vlbench.schema import SchemaError, as_dict, option, schema
-from vlbench.specs import TaskSpec
-from vlbench.taskfile import ProtocolFields
+from vlbench.kinds.pamr import pamr
+from vlbench.spec.schema import SchemaError, as_dict, option, schema
+from vlbench.spec.taskfile import TaskSpec
+from vlbench.spec.fields import ProtocolFields
 
 
 @schema

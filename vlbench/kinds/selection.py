@@ -30,9 +30,9 @@ from vlbench.kinds.registry import TASK_KINDS
 from vlbench.metrics import similarities
 from vlbench.kinds.selection_outcomes import Outcome, outcome_rule_docs, records_mappings, score_outcomes, validate_outcomes
 from vlbench.registry import Registry
-from vlbench.schema import SchemaError, as_dict, option, schema
-from vlbench.specs import TaskSpec
-from vlbench.taskfile import ProtocolFields
+from vlbench.spec.schema import SchemaError, as_dict, option, schema
+from vlbench.spec.taskfile import TaskSpec
+from vlbench.spec.fields import ProtocolFields
 
 Matrix = list[list[float]]
 SELECTION_RULES: Registry = Registry("selection rule")

@@ -21,7 +21,7 @@ import numpy as np
 from vlbench.datasets.records import Mapping, effective_source, names
 from vlbench.errors import TaskSpecError, VLBenchError
 from vlbench.registry import Registry, did_you_mean
-from vlbench.schema import option, schema
+from vlbench.spec.schema import option, schema
 
 ANCHOR_IMAGE, ANCHOR_POSITIVES = "image", "positives"
 

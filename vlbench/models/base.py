@@ -266,7 +266,7 @@ class ModelAdapter(ABC):
     @property
     def decodes_on_gpu(self) -> bool:
         """Whether ``--decode gpu`` can reproduce this model's image transform as tensor operations."""
-        from vlbench.decode import TensorTransform
+        from vlbench.encoding.gpu_decode import TensorTransform
 
         return TensorTransform.from_transform(self.image_transform) is not None
 

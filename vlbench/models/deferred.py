@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import torch
 
-from vlbench.embedding_cache import transform_identity
+from vlbench.encoding.cache import transform_identity
 from vlbench.errors import StaleModelRecordError
 from vlbench.models.base import ModelAdapter, ModelSpec, adapter_version, package_version
 

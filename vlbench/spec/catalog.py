@@ -16,8 +16,8 @@ from vlbench import paths
 from vlbench.errors import TaskSpecError, UnknownNameError, VLBenchError
 from vlbench.models import MODEL_ADAPTERS, ModelSpec, parse_model_spec
 from vlbench.registry import did_you_mean
-from vlbench.specs import TaskSpec, deep_merge, read_yaml
-from vlbench.validation import load_task_file
+from vlbench.spec.taskfile import TaskSpec, deep_merge, read_yaml
+from vlbench.spec.checking import load_task_file
 
 AGGREGATES = ("mean", "micro")
 
@@ -159,7 +159,7 @@ class Catalog:
     def load_task(
         self, item: str | Path, overrides: Mapping[str, Any] | None = None, shorthands: Mapping[str, Any] | None = None, protocol: str | None = None
     ) -> TaskSpec:
-        """One task, checked against its schemas; ``shorthands`` and ``protocol`` as in ``vlbench.validation``."""
+        """One task, checked against its schemas; ``shorthands`` and ``protocol`` as in ``vlbench.spec.checking``."""
         path = item if isinstance(item, Path) else self.tasks[item]
         return load_task_file(path, overrides, shorthands, protocol)
 

@@ -1,7 +1,7 @@
 """The generic fields of a task file, and the bases of kind protocols and dataset sources.
 
 What a kind adds lives with the kind (``protocol_schema``, ``files_schema``), what a dataset
-format adds lives with its reader (``options``): see ``vlbench.schema`` for how to add a field.
+format adds lives with its reader (``options``): see ``vlbench.spec.schema`` for how to add a field.
 A new generic field is one line in ``TaskFields`` or ``DatasetFields`` below.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vlbench.schema import SchemaError, option, schema
+from vlbench.spec.schema import SchemaError, option, schema
 
 
 @schema

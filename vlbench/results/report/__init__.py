@@ -1,5 +1,5 @@
 """The static HTML report (``vlbench report``)."""
 
-from vlbench.report.site import build_site
+from vlbench.results.report.site import build_site
 
 __all__ = ["build_site"]

@@ -200,7 +200,7 @@ def _shown(value: Any) -> str:
 
 def _build(cls: type, payload: Any, name: str) -> Any:
     """``cls`` from a JSON object, each field checked against its annotated type."""
-    from vlbench.schema import matches, type_name
+    from vlbench.spec.schema import matches, type_name
 
     _need(isinstance(payload, dict), f"'{name}' is not an object")
     known = cls.__dataclass_fields__  # type: ignore[attr-defined]
@@ -257,7 +257,7 @@ def from_json(payload: Any) -> Result:
                     ci=payload.get("ci") or {}, bootstrap=bootstrap, ties=payload.get("ties"), **fields)
     for key in ("created", "samples", "artifacts", "env", "timing"):
         tp = typing.get_type_hints(Result)[key]
-        from vlbench.schema import matches, type_name
+        from vlbench.spec.schema import matches, type_name
 
         _need(matches(getattr(result, key), tp), f"{key} is {_shown(getattr(result, key))}, not {type_name(tp)}")
     return result
@@ -306,8 +306,8 @@ def _applies(key: str, kind: str) -> bool:
     """Whether a run of this kind can record the setting ``key``: a shorthand's protocol field
     (``protocol.dense_variant``, ``protocol.seed``) only where the kind's protocol schema has it."""
     from vlbench.kinds import TASK_KINDS
-    from vlbench.schema import fields_of
-    from vlbench.validation import SHORTHANDS
+    from vlbench.spec.schema import fields_of
+    from vlbench.spec.checking import SHORTHANDS
 
     field = key.removeprefix("protocol.")
     if not key.startswith("protocol.") or field not in SHORTHANDS.values() or kind not in TASK_KINDS:
@@ -323,7 +323,7 @@ def pick(candidates: list[tuple[Path, Result]], settings: dict[str, str] | None 
     classification), so with none asked only default runs; with ``include_partial``, ``--limit``
     runs too (``limit=N`` asks for the runs of that limit only). Preferred: full over partial, then the current schema, then the newest.
     """
-    from vlbench.validation import SHORTHANDS
+    from vlbench.spec.checking import SHORTHANDS
 
     # --settings dense_variant=X means the field its shorthand sets
     wanted = {f"protocol.{SHORTHANDS[k]}" if k in SHORTHANDS else k: v for k, v in (settings or {}).items()}

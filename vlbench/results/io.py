@@ -1,6 +1,6 @@
 """Writing result files atomically: JSON, gzip JSONL per-sample records, environment capture.
 
-The schema and the layout of result files live in ``vlbench.result_schema``.
+The schema and the layout of result files live in ``vlbench.results.schema``.
 """
 
 from __future__ import annotations

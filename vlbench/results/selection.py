@@ -1,7 +1,7 @@
 """Which result fills each leaderboard cell, and suite aggregates with their confidence intervals.
 
 ``collect`` picks one result per (model, task) through ``result_schema.pick``; ``suite_value`` and
-``suite_ci`` combine the picked tasks' main metrics and bootstrap replicates. ``vlbench.board`` lays
+``suite_ci`` combine the picked tasks' main metrics and bootstrap replicates. ``vlbench.results.tables`` lays
 the cells out as a table and writes its export formats."""
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from vlbench import bootstrap, result_schema
-from vlbench.catalog import Catalog
+from vlbench import bootstrap
+
+from vlbench.results import schema as result_schema
+from vlbench.spec.catalog import Catalog
 
 
 @dataclass(frozen=True)

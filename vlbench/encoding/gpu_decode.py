@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from vlbench.datasets.images import BytesImage, FileImage, ImageRef, TarMemberImage
-from vlbench.pixel_transport import LevelTable, is_rgb_conversion, level_table
+from vlbench.encoding.transport import LevelTable, is_rgb_conversion, level_table
 
 DECODERS = ("pil", "gpu")
 JPEG_MAGIC = b"\xff\xd8\xff"

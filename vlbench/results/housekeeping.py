@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Iterator
 
 from vlbench.errors import VLBenchError
-from vlbench.result_schema import SAMPLES_SUFFIX, inside
-from vlbench.results import TEMP_SUFFIX, temporary_name
+from vlbench.results.schema import SAMPLES_SUFFIX, inside
+from vlbench.results.io import TEMP_SUFFIX, temporary_name
 
 TEMP_NAME = re.compile(r"^\..+\.(\d+)-[0-9a-f]{8}" + re.escape(TEMP_SUFFIX) + "$")
 ORPHAN_AGE_S = 10 * 60

@@ -5,7 +5,7 @@ transforms in worker processes), shows progress, and remembers every embedding i
 the rest of the run, keyed by the input (image key, or the text itself). The model is fixed for a
 run, so the key needs no model part; the transform is part of the image key because tasks may
 use more than one (dense features at another size). With a persistent ``cache`` (see
-``vlbench.embedding_cache``) it reads embeddings computed by earlier runs and stores new ones;
+``vlbench.encoding.cache``) it reads embeddings computed by earlier runs and stores new ones;
 kinds never see it.
 """
 
@@ -20,9 +20,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from vlbench.datasets.images import ImageRef
-from vlbench.embedding_cache import CacheNamespace, image_identity, key_digest, text_identity, transform_identity
+from vlbench.encoding.cache import CacheNamespace, image_identity, key_digest, text_identity, transform_identity
 from vlbench.errors import VLBenchError
-from vlbench.pixel_transport import SplitTransform, Uint8Images
+from vlbench.encoding.transport import SplitTransform, Uint8Images
 
 
 class Progress(Protocol):
@@ -103,8 +103,8 @@ class Encoder:
     num_workers: int = 0
     progress: Progress = field(default_factory=SilentProgress)
     text_batch_size: int = 256
-    decode: str = "pil"  # "gpu": JPEGs through vlbench.decode (torchvision.io, tensor transforms)
-    uint8_transport: bool | None = None  # PIL path: workers send uint8 crops (vlbench.pixel_transport); None: on CUDA
+    decode: str = "pil"  # "gpu": JPEGs through vlbench.encoding.gpu_decode (torchvision.io, tensor transforms)
+    uint8_transport: bool | None = None  # PIL path: workers send uint8 crops (vlbench.encoding.transport); None: on CUDA
     _image_cache: dict[str, torch.Tensor] = field(default_factory=dict)
     _text_cache: dict[str, torch.Tensor] = field(default_factory=dict)
     cache: "CacheNamespace | None" = None  # the persistent store of this model's embeddings
@@ -119,7 +119,7 @@ class Encoder:
     def _loader(self, refs: Sequence[ImageRef], transform: Callable) -> Iterable[torch.Tensor]:
         workers = min(self.num_workers, max(0, len(refs) // self.batch_size))
         if self.decode == "gpu" and transform is self.model.image_transform:
-            from vlbench.decode import fast_images
+            from vlbench.encoding.gpu_decode import fast_images
 
             fast = fast_images(self.model, self.batch_size, workers, self.images_decoded)
             if fast is not None:

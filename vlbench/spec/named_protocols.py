@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from vlbench.errors import TaskSpecError, VLBenchError
-from vlbench.schema import option, parse, schema
-from vlbench.specs import deep_merge, read_yaml
+from vlbench.spec.schema import option, parse, schema
+from vlbench.spec.taskfile import deep_merge, read_yaml
 
 FOLDER = "_protocols"
 

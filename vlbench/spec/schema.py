@@ -1,7 +1,7 @@
 """Closed, typed schemas for task files, built from dataclasses with field metadata.
 
 Every part of a task file is described by one dataclass: the generic fields
-(``vlbench.taskfile.TaskFields``), each kind's ``protocol:`` (``TaskKind.protocol_schema``) and
+(``vlbench.spec.fields.TaskFields``), each kind's ``protocol:`` (``TaskKind.protocol_schema``) and
 ``files:`` (``TaskKind.files_schema``), and each dataset format's source keys
 (``<Reader>.options``). ``parse`` checks a mapping against one: unknown keys (with a did-you-mean),
 missing required keys, types and allowed ranges/choices, then the class's own ``check()`` for

@@ -8,11 +8,13 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from vlbench import bootstrap, result_schema
-from vlbench.catalog import Catalog
+from vlbench import bootstrap
+
+from vlbench.results import schema as result_schema
+from vlbench.spec.catalog import Catalog
 from vlbench.errors import VLBenchError
-from vlbench.leaderboard import aggregate
-from vlbench.rescore import records, spec_from_result
+from vlbench.results.selection import aggregate
+from vlbench.results.rescore import records, spec_from_result
 
 Picked = tuple[Path, result_schema.Result]
 

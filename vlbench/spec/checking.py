@@ -1,6 +1,6 @@
 """Checking task files against the schemas of their kind and formats (used by the catalog).
 
-``load_task`` reads a task file (``vlbench.specs``), applies ``--set`` overrides and the run's
+``load_task`` reads a task file (``vlbench.spec.taskfile``), applies ``--set`` overrides and the run's
 protocol shorthands (``--seed`` -> ``protocol.seed``, ``--dense-variant`` ->
 ``protocol.dense_variant``, only for tasks whose protocol has that field set), then checks every
 part: generic fields, ``dataset`` and each source against its format's ``options``, ``files``
@@ -15,14 +15,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from vlbench import named_protocols
+from vlbench.spec import named_protocols
 from vlbench.errors import TaskSpecError
 from vlbench.kinds import TASK_KINDS
 from vlbench.kinds.base import TaskKind
 from vlbench.registry import did_you_mean
-from vlbench.schema import _args, _is_union, as_dict, describe, fields_of, hints, is_schema, json_schema, parse
-from vlbench.specs import TASK_NAME, TaskSpec, apply_overrides, read_task_file
-from vlbench.taskfile import DatasetFields, SourceFields, TaskFields
+from vlbench.spec.schema import _args, _is_union, as_dict, describe, fields_of, hints, is_schema, json_schema, parse
+from vlbench.spec.taskfile import TASK_NAME, TaskSpec, apply_overrides, read_task_file
+from vlbench.spec.fields import DatasetFields, SourceFields, TaskFields
 
 #: Run options that are shorthands for one protocol field: option name -> protocol key.
 SHORTHANDS = {"seed": "seed", "dense_variant": "dense_variant"}
@@ -116,7 +116,7 @@ def load_task_file(
     path: Path, overrides: Mapping[str, Any] | None = None, shorthands: Mapping[str, Any] | None = None, protocol: str | None = None
 ) -> TaskSpec:
     """Load, override and check one task file (see the module docstring); ``protocol`` names a
-    protocol file (``vlbench.named_protocols``) merged in when it covers the task."""
+    protocol file (``vlbench.spec.named_protocols``) merged in when it covers the task."""
     covered: list[str] = []
 
     def layer(name: str, config: dict[str, Any]) -> dict[str, Any]:

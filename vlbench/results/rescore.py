@@ -10,9 +10,9 @@ from vlbench import bootstrap
 from vlbench.errors import VLBenchError
 from vlbench.kinds import TASK_KINDS
 from vlbench.kinds.base import check_record
-from vlbench.result_schema import Result, from_json
-from vlbench.results import read_samples
-from vlbench.specs import TaskSpec
+from vlbench.results.schema import Result, from_json
+from vlbench.results.io import read_samples
+from vlbench.spec.taskfile import TaskSpec
 
 TOLERANCE = 1e-9
 

@@ -14,15 +14,15 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from vlbench.board import Board, interval_text, leaderboard_table_html, load_board, percent
-from vlbench.catalog import Catalog
+from vlbench.results.tables import Board, interval_text, leaderboard_table_html, load_board, percent
+from vlbench.spec.catalog import Catalog
 from vlbench.errors import VLBenchError
-from vlbench.housekeeping import writing
-from vlbench.leaderboard import Entry
-from vlbench.result_schema import inside
-from vlbench.report import plots
-from vlbench.report.assets import SCATTER_SCRIPT, STYLE, TABLE_SCRIPT
-from vlbench.results import atomic_write_bytes, atomic_write_text
+from vlbench.results.housekeeping import writing
+from vlbench.results.selection import Entry
+from vlbench.results.schema import inside
+from vlbench.results.report import plots
+from vlbench.results.report.assets import SCATTER_SCRIPT, STYLE, TABLE_SCRIPT
+from vlbench.results.io import atomic_write_bytes, atomic_write_text
 
 e = html.escape
 PLOTLY_ASSET = "plotly.min.js"

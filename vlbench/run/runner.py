@@ -10,20 +10,24 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 
-from vlbench import bootstrap, distributed, named_protocols, result_schema
-from vlbench.catalog import Catalog
-from vlbench.encoding import Encoder, Progress, SilentProgress
+from vlbench import bootstrap, distributed
+
+from vlbench.spec import named_protocols
+
+from vlbench.results import schema as result_schema
+from vlbench.spec.catalog import Catalog
+from vlbench.encoding.encoder import Encoder, Progress, SilentProgress
 from vlbench.errors import CapabilityError, DatasetNotFoundError, ModelLoadError, NothingRanError, StaleModelRecordError, VLBenchError
-from vlbench.housekeeping import check_writable, clean_stale, discard_result, writing
+from vlbench.results.housekeeping import check_writable, clean_stale, discard_result, writing
 from vlbench.kinds import TASK_KINDS
 from vlbench.kinds.base import RunContext, TaskKind
 from vlbench.models import ModelAdapter, ModelSpec
 from vlbench.models.base import adapter_version, check_spec_options, local_source_stamp
 from vlbench.registry import did_you_mean
-from vlbench.result_schema import artifact_path, result_path, samples_path
-from vlbench.results import SampleWriter, environment, new_run_id, utc_now, write_json, write_json_gz
-from vlbench.specs import TaskSpec
-from vlbench.sweep import Shard
+from vlbench.results.schema import artifact_path, result_path, samples_path
+from vlbench.results.io import SampleWriter, environment, new_run_id, utc_now, write_json, write_json_gz
+from vlbench.spec.taskfile import TaskSpec
+from vlbench.run.shards import Shard
 
 
 def default_num_workers() -> int:
@@ -47,11 +51,11 @@ class RunOptions:
     dense_variant: str | None = None  # None: each segmentation task's own default
     bootstrap_replicates: int = bootstrap.DEFAULT_REPLICATES  # 0: no confidence intervals
     bootstrap_seed: int = bootstrap.DEFAULT_SEED
-    decode: str = "pil"  # "gpu": JPEGs decoded by torchvision.io with tensor transforms (vlbench.decode)
+    decode: str = "pil"  # "gpu": JPEGs decoded by torchvision.io with tensor transforms (vlbench.encoding.gpu_decode)
     cache_dir: Path | None = None  # the persistent embedding cache; None: off
     full_text_padding: bool = False  # pad texts to the context length even where trimming is exact
     strict: bool = False  # a task the model cannot do is an error, not an "unsupported" row
-    protocol: str | None = None  # a named protocol (vlbench.named_protocols) for the tasks it covers
+    protocol: str | None = None  # a named protocol (vlbench.spec.named_protocols) for the tasks it covers
     overrides: Mapping[str, Any] = field(default_factory=dict)
 
     def shorthands(self) -> dict[str, Any]:
@@ -129,7 +133,7 @@ class Runner:
             raise VLBenchError(f"two selected task files share the name(s) {sorted(duplicates)}")
         unused = [key for key in self.options.overrides if ":" not in key and not any(key in t.overrides for t in tasks)]
         if unused:
-            from vlbench.validation import settable_keys
+            from vlbench.spec.checking import settable_keys
 
             known = set().union(*(settable_keys(t.config) for t in tasks))
             raise VLBenchError(f"--set {unused[0]}: no selected task has that field{did_you_mean(unused[0], known)}")
@@ -320,7 +324,7 @@ class Runner:
         return model
 
     def embedding_store(self) -> Any:
-        from vlbench.embedding_cache import EmbeddingStore
+        from vlbench.encoding.cache import EmbeddingStore
 
         return None if self.options.cache_dir is None else EmbeddingStore(self.options.cache_dir)
 

@@ -1,7 +1,7 @@
 """The leaderboard as data (value, interval, item count and settings per cell) and its export formats:
 wide CSV/TSV, long CSV, Markdown, JSON and a standalone HTML page.
 
-Which result fills a cell, and how suites combine their tasks, is ``vlbench.leaderboard``'s job; this
+Which result fills a cell, and how suites combine their tasks, is ``vlbench.results.selection``'s job; this
 module lays the picked entries out (declared columns first, always present) and writes them.
 """
 
@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from vlbench.catalog import Catalog
+from vlbench.spec.catalog import Catalog
 from vlbench.errors import VLBenchError
-from vlbench.leaderboard import Entry, collect, suite_ci, suite_value
+from vlbench.results.selection import Entry, collect, suite_ci, suite_value
 
 if TYPE_CHECKING:  # pandas costs ~0.3 s to import
     import pandas as pd
@@ -242,7 +242,7 @@ def leaderboard_table_html(board: Board, link: Callable[[str], str | None] | Non
 
 def to_html(board: Board) -> str:
     """A single self-contained page with the sortable leaderboard (no plots; ``vlbench report`` makes the site)."""
-    from vlbench.report.assets import STYLE, TABLE_SCRIPT
+    from vlbench.results.report.assets import STYLE, TABLE_SCRIPT
 
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>vlbench leaderboard</title>"
@@ -287,7 +287,7 @@ def long_path(out: Path) -> Path:
 
 def write_board(board: Board, out: Path, fmt: str) -> list[Path]:
     """Write the board to ``out`` in ``fmt`` (atomically), and beside a CSV its long table; the paths written."""
-    from vlbench.results import atomic_write_text
+    from vlbench.results.io import atomic_write_text
 
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, render_board(board, fmt))

@@ -304,10 +304,10 @@ def read_task_file(
     """Read one task file: includes merged, ``layer(name, config)`` (e.g. a named protocol), then
     ``--set`` overrides, then ``{language}`` filled in.
 
-    ``settable(config)`` gives the dotted keys the task declares (``vlbench.validation`` derives
+    ``settable(config)`` gives the dotted keys the task declares (``vlbench.spec.checking`` derives
     them from its schemas): a key scoped to this task (``task:key=value``) must be one of them, an
     unscoped key applies only where it is one (others are for other tasks of the run). Nothing else
-    is checked here beyond the YAML; ``vlbench.validation`` checks the result.
+    is checked here beyond the YAML; ``vlbench.spec.checking`` checks the result.
     """
     path = Path(path)
     overrides = dict(overrides or {})
