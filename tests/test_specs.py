@@ -160,3 +160,21 @@ def test_config_hashes_of_the_shipped_tasks_are_those_results_were_written_with(
     from config_hash_table import TABLE, config_hashes
 
     assert config_hashes() == json.loads(TABLE.read_text())
+
+
+def test_naming_suites_and_tasks_imports_no_model_library():
+    """The catalog and 'vlbench list suites' reach kinds and adapters through their registries only."""
+    import subprocess
+    import sys
+
+    check = ("import sys\n"
+             "import vlbench.spec.catalog as c\n"
+             "c.Catalog.load().suite_tasks('compositionality')\n"
+             "from vlbench.cli import main\n"
+             "sys.argv = ['vlbench', 'list', 'suites']\n"
+             "try:\n    main()\nexcept SystemExit:\n    pass\n"
+             "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'torchvision', 'open_clip', 'transformers', 'numpy', 'pandas'})\n"
+             "print('HEAVY', heavy)\n")
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "HEAVY []", done.stdout[-500:]

@@ -318,7 +318,7 @@ def list_(
     from vlbench.kinds import TASK_KINDS
 
     if what is ListWhat.kinds:
-        from vlbench.kind_docs import print_kinds
+        from vlbench.console import print_kinds
 
         print_kinds()
         return
@@ -387,7 +387,7 @@ def show(
 ) -> None:
     """What a task measures, how, and where its data must be; kind:NAME: every option of a kind."""
     if task.startswith("kind:"):
-        from vlbench.kind_docs import print_kind
+        from vlbench.console import print_kind
 
         print_kind(task.split(":", 1)[1])
         return
@@ -436,7 +436,7 @@ def schema_(
     import json
 
     from vlbench.results.io import atomic_write_text
-    from vlbench.spec.checking import task_json_schema
+    from vlbench.spec.docs import task_json_schema
 
     text = json.dumps(task_json_schema(), indent=1, ensure_ascii=False) + "\n"
     if out is None:

@@ -1,8 +1,26 @@
-"""Model adapters. Importing this package registers the built-in ones."""
+"""Model adapters: spec string or model object -> image transform + two encoders.
 
-# Importing hf and openclip registers their adapters in MODEL_ADAPTERS.
-from vlbench.models import hf, openclip  # noqa: E402,F401,I001
-from vlbench.models.base import ModelAdapter, ModelSpec, parse_model_spec
+The built-in adapters (``openclip``, ``hf``) are registered by reference and imported on first use, so that
+naming models, suites or tasks imports no model library; ``ModelAdapter`` and friends are imported from their
+modules on first access (``vlbench.models.ModelAdapter`` works as before).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
 from vlbench.models.registry import MODEL_ADAPTERS
+from vlbench.models.spec import ModelSpec, parse_model_spec
+
+MODEL_ADAPTERS.add_reference("openclip", "vlbench.models.openclip:OpenClipAdapter")
+MODEL_ADAPTERS.add_reference("hf", "vlbench.models.hf:HFAdapter")
 
 __all__ = ["MODEL_ADAPTERS", "ModelAdapter", "ModelSpec", "parse_model_spec"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ModelAdapter":
+        from vlbench.models.base import ModelAdapter
+
+        return ModelAdapter
+    raise AttributeError(f"module 'vlbench.models' has no attribute '{name}'")

@@ -14,10 +14,10 @@ from typing import Any, Iterable, Mapping
 
 from vlbench import paths
 from vlbench.errors import TaskSpecError, UnknownNameError, VLBenchError
-from vlbench.models import MODEL_ADAPTERS, ModelSpec, parse_model_spec
+from vlbench.models.registry import MODEL_ADAPTERS
+from vlbench.models.spec import ModelSpec, parse_model_spec
 from vlbench.registry import did_you_mean
 from vlbench.spec.taskfile import TaskSpec, deep_merge, read_yaml
-from vlbench.spec.checking import load_task_file
 
 AGGREGATES = ("mean", "micro")
 
@@ -161,6 +161,8 @@ class Catalog:
     ) -> TaskSpec:
         """One task, checked against its schemas; ``shorthands`` and ``protocol`` as in ``vlbench.spec.checking``."""
         path = item if isinstance(item, Path) else self.tasks[item]
+        from vlbench.spec.checking import load_task_file  # imports the task's kind (and torch) only when a task is loaded
+
         return load_task_file(path, overrides, shorthands, protocol)
 
     # -- models ----------------------------------------------------------------------------------

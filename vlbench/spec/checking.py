@@ -13,16 +13,18 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from vlbench.spec import named_protocols
 from vlbench.errors import TaskSpecError
 from vlbench.kinds import TASK_KINDS
-from vlbench.kinds.base import TaskKind
 from vlbench.registry import did_you_mean
-from vlbench.spec.schema import _args, _is_union, as_dict, describe, fields_of, hints, is_schema, json_schema, parse
+from vlbench.spec.schema import _args, _is_union, as_dict, fields_of, hints, is_schema, parse
 from vlbench.spec.taskfile import TASK_NAME, TaskSpec, apply_overrides, read_task_file
-from vlbench.spec.fields import DatasetFields, SourceFields, TaskFields
+from vlbench.spec.fields import SourceFields, TaskFields
+
+if TYPE_CHECKING:  # kinds are reached through their registry: checking a task file imports only its own kind
+    from vlbench.kinds.base import TaskKind
 
 #: Run options that are shorthands for one protocol field: option name -> protocol key.
 SHORTHANDS = {"seed": "seed", "dense_variant": "dense_variant"}
@@ -135,73 +137,3 @@ def load_task_file(
         spec = replace(spec, config=apply_overrides(spec.config, applied), shorthands=applied, overrides={**spec.overrides, **applied})
         validate(spec)
     return spec
-
-
-# -- documentation -----------------------------------------------------------------------------
-def nested_schemas(*roots: type) -> dict[str, type]:
-    """Schemas nested in these (e.g. an outcome, a filter condition): class name -> class."""
-    found: dict[str, type] = {}
-
-    def walk(tp: Any) -> None:
-        for arg in _args(tp):
-            walk(arg)
-        if is_schema(tp) and tp not in roots and tp.__name__ not in found:
-            found[tp.__name__] = tp
-            for field_type in hints(tp).values():
-                walk(field_type)
-
-    for root in roots:
-        for field_type in hints(root).values():
-            walk(field_type)
-    return found
-
-
-def kind_doc(name: str) -> dict[str, Any]:
-    """Everything 'vlbench show kind:NAME' prints, from the schemas."""
-    kind: type[TaskKind] = TASK_KINDS.get(name)
-    return {
-        "name": name,
-        "doc": (kind.__doc__ or "").strip().splitlines()[0] if kind.__doc__ else "",
-        "metrics": list(kind.metric_patterns),
-        "protocol": describe(kind.protocol_schema),
-        "files": describe(kind.files_schema),
-        "formats": {fmt: describe(source_schema(kind, fmt)) for fmt in kind.readers.names()},
-        "format_docs": {fmt: ((kind.readers.get(fmt).__doc__ or "").strip().splitlines() or [""])[0] for fmt in kind.readers.names()},
-        "nested": {cls_name: (((cls.__doc__ or "").strip().splitlines() or [""])[0], describe(cls))
-                   for cls_name, cls in nested_schemas(kind.protocol_schema, kind.files_schema,
-                                                       *(source_schema(kind, fmt) for fmt in kind.readers.names())).items()},
-        "extra": kind.docs(),
-    }
-
-
-def _source_schema(kind: type[TaskKind]) -> dict[str, Any]:
-    branches = []
-    for fmt in kind.readers.names():
-        schema = json_schema(source_schema(kind, fmt), with_required=False)
-        schema["properties"]["format"] = {"const": fmt}
-        branches.append({"if": {"properties": {"format": {"const": fmt}}}, "then": schema})
-    return {"type": "object", "required": ["format"], "properties": {"format": {"enum": kind.readers.names()}}, "allOf": branches}
-
-
-def task_json_schema() -> dict[str, Any]:
-    """A JSON schema for task files (editors validate with it); base files may leave out required keys."""
-    top = json_schema(TaskFields, with_required=False)
-    branches = []
-    for name in TASK_KINDS.names():
-        kind: type[TaskKind] = TASK_KINDS.get(name)
-        own_metrics = kind.task_metrics.__func__ is not TaskKind.task_metrics.__func__  # metrics the task file may name itself
-        dataset = json_schema(DatasetFields, with_required=False,
-                              extra={"sources": {"type": "array", "items": _source_schema(kind)}})
-        branches.append({
-            "if": {"properties": {"kind": {"const": name}}, "required": ["kind"]},
-            "then": {"properties": {
-                "protocol": json_schema(kind.protocol_schema, with_required=False),
-                "files": json_schema(kind.files_schema, with_required=False),
-                "dataset": dataset,
-                "metrics": {"type": "array", "items": {"type": "string"} if own_metrics else
-                            {"type": "string", "anyOf": [{"pattern": f"^(?:{p})$"} for p in kind.metric_patterns]}},
-            }},
-        })
-    top["properties"]["kind"] = {"enum": TASK_KINDS.names(), "description": top["properties"]["kind"].get("description", "")}
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "vlbench task file", **top, "allOf": branches}
-
