@@ -768,3 +768,25 @@ def test_protocol_runs_are_a_setting_of_their_results(tmp_path, cli):
     assert settings == ["", "wide"]
     board = cli("leaderboard", "res", "--include-partial", "--format", "long", "--settings", "protocol=wide", "--settings", "limit=2")
     assert board.returncode == 0 and "protocol=wide" in board.stdout, board.stdout + board.stderr
+
+
+# -- issue 17: dataset readers from a plugin's entry points -------------------------------------------------
+def test_a_reader_registered_through_the_entry_point_group_is_used_by_a_task_file(tmp_path, run_cli):
+    dist = tmp_path / "site" / "color_reader_plugin-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: color-reader-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[vlbench.readers]\nclassification.colorlist = color_reader:ColorListReader\n"
+                                           "[vlbench.models]\ncolorep = color_adapter:ColorAdapter\n")
+    (tmp_path / "colors.txt").write_text("red\ngreen\nblue\nblue\n")
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "listed.yaml").write_text(
+        f"task: listed\ninclude: {REPO / 'tasks/_shared/classification.yaml'}\nhelp: a plugin's format\n"
+        f"dataset:\n  sources:\n    - {{format: colorlist, path: {tmp_path}, annotation: colors.txt}}\n")
+    env = {"PYTHONPATH": f"{REPO / 'tests' / 'plugins'}{os.pathsep}{tmp_path / 'site'}"}
+    done = run_cli("run", "--model", "colorep:x", "--tasks", "listed", "--tasks-dir", str(tasks), "--output", "res",
+                   "--num-workers", "0", env=env)
+    assert done.returncode == 0, done.stderr
+    stored = read_result(tmp_path / "res" / "colorep__x", "listed")
+    assert stored["metrics"]["acc1"] == 1.0 and stored["task"]["dataset"]["format"] == "colorlist" and stored["task"]["dataset"]["n"] == 4
+    assert stored["task"]["inputs"]["files"] == {str(tmp_path / "colors.txt"): "sha256:" + __import__("hashlib").sha256(b"red\ngreen\nblue\nblue\n").hexdigest()}

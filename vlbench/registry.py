@@ -49,9 +49,12 @@ def import_reference(reference: str) -> object:
 class Registry(Generic[T]):
     """Maps names to objects of one family (adapters, task kinds, dataset readers...)."""
 
-    def __init__(self, family: str, entry_point_group: str | None = None):
+    def __init__(self, family: str, entry_point_group: str | None = None, entry_point_prefix: str = ""):
         self.family = family
         self.entry_point_group = entry_point_group
+        #: Only the group's entry points named ``<prefix><name>`` are this registry's, under ``<name>``
+        #: (one group for every kind's dataset readers: ``classification.myformat = pkg.module:Reader``).
+        self.entry_point_prefix = entry_point_prefix
         self._items: dict[str, T] = {}
         self._references: dict[str, str] = {}
         self._entry_points_loaded = False
@@ -75,10 +78,13 @@ class Registry(Generic[T]):
             return
         self._entry_points_loaded = True
         for ep in entry_points(group=self.entry_point_group):
-            if ep.name in self._items:
+            if not ep.name.startswith(self.entry_point_prefix):
+                continue
+            name = ep.name[len(self.entry_point_prefix):]
+            if name in self._items:
                 continue
             try:
-                self._items[ep.name] = ep.load()
+                self._items[name] = ep.load()
             except Exception as exc:  # a broken plugin must not break every other name
                 raise VLBenchError(
                     f"{self.family} '{ep.name}' from entry point '{ep.value}' failed to load: {exc}"

@@ -15,7 +15,7 @@ from vlbench.errors import VLBenchError
 from vlbench.registry import Registry
 from vlbench.spec.fields import SplitSource
 
-ASSOCIATION_READERS: Registry = Registry("association dataset format")
+ASSOCIATION_READERS: Registry = Registry("association dataset format", entry_point_group="vlbench.readers", entry_point_prefix="association.")
 
 
 @dataclass

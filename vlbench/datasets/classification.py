@@ -24,7 +24,7 @@ from vlbench.spec.schema import option, schema
 from vlbench.spec.fields import SourceFields, SplitSource
 from vlbench.datasets.safe_pickle import NUMPY_ARRAYS, load_pickle
 
-CLASSIFICATION_READERS: Registry = Registry("classification dataset format")
+CLASSIFICATION_READERS: Registry = Registry("classification dataset format", entry_point_group="vlbench.readers", entry_point_prefix="classification.")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm"}
 
 

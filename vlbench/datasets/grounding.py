@@ -20,7 +20,7 @@ from vlbench.spec.schema import option, schema
 from vlbench.spec.fields import SourceFields
 from vlbench.datasets.safe_pickle import PLAIN, load_pickle
 
-GROUNDING_READERS: Registry = Registry("grounding dataset format")
+GROUNDING_READERS: Registry = Registry("grounding dataset format", entry_point_group="vlbench.readers", entry_point_prefix="grounding.")
 
 
 @dataclass

@@ -12,7 +12,7 @@ from vlbench.errors import VLBenchError
 from vlbench.registry import Registry
 from vlbench.spec.fields import SplitSource
 
-MULTILABEL_READERS: Registry = Registry("multilabel dataset format")
+MULTILABEL_READERS: Registry = Registry("multilabel dataset format", entry_point_group="vlbench.readers", entry_point_prefix="multilabel_classification.")
 
 
 @dataclass

@@ -20,7 +20,7 @@ from vlbench.registry import Registry
 from vlbench.spec.schema import option, schema
 from vlbench.spec.fields import SplitSource
 
-RETRIEVAL_READERS: Registry = Registry("retrieval dataset format")
+RETRIEVAL_READERS: Registry = Registry("retrieval dataset format", entry_point_group="vlbench.readers", entry_point_prefix="retrieval.")
 
 
 @dataclass

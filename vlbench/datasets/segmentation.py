@@ -23,7 +23,7 @@ from vlbench.stamps import Input
 from vlbench.spec.fields import SourceFields
 
 IGNORE_INDEX = 255
-SEGMENTATION_READERS: Registry = Registry("segmentation dataset format")
+SEGMENTATION_READERS: Registry = Registry("segmentation dataset format", entry_point_group="vlbench.readers", entry_point_prefix="segmentation.")
 
 
 class LabelRef(Protocol):

@@ -26,7 +26,7 @@ from vlbench.registry import Registry
 from vlbench.spec.schema import option, schema
 from vlbench.spec.fields import SourceFields, SplitSource
 
-SELECTION_READERS: Registry = Registry("selection dataset format")
+SELECTION_READERS: Registry = Registry("selection dataset format", entry_point_group="vlbench.readers", entry_point_prefix="selection.")
 
 
 @dataclass
