@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vlbench import bootstrap
+from vlbench.results import intervals
 
 from vlbench.results import schema as result_schema
 from vlbench.kinds.classification import ClassificationKind
@@ -26,7 +27,7 @@ def write_classification_result(results: Path, model: str, records: list[dict], 
     """A result as the runner writes it (metrics, CI, samples), for ``records``; returns the result file."""
     spec = TaskSpec(task, "classification", Path("toy.yaml"), {**CONFIG, "task": task})
     metrics = ClassificationKind().score(records, spec)
-    ci, resampled = bootstrap.confidence("classification", records, spec, list(metrics), "acc1", 200, 0)
+    ci, resampled = intervals.confidence("classification", records, spec, list(metrics), "acc1", 200, 0)
     run_settings = {"limit": limit}
     path = result_schema.result_path(results, parse_model_spec(model).slug, task, spec.config_hash(run_settings))
     writer = SampleWriter(result_schema.samples_path(path, "run1"))

@@ -4,9 +4,15 @@ import math
 
 import numpy as np
 import pytest
+from vlbench.kinds.grounding import GroundingResampler
+from vlbench.kinds.segmentation import SegmentationResampler
+from vlbench.kinds.selection import SelectionResampler
+from vlbench.kinds.retrieval import RetrievalResampler
+from vlbench.kinds.classification import ClassificationResampler
 from result_fixtures import classification_records
 
 from vlbench import bootstrap, metrics
+from vlbench.results import intervals
 from vlbench.spec.catalog import Catalog
 from vlbench.errors import VLBenchError
 from vlbench.kinds import TASK_KINDS
@@ -22,7 +28,7 @@ def test_ci_of_a_bernoulli_accuracy_covers_p_about_95_percent_and_has_the_normal
     rng = np.random.default_rng(123)
     covered, widths = 0, []
     for seed in range(datasets):
-        res = bootstrap.ClassificationResampler(classification_records(list(rng.random(n) < p)), None)
+        res = ClassificationResampler(classification_records(list(rng.random(n) < p)), None)
         low, high = bootstrap.interval(bootstrap.replicates(res, ["acc1"], 500, seed)["acc1"])
         covered += low <= p <= high
         widths.append(high - low)
@@ -33,9 +39,9 @@ def test_ci_of_a_bernoulli_accuracy_covers_p_about_95_percent_and_has_the_normal
 
 def test_same_seed_same_interval_and_options_are_recorded():
     records = classification_records([True, False, True, True, False, True, True, True])
-    first = bootstrap.confidence("classification", records, None, ["acc1"], "acc1", 300, 7)
-    again = bootstrap.confidence("classification", records, None, ["acc1"], "acc1", 300, 7)
-    other = bootstrap.confidence("classification", records, None, ["acc1"], "acc1", 300, 8)
+    first = intervals.confidence("classification", records, None, ["acc1"], "acc1", 300, 7)
+    again = intervals.confidence("classification", records, None, ["acc1"], "acc1", 300, 7)
+    other = intervals.confidence("classification", records, None, ["acc1"], "acc1", 300, 8)
     assert first == again and first[1].main_replicates != other[1].main_replicates
     ci, record = first
     assert (record.unit, record.replicates_n, record.seed, record.level) == ("images", 300, 7, 0.95)
@@ -44,7 +50,7 @@ def test_same_seed_same_interval_and_options_are_recorded():
 
 def test_classification_resamples_images_and_recomputes_per_class_recall():
     # labels 0, 0, 1; correct, wrong, correct
-    res = bootstrap.ClassificationResampler(classification_records([True, False, True], labels=[0, 0, 1]), None)
+    res = ClassificationResampler(classification_records([True, False, True], labels=[0, 0, 1]), None)
     w = np.array([[2, 0, 1], [0, 2, 1], [1, 1, 0], [1, 1, 1]], dtype=float)
     assert res.metric("acc1", [w]) == pytest.approx([1.0, 1 / 3, 0.5, 2 / 3])
     # class 1 absent from the third resample: the mean is over the classes present
@@ -56,7 +62,7 @@ def test_retrieval_resamples_text_and_image_queries_separately(catalog):
     records = [{"type": "image", "i": 0, "key": "a", "rank": 0}, {"type": "image", "i": 1, "key": "b", "rank": 3},
                {"type": "text", "i": 0, "image": 0, "rank": 0}, {"type": "text", "i": 1, "image": 0, "rank": 1},
                {"type": "text", "i": 2, "image": 1, "rank": 0}]
-    res = bootstrap.RetrievalResampler(records, spec)
+    res = RetrievalResampler(records, spec)
     assert res.sizes == [3, 2] and res.unit == "queries"
     texts, images = np.array([[3, 0, 0], [0, 2, 1]], float), np.array([[0, 2], [2, 0]], float)
     assert res.metric("image_retrieval_recall@1", [texts, images]) == pytest.approx([1.0, 1 / 3])
@@ -73,7 +79,7 @@ def test_selection_resamples_items_with_groups(catalog):
     groups = ["on", "on", "under", "near"]
     records = [{"i": i, "id": f"q{i}", "scores": s, "answer": answer, "group": g} for i, (s, g) in enumerate(zip([right, wrong, right, wrong], groups))]
     spec = type(spec)(spec.name, spec.kind, spec.source_file, {**spec.config, "protocol": {**spec.protocol, "min_group_count": 1}, "files": {}})
-    res = bootstrap.SelectionResampler(records, spec)
+    res = SelectionResampler(records, spec)
     w = np.array([[1, 1, 1, 1], [2, 0, 0, 2], [0, 0, 4, 0]], float)
     assert res.metric("accuracy", [w]) == pytest.approx([0.5, 0.5, 1.0])
     # groups on: 1/2, under: 1, near: 0 -> 0.5; second: on 1, near 0 -> 0.5; third: under only -> 1
@@ -94,7 +100,7 @@ def test_segmentation_sums_per_image_confusion_matrices(catalog):
         return [[int(r), int(c), int(m[r, c])] for r, c in zip(*np.nonzero(m))]
 
     records = [{"i": 0, "key": "a", "confusion": sparse(one)}, {"i": 1, "key": "b", "confusion": sparse(two)}]
-    res = bootstrap.SegmentationResampler(records, spec)
+    res = SegmentationResampler(records, spec)
     w = np.array([[2, 1], [0, 2], [1, 1]], float)
     for row, (a, b) in enumerate(w):
         expected = metrics.segmentation_scores(a * one + b * two)
@@ -109,7 +115,7 @@ def test_grounding_resamples_items(catalog):
     hit = {"target": [0, 0, 10, 10], "proposals": [[0, 0, 10, 10], [20, 20, 30, 30]], "scores": [0.9, 0.1]}
     miss = {**hit, "scores": [0.1, 0.9]}
     records = [{"i": i, "id": f"r{i}", **r} for i, r in enumerate([hit, miss, hit])]
-    res = bootstrap.GroundingResampler(records, spec)
+    res = GroundingResampler(records, spec)
     assert res.metric("accuracy", [np.array([[0, 3, 0], [1, 0, 2]], float)]) == pytest.approx([0.0, 1.0])
     assert res.metric("accuracy", res.identity())[0] == pytest.approx(TASK_KINDS.get("grounding")().score(records, spec)["accuracy"])
 
@@ -127,13 +133,13 @@ def test_mcnemar_exact_matches_the_binomial_test():
 def test_paired_difference_on_the_same_items_and_refusal_on_different_items():
     a = classification_records([True] * 40 + [False] * 60)
     b = classification_records([True] * 30 + [False] * 10 + [True] * 20 + [False] * 40)
-    result = bootstrap.paired("classification", a, b, None, "acc1", 500, 0)
+    result = intervals.paired("classification", a, b, None, "acc1", 500, 0)
     assert (result.a, result.b, result.diff) == pytest.approx((0.4, 0.5, 0.1))
     assert result.test == "mcnemar" and result.p_value == pytest.approx(bootstrap.mcnemar_exact(np.r_[[1] * 40, [0] * 60], np.r_[[1] * 30, [0] * 10, [1] * 20, [0] * 40]))
     assert result.ci[0] < 0.1 < result.ci[1]
-    mpcr = bootstrap.paired("classification", a, b, None, "mean_per_class_recall", 500, 0)
+    mpcr = intervals.paired("classification", a, b, None, "mean_per_class_recall", 500, 0)
     assert mpcr.test == "bootstrap" and 0 <= mpcr.p_value <= 1
     with pytest.raises(VLBenchError, match="different items"):
-        bootstrap.paired("classification", a, b[:-1], None, "acc1", 10, 0)
+        intervals.paired("classification", a, b[:-1], None, "acc1", 10, 0)
     with pytest.raises(VLBenchError, match="different items"):
-        bootstrap.paired("classification", a, classification_records([True] * 100, keys=[f"x{i}" for i in range(100)]), None, "acc1", 10, 0)
+        intervals.paired("classification", a, classification_records([True] * 100, keys=[f"x{i}" for i in range(100)]), None, "acc1", 10, 0)

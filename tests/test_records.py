@@ -247,11 +247,11 @@ def test_per_group_and_macro_metrics_by_hand():
     records = [item(right, groups={"piece": "a", "src": "x"}), item(wrong, groups={"piece": "a", "src": "y"}),
                item(right, groups={"piece": "a", "src": "y"}), item(right, groups={"piece": "b", "src": "y"})]
     result = score(records, acc={"rule": "positives_above_negatives"}, macro={"rule": "positives_above_negatives", "macro": "piece"})
-    from vlbench import bootstrap
+    from vlbench.results import intervals
 
     outcomes = {"acc": {"rule": "positives_above_negatives"}, "macro": {"rule": "positives_above_negatives", "macro": "piece"},
                 "pairs": {"rule": "pairwise"}}
-    res = bootstrap.resampler("selection", records, outcome_spec(**outcomes))
+    res = intervals.resampled("selection", records, outcome_spec(**outcomes))
     for name, value in score(records, **outcomes).items():
         if "/" not in name:  # the bootstrap's point estimate is the metric itself
             assert res.metric(name, res.identity())[0] == pytest.approx(value), name

@@ -282,15 +282,15 @@ def test_a_cache_served_run_writes_its_samples_in_item_order_with_the_cold_runs_
 
 
 def test_intervals_and_pairings_do_not_depend_on_the_order_of_records():
-    from vlbench import bootstrap
+    from vlbench.results import intervals
     from vlbench.spec.taskfile import TaskSpec
 
     spec = TaskSpec("t", "classification", Path("t.yaml"), {"metrics": ["acc1", "acc5"]})
     rng = np.random.default_rng(0)
     records = [{"i": i, "key": f"k{i}", "label": int(rng.integers(3)), "top": [int(rng.integers(3)), 3, 4, 5, 6]} for i in range(40)]
     shuffled = [records[i] for i in rng.permutation(40)]
-    assert bootstrap.confidence("classification", records, spec, ["acc1"], "acc1") == bootstrap.confidence("classification", shuffled, spec, ["acc1"], "acc1")
-    paired = bootstrap.paired("classification", records, shuffled, spec, "acc1")
+    assert intervals.confidence("classification", records, spec, ["acc1"], "acc1") == intervals.confidence("classification", shuffled, spec, ["acc1"], "acc1")
+    paired = intervals.paired("classification", records, shuffled, spec, "acc1")
     assert paired.diff == 0 and paired.p_value == 1.0
 
 
@@ -790,3 +790,69 @@ def test_a_reader_registered_through_the_entry_point_group_is_used_by_a_task_fil
     stored = read_result(tmp_path / "res" / "colorep__x", "listed")
     assert stored["metrics"]["acc1"] == 1.0 and stored["task"]["dataset"]["format"] == "colorlist" and stored["task"]["dataset"]["n"] == 4
     assert stored["task"]["inputs"]["files"] == {str(tmp_path / "colors.txt"): "sha256:" + __import__("hashlib").sha256(b"red\ngreen\nblue\nblue\n").hexdigest()}
+
+
+# -- issue 17: a kind is one unit, with its resampler ------------------------------------------------------
+def test_a_kind_without_a_resampler_is_refused_when_registered():
+    from vlbench.errors import VLBenchError
+    from vlbench.kinds import TASK_KINDS
+    from vlbench.kinds.base import TaskKind
+
+    class NoIntervals(TaskKind):
+        name = "no_intervals"
+
+        def predict(self, model, data, spec, ctx):
+            return iter(())
+
+        def score(self, records, spec):
+            return {}
+
+    with pytest.raises(VLBenchError, match="declares no resampler"):
+        TASK_KINDS.register("no_intervals")(NoIntervals)
+    assert "no_intervals" not in TASK_KINDS
+
+
+def test_weighted_average_precision_is_average_precision_of_the_resample():
+    from vlbench import metrics
+
+    rng = np.random.default_rng(0)
+    scores, targets = rng.random((40, 3)), rng.random((40, 3)) < 0.3
+    scores[7] = scores[8]  # a tie between two samples
+    weights = rng.integers(0, 4, (5, 40)).astype(float)
+    for row in weights:
+        drawn = np.repeat(np.arange(40), row.astype(int))  # the resampled dataset, copies together
+        expected = metrics.average_precision_per_class(scores[drawn], targets[drawn])
+        assert np.allclose(metrics.weighted_average_precision(scores, targets, row[None])[0], expected, atol=1e-12)
+
+
+def test_multilabel_and_association_results_carry_confidence_intervals():
+    from vlbench.kinds.association import AssociationKind
+    from vlbench.kinds.multilabel import MultilabelKind
+    from vlbench.results import intervals
+    from vlbench.spec.taskfile import TaskSpec
+
+    rng = np.random.default_rng(1)
+    multilabel = [{"i": i, "scores": rng.random(4).tolist(), "targets": [int(rng.integers(4))]} for i in range(30)]
+    spec = TaskSpec("m", "multilabel_classification", Path("m.yaml"), {"metrics": ["mean_average_precision"]})
+    ci, resampled = intervals.confidence("multilabel_classification", multilabel, spec, ["mean_average_precision"], "mean_average_precision", 200)
+    low, high = ci["mean_average_precision"]
+    assert low < MultilabelKind().score(multilabel, spec)["mean_average_precision"] < high and resampled.replicates_n == 200
+    association = [{"i": i, "scores": rng.random(5 if i % 2 else 10).tolist(), "positives": [0, 1]} for i in range(30)]
+    spec = TaskSpec("w", "association", Path("w.yaml"), {"metrics": ["avg_jaccard_score", "jaccard_score_5"]})
+    ci, _ = intervals.confidence("association", association, spec, spec.config["metrics"], "avg_jaccard_score", 200)
+    assert set(ci) == {"avg_jaccard_score", "jaccard_score_5"}
+    point = AssociationKind().score(association, spec)
+    assert ci["jaccard_score_5"][0] <= point["jaccard_score_5"] <= ci["jaccard_score_5"][1]
+
+
+def test_grounding_intervals_use_the_same_candidates_as_its_accuracy():
+    from vlbench.kinds.grounding import GroundingKind
+    from vlbench.results import intervals
+    from vlbench.spec.taskfile import TaskSpec
+
+    # the best-scoring box is tiny (left out by the area threshold); the kept one hits the target
+    record = {"i": 0, "scores": [0.9, 0.5], "proposals": [[0, 0, 1, 1], [10, 10, 60, 60]], "target": [10, 10, 60, 60], "image_size": [100, 100]}
+    spec = TaskSpec("g", "grounding", Path("g.yaml"), {"metrics": ["accuracy"], "protocol": {"box_area_threshold": 0.01}})
+    assert GroundingKind().score([record], spec)["accuracy"] == 1.0
+    ci, _ = intervals.confidence("grounding", [record], spec, ["accuracy"], "accuracy", 50)
+    assert ci["accuracy"] == [1.0, 1.0]

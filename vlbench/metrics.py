@@ -163,15 +163,32 @@ def average_precision_per_class(scores: np.ndarray, targets: np.ndarray) -> np.n
     CLIP_benchmark's multilabel definition: rank samples by score (highest first; equal scores
     keep sample order), AP = mean of the precision at the rank of each positive; a class with no
     positive has AP 0. Without ties this equals scikit-learn's ``average_precision_score``.
+    ``weighted_average_precision`` with every weight 1.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    return weighted_average_precision(scores, targets, np.ones((1, scores.shape[0])))[0]
+
+
+def weighted_average_precision(scores: np.ndarray, targets: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """[r, C] average precision of each class when sample i counts ``weights[r, i]`` times (bootstrap
+    replicates; copies of a sample sit together in the ranking).
+
+    A sample drawn w times after C samples (TP of them positive) contributes the precisions of its copies,
+    sum over k = 1..w of (TP + k) / (C + k) = w + (TP - C) (H(C + w) - H(C)), H the harmonic numbers.
     """
     scores, targets = np.asarray(scores, dtype=np.float64), np.asarray(targets) > 0
-    n = scores.shape[0]
-    result = np.zeros(scores.shape[1])
+    weights = np.asarray(weights, dtype=np.float64)
+    harmonic = np.concatenate([[0.0], np.cumsum(1.0 / np.arange(1, int(weights.sum(axis=1).max(initial=0)) + 2))])
+    result = np.zeros((weights.shape[0], scores.shape[1]))
     for c in range(scores.shape[1]):
         order = np.argsort(-scores[:, c], kind="stable")
-        truth = targets[order, c]
-        precision = np.cumsum(truth) / np.arange(1, n + 1)
-        result[c] = precision[truth].sum() / max(int(truth.sum()), 1)
+        truth, w = targets[order, c].astype(np.float64), weights[:, order]
+        before = np.cumsum(w, axis=1) - w  # copies ranked above each sample
+        positives_before = np.cumsum(w * truth, axis=1) - w * truth
+        counts = before.astype(np.int64)
+        gain = w + (positives_before - before) * (harmonic[counts + w.astype(np.int64)] - harmonic[counts])
+        positives = (w * truth).sum(axis=1)
+        result[:, c] = (gain * truth).sum(axis=1) / np.maximum(positives, 1)
     return result
 
 

@@ -49,8 +49,12 @@ def import_reference(reference: str) -> object:
 class Registry(Generic[T]):
     """Maps names to objects of one family (adapters, task kinds, dataset readers...)."""
 
-    def __init__(self, family: str, entry_point_group: str | None = None, entry_point_prefix: str = ""):
+    def __init__(self, family: str, entry_point_group: str | None = None, entry_point_prefix: str = "",
+                 check: Callable[[str, T], None] | None = None):
         self.family = family
+        #: Called with (name, object) for everything that is registered, however it arrives (decorator,
+        #: entry point, reference); raises VLBenchError to refuse it.
+        self.check = check
         self.entry_point_group = entry_point_group
         #: Only the group's entry points named ``<prefix><name>`` are this registry's, under ``<name>``
         #: (one group for every kind's dataset readers: ``classification.myformat = pkg.module:Reader``).
@@ -71,6 +75,8 @@ class Registry(Generic[T]):
     def add(self, name: str, obj: T, *, replace: bool = False) -> None:
         if not replace and name in self._items and self._items[name] is not obj:
             raise VLBenchError(f"{self.family} '{name}' is registered twice")
+        if self.check is not None:
+            self.check(name, obj)
         self._items[name] = obj
 
     def _load_entry_points(self) -> None:
@@ -84,11 +90,12 @@ class Registry(Generic[T]):
             if name in self._items:
                 continue
             try:
-                self._items[name] = ep.load()
+                loaded = ep.load()
             except Exception as exc:  # a broken plugin must not break every other name
                 raise VLBenchError(
                     f"{self.family} '{ep.name}' from entry point '{ep.value}' failed to load: {exc}"
                 ) from exc
+            self.add(name, loaded, replace=True)
 
     def names(self) -> list[str]:
         self._load_entry_points()
@@ -106,7 +113,7 @@ class Registry(Generic[T]):
     def get(self, name: str) -> T:
         self._load_entry_points()
         if name not in self._items and name in self._references:
-            self._items[name] = import_reference(self._references.pop(name))  # type: ignore[assignment]
+            self.add(name, import_reference(self._references.pop(name)), replace=True)  # type: ignore[arg-type]
         if name in self._items:
             return self._items[name]
         known = [*self._items, *self._references]

@@ -4,11 +4,12 @@ images as there are associations, highest cue-image similarity first; Jaccard in
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Iterator, Literal
+from typing import Any, Iterable, Iterator, Literal, Sequence
 
 import numpy as np
 
 from vlbench.datasets.association import ASSOCIATION_READERS, AssociationData
+from vlbench.bootstrap import Resampler, weighted_mean
 from vlbench.errors import VLBenchError
 from vlbench.kinds.registry import TASK_KINDS
 from vlbench.metrics import similarities
@@ -77,9 +78,28 @@ TIE_RULE = ("candidates with equal scores keep their order in a stable sort (the
             "np.argsort (quicksort) leaves that order to the data: low/high pick the tied positives last/first")
 
 
+class AssociationResampler(Resampler):
+    """Instances; each metric is the count-weighted mean Jaccard index over the instances of its candidate count."""
+
+    unit = "instances"
+
+    def __init__(self, records: Sequence[dict[str, Any]], spec: TaskSpec | None):
+        super().__init__(records, spec)
+        self.keys = [r.get("id", r.get("i")) for r in records]
+        self.jaccards = np.asarray([jaccard_of_pick(r["scores"], r["positives"]) for r in records], dtype=np.float64)
+        self.counts = np.asarray([len(r["scores"]) for r in records])
+
+    def metric(self, name: str, weights: list[np.ndarray]) -> np.ndarray | None:
+        if name not in CANDIDATE_GROUPS:
+            return None
+        chosen = np.asarray([CANDIDATE_GROUPS[name](int(n)) for n in self.counts], dtype=np.float64)
+        return weighted_mean(weights[0] * chosen, self.jaccards)
+
+
 @TASK_KINDS.register("association")
 class AssociationKind(TaskKind):
     name = "association"
+    resampler = AssociationResampler
     readers = ASSOCIATION_READERS
     protocol_schema = AssociationProtocol
     metric_patterns = tuple(CANDIDATE_GROUPS)
@@ -118,13 +138,7 @@ class AssociationKind(TaskKind):
         records = list(records)
         if not records:
             raise VLBenchError(f"task '{spec.name}' has no instances to score")
-        jaccards = np.asarray([jaccard_of_pick(r["scores"], r["positives"]) for r in records])
-        counts = np.asarray([len(r["scores"]) for r in records])
-        results = {}
-        for metric in spec.metrics:
-            chosen = np.asarray([CANDIDATE_GROUPS[metric](int(n)) for n in counts], dtype=bool)
-            results[metric] = float(jaccards[chosen].mean()) if chosen.any() else float("nan")
-        return results
+        return self.point_estimates(records, spec, spec.metrics)
 
     def ties(self, records: list[dict[str, Any]], spec: TaskSpec) -> dict[str, Any]:
         bounds = [jaccard_bounds(r["scores"], r["positives"]) for r in records]

@@ -224,6 +224,23 @@ class TaskKind(ABC):
     def score(self, records: Iterable[dict[str, Any]], spec: TaskSpec) -> dict[str, float]:
         """Metrics from records alone (pure; used again by 'vlbench rescore')."""
 
+    #: The kind's bootstrap resampler (``vlbench.bootstrap.Resampler``): its metrics on count-weighted items.
+    #: Every kind declares one (a kind without is refused when registered); ``score`` takes its point
+    #: estimates from it, so a number and its confidence interval share one definition.
+    resampler: ClassVar[type]
+
+    def point_estimates(self, records: list[dict[str, Any]], spec: TaskSpec, names: Iterable[str]) -> dict[str, float]:
+        """The metrics the resampler computes, with every item drawn once (the point estimate)."""
+        from vlbench.bootstrap import item_order
+
+        res = self.resampler(item_order(records), spec)
+        found = {}
+        for name in names:
+            values = res.metric(name, res.identity())
+            if values is not None:
+                found[name] = float(values[0])
+        return found
+
     def ties(self, records: list[dict[str, Any]], spec: TaskSpec) -> dict[str, Any] | None:
         """How exact ties decided the records (pure, like ``score``): ``tie_report``'s mapping, or None
         for a kind that does not count them."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, Literal
+from typing import Any, Iterable, Iterator, Literal, Sequence
 
 import numpy as np
 import torch
@@ -10,6 +10,7 @@ import torch
 from vlbench import metrics
 from vlbench.datasets.classification import CLASSIFICATION_READERS, ClassificationData
 from vlbench.encoding.encoder import Encoder
+from vlbench.bootstrap import Resampler, grouping, macro_mean, weighted_mean, worst_group_mean
 from vlbench.errors import TaskSpecError, VLBenchError
 from vlbench.kinds.registry import TASK_KINDS
 from vlbench.kinds.base import Decisions, RunContext, TaskKind, autocast_used, mean_bounds, tie_report
@@ -98,11 +99,49 @@ class ClassificationProtocol(ProtocolFields):
     group_metrics: dict[str, GroupMetric] = option({}, help="metric name -> worst-group accuracy over a metadata column (DataComp's WILDS and fairness sets)")
 
 
+class ClassificationResampler(Resampler):
+    """Images. acc1 / acc5: weighted means of the top-k hits; mean per-class recall (and WILDS' recall-macro_all,
+    the same number): the mean over the classes drawn of their weighted top-1 accuracy; worst-group accuracies:
+    the lowest weighted accuracy over the groups drawn."""
+
+    unit = "images"
+
+    def __init__(self, records: Sequence[dict[str, Any]], spec: TaskSpec | None):
+        super().__init__(records, spec)
+        self.keys = [r.get("key", r.get("i")) for r in records]
+        labels = np.asarray([r["label"] for r in records], dtype=np.int64)
+        self.hits = {k: np.asarray([r["label"] in r["top"][:k] for r in records], dtype=np.float64) for k in (1, TOP_K_RECORDED)}
+        self.top5_defined = all(len(r["top"]) >= TOP_K_RECORDED for r in records)
+        self.classes = grouping(labels)
+        self.group_metrics = {}
+        for name, group in (group_metrics(spec) if spec is not None else {}).items():
+            if all("meta" in r for r in records):
+                codes = np.asarray([int(r["meta"][group.column]) for r in records], dtype=np.int64)
+                self.group_metrics[name] = (self.hits[group.top_k], grouping(codes))
+
+    def outcomes(self, name: str) -> np.ndarray | None:
+        return {"acc1": self.hits[1], "acc5": self.hits[TOP_K_RECORDED] if self.top5_defined else None}.get(name)
+
+    def metric(self, name: str, weights: list[np.ndarray]) -> np.ndarray | None:
+        (w,) = weights
+        if name in ("acc1", "acc5"):
+            values = self.outcomes(name)  # no top-5 accuracy below 5 classes, as CLIP_benchmark
+            return np.full(w.shape[0], np.nan) if values is None else weighted_mean(w, values)
+        if name in ("mean_per_class_recall", "recall-macro_all"):  # classes present in the resample, as balanced accuracy
+            order, starts, _ = self.classes
+            return macro_mean(w, self.hits[1], order, starts)
+        if name in self.group_metrics:
+            hits, (order, starts, _) = self.group_metrics[name]
+            return worst_group_mean(w, hits, order, starts)
+        return None
+
+
 @TASK_KINDS.register("classification")
 class ClassificationKind(TaskKind):
     """Zero-shot classification: class embeddings from templates; top-k accuracy and mean per-class recall."""
 
     name = "classification"
+    resampler = ClassificationResampler
     readers = CLASSIFICATION_READERS
     metric_patterns = ("acc1", "acc5", "mean_per_class_recall", "F1-macro_all", "recall-macro_all")
     protocol_schema = ClassificationProtocol
@@ -181,23 +220,14 @@ class ClassificationKind(TaskKind):
         yield from (r for r in records if r is not None)  # item order, whichever images came from the cache
 
     def score(self, records: Iterable[dict[str, Any]], spec: TaskSpec) -> dict[str, float]:
+        """acc1, acc5, mean per-class recall and the group metrics from the resampler with every image once
+        (one definition for the number and its interval); macro F1 from ``metrics``."""
         records = list(records)
-        labels = [r["label"] for r in records]
-        tops = [r["top"] for r in records]
-        enough_classes = all(len(t) >= TOP_K_RECORDED for t in tops)
-        results = {
-            "acc1": metrics.topk_accuracy(tops, labels, 1),
-            # CLIP_benchmark reports no top-5 accuracy for tasks with fewer than 5 classes
-            "acc5": metrics.topk_accuracy(tops, labels, 5) if enough_classes else float("nan"),
-            "mean_per_class_recall": metrics.mean_per_class_recall([t[0] for t in tops], labels),
-        }
-        wanted = set(spec.metrics)
-        for measure in ("F1", "recall"):
-            if f"{measure}-macro_all" in wanted:
-                results[f"{measure}-macro_all"] = metrics.macro_over_present_labels([t[0] for t in tops], labels, measure.lower())
-        for name, group in group_metrics(spec).items():
-            if name in wanted:
-                results[name] = worst_group(records, spec, name, group)
+        if any(name in group_metrics(spec) for name in spec.metrics) and any("meta" not in r for r in records):
+            raise VLBenchError(f"task '{spec.name}': its group metrics need each sample's metadata row (the webdataset's .npy member)")
+        results = self.point_estimates(records, spec, spec.metrics)
+        if "F1-macro_all" in spec.metrics:
+            results["F1-macro_all"] = metrics.macro_over_present_labels([r["top"][0] for r in records], [r["label"] for r in records], "f1")
         return {name: results[name] for name in spec.metrics}
 
     def ties(self, records: list[dict[str, Any]], spec: TaskSpec) -> dict[str, Any]:
@@ -242,9 +272,3 @@ def group_metrics(spec: TaskSpec) -> dict[str, GroupMetric]:
     return ClassificationKind.options(spec).group_metrics
 
 
-def worst_group(records: list[dict[str, Any]], spec: TaskSpec, name: str, group: GroupMetric) -> float:
-    if any("meta" not in r for r in records):
-        raise VLBenchError(f"task '{spec.name}': {name} needs each sample's metadata row (the webdataset's .npy member)")
-    column, k = group.column, group.top_k
-    hits = [r["label"] in r["top"][:k] for r in records]
-    return metrics.worst_group_accuracy(hits, [int(r["meta"][column]) for r in records])

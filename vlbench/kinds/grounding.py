@@ -9,7 +9,7 @@ above ``iou_threshold`` (strictly, as ReCLIP counts).
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -20,6 +20,7 @@ from vlbench.datasets.grounding import (
     ProposalView,
     load_detections,
 )
+from vlbench.bootstrap import Resampler, weighted_mean
 from vlbench.errors import VLBenchError
 from vlbench.kinds.base import Decisions, RunContext, TaskKind, tie_report
 from vlbench.kinds.registry import TASK_KINDS
@@ -56,11 +57,40 @@ class GroundingFiles:
     detections: str | None = option(None, help="detected boxes used as proposals instead of the ground-truth boxes")
 
 
+def hit(record: dict[str, Any], iou_threshold: float, area_threshold: float) -> bool:
+    """Whether the prediction is right: the first best-scoring proposal among the candidates (those above the
+    area threshold) overlaps the target above the IoU threshold; no proposal at all is never right."""
+    if not record["scores"]:
+        return False
+    kept = candidates(record, area_threshold)
+    best = max(kept, key=lambda p: (record["scores"][p], -p))  # the first maximum among the candidates
+    return metrics.box_iou(record["proposals"][best], record["target"]) > iou_threshold
+
+
+class GroundingResampler(Resampler):
+    """Items; accuracy is the weighted mean of ``hit``."""
+
+    unit = "items"
+
+    def __init__(self, records: Sequence[dict[str, Any]], spec: TaskSpec):
+        super().__init__(records, spec)
+        protocol = GroundingKind.options(spec)
+        self.keys = [r.get("id", r.get("i")) for r in records]
+        self.hits = np.asarray([hit(r, protocol.iou_threshold, protocol.box_area_threshold) for r in records], dtype=np.float64)
+
+    def outcomes(self, name: str) -> np.ndarray | None:
+        return self.hits if name == "accuracy" else None
+
+    def metric(self, name: str, weights: list[np.ndarray]) -> np.ndarray | None:
+        return weighted_mean(weights[0], self.hits) if name == "accuracy" else None
+
+
 @TASK_KINDS.register("grounding")
 class GroundingKind(TaskKind):
     """Referring expressions: score each box proposal's views against the expression; accuracy at IoU > 0.5."""
 
     name = "grounding"
+    resampler = GroundingResampler
     readers = GROUNDING_READERS
     metric_patterns = ("accuracy",)
 
@@ -152,17 +182,8 @@ class GroundingKind(TaskKind):
             yield record
 
     def score(self, records: Iterable[dict[str, Any]], spec: TaskSpec) -> dict[str, float]:
-        protocol = self.protocol(spec)
-        threshold, area_threshold = float(protocol["iou_threshold"]), float(protocol["box_area_threshold"])
-        hits = []
-        for record in records:
-            if not record["scores"]:  # no proposal at all: nothing can be right
-                hits.append(False)
-                continue
-            kept = candidates(record, area_threshold)
-            best = max(kept, key=lambda p: (record["scores"][p], -p))  # the first maximum among the candidates
-            hits.append(metrics.box_iou(record["proposals"][best], record["target"]) > threshold)
-        return {"accuracy": float(np.mean(hits)) if hits else float("nan")}
+        records = list(records)
+        return self.point_estimates(records, spec, ["accuracy"]) if records else {"accuracy": float("nan")}
 
     def ties(self, records: list[dict[str, Any]], spec: TaskSpec) -> dict[str, Any]:
         """Items whose best score is shared by candidates of which some hit the target and some do not;

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from vlbench import metrics
 from vlbench.datasets.multilabel import MULTILABEL_READERS, MultilabelData
+from vlbench.bootstrap import Resampler
 from vlbench.errors import VLBenchError
 from vlbench.kinds.registry import TASK_KINDS
 from vlbench.kinds.base import RunContext, tie_report
@@ -18,11 +19,35 @@ TIE_RULE = ("images with equal scores for a class keep their dataset order (a st
             "leaves it to the data: low/high order every tied group negatives/positives first")
 
 
+class MultilabelResampler(Resampler):
+    """Images; mean average precision of the count-weighted ranking (``metrics.weighted_average_precision``)."""
+
+    unit = "images"
+
+    def __init__(self, records: Sequence[dict[str, Any]], spec: TaskSpec | None):
+        super().__init__(records, spec)
+        self.keys = [r.get("key", r.get("i")) for r in records]
+        self.scores = np.asarray([r["scores"] for r in records], dtype=np.float64).reshape(len(records), -1)
+        self.targets = np.zeros_like(self.scores)
+        for row, record in enumerate(records):
+            self.targets[row, record["targets"]] = 1
+
+    @property
+    def cells_per_replicate(self) -> int:
+        return len(self.keys) * 4  # the ranking's weights, counts and gains of one class at a time
+
+    def metric(self, name: str, weights: list[np.ndarray]) -> np.ndarray | None:
+        if name != "mean_average_precision":
+            return None
+        return metrics.weighted_average_precision(self.scores, self.targets, weights[0]).mean(axis=1)
+
+
 @TASK_KINDS.register("multilabel_classification")
 class MultilabelKind(ClassificationKind):
     """Classes are prompted as in classification; every image records its score for every class."""
 
     name = "multilabel_classification"
+    resampler = MultilabelResampler
     readers = MULTILABEL_READERS
     metric_patterns = ("mean_average_precision",)
     record_fields = {
@@ -56,11 +81,7 @@ class MultilabelKind(ClassificationKind):
         records = list(records)
         if not records:
             return {"mean_average_precision": float("nan")}
-        scores = np.asarray([r["scores"] for r in records], dtype=np.float64)
-        targets = np.zeros_like(scores)
-        for row, record in enumerate(records):
-            targets[row, record["targets"]] = 1
-        return {"mean_average_precision": float(metrics.average_precision_per_class(scores, targets).mean())}
+        return self.point_estimates(records, spec, ["mean_average_precision"])
 
     def ties(self, records: list[dict[str, Any]], spec: TaskSpec) -> dict[str, Any]:
         """Images that share a score with an image of the other label in some class decide how that class's

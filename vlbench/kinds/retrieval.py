@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Iterator, Literal
+from typing import Any, Iterable, Iterator, Literal, Sequence
 
+import numpy as np
 import torch
 
 from vlbench import metrics
 from vlbench.datasets.retrieval import RETRIEVAL_READERS, RetrievalData
+from vlbench.bootstrap import Resampler, weighted_mean
 from vlbench.errors import VLBenchError
 from vlbench.kinds.registry import TASK_KINDS
 from vlbench.kinds.base import Decisions, RunContext, TaskKind, autocast_used, mean_bounds, tie_report
@@ -47,11 +49,47 @@ TIE_RULE = ("equal scores rank in candidate order (lower index first); CLIP_benc
             "the data: low/high rank the best positive after/before every negative it ties with")
 
 
+class RetrievalResampler(Resampler):
+    """Population 0: text queries (image_retrieval); population 1: image queries (text_retrieval)."""
+
+    unit = "queries"
+    DIRECTIONS = {"image_retrieval": 0, "text_retrieval": 1}
+
+    def __init__(self, records: Sequence[dict[str, Any]], spec: TaskSpec):
+        super().__init__(records, spec)
+        self.text = [r for r in records if r["type"] == "text"]
+        self.image = [r for r in records if r["type"] == "image"]
+        self.ranks = [np.asarray([r["rank"] for r in self.text]), np.asarray([r["rank"] for r in self.image])]
+
+    @property
+    def sizes(self) -> list[int]:
+        return [len(self.text), len(self.image)]
+
+    def ids(self) -> list[Any]:
+        return [("text", r["i"], r.get("image")) for r in self.text] + [("image", r.get("key", r["i"])) for r in self.image]
+
+    def outcomes(self, name: str) -> np.ndarray | None:
+        match = re.fullmatch(r"(image_retrieval|text_retrieval)_recall@(\d+)", name)
+        if not match:
+            return None
+        return (self.ranks[self.DIRECTIONS[match.group(1)]] < int(match.group(2))).astype(np.float64)
+
+    def metric(self, name: str, weights: list[np.ndarray]) -> np.ndarray | None:
+        match = re.fullmatch(r"(image_retrieval|text_retrieval|mean)_recall@(\d+)", name)
+        if not match:
+            return None
+        k = int(match.group(2))
+        directions = list(self.DIRECTIONS) if match.group(1) == "mean" else [match.group(1)]
+        values = [weighted_mean(weights[self.DIRECTIONS[d]], (self.ranks[self.DIRECTIONS[d]] < k).astype(np.float64)) for d in directions]
+        return sum(values) / len(values)
+
+
 @TASK_KINDS.register("retrieval")
 class RetrievalKind(TaskKind):
     """Image-text retrieval, recall@k both ways (CLIP_benchmark names: image_retrieval = text->image)."""
 
     name = "retrieval"
+    resampler = RetrievalResampler
     readers = RETRIEVAL_READERS
     protocol_schema = RetrievalProtocol
     metric_patterns = (r"image_retrieval_recall@\d+", r"text_retrieval_recall@\d+", r"mean_recall@\d+")
@@ -93,19 +131,8 @@ class RetrievalKind(TaskKind):
             yield {"type": "text", "i": t, "image": owners[t], "rank": rank, **({"tie": tie} if tie else {})}
 
     def score(self, records: Iterable[dict[str, Any]], spec: TaskSpec) -> dict[str, float]:
-        records = list(records)
-        by_type = {
-            "image_retrieval": [r["rank"] for r in records if r["type"] == "text"],  # text query -> image
-            "text_retrieval": [r["rank"] for r in records if r["type"] == "image"],  # image query -> text
-        }
-        results: dict[str, float] = {}
-        for metric in spec.metrics:
-            direction, k = re.fullmatch(r"(.+)_recall@(\d+)", metric).groups()  # type: ignore[union-attr]
-            if direction == "mean":
-                results[metric] = (metrics.recall_at_k(by_type["image_retrieval"], int(k)) + metrics.recall_at_k(by_type["text_retrieval"], int(k))) / 2
-            else:
-                results[metric] = metrics.recall_at_k(by_type[direction], int(k))
-        return results
+        """recall@k of each direction (image_retrieval: caption queries), and their mean, from the resampler."""
+        return self.point_estimates(list(records), spec, spec.metrics)
 
     def ties(self, records: list[dict[str, Any]], spec: TaskSpec) -> dict[str, Any]:
         directions = {"image_retrieval": [r for r in records if r["type"] == "text"], "text_retrieval": [r for r in records if r["type"] == "image"]}

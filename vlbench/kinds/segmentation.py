@@ -11,7 +11,7 @@ small classes (``area_threshold``, SCLIP on VOC) and set pixels whose best proba
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from vlbench import metrics
 from vlbench.datasets.segmentation import SEGMENTATION_READERS, SegmentationData
 from vlbench.encoding.encoder import loader_errors
+from vlbench.bootstrap import Resampler, nanmean_rows
 from vlbench.errors import CapabilityError, TaskSpecError
 from vlbench.kinds.base import Decisions, RunContext, TaskKind, tie_report
 from vlbench.kinds.classification import zero_shot_classifier
@@ -163,11 +164,64 @@ class _Images(Dataset):
         return image, sample.label.load()
 
 
+class SegmentationResampler(Resampler):
+    """Images; a replicate's confusion matrix is the count-weighted sum of per-image matrices."""
+
+    unit = "images"
+
+    def __init__(self, records: Sequence[dict[str, Any]], spec: TaskSpec):
+        super().__init__(records, spec)
+        self.classes = len(spec.read_lines("classnames") or [])
+        self.keys = [r.get("key", r.get("i")) for r in records]
+        rows = [(image, gt * self.classes + pred, count) for image, r in enumerate(records) for gt, pred, count in r["confusion"]]
+        triplets = np.asarray(rows, dtype=np.int64).reshape(-1, 3)
+        order = np.argsort(triplets[:, 1], kind="stable")
+        self.image, cells, self.count = triplets[order, 0], triplets[order, 1], triplets[order, 2].astype(np.float64)
+        self.cells, self.starts = np.unique(cells, return_index=True)
+        self._last: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def sizes(self) -> list[int]:
+        return [len(self.keys)]
+
+    @property
+    def cells_per_replicate(self) -> int:
+        return max(len(self.keys), len(self.image), self.classes * self.classes)
+
+    def ids(self) -> list[Any]:
+        return list(self.keys)
+
+    def confusion(self, w: np.ndarray) -> np.ndarray:
+        """[r, C, C] summed confusion matrices."""
+        out = np.zeros((w.shape[0], self.classes * self.classes))
+        if len(self.cells):
+            out[:, self.cells] = np.add.reduceat(w[:, self.image] * self.count, self.starts, axis=1)
+        return out.reshape(w.shape[0], self.classes, self.classes)
+
+    def metric(self, name: str, weights: list[np.ndarray]) -> np.ndarray | None:
+        if name not in ("mIoU", "mAcc", "aAcc"):
+            return None
+        if self._last is None or self._last[0] is not weights[0]:  # the metrics of one batch share its matrices
+            self._last = (weights[0], self.confusion(weights[0]))
+        confusion = self._last[1]
+        tp = np.diagonal(confusion, axis1=1, axis2=2)
+        gt, pred = confusion.sum(axis=2), confusion.sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if name == "mIoU":
+                union = gt + pred - tp
+                return nanmean_rows(np.where(union > 0, tp / union, np.nan))
+            if name == "mAcc":
+                return nanmean_rows(np.where(gt > 0, tp / gt, np.nan))
+            total = confusion.sum(axis=(1, 2))
+            return np.where(total > 0, tp.sum(axis=1) / total, np.nan)
+
+
 @TASK_KINDS.register("segmentation")
 class SegmentationKind(TaskKind):
     """Open-vocabulary semantic segmentation from dense patch features; mIoU over the dataset."""
 
     name = "segmentation"
+    resampler = SegmentationResampler
     readers = SEGMENTATION_READERS
     metric_patterns = ("mIoU", "mAcc", "aAcc")
     shards_items = True
@@ -254,6 +308,7 @@ class SegmentationKind(TaskKind):
         return {"confusion": [[int(r), int(c), int(confusion[r, c])] for r, c in zip(rows, cols)], **({"tied_pixels": tied} if tied else {})}
 
     def score(self, records: Iterable[dict[str, Any]], spec: TaskSpec) -> dict[str, float]:
+        records = list(records)
         lines = spec.read_lines("classnames") or []
         num_classes = len(lines)
         confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
@@ -261,7 +316,7 @@ class SegmentationKind(TaskKind):
             for row, col, count in record["confusion"]:
                 confusion[row, col] += count
         scores = metrics.segmentation_scores(confusion)
-        results = {name: float(scores[name]) for name in ("mIoU", "mAcc", "aAcc")}  # type: ignore[arg-type]
+        results = self.point_estimates(list(records), spec, ("mIoU", "mAcc", "aAcc"))  # one definition with the CIs
         separator = self.options(spec).synonym_separator
         for line, iou in zip(lines, scores["iou"]):  # type: ignore[arg-type]
             results[f"IoU/{line.split(separator)[0].strip()}"] = float(iou)

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from vlbench.datasets import records as _records  # noqa: F401  (registers the records format)
 from vlbench.datasets.aro_order import TAGGERS
 from vlbench.datasets.selection import SELECTION_READERS, SelectionData
+from vlbench.bootstrap import Resampler, grouping, macro_mean, weighted_mean
 from vlbench.errors import TaskSpecError, VLBenchError
 from vlbench.kinds.base import Decisions, RunContext, TaskKind, tie_report
 from vlbench.kinds.registry import TASK_KINDS
@@ -115,11 +116,83 @@ class SelectionFiles:
     order_options: str | None = option(None, help="aro_order: options saved by an earlier run, used instead of generating")
 
 
+class SelectionResampler(Resampler):
+    unit = "items"
+
+    def __init__(self, records: Sequence[dict[str, Any]], spec: TaskSpec):
+        super().__init__(records, spec)
+        self.declared: dict[str, tuple[np.ndarray, Any]] = {}
+        if "outcomes" in spec.protocol:  # records format: the task file's declared outcomes
+            self._declared(records, spec)
+            return
+        rule = SELECTION_RULES.get(spec.protocol["rule"])
+        decided = [rule(r["scores"], r.get("answer")) for r in records]
+        self.keys = [r.get("id", r.get("i")) for r in records]
+        self.values = {name: np.asarray([d[name] for d in decided], dtype=np.float64) for name in (decided[0] if decided else {})}
+        self.groups = None
+        if "correct" in self.values:  # macro accuracy: the groups that count on the full data
+            groups = [r.get("group") for r in records]
+            exclude = set(spec.read_lines("excluded_groups") or [])
+            min_count = int(spec.protocol.get("min_group_count", 1))
+            names = sorted({g for g in groups if g is not None and g not in exclude})
+            names = [g for g in names if groups.count(g) >= min_count]
+            code = {g: i for i, g in enumerate(names)}
+            codes = np.asarray([code.get(g, -1) for g in groups], dtype=np.int64)
+            kept = np.flatnonzero(codes >= 0)
+            order, starts, _ = grouping(codes[kept])
+            self.groups = (kept[order], starts)
+
+    def _declared(self, records: Sequence[dict[str, Any]], spec: TaskSpec) -> None:
+        """Per-item values of each declared outcome, and for ``macro: FIELD`` its group layout."""
+        from vlbench.kinds.selection_outcomes import outcome_values
+
+        self.keys = [r.get("id", r.get("i")) for r in records]
+        self.values, self.groups = {}, None
+        min_count = int(spec.protocol.get("min_group_count", 1))
+        for name, options in spec.protocol["outcomes"].items():
+            values = np.asarray(outcome_values(list(records), options), dtype=np.float64)
+            layout = None
+            if options.get("macro"):
+                groups = [r.get("groups", {}).get(options["macro"]) for r in records]
+                kept_names = sorted({g for g in groups if g is not None and groups.count(g) >= min_count})
+                code = {g: i for i, g in enumerate(kept_names)}
+                codes = np.asarray([code.get(g, -1) for g in groups], dtype=np.int64)
+                kept = np.flatnonzero(codes >= 0)
+                order, starts, _ = grouping(codes[kept])
+                layout = (kept[order], starts)
+            self.declared[name] = (values, layout)
+
+    def outcomes(self, name: str) -> np.ndarray | None:
+        if self.declared:
+            values, layout = self.declared.get(name, (None, None))
+            binary = values is not None and layout is None and bool(np.isin(values, (0.0, 1.0)).all())
+            return values if binary else None
+        key = {"accuracy": "correct", "text_score": "text", "image_score": "image", "group_score": "group"}.get(name)
+        return self.values.get(key) if key else None
+
+    def metric(self, name: str, weights: list[np.ndarray]) -> np.ndarray | None:
+        (w,) = weights
+        if self.declared:
+            if name not in self.declared:
+                return None
+            values, layout = self.declared[name]
+            if layout is None:
+                return weighted_mean(w, values)
+            return macro_mean(w, values, *layout)
+        values = self.outcomes(name)
+        if values is not None:
+            return weighted_mean(w, values)
+        if name == "macro_accuracy" and self.groups is not None:
+            return macro_mean(w, self.values["correct"], *self.groups)
+        return None
+
+
 @TASK_KINDS.register("selection")
 class SelectionKind(TaskKind):
     """Per instance an images x captions score matrix; a rule turns it into outcomes (ARO, SugarCrepe, Winoground)."""
 
     name = "selection"
+    resampler = SelectionResampler
     readers = SELECTION_READERS
     metric_patterns = ("accuracy", "macro_accuracy", "text_score", "image_score", "group_score")
     protocol_schema = SelectionProtocol
@@ -227,6 +300,12 @@ class SelectionKind(TaskKind):
         records = list(records)
         if not records:
             raise VLBenchError(f"task '{spec.name}' has no instances to score")
+        results = self.breakdowns(records, spec)
+        results.update(self.point_estimates(records, spec, [name for name in results if "/" not in name]))  # one definition with the CIs
+        return results
+
+    def breakdowns(self, records: list[dict[str, Any]], spec: TaskSpec) -> dict[str, float]:
+        """The metrics and their per-group breakdowns (``NAME/group``)."""
         protocol = self.options(spec)
         if protocol.outcomes is not None:
             return score_outcomes(records, spec.protocol)

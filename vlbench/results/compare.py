@@ -9,6 +9,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from vlbench import bootstrap
+from vlbench.results import intervals
 
 from vlbench.results import schema as result_schema
 from vlbench.spec.catalog import Catalog
@@ -105,7 +106,7 @@ def compare_runs(results_a: Path, results_b: Path | None, models: Sequence[str] 
         (path_a, a), (path_b, b) = picked_a[task], picked_b[task]
         if a.task.kind != b.task.kind or a.main_metric != b.main_metric:
             raise VLBenchError(f"task '{task}': the runs differ in kind or main metric ({a.task.kind}/{a.main_metric} vs {b.task.kind}/{b.main_metric})")
-        paired = bootstrap.paired(a.task.kind, records(path_a, a), records(path_b, b), spec_from_result(a), a.main_metric, replicates, seed)
+        paired = intervals.paired(a.task.kind, records(path_a, a), records(path_b, b), spec_from_result(a), a.main_metric, replicates, seed)
         rows.append(CompareRow(task, a.main_metric, paired.a, paired.b, paired.diff, paired.ci, paired.p_value, paired.test, paired.n))
         diffs[task], values_a[task], values_b[task], ns[task] = paired.replicates, paired.a, paired.b, a.n
     for suite in catalog.suites:

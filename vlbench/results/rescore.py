@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from vlbench import bootstrap
+from vlbench.results import intervals
 from vlbench.errors import VLBenchError
 from vlbench.kinds import TASK_KINDS
 from vlbench.kinds.base import check_record
@@ -56,7 +57,7 @@ def rescore_with_ci(result_file: Path, result: Result) -> tuple[dict[str, float]
     settings = result.bootstrap
     replicates = settings.replicates_n if settings else bootstrap.DEFAULT_REPLICATES
     seed = settings.seed if settings else bootstrap.DEFAULT_SEED
-    ci, resampled = bootstrap.confidence(result.task.kind, rows, spec, list(metrics), result.main_metric, replicates, seed)
+    ci, resampled = intervals.confidence(result.task.kind, rows, spec, list(metrics), result.main_metric, replicates, seed)
     return metrics, ci, resampled, kind.ties(rows, spec)
 
 

@@ -11,6 +11,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import torch
 
 from vlbench import bootstrap, distributed
+from vlbench.results import intervals
 
 from vlbench.spec import named_protocols
 
@@ -441,7 +442,7 @@ class Runner:
             metrics = kind.score(records, task)
             ties = kind.ties(records, task)
             scored = time.perf_counter()
-            ci, resampled = bootstrap.confidence(task.kind, records, task, list(metrics), task.main_metric,
+            ci, resampled = intervals.confidence(task.kind, records, task, list(metrics), task.main_metric,
                                                  self.options.bootstrap_replicates, self.options.bootstrap_seed) \
                 if self.options.bootstrap_replicates > 0 else ({}, None)
             artifacts = {}
