@@ -3,10 +3,13 @@
 Both sides get the same open_clip model and the same images on disk, drawn from the shapes world:
 
 - ``imagefolder``: an image-folder tree; ``flickr30k``: a Karpathy-format JSON with its images;
-- ``imagenet-r``: ImageNet-R's original layout (200 ``<wnid>/`` folders); CLIP_benchmark masks its
+- ``imagenet-r``: ImageNet-R's original layout (200 ``<wnid>/`` folders), in Italian (the run's
+  ``--language it``, which CLIP_benchmark applies to its ImageNet variants too); CLIP_benchmark masks its
   packaged ImageNet class names, vlbench selects them with the task's class subset; one template on
   both sides (CLIP_benchmark's ``custom_template_file``, vlbench's ``--set files.templates``);
-- ``imagenet-a``: the 200-class webdataset layout, with the folder's own class names and templates;
+- ``imagenet-a``: the 200-class webdataset layout, with the folder's own class names and templates (in
+  English: CLIP_benchmark ignores the language on a webdataset folder, vlbench would apply it, so the run
+  sets ``imagenet-a:language=en``);
 - ``vtab-pets``: a webdataset folder whose own class names and templates (stray spaces included)
   replace the packaged ones;
 - ``voc2007_multilabel``: a multilabel webdataset (``npy`` 0/1 vectors), mean average precision;
@@ -165,7 +168,7 @@ def vlbench_side(model: str, data_root: Path, tree: Path, batch_size: int, one_t
         command = [sys.executable, "-m", "vlbench", "run", "--model", model, "--tasks", ",".join(TASKS), "--language", "it",
                    "--data-root", str(data_root), "--output", out, "--batch-size", str(batch_size), "--device", "cpu", "--no-cache",
                    "--set", f"imagefolder:dataset.path={tree}", "--set", f"imagefolder:files.templates={SHAPES_TEMPLATES}",
-                   "--set", f"imagenet-r:files.templates={one_template}"]
+                   "--set", f"imagenet-r:files.templates={one_template}", "--set", "imagenet-a:language=en"]
         subprocess.run(command, check=True, capture_output=True, text=True)
         found = {result.task.name: (result.metrics, records(path, result), result.ties or {}) for path, result in result_schema.scan(Path(out))}
         return {task: found[task] for task in TASKS}
@@ -276,7 +279,7 @@ def clip_benchmark_standard_sets(model, tokenizer, transform, data_root: Path, b
     results: dict[str, dict[str, float]] = {}
     custom = data_root / "custom_templates.json"
     custom.write_text(json.dumps({"imagenet-r": lines(one_template)}))
-    imagenet_r = build_dataset("imagenet-r", root=str(data_root / "imagenet-r"), transform=transform, split="test", download=False,
+    imagenet_r = build_dataset("imagenet-r", root=str(data_root / "imagenet-r"), transform=transform, split="test", download=False, language="it",
                                custom_template_file=str(custom))
     results["imagenet-r"] = classify(imagenet_r, torch.utils.data.DataLoader(imagenet_r, batch_size=batch_size))
     for task in ("imagenet-a", "vtab-pets", "voc2007_multilabel"):
