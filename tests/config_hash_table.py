@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 TABLE = Path(__file__).parent / "golden" / "config_hashes.json"
-# name -> RunOptions fields; each task is hashed under every combination whose setting applies to it
+# name -> RunSettings fields; each task is hashed under every combination whose setting applies to it
 COMBINATIONS = {
     "default": {},
     "limit=5": {"limit": 5},
@@ -25,12 +25,13 @@ COMBINATIONS = {
 def config_hashes() -> dict[str, dict[str, str]]:
     from vlbench.spec.catalog import Catalog
     from vlbench.errors import VLBenchError
-    from vlbench.run.runner import Runner, RunOptions
+    from vlbench.run.runner import Runner
+    from vlbench.run.settings import RunSettings
 
     catalog = Catalog.load()
     table: dict[str, dict[str, str]] = {name: {} for name in sorted(catalog.tasks)}
     for combination, fields in COMBINATIONS.items():
-        runner = Runner(catalog, RunOptions(data_root=Path("/nonexistent"), output=Path("/nonexistent"), **fields))
+        runner = Runner(catalog, RunSettings(data_root=Path("/nonexistent"), output=Path("/nonexistent"), **fields))
         for name in sorted(catalog.tasks):
             try:
                 task = runner.plan_tasks([name])[0]

@@ -130,7 +130,7 @@ def test_asynchronous_copies_are_read_only_after_their_event(tmp_path, tiny_mode
         seen.append(indices)
         assert all(copy.done for copy in copies[: len(seen)])
         assert len(copies) == min(len(seen) + 1, 3)  # the next batch was launched before this one was read
-    assert seen == [[0, 1], [2, 3], [4]] and encoder.images_encoded == 5
+    assert seen == [[0, 1], [2, 3], [4]] and encoder.stats.images_encoded == 5
     assert torch.equal(encoder.images(refs), expected)
 
 
@@ -152,7 +152,7 @@ def test_a_synchronous_batch_after_an_asynchronous_one_loses_nothing(tmp_path, t
     monkeypatch.setattr(encoding, "_copy_to_host", alternate)
     encoder = Encoder(tiny_model, batch_size=2)
     seen = [indices for indices, _ in encoder.iter_images(refs)]
-    assert sorted(i for chunk in seen for i in chunk) == list(range(7)) and encoder.images_encoded == 7
+    assert sorted(i for chunk in seen for i in chunk) == list(range(7)) and encoder.stats.images_encoded == 7
     assert torch.equal(encoder.images(refs), expected)
 
 
@@ -166,7 +166,7 @@ def test_prefetched_images_are_the_ones_iterated_and_a_stale_prefetch_is_dropped
     monkeypatch.setattr(Encoder, "_loader", lambda self, chosen, transform: started.append(len(chosen)) or original(self, chosen, transform))
     encoder.prefetch_images(refs)
     assert started == [5]  # the loader (and its worker) started before anything was iterated
-    assert torch.equal(encoder.images(refs), expected) and started == [5] and encoder.images_encoded == 5
+    assert torch.equal(encoder.images(refs), expected) and started == [5] and encoder.stats.images_encoded == 5
     encoder.prefetch_images(refs)  # all in the run's cache now: nothing to start
     assert started == [5]
     fresh = Encoder(tiny_model, batch_size=2, num_workers=1)

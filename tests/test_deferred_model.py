@@ -13,25 +13,27 @@ from vlbench.encoding.cache import EmbeddingStore
 from vlbench.errors import StaleModelRecordError
 from vlbench.models import MODEL_ADAPTERS, ModelAdapter
 from vlbench.models.deferred import identity_pin, same_identity
-from vlbench.run.runner import Runner, RunOptions
+from vlbench.run.loading import ModelLoader
+from vlbench.run.runner import Runner
+from vlbench.run.settings import RunSettings
 
 
 @pytest.fixture
 def loads(monkeypatch):
     """The model ids the runner loads, in order."""
     seen = []
-    original = Runner.load_model
+    original = ModelLoader.load
 
     def counting(self, spec):
         seen.append(spec.id)
         return original(self, spec)
 
-    monkeypatch.setattr(Runner, "load_model", counting)
+    monkeypatch.setattr(ModelLoader, "load", counting)
     return seen
 
 
 def run(tmp_path, output, cache, tasks, **settings):
-    options = RunOptions(data_root=tmp_path, output=tmp_path / output, num_workers=0, limit=24, batch_size=8, cache_dir=cache, **settings)
+    options = RunSettings(data_root=tmp_path, output=tmp_path / output, num_workers=0, limit=24, batch_size=8, cache_dir=cache, **settings)
     _, outcomes = Runner(Catalog.load(), options).run(TINY, tasks)
     return {o.task: json.loads(o.result_file.read_text())["metrics"] for o in outcomes}
 
@@ -124,8 +126,8 @@ def test_pins_change_with_what_decides_the_model(tmp_path, monkeypatch):
 def test_a_deferred_model_takes_no_settings(tmp_path, loads):
     cache = tmp_path / "cache"
     run(tmp_path, "cold", cache, ["shapes_cls"])
-    options = RunOptions(data_root=tmp_path, output=tmp_path / "x", num_workers=0, cache_dir=cache)
-    deferred = Runner(Catalog.load(), options).model_for(Catalog.load().resolve_model(TINY))
+    options = RunSettings(data_root=tmp_path, output=tmp_path / "x", num_workers=0, cache_dir=cache)
+    deferred = Runner(Catalog.load(), options).models.model(Catalog.load().resolve_model(TINY))
     assert type(deferred).__name__ == "DeferredModel" and loads == [TINY]
     with pytest.raises(AttributeError, match="cannot set 'allow_text_trimming'"):
         deferred.allow_text_trimming = False
@@ -222,7 +224,7 @@ def test_hub_names_are_pinned_by_their_snapshot_in_the_local_cache(hub_cache, mo
 
 def run_one(tmp_path, spec, output):
     """shapes_cls with ``spec`` and a cache shared by the test's runs; the result file's content."""
-    options = RunOptions(data_root=tmp_path, output=tmp_path / output, num_workers=0, limit=16, batch_size=8, cache_dir=tmp_path / "cache")
+    options = RunSettings(data_root=tmp_path, output=tmp_path / output, num_workers=0, limit=16, batch_size=8, cache_dir=tmp_path / "cache")
     [outcome] = Runner(Catalog.load(), options).run(spec, ["shapes_cls"])[1]
     return json.loads(outcome.result_file.read_text())
 
@@ -254,7 +256,7 @@ def test_a_transformers_hub_model_is_deferred_once_its_snapshot_is_cached(tmp_pa
     save_tiny_hf_model(snapshot, seed=5)
 
     def run_hf(output):
-        options = RunOptions(data_root=tmp_path, output=tmp_path / output, num_workers=0, limit=16, batch_size=8, cache_dir=tmp_path / "cache")
+        options = RunSettings(data_root=tmp_path, output=tmp_path / output, num_workers=0, limit=16, batch_size=8, cache_dir=tmp_path / "cache")
         [outcome] = Runner(Catalog.load(), options).run(spec, ["shapes_cls"])[1]
         return json.loads(outcome.result_file.read_text())["metrics"]
 
@@ -265,13 +267,13 @@ def test_a_transformers_hub_model_is_deferred_once_its_snapshot_is_cached(tmp_pa
 def test_the_record_is_kept_under_the_snapshot_the_load_completed(tmp_path, hub_cache, loads, monkeypatch):
     spec = "openclip:vlbench-tiny@hubtest"
     write_snapshot(hub_cache, "vlbench-test/tiny", "a" * 40, {"README.md": b"x"})  # not loadable: no pin before the load
-    counting = Runner.load_model
+    counting = ModelLoader.load
 
     def downloading(self, model_spec):  # what loading online does: the weights arrive in the snapshot
         write_snapshot(hub_cache, "vlbench-test/tiny", "a" * 40, {"open_clip_model.safetensors": tiny_weights(1)})
         return counting(self, model_spec)
 
-    monkeypatch.setattr(Runner, "load_model", downloading)
+    monkeypatch.setattr(ModelLoader, "load", downloading)
     cold = run_one(tmp_path, spec, "cold")
     assert loads == [spec] and len(records(tmp_path / "cache")) == 1
     assert run_one(tmp_path, spec, "warm")["metrics"] == cold["metrics"] and loads == [spec]

@@ -18,13 +18,14 @@ from vlbench.datasets.images import FileImage, TarMemberImage
 from vlbench.datasets.shapes import ShapesImage
 from vlbench.encoding.cache import EmbeddingStore, key_digest
 from vlbench.encoding.encoder import Encoder
-from vlbench.run.runner import Runner, RunOptions
+from vlbench.run.runner import Runner
+from vlbench.run.settings import RunSettings
 
 FINGERPRINT = {"id": "test:model", "precision": "fp32", "weights_sha256": "ab" * 32}
 
 
 def run_shapes(tmp_path, output, cache_dir):
-    options = RunOptions(data_root=tmp_path, output=tmp_path / output, num_workers=0, limit=32, batch_size=16, cache_dir=cache_dir)
+    options = RunSettings(data_root=tmp_path, output=tmp_path / output, num_workers=0, limit=32, batch_size=16, cache_dir=cache_dir)
     _, outcomes = Runner(Catalog.load(), options).run(TINY, ["shapes_cls"])
     result = json.loads(outcomes[0].result_file.read_text())
     with gzip.open(outcomes[0].result_file.parent / result["samples"], "rt") as samples:
@@ -54,14 +55,14 @@ def test_cached_values_are_the_exact_floats_and_a_damaged_entry_is_recomputed(ti
     store = EmbeddingStore(tmp_path)
     first, images, texts = encode_scenes(tiny_model, store.namespace(FINGERPRINT, "cpu"))
     first.cache.close()
-    assert first.images_encoded == 6 and first.texts_encoded == 2
+    assert first.stats.images_encoded == 6 and first.stats.texts_encoded == 2
     data_file = next((tmp_path / "v1").glob("*/*.dat"))
     payload = bytearray(data_file.read_bytes())
     payload[5] ^= 0xFF  # damage the first image entry
     data_file.write_bytes(bytes(payload))
     warnings = []
     second, images_again, texts_again = encode_scenes(tiny_model, EmbeddingStore(tmp_path, warn=warnings.append).namespace(FINGERPRINT, "cpu"))
-    assert second.images_encoded == 1 and second.images_from_cache == 5 and second.texts_encoded == 0
+    assert second.stats.images_encoded == 1 and second.stats.images_from_cache == 5 and second.stats.texts_encoded == 0
     assert len(warnings) == 1 and "1 damaged embedding cache entry" in warnings[0] and "recomputing" in warnings[0]
     assert torch.equal(images[1:], images_again[1:]) and torch.equal(texts, texts_again)  # read back exactly
     assert torch.allclose(images[0], images_again[0], atol=1e-6)  # recomputed alone: another batch shape

@@ -45,9 +45,10 @@ def test_ensemble_scores_are_the_logit_scale_weighted_sum_over_models(tiny_model
 
 
 def test_the_runner_loads_the_ensemble_and_records_it(tmp_path):
-    from vlbench.run.runner import Runner, RunOptions
+    from vlbench.run.runner import Runner
+    from vlbench.run.settings import RunSettings
 
-    options = RunOptions(REPO, tmp_path, device="cpu", limit=1, num_workers=0, overrides={"protocol.ensemble": [SECOND]})
+    options = RunSettings(REPO, tmp_path, device="cpu", limit=1, num_workers=0, overrides={"protocol.ensemble": [SECOND]})
     _, outcomes = Runner(Catalog.load(), options).run(TINY, ["shapes_ground"])
     result = json.loads(outcomes[0].result_file.read_text())
     assert set(result["task"]["protocol_used"]["models"]) == {TINY, SECOND}

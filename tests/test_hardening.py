@@ -22,7 +22,8 @@ from PIL import Image
 
 from vlbench.spec.catalog import Catalog
 from vlbench.errors import ModelLoadError, TaskSpecError, VLBenchError
-from vlbench.run.runner import Runner, RunOptions
+from vlbench.run.runner import Runner
+from vlbench.run.settings import RunSettings
 
 PLUGINS = str(REPO / "tests" / "plugins")
 
@@ -65,7 +66,7 @@ def colors(tmp_path):
 
 def runner(tmp_path, catalog=None, **options):
     catalog = catalog or Catalog.load(extra_task_dirs=[tmp_path / "tasks"], extra_registry_files=[tmp_path / "registry.yaml"])
-    return Runner(catalog, RunOptions(data_root=tmp_path, output=tmp_path / "res", num_workers=0, **options))
+    return Runner(catalog, RunSettings(data_root=tmp_path, output=tmp_path / "res", num_workers=0, **options))
 
 
 # -- 4: a full disk ---------------------------------------------------------------------------------
@@ -121,7 +122,7 @@ def test_a_run_cleans_what_killed_runs_left_but_nothing_else(colors):
         path.write_bytes(b"x")
     os.utime(old_orphan, (time.time() - 3600, time.time() - 3600))
     logs = []
-    Runner(runner(tmp_path).catalog, RunOptions(data_root=tmp_path, output=tmp_path / "res", num_workers=0), log=logs.append).run("color:x", ["colors_a"])
+    Runner(runner(tmp_path).catalog, RunSettings(data_root=tmp_path, output=tmp_path / "res", num_workers=0), log=logs.append).run("color:x", ["colors_a"])
     assert not stale_tmp.exists() and not old_orphan.exists()
     assert live_tmp.exists() and new_orphan.exists() and all(p.exists() for p in foreign)
     saved = read_result(folder.parent, "colors_a")

@@ -20,7 +20,9 @@ from vlbench.kinds.selection_outcomes import Outcome
 from vlbench.spec.schema import describe
 from vlbench.results.rescore import rescore
 from vlbench.results import schema as result_schema
-from vlbench.run.runner import Runner, RunOptions
+from vlbench.run.loading import ModelLoader
+from vlbench.run.runner import Runner
+from vlbench.run.settings import RunSettings
 from vlbench.spec.taskfile import TaskSpec
 from vlbench.spec.checking import load_task_file
 
@@ -32,7 +34,7 @@ MODEL = "color-records:v1"
 
 
 def run(tmp_path, tasks, task_dirs=(), **options):
-    runner = Runner(Catalog.load(extra_task_dirs=list(task_dirs)), RunOptions(data_root=tmp_path, output=tmp_path / "res", num_workers=0, **options))
+    runner = Runner(Catalog.load(extra_task_dirs=list(task_dirs)), RunSettings(data_root=tmp_path, output=tmp_path / "res", num_workers=0, **options))
     return {o.task: o for o in runner.run(MODEL, tasks)[1]}
 
 
@@ -145,7 +147,7 @@ def test_a_wrong_field_is_one_line_at_planning_before_the_model_loads(tmp_path, 
     def no_model(*args):
         raise AssertionError("the model was loaded")
 
-    monkeypatch.setattr(Runner, "load_model", no_model)
+    monkeypatch.setattr(ModelLoader, "load", no_model)
     with pytest.raises(VLBenchError) as error:
         run(tmp_path, ["mine"], [tasks])
     message = str(error.value)

@@ -9,7 +9,8 @@ from data_fixtures import write_imagefolder
 
 from vlbench.spec.catalog import Catalog
 from vlbench.errors import DatasetNotFoundError, VLBenchError
-from vlbench.run.runner import Runner, RunOptions
+from vlbench.run.runner import Runner
+from vlbench.run.settings import RunSettings
 
 sys.path.insert(0, str(REPO / "tests" / "plugins"))
 import color_adapter  # noqa: E402
@@ -34,7 +35,7 @@ def setup(tmp_path):
 
 
 def make_runner(tmp_path, catalog, **options):
-    return Runner(catalog, RunOptions(data_root=tmp_path, output=tmp_path / "res", num_workers=0, **options))
+    return Runner(catalog, RunSettings(data_root=tmp_path, output=tmp_path / "res", num_workers=0, **options))
 
 
 def test_results_resume_and_overwrite(setup):

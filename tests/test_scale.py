@@ -14,7 +14,8 @@ from vlbench.cli import app
 from vlbench.console import LogProgress
 from vlbench.errors import VLBenchError
 from vlbench.models.collections import read_spec_file, split_specs
-from vlbench.run.runner import Runner, RunOptions
+from vlbench.run.runner import Runner
+from vlbench.run.settings import RunSettings
 from vlbench.run.shards import Shard
 
 sys.path.insert(0, str(REPO / "tests" / "plugins"))
@@ -123,7 +124,7 @@ def test_shard_runs_cover_the_full_run(tmp_path):
     files = {}
     for k in range(4):
         out = tmp_path / f"shard{k}"
-        runner = Runner(catalog, RunOptions(data_root=tmp_path, output=out, num_workers=0))
+        runner = Runner(catalog, RunSettings(data_root=tmp_path, output=out, num_workers=0))
         runs = runner.run_many(models, tasks, Shard(k, 4))
         files[k] = {p.parent.relative_to(out).as_posix() for p in out.rglob("*.json")}
         assert sum(len(outcomes) for _, outcomes in runs) == len(files[k]) >= 1

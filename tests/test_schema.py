@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from vlbench.spec.catalog import Catalog
 from vlbench.errors import TaskSpecError
-from vlbench.run.runner import RunOptions
+from vlbench.run.settings import RunSettings
 from vlbench.spec.checking import load_task_file
 
 SEG_BASE = Path(__file__).resolve().parent.parent / "tasks" / "segmentation" / "_sclip.yaml"
@@ -89,31 +89,31 @@ def test_a_missing_required_source_key_and_a_hub_source(tmp_path):
 
 
 def test_seed_shorthand_changes_only_the_tasks_it_sets():
-    catalog, options = Catalog.load(), RunOptions(Path("."), Path("."))
-    seeded = RunOptions(Path("."), Path("."), seed=7)
+    catalog, options = Catalog.load(), RunSettings(Path("."), Path("."))
+    seeded = RunSettings(Path("."), Path("."), seed=7)
 
     def hash_of(name, run_options):
-        return catalog.load_task(name, {}, run_options.shorthands()).config_hash(run_options.run_settings())
+        return catalog.load_task(name, {}, run_options.shorthand_fields()).config_hash(run_options.identity())
 
     for name in ("imagefolder", "shapes_cls", "sugarcrepe_add_att", "voc21"):
         assert hash_of(name, seeded) == hash_of(name, options), name
     assert hash_of("aro_coco_order", seeded) != hash_of("aro_coco_order", options)
-    order = catalog.load_task("aro_coco_order", {}, seeded.shorthands())
+    order = catalog.load_task("aro_coco_order", {}, seeded.shorthand_fields())
     assert order.protocol["seed"] == 7 and order.shorthands == {"protocol.seed": 7}
-    naclip = RunOptions(Path("."), Path("."), dense_variant="naclip")
+    naclip = RunSettings(Path("."), Path("."), dense_variant="naclip")
     assert hash_of("voc21", naclip) != hash_of("voc21", options) and hash_of("cifar10", naclip) == hash_of("cifar10", options)
-    voc = catalog.load_task("voc21", {}, naclip.shorthands())
+    voc = catalog.load_task("voc21", {}, naclip.shorthand_fields())
     assert voc.protocol["dense_variant"] == "naclip" and voc.protocol["logit_scale"] == 65  # the rest of the protocol is kept
 
 
 def test_cli_refuses_a_bad_task_file_in_one_line_before_loading_a_model(tmp_path, monkeypatch):
     from vlbench.cli import app
-    from vlbench.run.runner import Runner
+    from vlbench.run.loading import ModelLoader
 
     def no_model(*args, **kwargs):
         raise AssertionError("the model must not load")
 
-    monkeypatch.setattr(Runner, "load_model", no_model)
+    monkeypatch.setattr(ModelLoader, "load", no_model)
     path = task_file(tmp_path, GOOD.replace("{logit_scale: 50}", "{logit_scal: 50}"))
     result = CliRunner().invoke(app, ["run", "--tasks", str(path), "--output", str(tmp_path / "out")])
     assert result.exit_code == 2

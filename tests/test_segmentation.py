@@ -137,7 +137,8 @@ def test_a_model_that_sees_colours_segments_the_coloured_regions(tmp_path):
     from conftest import REPO
 
     from vlbench.spec.catalog import Catalog
-    from vlbench.run.runner import Runner, RunOptions
+    from vlbench.run.runner import Runner
+    from vlbench.run.settings import RunSettings
 
     sys.path.insert(0, str(REPO / "tests" / "plugins"))
     import color_adapter
@@ -153,7 +154,7 @@ def test_a_model_that_sees_colours_segments_the_coloured_regions(tmp_path):
         "dataset:\n  sources:\n    - {format: mmseg, path: VOCdevkit/VOC2012, img_dir: JPEGImages, ann_dir: SegmentationClass, split_file: ImageSets/Segmentation/val.txt}\n"
         "files:\n  classnames: classes.txt\nprotocol:\n  short_side: 80\n  window: 48\n  stride: 24\n  logit_scale: 100\n"
     )
-    runner = Runner(Catalog.load(extra_task_dirs=[tmp_path / "tasks"]), RunOptions(data_root=tmp_path, output=tmp_path / "res", num_workers=0))
+    runner = Runner(Catalog.load(extra_task_dirs=[tmp_path / "tasks"]), RunSettings(data_root=tmp_path, output=tmp_path / "res", num_workers=0))
     _, outcomes = runner.run("color-dense:x", ["colours"])
     scores = outcomes[0].metrics
     assert scores["mIoU"] > 0.85 and scores["aAcc"] > 0.95, scores

@@ -17,7 +17,8 @@ from data_fixtures import color_image, write_imagefolder
 from selection_fixtures import BLUE, RED, placeholder
 
 from vlbench.spec.catalog import Catalog
-from vlbench.run.runner import Runner, RunOptions
+from vlbench.run.runner import Runner
+from vlbench.run.settings import RunSettings
 
 sys.path.insert(0, str(REPO / "tests" / "plugins"))
 import color_adapter  # noqa: E402
@@ -28,7 +29,7 @@ COLOR = "color-trust:v1"
 
 def run(tmp_path: Path, tasks: list[str], task_dirs=(), model: str = COLOR, **options):
     options.setdefault("num_workers", 0)
-    runner = Runner(Catalog.load(extra_task_dirs=list(task_dirs)), RunOptions(data_root=tmp_path, output=tmp_path / "res", **options))
+    runner = Runner(Catalog.load(extra_task_dirs=list(task_dirs)), RunSettings(data_root=tmp_path, output=tmp_path / "res", **options))
     return {o.task: o for o in runner.run(model, tasks)[1]}
 
 
@@ -743,7 +744,7 @@ def test_cuda_fp16_autocast_reaches_the_model_and_keys_its_own_cache_entries(mon
     encoder.texts(["a", "b"], autocast="cuda_fp16")
     assert entered == [("cuda", torch.float16)]  # encoded again, under CUDA fp16 autocast
     encoder.texts(["a"], autocast="cuda_fp16")
-    assert encoder.texts_encoded == 4  # each mode's embeddings are cached apart, and reused
+    assert encoder.stats.texts_encoded == 4  # each mode's embeddings are cached apart, and reused
     on_cpu = Encoder(Recording(parse_model_spec("rec:y"), device="cpu"))
     on_cpu.texts(["a"], autocast="cuda_fp16")
     assert entered == [("cuda", torch.float16)]  # torch.cuda.amp.autocast does nothing for a model on the CPU

@@ -12,7 +12,10 @@ import typer
 from rich.table import Table
 
 from vlbench import paths
+from vlbench.encoding import DECODE_PATHS
 from vlbench.errors import VLBenchError
+from vlbench.models.spec import PRECISION_NAMES
+from vlbench.results import TABLE_FORMATS
 
 app = typer.Typer(
     help="Zero-shot evaluation of vision-language models.",
@@ -126,15 +129,9 @@ class Device(str, Enum):
     cuda = "cuda"
 
 
-class Precision(str, Enum):
-    fp32 = "fp32"
-    bf16 = "bf16"
-    fp16 = "fp16"
-
-
-class Decode(str, Enum):
-    pil = "pil"
-    gpu = "gpu"
+# the choices of --precision, --decode and --format come from the code that implements them
+Precision = Enum("Precision", {name: name for name in PRECISION_NAMES}, type=str)  # type: ignore[misc]
+Decode = Enum("Decode", {name: name for name in DECODE_PATHS}, type=str)  # type: ignore[misc]
 
 
 @app.command()
@@ -172,58 +169,54 @@ def run(
     registry: Optional[list[Path]] = RegistryOption,
 ) -> None:
     """Evaluate models on tasks and write one result file per (model, task)."""
-    from vlbench import distributed
-    from vlbench.console import console, error_console, make_progress, note, print_json, print_table, summary_table, tie_note
-    from vlbench.results.selection import outcome_entries, suite_ci, suite_value
-    from vlbench.models.collections import read_spec_file, split_specs
-    from vlbench.errors import NothingRanError
-    from vlbench.run.runner import Runner, RunOptions
+    from vlbench.run.settings import RunSettings
     from vlbench.spec.taskfile import parse_override
+
+    settings = RunSettings(
+        data_root=data_root.expanduser(), output=output.expanduser(), device=device.value, precision=precision.value, batch_size=batch_size,
+        num_workers=num_workers, limit=limit, overwrite=overwrite, allow_hub=hf_hub, skip_missing=skip_missing, seed=seed,
+        dense_variant=dense_variant, bootstrap_replicates=bootstrap_replicates, bootstrap_seed=bootstrap_seed, decode=decode.value,
+        strict=strict, overrides={**({"language": language} if language else {}), **dict(parse_override(item) for item in set_)},
+        cache_dir=None if no_cache else _cache_dir(cache_dir), full_text_padding=full_text_padding, protocol=protocol,
+    )
+    catalog = _catalog(tasks_dir, registry)
+    _run(catalog, settings, _model_texts(catalog, model, models_file), (tasks or str(catalog.defaults.get("tasks", ""))).split(","),
+         shard, leaderboard_file, fmt)
+
+
+def _model_texts(catalog: Any, model: list[str] | None, models_file: Path | None) -> list[str]:
+    from vlbench.models.collections import read_spec_file, split_specs
+
+    texts = split_specs(model or []) + (read_spec_file(models_file) if models_file else [])
+    if not texts and catalog.defaults.get("model"):
+        texts = [str(catalog.defaults["model"])]
+    if not texts:
+        raise VLBenchError("no --model given and registry.yaml sets no defaults.model")
+    return texts
+
+
+def _run(catalog: Any, settings: Any, model_texts: list[str], selection: list[str], shard: str | None, leaderboard_file: Path | None,
+         fmt: "Output") -> None:
+    from vlbench import distributed
+    from vlbench.console import console, error_console, make_progress, print_table, summary_table
+    from vlbench.errors import NothingRanError
+    from vlbench.run.runner import Runner
     from vlbench.run.shards import Shard
 
-    catalog = _catalog(tasks_dir, registry)
-    model_texts = split_specs(model or []) + (read_spec_file(models_file) if models_file else [])
-    if not model_texts and catalog.defaults.get("model"):
-        model_texts = [str(catalog.defaults["model"])]
-    if not model_texts:
-        raise VLBenchError("no --model given and registry.yaml sets no defaults.model")
     model_specs = catalog.resolve_models(model_texts)
-    selection = (tasks or str(catalog.defaults.get("tasks", ""))).split(",")
-    options = RunOptions(
-        data_root=data_root.expanduser(),
-        output=output.expanduser(),
-        device=device.value,
-        precision=precision.value,
-        batch_size=batch_size,
-        num_workers=num_workers,
-        limit=limit,
-        overwrite=overwrite,
-        allow_hub=hf_hub,
-        skip_missing=skip_missing,
-        seed=seed,
-        dense_variant=dense_variant,
-        bootstrap_replicates=bootstrap_replicates,
-        bootstrap_seed=bootstrap_seed,
-        decode=decode.value,
-        strict=strict,
-        overrides={**({"language": language} if language else {}), **dict(parse_override(item) for item in set_)},
-        cache_dir=None if no_cache else _cache_dir(cache_dir),
-        full_text_padding=full_text_padding,
-        protocol=protocol,
-    )
     shard_part = Shard.parse(shard) if shard is not None else None
     if leaderboard_file is not None:
         from vlbench.results.tables import format_for
 
         format_for(leaderboard_file, None, "--leaderboard")  # a bad extension is refused before the run, not after it
     log_console = error_console if fmt is Output.json else console  # keep stdout pure JSON
-    world = distributed.init(device.value)
+    world = distributed.init(settings.device)
     try:
         if not world.is_main:  # the other ranks of a torchrun job print nothing but errors
-            Runner(catalog, options).run_many(model_specs, selection, shard_part)
+            Runner(catalog, settings).run_many(model_specs, selection, shard_part)
             return
         with make_progress() as progress:
-            runner = Runner(catalog, options, progress=progress, log=lambda m: log_console.print(m, style="dim", markup=False))
+            runner = Runner(catalog, settings, progress=progress, log=lambda m: log_console.print(m, style="dim", markup=False))
             try:
                 runs = runner.run_many(model_specs, selection, shard_part)
             except NothingRanError as exc:  # list what is missing, then the one-line error
@@ -232,18 +225,26 @@ def run(
                 raise
     finally:
         distributed.shutdown()
+    _summarise(catalog, settings, runs, fmt)
+    if leaderboard_file is not None:
+        say = (lambda m: log_console.print(m, markup=False, highlight=False, soft_wrap=True)) if fmt is Output.json else None
+        write_run_leaderboard(leaderboard_file, settings, catalog, [m.id for m, _ in runs], say=say)
+
+
+def _summarise(catalog: Any, settings: Any, runs: list[tuple[Any, list[Any]]], fmt: "Output") -> None:
+    """Each model's summary table (or JSON), with its suites, unsupported tasks and tie notes."""
+    from vlbench.console import note, print_json, print_table, summary_table, tie_note
+    from vlbench.results.selection import outcome_entries, suite_ci, suite_value
+
     summaries = []
     for model_spec, outcomes in runs:
         if not outcomes:
             continue  # none of this model's tasks is in the shard
         entries = outcome_entries(outcomes)
-        suites = [
-            (name, suite_value(catalog, name, entries), suite_ci(catalog, name, entries))
-            for name in catalog.suites
-            if set(catalog.suite_tasks(name)) <= set(entries) and len(catalog.suite_tasks(name)) > 1
-        ]
+        suites = [(name, suite_value(catalog, name, entries), suite_ci(catalog, name, entries)) for name in catalog.suites
+                  if set(catalog.suite_tasks(name)) <= set(entries) and len(catalog.suite_tasks(name)) > 1]
         if fmt is Output.json:
-            summaries.append(run_summary(model_spec.id, options.output / model_spec.slug, outcomes, suites))
+            summaries.append(run_summary(model_spec.id, settings.output / model_spec.slug, outcomes, suites))
             continue
         print_table(summary_table(model_spec.id, outcomes, suites))
         for outcome in outcomes:
@@ -251,12 +252,9 @@ def run(
                 note(f"{outcome.task}: not run: {outcome.note}")
             if (line := tie_note(outcome.task, outcome.main_metric, outcome.ties)) is not None:
                 note(line)
-        note(f"results in {options.output / model_spec.slug}")
+        note(f"results in {settings.output / model_spec.slug}")
     if fmt is Output.json:
         print_json({"runs": summaries})
-    if leaderboard_file is not None:
-        say = (lambda m: log_console.print(m, markup=False, highlight=False, soft_wrap=True)) if fmt is Output.json else note
-        write_run_leaderboard(leaderboard_file, options, catalog, [m.id for m, _ in runs], say=say)
 
 
 def run_summary(model_id: str, results_dir: Path, outcomes: list[Any], suites: list[tuple[str, float, Any]]) -> dict[str, Any]:
@@ -274,22 +272,18 @@ def run_summary(model_id: str, results_dir: Path, outcomes: list[Any], suites: l
     }
 
 
-def write_run_leaderboard(path: Path, options: Any, catalog: Any, model_ids: list[str], say: Callable[[str], None] | None = None) -> None:
-    """The leaderboard rows of the run's models: their results under ``options.output`` with this
-    run's settings (its --limit runs too when the run has --limit), with confidence intervals; the
-    file's extension picks the format, as for ``vlbench leaderboard --out``."""
-    from vlbench.results.tables import format_for, load_board, write_board
+def write_run_leaderboard(path: Path, settings: Any, catalog: Any, model_ids: list[str], say: Callable[[str], None] | None = None) -> None:
+    """The leaderboard rows of the run's models: their results under ``settings.output`` with this run's
+    settings (``RunSettings.leaderboard_settings``; its --limit runs too when the run has --limit), with
+    confidence intervals; the file's extension picks the format, as for ``vlbench leaderboard --out``."""
     from vlbench.console import note
-    from vlbench.results.schema import _text
+    from vlbench.results.tables import format_for, load_board, write_board
 
     say = say or note
     fmt = format_for(path, None, "--leaderboard")
-    settings = {**options.run_settings(), **options.shorthands()}  # --seed / --dense-variant as the tasks record them
-    wanted = {k: _text(v) for k, v in settings.items() if v is not None}  # limit=N: the smoke runs of that size
-    wanted.update({k: _text(v) for k, v in options.overrides.items() if ":" not in k})
-    board = load_board(options.output, catalog, options.limit is not None, wanted, models=model_ids)
+    board = load_board(settings.output, catalog, settings.limit is not None, settings.leaderboard_settings(), models=model_ids)
     if not board.models:
-        raise VLBenchError(f"no result of this run's models under {options.output} for the leaderboard")
+        raise VLBenchError(f"no result of this run's models under {settings.output} for the leaderboard")
     write_board(board, path, fmt)
     say(f"wrote {path} ({len(board.models)} models)")
 
@@ -466,13 +460,7 @@ def _warn(message: str) -> None:
     error_console.print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)
 
 
-class Format(str, Enum):
-    csv = "csv"
-    tsv = "tsv"
-    md = "md"
-    json = "json"
-    html = "html"
-    long = "long"
+Format = Enum("Format", {name: name for name in TABLE_FORMATS}, type=str)  # type: ignore[misc]
 
 
 @app.command()

@@ -1,9 +1,10 @@
 """Data parallel runs under torchrun: ``torchrun --nproc-per-node N -m vlbench run ...``.
 
 Every rank plans the same run and calls the encoder in the same order. The ``ShardedEncoder``
-gives each rank every N-th input of a request (images, crops, texts), encodes it with the ordinary
-encoder, and gathers the embeddings from all ranks in input order, so the task kinds and metrics
-run unchanged. Kinds that work per item rather than through the encoder (segmentation) take every
+(``vlbench.encoding.sharded``) gives each rank every N-th input of a request (images, crops, texts),
+encodes it with the ordinary encoder, and gathers the embeddings from all ranks in input order, so the
+task kinds and metrics run unchanged. This module holds the world: the ranks, their process group, and
+gathering. Kinds that work per item rather than through the encoder (segmentation) take every
 N-th item themselves (``RunContext.item_shard``) and their records are gathered on rank 0. Only
 rank 0 scores and writes result files; the other ranks write nothing and print only errors.
 
@@ -15,12 +16,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence, TypeVar
+from typing import Any, Sequence, TypeVar
 
 import torch
 
-from vlbench.datasets.images import ImageRef
-from vlbench.encoding.encoder import Encoder
 from vlbench.errors import VLBenchError
 
 T = TypeVar("T")
@@ -123,45 +122,3 @@ def gather_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per-item records of all ranks, in item order (``i``)."""
     merged = [r for part in all_gather(records) for r in part]
     return sorted(merged, key=lambda r: r["i"])
-
-
-class ShardedEncoder(Encoder):
-    """An Encoder whose work is split across ranks; results are identical on every rank."""
-
-    def prefetch_images(self, refs: Sequence[ImageRef], autocast: str = "none") -> None:
-        pass  # each rank encodes its own share, chosen in iter_images
-
-    def iter_images(self, refs: Sequence[ImageRef], description: str = "images", autocast: str = "none") -> Iterator[tuple[list[int], torch.Tensor]]:
-        world = current()
-        mine = world.mine(range(len(refs)))
-        local: dict[int, torch.Tensor] = {}
-        if mine:
-            for indices, embeddings in super().iter_images([refs[i] for i in mine], description, autocast):
-                local.update((mine[j], e) for j, e in zip(indices, embeddings))
-        order = sorted(local)
-        parts = all_gather((order, torch.stack([local[i] for i in order]) if order else None))
-        dims = [p[1].shape[1] for p in parts if p[1] is not None]
-        if not dims:
-            return
-        out = torch.empty(len(refs), dims[0])
-        for indices, embeddings in parts:
-            if indices:
-                out[indices] = embeddings
-        for start in range(0, len(refs), self.batch_size):  # in order, in batches, as one process would
-            indices = list(range(start, min(start + self.batch_size, len(refs))))
-            yield indices, out[start : start + len(indices)]
-
-    def texts(self, texts: Sequence[str], description: str = "texts", autocast: str = "none") -> torch.Tensor:
-        if not texts:
-            raise VLBenchError(f"no {description} to encode")
-        mine = current().mine(list(dict.fromkeys(texts)))
-        local = super().texts(mine, description, autocast) if mine else None
-        table: dict[str, torch.Tensor] = {}
-        for part_texts, part in all_gather((mine, local)):
-            if part is not None:
-                table.update(zip(part_texts, part))
-        return torch.stack([table[t] for t in texts])
-
-
-def encoder_class() -> type[Encoder]:
-    return ShardedEncoder if current().active else Encoder

@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from importlib.metadata import entry_points
+from importlib.metadata import PackageNotFoundError, entry_points, version
 from typing import Callable, Generic, Iterable, TypeVar
 
 from vlbench.errors import UnknownNameError, VLBenchError
 
 T = TypeVar("T")
+
+
+def package_version(name: str) -> str | None:
+    """The installed version of a distribution, or None."""
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:

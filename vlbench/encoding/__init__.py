@@ -5,3 +5,6 @@ and processes (``cache``), the exact uint8 transport of the PIL path (``transpor
 path (``gpu_decode``) and the data-parallel encoder that gives each torchrun rank its share (``sharded``).
 Kinds ask the encoder for embeddings and never see the cache, the decoders or the ranks.
 """
+
+#: The image paths of --decode: PIL in loader workers (the reference numbers), or torchvision.io (``gpu_decode``).
+DECODE_PATHS = ("pil", "gpu")

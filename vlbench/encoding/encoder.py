@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Protocol, Sequence
+from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -84,6 +84,26 @@ class _ImagePlan:
     batches: Iterable[torch.Tensor] | None = None  # their loader, when started ahead (prefetch_images)
 
 
+@dataclass
+class EncoderStats:
+    """What an encoder did for one task: inputs encoded or read from the persistent cache, the wall time spent
+    producing image embeddings (waiting for decoded batches included), and images decoded per decoder."""
+
+    images_encoded: int = 0
+    images_from_cache: int = 0
+    texts_encoded: int = 0
+    texts_from_cache: int = 0
+    image_seconds: float = 0.0
+    images_decoded: dict[str, int] = field(default_factory=dict)  # "pil", "torchvision.io"
+
+    def timing(self) -> dict[str, Any]:
+        """The fields a result's ``timing`` records of them."""
+        rate = round(self.images_encoded / self.image_seconds, 2) if self.images_encoded and self.image_seconds > 0 else None
+        return {"images_encoded": self.images_encoded, "images_from_cache": self.images_from_cache, "texts_encoded": self.texts_encoded,
+                "texts_from_cache": self.texts_from_cache, "image_encoding_s": round(self.image_seconds, 3), "images_per_s": rate,
+                "images_decoded": {k: v for k, v in self.images_decoded.items() if v}}
+
+
 def _copy_to_host(embeddings: torch.Tensor) -> tuple[torch.Tensor, object]:
     """(host tensor, CUDA event marking its copy, or None when the copy is already complete)."""
     if not embeddings.is_cuda:
@@ -108,12 +128,7 @@ class Encoder:
     _image_cache: dict[str, torch.Tensor] = field(default_factory=dict)
     _text_cache: dict[str, torch.Tensor] = field(default_factory=dict)
     cache: "CacheNamespace | None" = None  # the persistent store of this model's embeddings
-    images_encoded: int = 0
-    images_from_cache: int = 0
-    texts_encoded: int = 0
-    texts_from_cache: int = 0
-    image_seconds: float = 0.0  # wall time spent producing image embeddings (loading included)
-    images_decoded: dict[str, int] = field(default_factory=dict)  # images decoded, per decoder ("pil", "torchvision.io")
+    stats: "EncoderStats" = field(default_factory=lambda: EncoderStats())  # since the last take_stats()
     _prefetched: "tuple[Sequence[ImageRef], _ImagePlan] | None" = None  # see prefetch_images
 
     def _loader(self, refs: Sequence[ImageRef], transform: Callable) -> Iterable[torch.Tensor]:
@@ -121,10 +136,10 @@ class Encoder:
         if self.decode == "gpu" and transform is self.model.image_transform:
             from vlbench.encoding.gpu_decode import fast_images
 
-            fast = fast_images(self.model, self.batch_size, workers, self.images_decoded)
+            fast = fast_images(self.model, self.batch_size, workers, self.stats.images_decoded)
             if fast is not None:
                 return fast.batches(refs)
-        self.images_decoded["pil"] = self.images_decoded.get("pil", 0) + len(refs)
+        self.stats.images_decoded["pil"] = self.stats.images_decoded.get("pil", 0) + len(refs)
         device = getattr(self.model, "device", torch.device("cpu"))
         uint8 = device.type == "cuda" if self.uint8_transport is None else self.uint8_transport
         split = SplitTransform.from_transform(transform) if uint8 else None
@@ -140,6 +155,11 @@ class Encoder:
             return batches
         # uint8 crops cross to the GPU; the model's ToTensor/Normalize values are looked up there
         return (split.levels(pixels.to(device, non_blocking=True)) for pixels in batches)
+
+    def take_stats(self) -> EncoderStats:
+        """The statistics gathered since the last call (a task's), and a fresh count for the next."""
+        taken, self.stats = self.stats, EncoderStats()
+        return taken
 
     def autocasts(self, autocast: str) -> bool:
         """Whether a call's ``autocast`` changes this model's numbers (cuda_fp16 on a CUDA model)."""
@@ -167,7 +187,7 @@ class Encoder:
             stored = self._from_cache([identities[i] for i in todo])
             for j, emb in stored.items():
                 self._image_cache[keys[todo[j]]] = emb
-            self.images_from_cache += len(stored)
+            self.stats.images_from_cache += len(stored)
             todo = [i for j, i in enumerate(todo) if j not in stored]
         return _ImagePlan(keys, todo, identities)
 
@@ -220,8 +240,8 @@ class Encoder:
             self._image_cache[keys[i]] = emb
         if self.cache is not None:
             self._to_cache([identities[i] for i in indices], embeddings)
-        self.images_encoded += len(indices)
-        self.image_seconds += time.perf_counter() - started
+        self.stats.images_encoded += len(indices)
+        self.stats.image_seconds += time.perf_counter() - started
         self.progress.advance(handle, len(indices))
         return indices, embeddings
 
@@ -246,7 +266,7 @@ class Encoder:
             stored = self._from_cache([text_identity(t, mode) for t in todo])
             for j, emb in stored.items():
                 self._text_cache[key(todo[j])] = emb
-            self.texts_from_cache += len(stored)
+            self.stats.texts_from_cache += len(stored)
             todo = [t for j, t in enumerate(todo) if j not in stored]
         if getattr(self.model, "trims_text_padding", False):
             todo.sort(key=len)  # similar lengths share a batch, trimmed to its longest caption
@@ -259,7 +279,7 @@ class Encoder:
                     self._text_cache[key(text)] = emb
                 if self.cache is not None:
                     self._to_cache([text_identity(t, mode) for t in chunk], embeddings)
-                self.texts_encoded += len(chunk)
+                self.stats.texts_encoded += len(chunk)
                 self.progress.advance(handle, len(chunk))
             self.progress.finish(handle)
         if not texts:

@@ -28,7 +28,6 @@ from torch.utils.data import DataLoader, Dataset
 from vlbench.datasets.images import BytesImage, FileImage, ImageRef, TarMemberImage
 from vlbench.encoding.transport import LevelTable, is_rgb_conversion, level_table
 
-DECODERS = ("pil", "gpu")
 JPEG_MAGIC = b"\xff\xd8\xff"
 TORCHVISION, PIL = "torchvision.io", "pil"  # how an image was decoded (counted per task: timing.images_decoded)
 

@@ -7,7 +7,6 @@ import contextlib
 import platform
 from abc import ABC, abstractmethod
 
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator
 
@@ -15,10 +14,11 @@ import torch
 from PIL import Image
 
 from vlbench.errors import CapabilityError, VLBenchError
-from vlbench.models.spec import ModelSpec, parse_model_spec  # noqa: F401  (parse_model_spec: re-exported)
+from vlbench.models.spec import PRECISION_NAMES, ModelSpec, parse_model_spec  # noqa: F401  (parse_model_spec: re-exported)
+from vlbench.registry import package_version
 from vlbench.stamps import files_stamp
 
-PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS: dict[str, torch.dtype | None] = dict(zip(PRECISION_NAMES, (None, torch.bfloat16, torch.float16)))
 
 
 def check_spec_options(adapter_class: type, spec: ModelSpec) -> None:
@@ -34,13 +34,6 @@ def check_spec_options(adapter_class: type, spec: ModelSpec) -> None:
             choices = ", ".join(f"{name} ({meaning})" for name, meaning in known.items()) or "none"
             raise VLBenchError(f"model spec '{spec.id}': unknown option '{key}' for the {spec.adapter} adapter"
                                f"{did_you_mean(key, known)}; its options: {choices}")
-
-
-def package_version(name: str) -> str | None:
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return None
 
 
 def local_source_stamp(spec: ModelSpec) -> str | None:

@@ -12,6 +12,9 @@ from pathlib import Path
 
 from vlbench.errors import VLBenchError
 
+#: The --precision values an adapter runs in (``vlbench.models.base.PRECISIONS`` maps them to autocast dtypes).
+PRECISION_NAMES = ("fp32", "bf16", "fp16")
+
 
 @dataclass(frozen=True)
 class ModelSpec:

@@ -6,3 +6,7 @@ the results folder's housekeeping (``housekeeping``), which result fills a table
 records (``intervals``), rescoring and paired comparisons without the model (``rescore``, ``compare``) and
 the static HTML report (``report``). Nothing here loads a model.
 """
+
+#: The formats of a table (``vlbench.results.tables.RENDERERS`` has one renderer each; ``long`` is one row per
+#: model, task and metric); kept here so that the command line names them without importing the tables.
+TABLE_FORMATS = ("csv", "tsv", "md", "json", "html", "long")

@@ -1,4 +1,4 @@
-"""Writing result files atomically: JSON, gzip JSONL per-sample records, environment capture.
+"""Writing result files atomically (JSON, gzip JSON artifacts) and per-sample records (gzip JSONL).
 
 The schema and the layout of result files live in ``vlbench.results.schema``.
 """
@@ -9,19 +9,14 @@ import gzip
 import json
 import math
 import os
-import platform
 import secrets
-import subprocess
 import uuid
 import zlib
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-import vlbench
 from vlbench.errors import VLBenchError
-from vlbench.models.base import package_version
-from vlbench.paths import PACKAGE_DIR
 
 TEMP_SUFFIX = ".tmp"
 
@@ -159,42 +154,6 @@ def read_samples(path: Path) -> Iterator[dict[str, Any]]:
     except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
         where = f" after line {number}" if number else ""
         raise VLBenchError(f"cannot read per-sample file {path}{where}: {exc or type(exc).__name__} (damaged or truncated; rerun the task)") from None
-
-
-def git_sha() -> str | None:
-    """The commit of the vlbench source tree, when it runs from a git checkout."""
-    if not (PACKAGE_DIR.parent / ".git").exists():
-        return None
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=PACKAGE_DIR.parent, capture_output=True, text=True, timeout=5, check=True
-        )
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=PACKAGE_DIR.parent, capture_output=True, text=True, timeout=5
-        ).stdout.strip()
-        return out.stdout.strip() + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def environment(**run_settings: Any) -> dict[str, Any]:
-    """What produced a result besides the model and the task."""
-    import torch
-
-    device = str(run_settings.get("device", "cpu"))
-    device_name = torch.cuda.get_device_name(0) if device.startswith("cuda") and torch.cuda.is_available() else platform.processor() or platform.machine()
-    return {
-        "vlbench": vlbench.__version__,
-        "git_sha": git_sha(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "torch": torch.__version__,
-        "open_clip": package_version("open_clip_torch"),
-        "transformers": package_version("transformers"),
-        "device_name": device_name,
-        "torch_threads": torch.get_num_threads(),
-        **run_settings,
-    }
 
 
 def utc_now() -> str:

@@ -143,8 +143,8 @@ class Result:
     @property
     def settings(self) -> dict[str, str]:
         """Every setting that differs from the default run: run settings, then ``--set`` overrides."""
-        out = {k: _text(v) for k, v in self.task.run_settings.items() if v is not None and DEFAULT_RUN_SETTINGS.get(k, object()) != v}
-        out.update({k: _text(v) for k, v in self.task.overrides.items()})
+        out = {k: setting_text(v) for k, v in self.task.run_settings.items() if v is not None and DEFAULT_RUN_SETTINGS.get(k, object()) != v}
+        out.update({k: setting_text(v) for k, v in self.task.overrides.items()})
         return out
 
     @property
@@ -175,7 +175,8 @@ class Result:
         return payload
 
 
-def _text(value: Any) -> str:
+def setting_text(value: Any) -> str:
+    """A setting as results show and match it (``--settings KEY=VALUE``): JSON for lists and mappings."""
     return json.dumps(value) if isinstance(value, (dict, list)) else str(value)
 
 
@@ -302,17 +303,18 @@ def scan(results_dir: Path, warn: Callable[[str], None] | None = None) -> Iterat
             yield path, result
 
 
-def _applies(key: str, kind: str) -> bool:
-    """Whether a run of this kind can record the setting ``key``: a shorthand's protocol field
-    (``protocol.dense_variant``, ``protocol.seed``) only where the kind's protocol schema has it."""
-    from vlbench.kinds import TASK_KINDS
-    from vlbench.spec.schema import fields_of
-    from vlbench.spec.checking import SHORTHANDS
+#: Run options that set one task field, on the tasks whose protocol sets that field (option -> field). A table
+#: asked for one (``--settings seed=7``) matches it on those tasks and takes the other tasks' runs without it.
+SHORTHANDS = {"seed": "protocol.seed", "dense_variant": "protocol.dense_variant"}
 
-    field = key.removeprefix("protocol.")
-    if not key.startswith("protocol.") or field not in SHORTHANDS.values() or kind not in TASK_KINDS:
+
+def _applies(key: str, result: Result) -> bool:
+    """Whether a run of this result's task could record the setting ``key``: a shorthand's field only where
+    the task's protocol sets it (as the shorthand applies); every other setting always."""
+    if key not in SHORTHANDS.values():
         return True
-    return field in fields_of(TASK_KINDS.get(kind).protocol_schema)
+    protocol = result.task.config.get("protocol") if isinstance(result.task.config, dict) else None
+    return isinstance(protocol, dict) and protocol.get(key.removeprefix("protocol.")) is not None
 
 
 def pick(candidates: list[tuple[Path, Result]], settings: dict[str, str] | None = None, include_partial: bool = False) -> tuple[Path, Result] | None:
@@ -323,16 +325,13 @@ def pick(candidates: list[tuple[Path, Result]], settings: dict[str, str] | None 
     classification), so with none asked only default runs; with ``include_partial``, ``--limit``
     runs too (``limit=N`` asks for the runs of that limit only). Preferred: full over partial, then the current schema, then the newest.
     """
-    from vlbench.spec.checking import SHORTHANDS
-
-    # --settings dense_variant=X means the field its shorthand sets
-    wanted = {f"protocol.{SHORTHANDS[k]}" if k in SHORTHANDS else k: v for k, v in (settings or {}).items()}
+    wanted = {SHORTHANDS.get(k, k): v for k, v in (settings or {}).items()}  # --settings dense_variant=X: the field it sets
 
     limit = wanted.pop("limit", None)  # --settings limit=N: the smoke runs of that size
 
     def eligible(result: Result) -> bool:
         own = {k: v for k, v in result.settings.items() if k != "limit"}
-        asked = {k: v for k, v in wanted.items() if _applies(k, result.task.kind)}
+        asked = {k: v for k, v in wanted.items() if _applies(k, result)}
         if limit is not None:
             return own == asked and result.settings.get("limit") == limit
         return own == asked and (include_partial or not result.is_partial)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from vlbench.spec.catalog import Catalog
 from vlbench.errors import VLBenchError
+from vlbench.results import TABLE_FORMATS
 from vlbench.results.selection import Entry, collect, suite_ci, suite_value
 
 if TYPE_CHECKING:  # pandas costs ~0.3 s to import
@@ -261,6 +262,7 @@ RENDERERS: dict[str, Callable[[Board], str]] = {
     "html": to_html,
     "long": to_long_csv,
 }
+assert tuple(RENDERERS) == TABLE_FORMATS, "vlbench.results.TABLE_FORMATS names every renderer"
 
 
 def render_board(board: Board, fmt: str) -> str:

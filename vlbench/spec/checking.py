@@ -1,8 +1,8 @@
 """Checking task files against the schemas of their kind and formats (used by the catalog).
 
-``load_task`` reads a task file (``vlbench.spec.taskfile``), applies ``--set`` overrides and the run's
-protocol shorthands (``--seed`` -> ``protocol.seed``, ``--dense-variant`` ->
-``protocol.dense_variant``, only for tasks whose protocol has that field set), then checks every
+``load_task`` reads a task file (``vlbench.spec.taskfile``), applies ``--set`` overrides and the task fields
+the run's shorthands set (``--seed`` -> ``protocol.seed``, ``--dense-variant`` -> ``protocol.dense_variant``,
+given as fields by ``vlbench.run.settings``; only for tasks whose protocol has that field set), then checks every
 part: generic fields, ``dataset`` and each source against its format's ``options``, ``files``
 against the kind's ``files_schema``, ``protocol`` against the kind's ``protocol_schema``, metrics
 against the kind's metric patterns, and the kind's own ``check``. Nothing here needs a model.
@@ -25,10 +25,6 @@ from vlbench.spec.fields import SourceFields, TaskFields
 
 if TYPE_CHECKING:  # kinds are reached through their registry: checking a task file imports only its own kind
     from vlbench.kinds.base import TaskKind
-
-#: Run options that are shorthands for one protocol field: option name -> protocol key.
-SHORTHANDS = {"seed": "seed", "dense_variant": "dense_variant"}
-
 
 def source_schema(kind: type[TaskKind], format_name: str) -> type:
     """The schema of one format's source keys (the bare common keys for readers that declare none)."""
@@ -106,12 +102,12 @@ def validate(spec: TaskSpec) -> None:
     kind.check(spec)
 
 
-def _shorthand_overrides(config: Mapping[str, Any], spec: TaskSpec, shorthands: Mapping[str, Any]) -> dict[str, Any]:
-    """The protocol fields the run's shorthands set on this task: those its protocol has, not null."""
+def _shorthand_overrides(spec: TaskSpec, shorthands: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``protocol.*`` fields the run's shorthands set on this task: those its protocol sets, not null."""
     kind = TASK_KINDS.get(spec.kind)
     used = as_dict(kind.options(spec))
-    return {f"protocol.{SHORTHANDS[name]}": value for name, value in shorthands.items()
-            if value is not None and used.get(SHORTHANDS[name]) is not None}
+    return {key: value for key, value in shorthands.items()
+            if value is not None and key.startswith("protocol.") and used.get(key.removeprefix("protocol.")) is not None}
 
 
 def load_task_file(
@@ -132,7 +128,7 @@ def load_task_file(
     if covered:
         spec = replace(spec, named_protocol=covered[0])
     validate(spec)
-    applied = _shorthand_overrides(spec.config, spec, shorthands or {})
+    applied = _shorthand_overrides(spec, shorthands or {})
     if applied:
         spec = replace(spec, config=apply_overrides(spec.config, applied), shorthands=applied, overrides={**spec.overrides, **applied})
         validate(spec)
