@@ -857,3 +857,23 @@ def test_grounding_intervals_use_the_same_candidates_as_its_accuracy():
     assert GroundingKind().score([record], spec)["accuracy"] == 1.0
     ci, _ = intervals.confidence("grounding", [record], spec, ["accuracy"], "accuracy", 50)
     assert ci["accuracy"] == [1.0, 1.0]
+
+
+def test_env_records_the_text_padding_the_model_applied(tmp_path):
+    trimmed = run(tmp_path / "a", ["shapes_retrieval"], model=TINY, limit=4)["shapes_retrieval"]
+    full = run(tmp_path / "b", ["shapes_retrieval"], model=TINY, limit=4, full_text_padding=True)["shapes_retrieval"]
+    paddings = [read_result(o.result_file.parent.parent, "shapes_retrieval")["env"]["text_padding"] for o in (trimmed, full)]
+    assert paddings == ["trimmed", "full"]
+    assert trimmed.metrics == full.metrics  # trimming is exact for this tower
+
+
+def test_run_settings_declare_each_options_role_and_the_identity_is_the_hashed_part():
+    from vlbench.run.settings import ENV, IDENTITY, RunSettings
+
+    roles = RunSettings.roles()
+    assert {name for name, role in roles.items() if role == IDENTITY} == {"precision", "limit", "decode", "protocol"}
+    assert roles["batch_size"] == ENV and roles["device"] == ENV and roles["full_text_padding"] == ENV
+    settings = RunSettings(precision="bf16", seed=7, dense_variant="naclip", batch_size=8)
+    assert settings.identity() == {"limit": None, "precision": "bf16"}  # seed and dense variant reach tasks through their config
+    assert settings.shorthand_fields() == {"protocol.seed": 7, "protocol.dense_variant": "naclip"}
+    assert settings.leaderboard_settings() == {"precision": "bf16", "protocol.seed": "7", "protocol.dense_variant": "naclip"}

@@ -4,7 +4,8 @@ A record is one item: an image (or several, or none for text-only tasks), positi
 negative captions, optional group fields and an id. The task file maps the file's own field names
 onto these roles (``fields:``), keeps the records it wants (``filter:``) and says where images
 are (``images:``, ``image_pattern:``). Files: ``.json`` (a list of records, or a mapping
-id -> record), ``.jsonl``, ``.csv`` and ``.parquet``; ``.json`` / ``.jsonl`` / ``.csv`` may be gzipped.
+id -> record), ``.jsonl``, ``.csv`` and ``.parquet``; ``.json`` / ``.jsonl`` / ``.csv`` may be gzipped
+(read by ``record_files``).
 
 Every option is declared once below, in the schema dataclasses ``RecordsSource``, ``RecordFields``
 and ``FilterCondition`` (``vlbench.spec.schema``), which the task-file check and the docs use.
@@ -12,19 +13,15 @@ and ``FilterCondition`` (``vlbench.spec.schema``), which the task-file check and
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
-import json
 import os
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from string import Formatter
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from vlbench.datasets.base import AnnotationFileReader
 from vlbench.datasets.images import BytesImage, FileImage, ImageRef
+from vlbench.datasets.record_files import MISSING, field_names, iter_records, keep, lookup
 from vlbench.datasets.selection import SELECTION_READERS, SelectionData, SelectionInstance, check_images_exist
 from vlbench.errors import VLBenchError
 from vlbench.registry import did_you_mean
@@ -148,143 +145,6 @@ def pattern_fields(pattern: str) -> list[str]:
     return [f for f in fields if f and not f.isdigit()]
 
 
-# -- reading files -----------------------------------------------------------------------------
-def _open_text(path: Path) -> io.TextIOBase:
-    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8", newline="")  # type: ignore[return-value]
-
-
-def _suffix(path: Path) -> str:
-    suffixes = [s.lower() for s in path.suffixes]
-    return suffixes[-2] if suffixes and suffixes[-1] == ".gz" and len(suffixes) > 1 else (suffixes[-1] if suffixes else "")
-
-
-def _json(path: Path) -> Iterator[tuple[str, Any]]:
-    with _open_text(path) as f:
-        data = json.load(f)
-    if isinstance(data, dict):
-        yield from ((str(k), v) for k, v in data.items())
-    elif isinstance(data, list):
-        yield from ((str(i), v) for i, v in enumerate(data))
-    else:
-        raise VLBenchError(f"{path}: expected a JSON list of records or a mapping id -> record, got {type(data).__name__}")
-
-
-def _jsonl(path: Path) -> Iterator[tuple[str, Any]]:
-    with _open_text(path) as f:
-        index = 0
-        for number, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    yield str(index), json.loads(line)
-                except ValueError as exc:
-                    raise VLBenchError(f"{path}, line {number}: not valid JSON ({exc})") from exc
-                index += 1
-
-
-def _csv(path: Path) -> Iterator[tuple[str, Any]]:
-    with _open_text(path) as f:
-        for i, row in enumerate(csv.DictReader(f)):
-            yield str(i), row
-
-
-def _parquet(path: Path) -> Iterator[tuple[str, Any]]:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError as exc:
-        raise VLBenchError(f"reading {path} needs pyarrow (pip install pyarrow)") from exc
-    index = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
-        for row in batch.to_pylist():
-            yield str(index), row
-            index += 1
-
-
-TABLE_READERS: dict[str, Callable[[Path], Iterator[tuple[str, Any]]]] = {".json": _json, ".jsonl": _jsonl, ".csv": _csv, ".parquet": _parquet}
-
-
-def iter_records(path: Path) -> Iterator[tuple[str, Any]]:
-    """(default id, record) pairs of a records file, in file order."""
-    reader = TABLE_READERS.get(_suffix(path))
-    if reader is None:
-        raise VLBenchError(f"{path}: unknown records file type; use one of {', '.join(TABLE_READERS)} (optionally .gz)")
-    try:
-        for key, record in reader(path):
-            if isinstance(record, list):  # a positional record ([image, {...}]): fields "0", "1", "1.POS", ...
-                record = {str(i): value for i, value in enumerate(record)}
-            if not isinstance(record, dict):
-                raise VLBenchError(f"{path}: record {key} is a {type(record).__name__}, not a mapping of fields")
-            yield key, record
-    except (OSError, ValueError, UnicodeDecodeError, EOFError, zlib.error) as exc:  # gzip damage: OSError, EOFError or zlib.error
-        raise VLBenchError(f"cannot read {path}: {exc or type(exc).__name__}") from exc
-
-
-_MISSING = object()
-
-
-def lookup(record: dict[str, Any], name: str) -> Any:
-    """A field's value; 'a.b' reads record['a']['b'] ('a.0' a list's first item) unless 'a.b' is itself a field. _MISSING if absent."""
-    if name in record:
-        return record[name]
-    value: Any = record
-    for part in name.split("."):
-        if isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        elif isinstance(value, dict) and part in value:
-            value = value[part]
-        else:
-            return _MISSING
-    return value
-
-
-def field_names(record: dict[str, Any]) -> list[str]:
-    """The record's fields, nested ones dotted (for 'fields that exist' in error messages)."""
-    out = []
-    for key, value in record.items():
-        out.append(str(key))
-        if isinstance(value, dict) and len(value) <= 20:
-            out += [f"{key}.{sub}" for sub in value]
-    return out
-
-
-# -- filters -------------------------------------------------------------------------------------
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _same(value: Any, wanted: Any) -> bool:
-    """Equality that also matches CSV strings against numbers ('2' == 2)."""
-    if value == wanted:
-        return True
-    a, b = _number(value), _number(wanted)
-    return isinstance(value, str) and a is not None and a == b
-
-
-def keep(record: dict[str, Any], condition: dict[str, Any], where: str) -> bool:
-    """Whether one record meets one filter condition."""
-    value = lookup(record, condition["field"])
-    if value is _MISSING:
-        raise VLBenchError(f"{where}: a record has no field '{condition['field']}' (used by a filter)")
-    for test in ("at_least", "at_most"):
-        if test in condition:
-            number = _number(value)
-            if number is None:
-                raise VLBenchError(f"{where}: filter on '{condition['field']}' needs numbers, got {value!r}")
-            if (number < condition[test]) if test == "at_least" else (number > condition[test]):
-                return False
-    if "equals" in condition and not _same(value, condition["equals"]):
-        return False
-    if "one_of" in condition and not any(_same(value, v) for v in condition["one_of"]):
-        return False
-    if "truthy" in condition and bool(value) != condition["truthy"]:
-        return False
-    return True
-
-
 # -- records -> instances -----------------------------------------------------------------------
 def _texts(record: dict[str, Any], field: str, where: str) -> list[str]:
     value = lookup(record, field)
@@ -372,7 +232,7 @@ def check_fields(path: Path, mapping: Mapping, sample: int = 5) -> None:
         raise VLBenchError(f"{path}: no records")
     for field, option in mapping.used_fields().items():
         for record in records:
-            if lookup(record, field) is _MISSING:
+            if lookup(record, field) is MISSING:
                 raise unknown_field_error(path, field, option, record)
 
 
@@ -416,7 +276,7 @@ class RecordsReader(AnnotationFileReader):
     def instance(record: dict[str, Any], key: str, mapping: Mapping, find: ImageFinder, path: Path) -> SelectionInstance:
         where = f"{path}, record {key}"
         for field, option in mapping.used_fields().items():
-            if lookup(record, field) is _MISSING:
+            if lookup(record, field) is MISSING:
                 raise unknown_field_error(path, field, option, record)
         item_id = str(lookup(record, mapping.id)) if mapping.id else key
         # embedded images are keyed by the record's position (ids need not be unique) and their place in it
