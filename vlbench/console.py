@@ -243,7 +243,7 @@ def print_json(payload: object) -> None:
 # -- 'vlbench list kinds' and 'vlbench show kind:NAME': task kinds described from their schemas --------------
 def print_kinds() -> None:
     from vlbench.kinds import TASK_KINDS
-    from vlbench.spec.docs import kind_doc
+    from vlbench.kinds.docs import kind_doc
 
     """One row per kind: formats, metrics, protocol options."""
     table = Table("kind", "formats", "metrics", "protocol options", "what it does")
@@ -276,7 +276,7 @@ def print_kind(name: str) -> None:
     from vlbench.errors import UnknownNameError
     from vlbench.kinds import TASK_KINDS
     from vlbench.registry import did_you_mean
-    from vlbench.spec.docs import kind_doc
+    from vlbench.kinds.docs import kind_doc
 
     if name not in TASK_KINDS:
         raise UnknownNameError(f"unknown task kind '{name}'{did_you_mean(name, TASK_KINDS.names())}; known: {', '.join(TASK_KINDS.names())}")

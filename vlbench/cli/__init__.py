@@ -18,7 +18,7 @@ import typer
 from vlbench import paths
 from vlbench.encoding import DECODE_PATHS
 from vlbench.errors import VLBenchError
-from vlbench.models.spec import PRECISION_NAMES
+from vlbench.spec.model_spec import PRECISION_NAMES
 from vlbench.results import TABLE_FORMATS
 
 app = typer.Typer(

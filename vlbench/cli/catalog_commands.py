@@ -175,7 +175,7 @@ def schema_(
     import json
 
     from vlbench.results.io import atomic_write_text
-    from vlbench.spec.docs import task_json_schema
+    from vlbench.kinds.docs import task_json_schema
 
     text = json.dumps(task_json_schema(), indent=1, ensure_ascii=False) + "\n"
     if out is None:

@@ -11,7 +11,7 @@ import numpy as np
 from vlbench.datasets.association import ASSOCIATION_READERS, AssociationData
 from vlbench.bootstrap import Resampler, weighted_mean
 from vlbench.errors import VLBenchError
-from vlbench.kinds.registry import TASK_KINDS
+from vlbench.registries import TASK_KINDS
 from vlbench.metrics import similarities
 from vlbench.kinds.base import Decisions, RunContext, TaskKind, autocast_used, mean_bounds, tie_report
 from vlbench.spec.schema import option, schema

@@ -12,7 +12,7 @@ from vlbench.datasets.classification import CLASSIFICATION_READERS, Classificati
 from vlbench.encoding.encoder import Encoder
 from vlbench.bootstrap import Resampler, grouping, macro_mean, weighted_mean, worst_group_mean
 from vlbench.errors import TaskSpecError, VLBenchError
-from vlbench.kinds.registry import TASK_KINDS
+from vlbench.registries import TASK_KINDS
 from vlbench.kinds.base import Decisions, RunContext, TaskKind, autocast_used, mean_bounds, tie_report
 from vlbench.spec.schema import SchemaError, option, schema
 from vlbench.spec.fields import ProtocolFields

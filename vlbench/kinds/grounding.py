@@ -23,7 +23,7 @@ from vlbench.datasets.grounding import (
 from vlbench.bootstrap import Resampler, weighted_mean
 from vlbench.errors import VLBenchError
 from vlbench.kinds.base import Decisions, RunContext, TaskKind, tie_report
-from vlbench.kinds.registry import TASK_KINDS
+from vlbench.registries import TASK_KINDS
 from vlbench.spec.schema import SchemaError, as_dict, option, schema
 from vlbench.spec.taskfile import TaskSpec
 from vlbench.spec.fields import ProtocolFields

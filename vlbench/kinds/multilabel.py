@@ -10,7 +10,7 @@ from vlbench import metrics
 from vlbench.datasets.multilabel import MULTILABEL_READERS, MultilabelData
 from vlbench.bootstrap import Resampler
 from vlbench.errors import VLBenchError
-from vlbench.kinds.registry import TASK_KINDS
+from vlbench.registries import TASK_KINDS
 from vlbench.kinds.base import RunContext, tie_report
 from vlbench.kinds.classification import ClassificationKind, choose_prompts, zero_shot_classifier
 from vlbench.spec.taskfile import TaskSpec

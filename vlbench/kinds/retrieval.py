@@ -12,7 +12,7 @@ from vlbench import metrics
 from vlbench.datasets.retrieval import RETRIEVAL_READERS, RetrievalData
 from vlbench.bootstrap import Resampler, weighted_mean
 from vlbench.errors import VLBenchError
-from vlbench.kinds.registry import TASK_KINDS
+from vlbench.registries import TASK_KINDS
 from vlbench.kinds.base import Decisions, RunContext, TaskKind, autocast_used, mean_bounds, tie_report
 from vlbench.spec.schema import option, schema
 from vlbench.spec.fields import ProtocolFields

@@ -25,7 +25,7 @@ from vlbench.bootstrap import Resampler, nanmean_rows
 from vlbench.errors import CapabilityError, TaskSpecError
 from vlbench.kinds.base import Decisions, RunContext, TaskKind, tie_report
 from vlbench.kinds.classification import zero_shot_classifier
-from vlbench.kinds.registry import TASK_KINDS
+from vlbench.registries import TASK_KINDS
 from vlbench.models.dense import DENSE_VARIANTS
 from vlbench.kinds.pamr import pamr
 from vlbench.spec.schema import SchemaError, as_dict, option, schema

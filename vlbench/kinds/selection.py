@@ -27,7 +27,7 @@ from vlbench.datasets.selection import SELECTION_READERS, SelectionData
 from vlbench.bootstrap import Resampler, grouping, macro_mean, weighted_mean
 from vlbench.errors import TaskSpecError, VLBenchError
 from vlbench.kinds.base import Decisions, RunContext, TaskKind, tie_report
-from vlbench.kinds.registry import TASK_KINDS
+from vlbench.registries import TASK_KINDS
 from vlbench.metrics import similarities
 from vlbench.kinds.selection_outcomes import Outcome, outcome_rule_docs, records_mappings, score_outcomes, validate_outcomes
 from vlbench.registry import Registry

@@ -1,6 +1,6 @@
 """Model adapters: spec string or model object -> image transform + two encoders.
 
-The built-in adapters (``openclip``, ``hf``) are registered by reference and imported on first use, so that
+The built-in adapters (``openclip``, ``hf``) are registered by reference (``vlbench.registries``) and imported on first use, so that
 naming models, suites or tasks imports no model library; ``ModelAdapter`` and friends are imported from their
 modules on first access (``vlbench.models.ModelAdapter`` works as before).
 """
@@ -9,11 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from vlbench.models.registry import MODEL_ADAPTERS
-from vlbench.models.spec import ModelSpec, parse_model_spec
-
-MODEL_ADAPTERS.add_reference("openclip", "vlbench.models.openclip:OpenClipAdapter")
-MODEL_ADAPTERS.add_reference("hf", "vlbench.models.hf:HFAdapter")
+from vlbench.registries import MODEL_ADAPTERS
+from vlbench.spec.model_spec import ModelSpec, parse_model_spec
 
 __all__ = ["MODEL_ADAPTERS", "ModelAdapter", "ModelSpec", "parse_model_spec"]
 

@@ -1,5 +1,5 @@
 """The model adapter protocol: what an adapter implements, and what the harness adds (inference mode,
-autocast, L2 normalisation, fingerprints). Spec strings are parsed in ``vlbench.models.spec``."""
+autocast, L2 normalisation, fingerprints). Spec strings are parsed in ``vlbench.spec.model_spec``."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from vlbench.errors import CapabilityError, VLBenchError
-from vlbench.models.spec import PRECISION_NAMES, ModelSpec, parse_model_spec  # noqa: F401  (parse_model_spec: re-exported)
+from vlbench.spec.model_spec import PRECISION_NAMES, ModelSpec, parse_model_spec  # noqa: F401  (parse_model_spec: re-exported)
 from vlbench.registry import package_version
 from vlbench.stamps import files_stamp
 

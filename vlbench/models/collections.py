@@ -1,7 +1,7 @@
 """Many models per run: comma lists, spec files and named collections.
 
 A collection in registry.yaml (``models: collections:``) is either a list of specs (which may name
-aliases or other collections) or the name of a generator registered here, such as
+aliases or other collections) or the name of a generator in ``vlbench.registries.MODEL_GENERATORS``, such as
 ``openclip_pretrained`` (every architecture@tag pair open_clip ships).
 """
 
@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
 from vlbench.errors import VLBenchError
-from vlbench.registry import Registry
+from vlbench.registries import MODEL_GENERATORS
 
-MODEL_GENERATORS: Registry[Callable[[], list[str]]] = Registry("model collection generator")
 
 
 @MODEL_GENERATORS.register("openclip_pretrained")

@@ -28,7 +28,7 @@ from vlbench.models.base import ModelAdapter, ModelSpec
 from vlbench.stamps import files_stamp
 from vlbench.hub_access import hub_access
 from vlbench.models.hub import cached_snapshot_pin, offline_message
-from vlbench.models.registry import MODEL_ADAPTERS
+from vlbench.registries import MODEL_ADAPTERS
 
 MAX_LENGTH_PADDING = ("siglip", "siglip2")
 # causal text towers pooled at the end-of-text token: padding to the batch's longest text is exact

@@ -26,7 +26,7 @@ from vlbench.models.base import ModelAdapter, ModelSpec
 from vlbench.stamps import files_stamp
 from vlbench.hub_access import hub_access
 from vlbench.models.hub import cached_snapshot_pin, offline_message
-from vlbench.models.registry import MODEL_ADAPTERS
+from vlbench.registries import MODEL_ADAPTERS
 from vlbench.models.text_trim import openclip_causal_tower, trim_padding
 from vlbench.registry import did_you_mean
 

@@ -13,7 +13,7 @@ from typing import Any, Callable
 from vlbench import distributed
 from vlbench.encoding.encoder import Encoder
 from vlbench.errors import ModelLoadError, VLBenchError
-from vlbench.models.spec import ModelSpec
+from vlbench.spec.model_spec import ModelSpec
 from vlbench.run.settings import RunSettings, resolve_device
 from vlbench.spec.catalog import Catalog
 

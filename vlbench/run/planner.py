@@ -18,7 +18,7 @@ from vlbench import distributed
 from vlbench.errors import DatasetNotFoundError, NothingRanError, VLBenchError
 from vlbench.kinds import TASK_KINDS
 from vlbench.models.base import adapter_version, check_spec_options, local_source_stamp
-from vlbench.models.spec import ModelSpec
+from vlbench.spec.model_spec import ModelSpec
 from vlbench.registry import did_you_mean
 from vlbench.results import schema as result_schema
 from vlbench.results.housekeeping import clean_stale

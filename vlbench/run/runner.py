@@ -17,7 +17,7 @@ from vlbench.encoding.sharded import encoder_class
 from vlbench.errors import CapabilityError, StaleModelRecordError, VLBenchError
 from vlbench.kinds import TASK_KINDS
 from vlbench.kinds.base import RunContext, TaskKind
-from vlbench.models.spec import ModelSpec
+from vlbench.spec.model_spec import ModelSpec
 from vlbench.results import intervals
 from vlbench.results.housekeeping import check_writable, discard_result
 from vlbench.run.loading import ModelLoader

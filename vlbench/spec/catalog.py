@@ -14,8 +14,8 @@ from typing import Any, Iterable, Mapping
 
 from vlbench import paths
 from vlbench.errors import TaskSpecError, UnknownNameError, VLBenchError
-from vlbench.models.registry import MODEL_ADAPTERS
-from vlbench.models.spec import ModelSpec, parse_model_spec
+from vlbench.registries import MODEL_ADAPTERS
+from vlbench.spec.model_spec import ModelSpec, parse_model_spec
 from vlbench.registry import did_you_mean
 from vlbench.spec.taskfile import TaskSpec, deep_merge, read_yaml
 
@@ -168,7 +168,7 @@ class Catalog:
     # -- models ----------------------------------------------------------------------------------
     def resolve_models(self, texts: Iterable[str], _seen: tuple[str, ...] = ()) -> list[ModelSpec]:
         """Specs, aliases and collection names -> model specs, in order, without repeats."""
-        from vlbench.models.collections import MODEL_GENERATORS
+        from vlbench.registries import MODEL_GENERATORS
 
         specs: dict[str, ModelSpec] = {}
         for text in texts:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from vlbench.spec import named_protocols
 from vlbench.errors import TaskSpecError
-from vlbench.kinds import TASK_KINDS
+from vlbench.registries import TASK_KINDS
 from vlbench.registry import did_you_mean
 from vlbench.spec.schema import _args, _is_union, as_dict, fields_of, hints, is_schema, parse
 from vlbench.spec.taskfile import TASK_NAME, TaskSpec, apply_overrides, read_task_file

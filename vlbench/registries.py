@@ -1,4 +1,14 @@
-"""The task-kind registry (kept apart so that kinds and the catalog import it without cycles)."""
+"""The registries that cross wings: task kinds, model adapters and model collection generators.
+
+Each holds its built-in entries by reference (``module:attr``, imported when first named) and takes plugins
+from its entry-point group. They sit at the bottom so that the catalog (``vlbench.spec``) can name kinds and
+adapters without importing the packages that implement them: listing tasks or suites imports no torch.
+The dataset-format registries stay beside their kinds' readers (``vlbench.datasets``), which only kinds use.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
 
 from vlbench.errors import VLBenchError
 from vlbench.registry import Registry
@@ -14,8 +24,9 @@ def require_resampler(name: str, kind: object) -> None:
 
 
 TASK_KINDS: Registry = Registry("task kind", entry_point_group="vlbench.kinds", check=require_resampler)
+MODEL_ADAPTERS: Registry = Registry("model adapter", entry_point_group="vlbench.models")
+MODEL_GENERATORS: Registry[Callable[[], list[str]]] = Registry("model collection generator")
 
-#: The built-in kinds, imported when first named (``vlbench.kinds`` registers them).
 BUILTIN_KINDS = {
     "association": "vlbench.kinds.association:AssociationKind",
     "classification": "vlbench.kinds.classification:ClassificationKind",
@@ -25,3 +36,14 @@ BUILTIN_KINDS = {
     "segmentation": "vlbench.kinds.segmentation:SegmentationKind",
     "selection": "vlbench.kinds.selection:SelectionKind",
 }
+BUILTIN_ADAPTERS = {
+    "openclip": "vlbench.models.openclip:OpenClipAdapter",
+    "hf": "vlbench.models.hf:HFAdapter",
+}
+BUILTIN_GENERATORS = {
+    "openclip_pretrained": "vlbench.models.collections:openclip_pretrained",
+}
+
+for _registry, _builtins in ((TASK_KINDS, BUILTIN_KINDS), (MODEL_ADAPTERS, BUILTIN_ADAPTERS), (MODEL_GENERATORS, BUILTIN_GENERATORS)):
+    for _name, _reference in _builtins.items():
+        _registry.add_reference(_name, _reference)

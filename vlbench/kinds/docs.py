@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vlbench.kinds import TASK_KINDS
+from vlbench.registries import TASK_KINDS
 from vlbench.spec.checking import source_schema
 from vlbench.spec.fields import DatasetFields, TaskFields
 from vlbench.spec.schema import _args, describe, hints, is_schema, json_schema
