@@ -216,3 +216,33 @@ def test_missing_dataset_says_where_it_looked_and_how_to_get_it(tmp_path):
     message = str(info.value)
     assert str(tmp_path / "cifar10") in message and str(tmp_path / "wds_cifar10") in message
     assert "cifar-10-python.tar.gz" in message and "--hf-hub" in message
+
+
+def test_the_shapes_world_makes_what_its_version_pins():
+    """Shapes results and cached scene embeddings are keyed by GENERATOR_VERSION, not by the code's text:
+    the output of the version is pinned, so changing it without a bump fails here."""
+    from shapes_output import GOLDEN, shapes_output
+
+    from vlbench.datasets.shapes import GENERATOR_VERSION
+
+    golden = json.loads(GOLDEN.read_text())
+    assert golden["generator_version"] == GENERATOR_VERSION, "GENERATOR_VERSION changed: run 'python tests/shapes_output.py'"
+    assert shapes_output() == golden["tasks"], (
+        "the shapes world makes different scenes, captions or labels: bump vlbench.datasets.shapes.GENERATOR_VERSION "
+        "(results and cached embeddings of shapes tasks are keyed by it), then run 'python tests/shapes_output.py'")
+
+
+def test_the_shapes_pin_sees_a_changed_colour_and_the_version_is_the_tasks_input(monkeypatch):
+    from shapes_output import shapes_output
+
+    from vlbench.datasets import shapes
+    from vlbench.stamps import describe_inputs
+
+    before = shapes_output()
+    monkeypatch.setitem(shapes.COLORS, "red", (216, 40, 40))
+    after = shapes_output()
+    assert all(after[task] != before[task] for task in before)
+    versioned = describe_inputs(shapes.GeneratedReader().inputs(None, {}, None))
+    monkeypatch.setattr(shapes, "GENERATOR_VERSION", "2")
+    assert describe_inputs(shapes.GeneratedReader().inputs(None, {}, None))["digest"] != versioned["digest"]
+    assert versioned["files"] == {"generated:shapes": "version:1"}

@@ -117,10 +117,24 @@ class Input:
     label_folder: bool = False  # every file's stamp counts (segmentation labels), not only the listing
 
 
-def describe_inputs(inputs: Iterable[Input | Path | str]) -> dict[str, object]:
+@dataclass(frozen=True)
+class Generated:
+    """Data a task makes with code instead of reading files, identified by its generator's declared version.
+
+    The version, not the code's text, so that moving or tidying the code keeps results and cached
+    embeddings; a change to what it makes bumps the version (a test pins each generator's output)."""
+
+    name: str
+    version: str
+
+
+def describe_inputs(inputs: Iterable[Input | Generated | Path | str]) -> dict[str, object]:
     """``{"digest": ..., "files": {path: id}}`` of a task's inputs; the digest is what result reuse compares."""
     listed: dict[str, object] = {}
     for item in inputs:
+        if isinstance(item, Generated):
+            listed[f"generated:{item.name}"] = f"version:{item.version}"
+            continue
         item = item if isinstance(item, Input) else Input(Path(item))
         path = Path(item.path)
         if path.is_dir():
