@@ -178,3 +178,21 @@ def test_naming_suites_and_tasks_imports_no_model_library():
     done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "HEAVY []", done.stdout[-500:]
+
+
+def test_a_kinds_protocol_is_parsed_once_per_task_and_a_changed_spec_gets_its_own(monkeypatch):
+    from dataclasses import replace
+
+    import vlbench.kinds.base as kinds_base
+    from vlbench.kinds import TASK_KINDS
+    from vlbench.spec.catalog import Catalog
+
+    calls = []
+    real_parse = kinds_base.parse
+    monkeypatch.setattr(kinds_base, "parse", lambda *args, **kwargs: calls.append(args[1]) or real_parse(*args, **kwargs))
+    spec = Catalog.load().load_task("shapes_cls")
+    kind = TASK_KINDS.get(spec.kind)
+    first = kind.options(spec)
+    assert kind.options(spec) is first and len(calls) == 1
+    changed = replace(spec, config={**spec.config, "protocol": {**spec.protocol, "wds_blank_lines": "drop"}})
+    assert kind.options(changed).wds_blank_lines == "drop" and first.wds_blank_lines != "drop" and len(calls) == 2

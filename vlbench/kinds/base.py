@@ -99,8 +99,9 @@ class TaskKind(ABC):
 
     @classmethod
     def options(cls, spec: TaskSpec) -> Any:
-        """The task's protocol, checked against ``protocol_schema``, defaults filled in."""
-        return parse(cls.protocol_schema, spec.protocol, spec.source_file, "protocol.", what=f"the {cls.name} protocol")
+        """The task's protocol, checked against ``protocol_schema``, defaults filled in: parsed once per task
+        (when it is checked) and the same typed object every later time."""
+        return spec.parsed("protocol", lambda: parse(cls.protocol_schema, spec.protocol, spec.source_file, "protocol.", what=f"the {cls.name} protocol"))
 
     @classmethod
     def task_metrics(cls, spec: TaskSpec) -> list[str]:

@@ -14,7 +14,9 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, TypeVar
+
+T = TypeVar("T")
 
 import yaml
 
@@ -187,6 +189,14 @@ class TaskSpec:
     shorthands: dict[str, Any] = field(default_factory=dict, repr=False)
     #: The named protocol (--protocol) merged into this task, if any.
     named_protocol: str | None = None
+
+    def parsed(self, part: str, make: Callable[[], T]) -> T:
+        """A typed view of one part of this task (its kind's protocol options, a source's options), made
+        once: a spec never changes (``dataclasses.replace`` makes a new one, with no views yet)."""
+        views = self.__dict__.setdefault("_views", {})
+        if part not in views:
+            views[part] = make()
+        return views[part]
 
     @property
     def overridden(self) -> frozenset[str]:
