@@ -7,6 +7,7 @@ import json
 import pickle
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -93,3 +94,10 @@ def write_karpathy(root: Path, annotation: str, images_dir: str = "", with_filep
             captions.append(sentences)
     (root / annotation).write_text(json.dumps({"images": entries, "dataset": "coco"}))
     return captions
+
+
+def source_options(reader: Any, source: dict[str, Any]) -> Any:
+    """``source`` as the typed options a run gives ``reader`` (checked against its schema, defaults filled in)."""
+    from vlbench.spec.schema import parse
+
+    return parse(reader.options, {"format": "test", **source}, "a test source", "dataset.sources[0].")

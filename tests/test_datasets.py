@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from data_fixtures import (
     COLORS,
+    source_options,
     color_image,
     encoded,
     write_cifar,
@@ -37,7 +38,7 @@ NO_SPEC = TaskSpec("t", "classification", None, {"dataset": {}})  # type: ignore
 
 def test_imagefolder_sorted_classes_and_names(tmp_path):
     items = write_imagefolder(tmp_path / "tree")
-    data = ImageFolderReader().read(str(tmp_path / "tree"), {}, None, None)
+    data = ImageFolderReader().read(str(tmp_path / "tree"), source_options(ImageFolderReader, {}), None, None)
     assert data.classnames == sorted(COLORS)
     assert [(ref.path, label) for ref, label in zip(data.images, data.labels)] == items
     assert data.images[0].load().mode == "RGB"
@@ -46,15 +47,15 @@ def test_imagefolder_sorted_classes_and_names(tmp_path):
 def test_imagefolder_with_no_images_is_a_clear_error(tmp_path):
     (tmp_path / "tree" / "cat").mkdir(parents=True)
     with pytest.raises(VLBenchError, match="no images found"):
-        ImageFolderReader().read(str(tmp_path / "tree"), {}, None, None)
+        ImageFolderReader().read(str(tmp_path / "tree"), source_options(ImageFolderReader, {}), None, None)
 
 
 @pytest.mark.parametrize("variant, names", [("cifar10", ["airplane", "automobile", "bird"]), ("cifar100", ["apple", "aquarium fish", "baby"])])
 def test_cifar_python_archive(tmp_path, variant, names):
     images = write_cifar(tmp_path / variant, variant)
     reader = CifarReader()
-    assert reader.exists(tmp_path / variant, {})
-    data = reader.read(str(tmp_path / variant), {}, None, None)
+    assert reader.exists(tmp_path / variant, source_options(reader, {}))
+    data = reader.read(str(tmp_path / variant), source_options(reader, {}), None, None)
     assert data.labels == [0, 1, 2, 0, 1, 2]
     assert data.classnames == names
     assert np.array_equal(np.asarray(data.images[4].load()), images[4])  # CHW rows -> HWC pixels
@@ -92,13 +93,13 @@ def test_hf_saved_to_disk_and_parquet(tmp_path):
     source = {"image_key": "img", "label_key": "label", "split": "test"}
     reader = HFClassificationReader()
     for folder in ("saved", "parquet"):
-        assert reader.exists(tmp_path / folder, source)
-        data = reader.read(str(tmp_path / folder), source, NO_SPEC, None)
+        assert reader.exists(tmp_path / folder, source_options(reader, source))
+        data = reader.read(str(tmp_path / folder), source_options(reader, source), NO_SPEC, None)
         assert data.labels == [0, 1, 0]
         assert data.classnames == ["red thing", "blue"]
         assert np.asarray(data.images[1].load())[0, 0, 2] > 150  # blue
     with pytest.raises(VLBenchError, match="no column"):
-        reader.read(str(tmp_path / "saved"), {"image_key": "image"}, NO_SPEC, None)
+        reader.read(str(tmp_path / "saved"), source_options(reader, {"image_key": "image"}), NO_SPEC, None)
 
 
 def test_hf_splits_of_one_dataset_have_distinct_image_keys(tmp_path):
@@ -107,8 +108,8 @@ def test_hf_splits_of_one_dataset_have_distinct_image_keys(tmp_path):
     dataset = _hf_dataset(tmp_path)
     datasets.DatasetDict({"train": dataset, "test": dataset}).save_to_disk(str(tmp_path / "both"))
     reader = HFClassificationReader()
-    train = reader.read(str(tmp_path / "both"), {"image_key": "img", "split": "train"}, NO_SPEC, None)
-    test = reader.read(str(tmp_path / "both"), {"image_key": "img", "split": "test"}, NO_SPEC, None)
+    train = reader.read(str(tmp_path / "both"), source_options(reader, {"image_key": "img", "split": "train"}), NO_SPEC, None)
+    test = reader.read(str(tmp_path / "both"), source_options(reader, {"image_key": "img", "split": "test"}), NO_SPEC, None)
     assert not {r.key for r in train.images} & {r.key for r in test.images}  # the embedding cache keeps them apart
 
 
@@ -117,7 +118,7 @@ def test_parquet_files_of_other_splits_are_not_used(tmp_path):
     (tmp_path / "p").mkdir()
     dataset.to_parquet(str(tmp_path / "p" / "train-00000-of-00001.parquet"))
     with pytest.raises(VLBenchError, match="none for split 'test'"):
-        HFClassificationReader().read(str(tmp_path / "p"), {"image_key": "img", "split": "test"}, NO_SPEC, None)
+        HFClassificationReader().read(str(tmp_path / "p"), source_options(HFClassificationReader, {"image_key": "img", "split": "test"}), NO_SPEC, None)
 
 
 def test_retrieval_image_without_captions_is_a_clear_error(tmp_path):
@@ -149,7 +150,7 @@ def test_hf_retrieval_reader(tmp_path):
 
     rows = {"image": [color_image("red"), color_image("blue")], "caption": [["a red one", "red"], ["blue"]]}
     datasets.Dataset.from_dict(rows, features=datasets.Features({"image": datasets.Image(), "caption": datasets.Sequence(datasets.Value("string"))})).save_to_disk(str(tmp_path / "d"))
-    data = HFRetrievalReader().read(str(tmp_path / "d"), {}, NO_SPEC, None)
+    data = HFRetrievalReader().read(str(tmp_path / "d"), source_options(HFRetrievalReader, {}), NO_SPEC, None)
     assert data.captions == [["a red one", "red"], ["blue"]]
     assert data.flat_captions() == (["a red one", "red", "blue"], [0, 0, 1])
 
@@ -161,8 +162,8 @@ def test_wds_classification_layout(tmp_path):
     (tmp_path / "wds_colors" / "classnames.txt").write_text("red\ngreen\nblue\n")
     (tmp_path / "wds_colors" / "zeroshot_classification_templates.txt").write_text("a {c} photo.\n")
     reader = WdsClassificationReader()
-    assert reader.exists(tmp_path / "wds_colors", {"split": "test"})
-    data = reader.read(str(tmp_path / "wds_colors"), {"split": "test"}, None, None)
+    assert reader.exists(tmp_path / "wds_colors", source_options(reader, {"split": "test"}))
+    data = reader.read(str(tmp_path / "wds_colors"), source_options(reader, {"split": "test"}), None, None)
     assert data.labels == [0, 1, 2, 0, 2]
     assert data.classnames == ["red", "green", "blue"] and data.templates == ["a {c} photo."]
     pixel = np.asarray(data.images[2].load())[5, 5]
@@ -173,7 +174,7 @@ def test_wds_retrieval_captions_one_per_line(tmp_path):
     samples = [{"__key__": "a", "jpg": encoded(color_image("red"), "JPEG"), "txt": "a red picture\nred again\n"},
                {"__key__": "b", "png": encoded(color_image("blue")), "txt": "blue"}]
     write_wds(tmp_path / "w", samples)
-    data = WdsRetrievalReader().read(str(tmp_path / "w"), {"split": "test"}, None, None)
+    data = WdsRetrievalReader().read(str(tmp_path / "w"), source_options(WdsRetrievalReader, {"split": "test"}), None, None)
     assert data.captions == [["a red picture", "red again"], ["blue"]]
 
 
@@ -181,7 +182,7 @@ def test_wds_retrieval_captions_one_per_line(tmp_path):
 def test_karpathy_split(tmp_path, images_dir, with_filepath):
     captions = write_karpathy(tmp_path, "dataset.json", images_dir, with_filepath)
     source = {"annotation": "dataset.json", "images_dir": images_dir, "split": "test"}
-    data = KarpathyReader().read(str(tmp_path), source, None, None)
+    data = KarpathyReader().read(str(tmp_path), source_options(KarpathyReader, source), None, None)
     assert data.captions == captions  # raw captions, exactly as in the file
     assert len(data.images) == 3 and data.images[0].load().size == (40, 40)
 
@@ -190,7 +191,7 @@ def test_karpathy_missing_image_names_the_file(tmp_path):
     write_karpathy(tmp_path, "dataset.json")
     (tmp_path / "val2014" / "img2.jpg").unlink()
     with pytest.raises(VLBenchError, match="img2.jpg"):
-        KarpathyReader().read(str(tmp_path), {"annotation": "dataset.json", "split": "test"}, None, None)
+        KarpathyReader().read(str(tmp_path), source_options(KarpathyReader, {"annotation": "dataset.json", "split": "test"}), None, None)
 
 
 def test_generic_hf_task_takes_a_folder_columns_and_split_from_the_command_line(tmp_path):
@@ -242,7 +243,7 @@ def test_the_shapes_pin_sees_a_changed_colour_and_the_version_is_the_tasks_input
     monkeypatch.setitem(shapes.COLORS, "red", (216, 40, 40))
     after = shapes_output()
     assert all(after[task] != before[task] for task in before)
-    versioned = describe_inputs(shapes.GeneratedReader().inputs(None, {}, None))
+    versioned = describe_inputs(shapes.GeneratedReader().inputs(None, None, None))
     monkeypatch.setattr(shapes, "GENERATOR_VERSION", "2")
-    assert describe_inputs(shapes.GeneratedReader().inputs(None, {}, None))["digest"] != versioned["digest"]
+    assert describe_inputs(shapes.GeneratedReader().inputs(None, None, None))["digest"] != versioned["digest"]
     assert versioned["files"] == {"generated:shapes": "version:1"}

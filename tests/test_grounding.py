@@ -9,6 +9,8 @@ from conftest import REPO, TINY, read_result
 from PIL import Image
 from spatial_fixtures import write_coco_grounding
 
+from data_fixtures import source_options
+
 from vlbench import metrics
 from vlbench.spec.catalog import Catalog
 from vlbench.datasets.grounding import (
@@ -63,11 +65,11 @@ def test_refer_reader_on_the_toolkit_files(tmp_path):
     fixture = write_coco_grounding(tmp_path)
     spec = Catalog.load().load_task("refcoco_val")
     source = {"refs": "refs(unc).p", "instances": "instances.json", "images": "coco/train2014", "split": "val"}
-    data = ReferReader().read(str(tmp_path / "refcoco"), source, spec, RunContext(tmp_path, None))  # type: ignore[arg-type]
+    data = ReferReader().read(str(tmp_path / "refcoco"), source_options(ReferReader, source), spec, RunContext(tmp_path, None))  # type: ignore[arg-type]
     assert [s.expression for s in data.samples] == ["The RED box", "the blue box"]  # the 'raw' text, as ReCLIP
     assert data.samples[0].target == (5.0, 10.0, 30.0, 40.0)  # x, y, w, h -> x0, y0, x1, y1
     assert data.samples[0].proposals == [(5.0, 10.0, 30.0, 40.0), (50.0, 15.0, 80.0, 50.0)]
-    test_a = ReferReader().read(str(tmp_path / "refcoco"), {**source, "split": "testA"}, spec, RunContext(tmp_path, None))  # type: ignore[arg-type]
+    test_a = ReferReader().read(str(tmp_path / "refcoco"), source_options(ReferReader, {**source, "split": "testA"}), spec, RunContext(tmp_path, None))  # type: ignore[arg-type]
     assert len(test_a.samples) == 2 and test_a.samples[0].image_id == "2"
     assert len(fixture["refs"]) == 6
 
@@ -81,7 +83,7 @@ def test_refs_pickle_with_code_is_refused(tmp_path):
 
     (tmp_path / "refcoco" / "refs(unc).p").write_bytes(pickle.dumps([{"ref_id": 1, "x": Payload()}], protocol=2))
     with pytest.raises(UnsafePickleError, match=r"refusing to load .*print"):
-        ReferReader().read(str(tmp_path / "refcoco"), {"refs": "refs(unc).p", "images": "coco/train2014", "split": "val"}, Catalog.load().load_task("refcoco_val"), RunContext(tmp_path, None))  # type: ignore[arg-type]
+        ReferReader().read(str(tmp_path / "refcoco"), source_options(ReferReader, {"refs": "refs(unc).p", "images": "coco/train2014", "split": "val"}), Catalog.load().load_task("refcoco_val"), RunContext(tmp_path, None))  # type: ignore[arg-type]
 
 
 def test_rows_conversion_with_xyxy_boxes(tmp_path):
@@ -93,7 +95,7 @@ def test_rows_conversion_with_xyxy_boxes(tmp_path):
             {"ref_id": 8, "image_id": 2, "bbox": [50.0, 15.0, 80.0, 50.0], "captions": ["blue"], "split": "testB"}]
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "refcoco" / "conv.parquet")
     source = {"rows": "conv.parquet", "images": "coco/train2014", "split": "val", "bbox_format": "xyxy", "columns": {"expressions": "captions"}}
-    data = ReferRowsReader().read(str(tmp_path / "refcoco"), source, grounding_spec(), RunContext(tmp_path, None))  # type: ignore[arg-type]
+    data = ReferRowsReader().read(str(tmp_path / "refcoco"), source_options(ReferRowsReader, source), grounding_spec(), RunContext(tmp_path, None))  # type: ignore[arg-type]
     assert [s.expression for s in data.samples] == ["the red box", "red one"]
     assert data.samples[0].target == (5.0, 10.0, 30.0, 40.0) and len(data.samples[0].proposals) == 2  # other objects from instances
 

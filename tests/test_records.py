@@ -72,10 +72,13 @@ def write_table(path: Path, rows: list[dict], kind: str) -> None:
 
 
 def read(tmp_path, source, dataset=None):
-    spec = TaskSpec("t", "selection", tmp_path / "t.yaml", {"dataset": dataset or {}})
+    """What a run does with a records source: its typed options (what it inherits from ``dataset:``
+    merged), the plan-time check, then the read."""
+    spec = TaskSpec("t", "selection", tmp_path / "t.yaml", {"dataset": {**(dataset or {}), "sources": [source]}})
+    options = SelectionKind.source_options(spec, 0)
     location = str(tmp_path / "bench")
-    RecordsReader().check(location, source, spec)
-    return RecordsReader().read(location, source, spec, RunContext(tmp_path, None))  # type: ignore[arg-type]
+    RecordsReader().check(location, options, spec)
+    return RecordsReader().read(location, options, spec, RunContext(tmp_path, None))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("kind, name", [("json-list", "a.json"), ("json-mapping", "a.json"), ("jsonl.gz", "a.jsonl.gz"), ("csv", "a.csv"), ("parquet", "a.parquet")])

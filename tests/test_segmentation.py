@@ -8,6 +8,8 @@ import pytest
 import torch
 from spatial_fixtures import write_voc
 
+from data_fixtures import source_options
+
 from vlbench import metrics
 from vlbench.datasets.segmentation import MmsegReader, reduce_zero_label
 from vlbench.kinds.segmentation import (
@@ -96,10 +98,10 @@ def test_mmseg_reader_on_the_voc_layout(tmp_path):
     labels = write_voc(tmp_path)
     source = {"img_dir": "JPEGImages", "ann_dir": "SegmentationClass", "split_file": "ImageSets/Segmentation/val.txt", "img_suffix": ".jpg", "seg_suffix": ".png"}
     root = tmp_path / "VOCdevkit" / "VOC2012"
-    assert MmsegReader().exists(root, source)
-    data = MmsegReader().read(str(root), source, None, None)
+    assert MmsegReader().exists(root, source_options(MmsegReader, source))
+    data = MmsegReader().read(str(root), source_options(MmsegReader, source), None, None)
     assert [np.array_equal(s.label.load(), expected) for s, expected in zip(data.samples, labels)] == [True] * 3  # palette indices
-    reduced = MmsegReader().read(str(root), {**source, "reduce_zero_label": True}, None, None)
+    reduced = MmsegReader().read(str(root), source_options(MmsegReader, {**source, "reduce_zero_label": True}), None, None)
     assert set(np.unique(reduced.samples[0].label.load())) == {0, 255}  # background and void ignored, 1 -> 0
 
 

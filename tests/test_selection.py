@@ -14,6 +14,8 @@ from selection_fixtures import (
     write_winoground,
 )
 
+from data_fixtures import source_options
+
 from vlbench.spec.catalog import Catalog
 from vlbench.datasets.aro_order import TAGGERS, OrderPerturber, pre_caption
 from vlbench.datasets.selection import (
@@ -125,7 +127,7 @@ def test_sugarcrepe_loader_on_the_real_files(sugarcrepe_root, subset, count):
 
 
 def test_sugarcrepe_captions_keep_stray_whitespace(sugarcrepe_root):
-    data = SugarCrepeReader().read(str(sugarcrepe_root / "sugarcrepe"), {"annotation": "add_obj.json", "images": "coco/val2017"},
+    data = SugarCrepeReader().read(str(sugarcrepe_root / "sugarcrepe"), source_options(SugarCrepeReader, {"annotation": "add_obj.json", "images": "coco/val2017"}),
                                    Catalog.load().load_task("sugarcrepe_add_obj"), RunContext(sugarcrepe_root, None))  # type: ignore[arg-type]
     captions = [i.captions[0] for i in data.instances]
     assert any(c != c.strip() for c in captions) and any("\n" in c for c in captions)
@@ -135,14 +137,14 @@ def test_sugarcrepe_missing_images_is_a_clear_error(tmp_path):
     (tmp_path / "sugarcrepe").mkdir()
     (tmp_path / "sugarcrepe" / "x.json").write_text(json.dumps({"0": {"filename": "000000000001.jpg", "caption": "a", "negative_caption": "b"}}))
     with pytest.raises(VLBenchError, match="1 image.*000000000001.jpg.*COCO 2017"):
-        SugarCrepeReader().read(str(tmp_path / "sugarcrepe"), {"annotation": "x.json", "images": "coco/val2017"},
+        SugarCrepeReader().read(str(tmp_path / "sugarcrepe"), source_options(SugarCrepeReader, {"annotation": "x.json", "images": "coco/val2017"}),
                                 TaskSpec("x", "selection", None, {"dataset": {}}), RunContext(tmp_path, None))  # type: ignore[arg-type]
 
 
 def test_aro_vg_crops_and_groups(tmp_path):
     items = write_aro_vg(tmp_path)
     spec_ = Catalog.load().load_task("aro_vg_relation")
-    data = AroVisualGenomeReader().read(str(tmp_path / "aro"), {"annotation": "visual_genome_relation.json", "group_by": "relation"}, spec_, RunContext(tmp_path, None))  # type: ignore[arg-type]
+    data = AroVisualGenomeReader().read(str(tmp_path / "aro"), source_options(AroVisualGenomeReader, {"annotation": "visual_genome_relation.json", "group_by": "relation"}), spec_, RunContext(tmp_path, None))  # type: ignore[arg-type]
     first = data.instances[0]
     assert first.captions == [items["relation"][0]["false_caption"], items["relation"][0]["true_caption"]] and first.answer == 1
     assert [i.group for i in data.instances] == ["on", "on", "near", "behind", "behind", "behind"]
@@ -150,7 +152,7 @@ def test_aro_vg_crops_and_groups(tmp_path):
 
     full = np.asarray(Image.open(tmp_path / "aro" / "images" / "0.jpg").convert("RGB"))
     assert np.array_equal(np.asarray(first.images[0].load()), full[5:25, 10:40])  # (x, y, x+w, y+h)
-    attribution = AroVisualGenomeReader().read(str(tmp_path / "aro"), {"annotation": "visual_genome_attribution.json", "group_by": "attributes"}, spec_, RunContext(tmp_path, None))  # type: ignore[arg-type]
+    attribution = AroVisualGenomeReader().read(str(tmp_path / "aro"), source_options(AroVisualGenomeReader, {"annotation": "visual_genome_attribution.json", "group_by": "attributes"}), spec_, RunContext(tmp_path, None))  # type: ignore[arg-type]
     assert [i.group for i in attribution.instances] == ["white_black"] * 26 + ["black_white"] * 2  # ordered pairs
 
 
@@ -208,21 +210,21 @@ def order_spec(options_file=None, **protocol):
 def test_order_reader_generates_saves_and_reuses_options(tmp_path):
     annotations = write_aro_order(tmp_path)
     source = {"annotation": "coco_karpathy_test.json", "images": "coco"}
-    data = AroOrderReader().read(str(tmp_path / "aro"), source, order_spec(), RunContext(tmp_path, None))  # type: ignore[arg-type]
+    data = AroOrderReader().read(str(tmp_path / "aro"), source_options(AroOrderReader, source), order_spec(), RunContext(tmp_path, None))  # type: ignore[arg-type]
     assert len(data.instances) == 3 and all(len(i.captions) == 5 and i.answer == 0 for i in data.instances)
     saved = data.artifacts["options"]
     assert saved["seed"] == 1 and saved["tagger"] == "word-lists"
     assert [i["caption"] for i in saved["items"]] == [c for e in annotations["coco_karpathy_test.json"] for c in e["caption"]]
     options_file = tmp_path / "options.json"
     options_file.write_text(json.dumps(saved))
-    reused = AroOrderReader().read(str(tmp_path / "aro"), source, order_spec(options_file=str(options_file), tagger="spacy"), RunContext(tmp_path, None))  # type: ignore[arg-type]
+    reused = AroOrderReader().read(str(tmp_path / "aro"), source_options(AroOrderReader, source), order_spec(options_file=str(options_file), tagger="spacy"), RunContext(tmp_path, None))  # type: ignore[arg-type]
     assert [i.captions for i in reused.instances] == [i.captions for i in data.instances]
-    reseeded = AroOrderReader().read(str(tmp_path / "aro"), source, order_spec(seed=7), RunContext(tmp_path, None))  # type: ignore[arg-type]
+    reseeded = AroOrderReader().read(str(tmp_path / "aro"), source_options(AroOrderReader, source), order_spec(seed=7), RunContext(tmp_path, None))  # type: ignore[arg-type]
     assert reseeded.artifacts["options"]["seed"] == 7
     saved["items"][0]["caption"] = "something else"
     options_file.write_text(json.dumps(saved))
     with pytest.raises(VLBenchError, match="does not match"):
-        AroOrderReader().read(str(tmp_path / "aro"), source, order_spec(options_file=str(options_file)), RunContext(tmp_path, None))  # type: ignore[arg-type]
+        AroOrderReader().read(str(tmp_path / "aro"), source_options(AroOrderReader, source), order_spec(options_file=str(options_file)), RunContext(tmp_path, None))  # type: ignore[arg-type]
 
 
 def test_missing_tagger_is_a_clear_error(tmp_path, monkeypatch):
@@ -238,13 +240,13 @@ def test_missing_tagger_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_spacy)
     write_aro_order(tmp_path)
     with pytest.raises(VLBenchError, match=r"need spaCy and nltk.*spacy download en_core_web_sm"):
-        AroOrderReader().read(str(tmp_path / "aro"), {"annotation": "coco_karpathy_test.json", "images": "coco"}, order_spec(tagger="spacy"), RunContext(tmp_path, None))  # type: ignore[arg-type]
+        AroOrderReader().read(str(tmp_path / "aro"), source_options(AroOrderReader, {"annotation": "coco_karpathy_test.json", "images": "coco"}), order_spec(tagger="spacy"), RunContext(tmp_path, None))  # type: ignore[arg-type]
 
 
 # -- Winoground ------------------------------------------------------------------------------------
 def test_winoground_local_copy_converts_rgba(tmp_path):
     rows = write_winoground(tmp_path)
-    data = WinogroundReader().read(str(tmp_path / "winoground"), {}, None, None)
+    data = WinogroundReader().read(str(tmp_path / "winoground"), source_options(WinogroundReader, {}), None, None)
     assert [i.captions for i in data.instances] == [[r["caption_0"], r["caption_1"]] for r in rows]
     assert [i.group for i in data.instances] == [r["collapsed_tag"] for r in rows]
     assert data.instances[0].images[0].load().mode == "RGB"
@@ -260,7 +262,7 @@ def test_winoground_parquet_copy(tmp_path):
                                   "caption_0": datasets.Value("string"), "caption_1": datasets.Value("string"), "collapsed_tag": datasets.Value("string")})
     (tmp_path / "winoground" / "data").mkdir(parents=True)
     datasets.Dataset.from_dict(rows, features=features).to_parquet(str(tmp_path / "winoground" / "data" / "test-00000-of-00001.parquet"))
-    data = WinogroundReader().read(str(tmp_path / "winoground"), {"split": "test"}, None, None)
+    data = WinogroundReader().read(str(tmp_path / "winoground"), source_options(WinogroundReader, {"split": "test"}), None, None)
     assert [i.captions for i in data.instances] == [["a", "c"], ["b", "d"]]
     assert data.instances[0].images[0].load().mode == "RGB"
 
@@ -303,4 +305,4 @@ def test_winoground_without_access_says_how_to_get_it(monkeypatch):
 
     monkeypatch.setattr(hf, "open_dataset", gated)
     with pytest.raises(VLBenchError, match=r"accept the terms at https://huggingface.co/datasets/facebook/winoground.*HF_TOKEN"):
-        WinogroundReader().read("hf:facebook/winoground", {"split": "test"}, None, None)
+        WinogroundReader().read("hf:facebook/winoground", source_options(WinogroundReader, {"split": "test"}), None, None)

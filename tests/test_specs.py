@@ -180,19 +180,23 @@ def test_naming_suites_and_tasks_imports_no_model_library():
     assert done.stdout.strip().splitlines()[-1] == "HEAVY []", done.stdout[-500:]
 
 
-def test_a_kinds_protocol_is_parsed_once_per_task_and_a_changed_spec_gets_its_own(monkeypatch):
+def test_a_kinds_protocol_and_sources_are_parsed_once_per_task_and_a_changed_spec_gets_its_own(monkeypatch):
     from dataclasses import replace
 
     import vlbench.kinds.base as kinds_base
+    from vlbench.datasets.shapes import ShapesSource
     from vlbench.kinds import TASK_KINDS
     from vlbench.spec.catalog import Catalog
 
     calls = []
     real_parse = kinds_base.parse
-    monkeypatch.setattr(kinds_base, "parse", lambda *args, **kwargs: calls.append(args[1]) or real_parse(*args, **kwargs))
-    spec = Catalog.load().load_task("shapes_cls")
+    monkeypatch.setattr(kinds_base, "parse", lambda *args, **kwargs: calls.append(args[0]) or real_parse(*args, **kwargs))
+    spec = Catalog.load().load_task("shapes_cls")  # checking the task parses its source's options
     kind = TASK_KINDS.get(spec.kind)
     first = kind.options(spec)
-    assert kind.options(spec) is first and len(calls) == 1
+    assert kind.options(spec) is first and calls == [kind.protocol_schema, ShapesSource]
     changed = replace(spec, config={**spec.config, "protocol": {**spec.protocol, "wds_blank_lines": "drop"}})
-    assert kind.options(changed).wds_blank_lines == "drop" and first.wds_blank_lines != "drop" and len(calls) == 2
+    assert kind.options(changed).wds_blank_lines == "drop" and first.wds_blank_lines != "drop" and len(calls) == 3
+    # the reader gets the typed source its check made, defaults filled in; nothing parses it again
+    located = kind().locate(spec, Path("."))
+    assert located.options is kind.source_options(spec, 0) and located.options.size == 128 and len(calls) == 3

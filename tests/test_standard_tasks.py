@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_fixtures import color_image, encoded, write_imagefolder, write_wds
+from data_fixtures import color_image, encoded, source_options, write_imagefolder, write_wds
 from vlbench.spec.catalog import Catalog
 from vlbench.datasets.classification import ClassificationData, ImageFolderReader, WdsClassificationReader
 from vlbench.errors import TaskSpecError
@@ -42,7 +42,7 @@ def test_a_wds_folders_own_names_and_templates_win_over_packaged_ones_but_not_ov
     (tmp_path / "w" / "zeroshot_classification_templates.txt").write_text("une photo de {c}.\n")
     path = task_file(tmp_path, "dataset: {sources: [{format: wds, path: w}]}\nfiles: {classnames: classnames.txt, templates: templates.txt}\n",
                      classnames=["red", "green", "blue"], templates=["a {c}."])
-    data = WdsClassificationReader().read(str(tmp_path / "w"), {"split": "test"}, None, None)
+    data = WdsClassificationReader().read(str(tmp_path / "w"), source_options(WdsClassificationReader, {"split": "test"}), None, None)
     spec = load_task_file(path)
     assert choose_prompts(spec, data, "classnames") == (["rouge", "vert", "bleu"], "dataset folder")
     assert choose_prompts(spec, data, "templates") == (["une photo de {c}."], "dataset folder")
@@ -67,14 +67,14 @@ def test_class_subset_selects_packaged_names_by_id_and_imagefolder_reads_only_th
                      names=["Blue", "Cyan", "Green", "Red", "Yellow"], ids=["blue", "cyan", "green", "red", "yellow"],
                      subset=["red", "green", "blue"])
     spec = load_task_file(path)
-    data = ImageFolderReader().read(str(tmp_path / "images"), {}, spec, None)
+    data = ImageFolderReader().read(str(tmp_path / "images"), source_options(ImageFolderReader, {}), spec, None)
     assert sorted(set(data.labels)) == [0, 1, 2] and len(data.images) == 6
     assert choose_prompts(spec, data, "classnames") == (["Blue", "Green", "Red"], "task file")
 
 
 def test_wds_npy_member_is_the_metadata_row(tmp_path):
     wds_colors(tmp_path / "w", labels=(0, 1, 2, 0), metadata=[[3, 0, 1], [1, 1, 0], [3, 2, 0], [0, 0, 0]])
-    data = WdsClassificationReader().read(str(tmp_path / "w"), {"split": "test"}, None, None)
+    data = WdsClassificationReader().read(str(tmp_path / "w"), source_options(WdsClassificationReader, {"split": "test"}), None, None)
     assert data.metadata == [[3, 0, 1], [1, 1, 0], [3, 2, 0], [0, 0, 0]]
     assert data.limited(2).metadata == [[3, 0, 1], [1, 1, 0]]
 
@@ -308,8 +308,8 @@ def test_objectnet_reads_only_the_classes_that_map_to_imagenet(tmp_path):
             color_image("red", seed=i).save(root / "objectnet-1.0" / "images" / folder / f"{i}.png")
     from vlbench.datasets.classification import ObjectNetReader
 
-    assert ObjectNetReader().exists(root, {})
-    data = ObjectNetReader().read(str(root), {}, None, None)
+    assert ObjectNetReader().exists(root, source_options(ObjectNetReader, {}))
+    data = ObjectNetReader().read(str(root), source_options(ObjectNetReader, {}), None, None)
     assert data.classnames == ["mug", "frying pan"] and data.labels == [0, 0, 1, 1]
     assert all("m_sock" not in ref.path for ref in data.images)
 
@@ -345,7 +345,7 @@ def test_winogavil_reader_on_a_saved_hugging_face_copy(tmp_path):
     rows = {"candidate_images": [[color_image(c, seed=i) for i, c in enumerate(("red", "green", "blue", "red", "blue"))]],
             "candidates": [["apple", "leaf", "sea", "fire", "sky"]], "associations": [["sky", "sea"]], "cue": ["Ocean"]}
     datasets.Dataset.from_dict(rows, features=features).save_to_disk(str(tmp_path / "winogavil"))
-    data = WinoGavilReader().read(str(tmp_path / "winogavil"), {"split": "test"}, None, None)
+    data = WinoGavilReader().read(str(tmp_path / "winogavil"), source_options(WinoGavilReader, {"split": "test"}), None, None)
     (instance,) = data.instances
     assert instance.cue == "Ocean" and instance.positives == [2, 4] and len(instance.images) == 5
     assert np.asarray(instance.images[2].load())[3, 3, 2] > 150  # the blue one

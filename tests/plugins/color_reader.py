@@ -27,14 +27,14 @@ class ColorListReader:
 
     options = ColorListSource
 
-    def exists(self, location: Path, source: dict[str, Any]) -> bool:
-        return (Path(location) / source["annotation"]).is_file()
+    def exists(self, location: Path, options: ColorListSource) -> bool:
+        return (Path(location) / options.annotation).is_file()
 
-    def inputs(self, location: Path, source: dict[str, Any], spec: Any) -> list[Path]:
-        return [Path(location) / source["annotation"]]
+    def inputs(self, location: Path, options: ColorListSource, spec: Any) -> list[Path]:
+        return [Path(location) / options.annotation]
 
-    def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> ClassificationData:
-        names = (Path(location) / source["annotation"]).read_text().split()
+    def read(self, location: str, options: ColorListSource, spec: Any, ctx: Any) -> ClassificationData:
+        names = (Path(location) / options.annotation).read_text().split()
         images = []
         for i, name in enumerate(names):
             buffer = io.BytesIO()

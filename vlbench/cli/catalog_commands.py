@@ -145,8 +145,8 @@ def show(
     kind = TASK_KINDS.get(spec.kind)()
     try:
         located = kind.locate(spec, data_root.expanduser())
-        data = f"found: {located.source['format']} at {located.location}"
-        data_info: dict[str, Any] = {"found": True, "format": located.source["format"], "location": str(located.location)}
+        data = f"found: {located.format} at {located.location}"
+        data_info: dict[str, Any] = {"found": True, "format": located.format, "location": str(located.location)}
     except DatasetNotFoundError as exc:
         data = f"missing: {exc}"
         data_info = {"found": False, "error": " ".join(str(exc).split())}

@@ -13,7 +13,7 @@ from vlbench.datasets import hf
 from vlbench.datasets.images import ImageRef, _decode
 from vlbench.errors import VLBenchError
 from vlbench.registry import Registry
-from vlbench.spec.fields import SplitSource
+from vlbench.spec.fields import TestSplitSource
 
 ASSOCIATION_READERS: Registry = Registry("association dataset format", entry_point_group="vlbench.readers", entry_point_prefix="association.")
 
@@ -58,15 +58,15 @@ class WinoGavilReader:
     """nlphuji/winogavil as DataComp reads it: columns ``candidate_images`` (list of images),
     ``candidates`` (their names), ``associations`` (the names associated with ``cue``)."""
 
-    options = SplitSource
+    options = TestSplitSource
 
-    def exists(self, location: Path, source: dict[str, Any]) -> bool:
+    def exists(self, location: Path, options: Any) -> bool:
         return hf.exists(location)
 
-    def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> AssociationData:
+    def read(self, location: str, options: Any, spec: Any, ctx: Any) -> AssociationData:
         import datasets
 
-        split = source.get("split", "test")
+        split = options.split
         dataset = hf.open_dataset(location, split)
         hf.require_columns(dataset, location, "candidate_images", "candidates", "associations", "cue")
         feature = dataset.features["candidate_images"]

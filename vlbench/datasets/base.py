@@ -1,6 +1,7 @@
 """What dataset readers share: a source read from one annotation file, and the inputs a reader declares.
 
-A reader's ``inputs(location, source, spec)`` names what decides a task's items and labels
+Readers receive a source as its typed options (``TaskKind.source_options``). A reader's
+``inputs(location, options, spec)`` names what decides a task's items and labels
 (annotation, records, split and label files; folders whose listing decides the items), as paths or
 ``vlbench.stamps.Input``; their identity is part of every result (``task.inputs``), so a result is
 recomputed when they change. A reader without the method is taken to depend on everything at its
@@ -19,13 +20,13 @@ from vlbench.stamps import Input
 
 
 class AnnotationFileReader:
-    """Base of readers whose items come from one file, ``source['annotation']`` under the source's folder."""
+    """Base of readers whose items come from one file, ``options.annotation`` under the source's folder."""
 
-    def exists(self, location: Path, source: dict[str, Any]) -> bool:
-        return (Path(location) / source["annotation"]).is_file()
+    def exists(self, location: Path, options: Any) -> bool:
+        return (Path(location) / options.annotation).is_file()
 
-    def inputs(self, location: Path, source: dict[str, Any], spec: Any) -> list[Input | Path]:
-        return [Path(location) / source["annotation"]]
+    def inputs(self, location: Path, options: Any, spec: Any) -> list[Input | Path]:
+        return [Path(location) / options.annotation]
 
     @staticmethod
     def parse(annotation: Path, extract: Callable[[Any], Any], expected: str) -> Any:

@@ -21,7 +21,7 @@ from vlbench.datasets.shapes import (
 from vlbench.errors import VLBenchError
 from vlbench.registry import Registry
 from vlbench.spec.schema import option, schema
-from vlbench.spec.fields import SourceFields, SplitSource
+from vlbench.spec.fields import SourceFields, SplitSource, TestSplitSource
 from vlbench.datasets.safe_pickle import NUMPY_ARRAYS, load_pickle
 
 CLASSIFICATION_READERS: Registry = Registry("classification dataset format", entry_point_group="vlbench.readers", entry_point_prefix="classification.")
@@ -67,10 +67,10 @@ class ImageFolderReader:
 
     options = SourceFields
 
-    def exists(self, location: Path, source: dict[str, Any]) -> bool:
+    def exists(self, location: Path, options: Any) -> bool:
         return location.is_dir() and any(p.is_dir() for p in location.iterdir())
 
-    def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> ClassificationData:
+    def read(self, location: str, options: Any, spec: Any, ctx: Any) -> ClassificationData:
         root = Path(location)
         class_dirs = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.name)
         subset = spec.read_lines("class_subset") if spec is not None else None
@@ -115,10 +115,10 @@ class ObjectNetReader:
                 return folder
         return None
 
-    def exists(self, location: Path, source: dict[str, Any]) -> bool:
+    def exists(self, location: Path, options: Any) -> bool:
         return (location / "objectnet-1.0" / "images").is_dir() and self._mappings(location) is not None
 
-    def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> ClassificationData:
+    def read(self, location: str, options: Any, spec: Any, ctx: Any) -> ClassificationData:
         import json
 
         root = Path(location)
@@ -161,28 +161,28 @@ class TorchvisionReader:
 
     options = TorchvisionSource
 
-    def _open(self, location: Path, source: dict[str, Any]) -> Any:
+    def _open(self, location: Path, options: Any) -> Any:
         import torchvision.datasets
 
-        cls = getattr(torchvision.datasets, str(source["dataset"]), None)
+        cls = getattr(torchvision.datasets, str(options.dataset), None)
         if not isinstance(cls, type):
-            raise VLBenchError(f"torchvision.datasets has no dataset class '{source['dataset']}'")
-        return cls(root=str(location), download=False, **(source.get("args") or {}))
+            raise VLBenchError(f"torchvision.datasets has no dataset class '{options.dataset}'")
+        return cls(root=str(location), download=False, **(options.args or {}))
 
-    def exists(self, location: Path, source: dict[str, Any]) -> bool:
+    def exists(self, location: Path, options: Any) -> bool:
         if not location.is_dir():
             return False
         try:
-            self._open(location, source)
+            self._open(location, options)
         except VLBenchError:
             raise
         except Exception:  # torchvision raises RuntimeError/FileNotFoundError/... when files are missing
             return False
         return True
 
-    def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> ClassificationData:
-        dataset = self._open(Path(location), source)
-        name = f"{source['dataset']}:{location}"
+    def read(self, location: str, options: Any, spec: Any, ctx: Any) -> ClassificationData:
+        dataset = self._open(Path(location), options)
+        name = f"{options.dataset}:{location}"
         classes = getattr(dataset, "classes", None)
         return ClassificationData(
             images=[TorchvisionImage(dataset, i, f"{name}#{i}") for i in range(len(dataset))],
@@ -222,14 +222,14 @@ class CifarReader:
                     return candidate, layout
         return None
 
-    def exists(self, location: Path, source: dict[str, Any]) -> bool:
+    def exists(self, location: Path, options: Any) -> bool:
         return self._folder(location) is not None
 
-    def inputs(self, location: Path, source: dict[str, Any], spec: Any) -> list[Path]:
+    def inputs(self, location: Path, options: Any, spec: Any) -> list[Path]:
         folder, (test_file, _, meta_file, _) = self._folder(Path(location))  # type: ignore[misc]
         return [folder / test_file, *([folder / meta_file] if (folder / meta_file).is_file() else [])]
 
-    def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> ClassificationData:
+    def read(self, location: str, options: Any, spec: Any, ctx: Any) -> ClassificationData:
         folder, (test_file, label_key, meta_file, names_key) = self._folder(Path(location))  # type: ignore[misc]
         batch = load_pickle(folder / test_file, NUMPY_ARRAYS)
         pixels = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
@@ -249,13 +249,13 @@ class HFClassificationReader:
 
     options = HFClassificationSource
 
-    def exists(self, location: Path, source: dict[str, Any]) -> bool:
+    def exists(self, location: Path, options: Any) -> bool:
         return hf.exists(location)
 
-    def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> ClassificationData:
-        split = source.get("split", spec.dataset.get("split"))
+    def read(self, location: str, options: Any, spec: Any, ctx: Any) -> ClassificationData:
+        split = options.split or spec.dataset.get("split")
         dataset = hf.open_dataset(location, split)
-        image_key, label_key = source.get("image_key", "image"), source.get("label_key", "label")
+        image_key, label_key = options.image_key, options.label_key
         hf.require_columns(dataset, location, image_key, label_key)
         return ClassificationData(
             images=hf.image_refs(dataset, image_key, location, split),
@@ -273,17 +273,17 @@ class WdsClassificationReader:
     metadata row (DataComp's WILDS and fairness sets).
     """
 
-    options = SplitSource
+    options = TestSplitSource
 
-    def exists(self, location: Path, source: dict[str, Any]) -> bool:
-        return wds.exists(location, source.get("split", "test"))
+    def exists(self, location: Path, options: Any) -> bool:
+        return wds.exists(location, options.split)
 
-    def inputs(self, location: Path, source: dict[str, Any], spec: Any) -> list[Path]:
-        return wds.inputs(Path(location), source.get("split", "test"))
+    def inputs(self, location: Path, options: Any, spec: Any) -> list[Path]:
+        return wds.inputs(Path(location), options.split)
 
-    def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> ClassificationData:
+    def read(self, location: str, options: Any, spec: Any, ctx: Any) -> ClassificationData:
         root = Path(location)
-        samples = wds.read_samples(root, source.get("split", "test"), need=("cls", "npy"))
+        samples = wds.read_samples(root, options.split, need=("cls", "npy"))
         with_metadata = all("npy" in s.arrays for s in samples)
         return ClassificationData(
             images=[s.image for s in samples],
@@ -299,8 +299,8 @@ class WdsClassificationReader:
 class ShapesClassificationReader(GeneratedReader):
     """Generated one-object scenes; class = 'colour shape'."""
 
-    def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> ClassificationData:
-        seed, n, size = self.params(source, ctx)
+    def read(self, location: str, options: Any, spec: Any, ctx: Any) -> ClassificationData:
+        seed, n, size = self.params(options, ctx)
         return ClassificationData(
             images=[ShapesImage("single", seed, i, size) for i in range(n)],
             labels=[classification_label(i) for i in range(n)],

@@ -158,23 +158,23 @@ class ReferReader:
 
     options = ReferSource
 
-    def exists(self, location: Path, source: dict[str, Any]) -> bool:
-        return (location / source["refs"]).is_file() and (location / source.get("instances", "instances.json")).is_file()
+    def exists(self, location: Path, options: Any) -> bool:
+        return (location / options.refs).is_file() and (location / options.instances).is_file()
 
-    def inputs(self, location: Path, source: dict[str, Any], spec: Any) -> list[Path]:
-        return [Path(location) / source["refs"], Path(location) / source.get("instances", "instances.json")]
+    def inputs(self, location: Path, options: Any, spec: Any) -> list[Path]:
+        return [Path(location) / options.refs, Path(location) / options.instances]
 
-    def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> GroundingData:
+    def read(self, location: str, options: Any, spec: Any, ctx: Any) -> GroundingData:
         root = Path(location)
-        refs = load_pickle(root / source["refs"], PLAIN)
+        refs = load_pickle(root / options.refs, PLAIN)
         if not isinstance(refs, list):
-            raise VLBenchError(f"{root / source['refs']} does not hold a list of refs")
-        coco = load_coco_instances(root / source.get("instances", "instances.json"))
-        images = Path(ctx.data_root) / source["images"]
+            raise VLBenchError(f"{root / options.refs} does not hold a list of refs")
+        coco = load_coco_instances(root / options.instances)
+        images = Path(ctx.data_root) / options.images
         field = spec.protocol.get("text_field", "raw")
         samples = []
         for ref in refs:
-            if ref.get("split") != source["split"]:
+            if ref.get("split") != options.split:
                 continue
             image_id = ref["image_id"]
             image = FileImage(str(images / coco.imgs[image_id]["file_name"]))
@@ -182,7 +182,7 @@ class ReferReader:
             proposals = ground_truth_proposals(coco, image_id)
             for n, sentence in enumerate(ref["sentences"]):
                 samples.append(GroundingSample(f"{ref['ref_id']}:{sentence.get('sent_id', n)}", image, expression_text(sentence, field), target, proposals, str(image_id)))
-        return _checked(samples, root / source["refs"], images)
+        return _checked(samples, root / options.refs, images)
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
@@ -207,23 +207,23 @@ class ReferRowsReader:
 
     options = ReferRowsSource
 
-    def exists(self, location: Path, source: dict[str, Any]) -> bool:
-        return (location / source["rows"]).is_file() and (location / source.get("instances", "instances.json")).is_file()
+    def exists(self, location: Path, options: Any) -> bool:
+        return (location / options.rows).is_file() and (location / options.instances).is_file()
 
-    def inputs(self, location: Path, source: dict[str, Any], spec: Any) -> list[Path]:
-        return [Path(location) / source["rows"], Path(location) / source.get("instances", "instances.json")]
+    def inputs(self, location: Path, options: Any, spec: Any) -> list[Path]:
+        return [Path(location) / options.rows, Path(location) / options.instances]
 
-    def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> GroundingData:
+    def read(self, location: str, options: Any, spec: Any, ctx: Any) -> GroundingData:
         root = Path(location)
-        rows = _read_rows(root / source["rows"])
-        coco = load_coco_instances(root / source.get("instances", "instances.json"))
-        images = Path(ctx.data_root) / source["images"]
-        columns = {"image_id": "image_id", "bbox": "bbox", "expressions": "sentences", "split": "split", "id": "ref_id", **source.get("columns", {})}
-        to_box = xywh_to_xyxy if source.get("bbox_format", "xywh") == "xywh" else (lambda b: tuple(float(v) for v in b))
+        rows = _read_rows(root / options.rows)
+        coco = load_coco_instances(root / options.instances)
+        images = Path(ctx.data_root) / options.images
+        columns = {"image_id": "image_id", "bbox": "bbox", "expressions": "sentences", "split": "split", "id": "ref_id", **options.columns}
+        to_box = xywh_to_xyxy if options.bbox_format == "xywh" else (lambda b: tuple(float(v) for v in b))
         field = spec.protocol.get("text_field", "raw")
         samples = []
         for index, row in enumerate(rows):
-            if columns["split"] in row and source.get("split") and row[columns["split"]] != source["split"]:
+            if columns["split"] in row and options.split and row[columns["split"]] != options.split:
                 continue
             image_id = coco_image_id(coco, row[columns["image_id"]])
             image = FileImage(str(images / coco.imgs[image_id]["file_name"]))
@@ -232,7 +232,7 @@ class ReferRowsReader:
             for n, sentence in enumerate(expressions):
                 samples.append(GroundingSample(f"{row.get(columns['id'], index)}:{n}", image, expression_text(sentence, field),
                                                to_box(row[columns["bbox"]]), ground_truth_proposals(coco, image_id), str(image_id)))
-        return _checked(samples, root / source["rows"], images)
+        return _checked(samples, root / options.rows, images)
 
 
 def _checked(samples: list[GroundingSample], annotation: Path, images: Path) -> GroundingData:
@@ -248,8 +248,8 @@ def _checked(samples: list[GroundingSample], annotation: Path, images: Path) -> 
 class ShapesGroundingReader(GeneratedReader):
     """Generated scenes of 2-3 shapes; one expression per object: 'the red triangle'."""
 
-    def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> GroundingData:
-        seed, n, size = self.params(source, ctx)
+    def read(self, location: str, options: Any, spec: Any, ctx: Any) -> GroundingData:
+        seed, n, size = self.params(options, ctx)
         samples = []
         for index in range(n):
             scene = multi_object_scene(seed, index, size)

@@ -9,12 +9,13 @@ from vlbench.errors import VLBenchError
 from vlbench.hub_access import endpoint, require_hub
 
 
-def mirror_patterns(split: str) -> list[str]:
-    """The split's shards and the folder's text files (class names, templates, dataset type)."""
-    return [f"{split}/*", "*.txt"]
+def mirror_patterns(split: str | None) -> list[str]:
+    """The split's shards and the folder's text files (class names, templates, dataset type); the whole
+    repo for a source without a split."""
+    return ["*"] if split is None else [f"{split}/*", "*.txt"]
 
 
-def download_mirror(repo_id: str, target: Path, split: str) -> Path:
+def download_mirror(repo_id: str, target: Path, split: str | None) -> Path:
     """Download ``repo_id``'s ``split`` into ``target`` with huggingface_hub's progress bars.
 
     Files already complete in ``target`` are kept and interrupted ones resume, so running again

@@ -10,7 +10,7 @@ from vlbench.datasets import wds
 from vlbench.datasets.images import ImageRef
 from vlbench.errors import VLBenchError
 from vlbench.registry import Registry
-from vlbench.spec.fields import SplitSource
+from vlbench.spec.fields import TestSplitSource
 
 MULTILABEL_READERS: Registry = Registry("multilabel dataset format", entry_point_group="vlbench.readers", entry_point_prefix="multilabel_classification.")
 
@@ -33,17 +33,17 @@ class WdsMultilabelReader:
     """CLIP_benchmark's multilabel webdataset (``dataset_type.txt`` = multilabel): each sample's
     ``npy`` member is a 0/1 vector over the classes."""
 
-    options = SplitSource
+    options = TestSplitSource
 
-    def exists(self, location: Path, source: dict[str, Any]) -> bool:
-        return wds.exists(location, source.get("split", "test"))
+    def exists(self, location: Path, options: Any) -> bool:
+        return wds.exists(location, options.split)
 
-    def inputs(self, location: Path, source: dict[str, Any], spec: Any) -> list[Path]:
-        return wds.inputs(Path(location), source.get("split", "test"))
+    def inputs(self, location: Path, options: Any, spec: Any) -> list[Path]:
+        return wds.inputs(Path(location), options.split)
 
-    def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> MultilabelData:
+    def read(self, location: str, options: Any, spec: Any, ctx: Any) -> MultilabelData:
         root = Path(location)
-        samples = wds.read_samples(root, source.get("split", "test"), need=("npy",))
+        samples = wds.read_samples(root, options.split, need=("npy",))
         vectors = [s.array().reshape(-1) for s in samples]
         sizes = {len(v) for v in vectors}
         if len(sizes) != 1:

@@ -25,7 +25,7 @@ from vlbench.datasets.record_files import MISSING, field_names, iter_records, ke
 from vlbench.datasets.selection import SELECTION_READERS, SelectionData, SelectionInstance, check_images_exist
 from vlbench.errors import VLBenchError
 from vlbench.registry import did_you_mean
-from vlbench.spec.schema import SchemaError, as_dict, option, parse, schema
+from vlbench.spec.schema import SchemaError, as_dict, option, schema
 from vlbench.spec.fields import SplitSource
 
 @schema
@@ -87,12 +87,6 @@ class RecordsSource(SplitSource):
 SHARED_OPTIONS = ("fields", "filter", "image_pattern")
 
 
-def effective_source(source: dict[str, Any], spec: Any) -> dict[str, Any]:
-    """A records source with the options it inherits from ``dataset:`` (so an included base file can hold them)."""
-    dataset = getattr(spec, "dataset", None) or {}
-    return {**{k: dataset[k] for k in SHARED_OPTIONS if k in dataset}, **source}
-
-
 def names(value: str | list[str] | None) -> list[str]:
     return [] if value is None else [value] if isinstance(value, str) else list(value)
 
@@ -113,14 +107,14 @@ class Mapping:
     absolute_images: bool = False
 
     @classmethod
-    def from_source(cls, source: dict[str, Any], file: Any = None, where: str = "dataset.sources[0]") -> "Mapping":
-        parsed: RecordsSource = parse(RecordsSource, source, file, f"{where}.", what="the records format")
-        fields = parsed.fields
-        filters = [parsed.filter] if isinstance(parsed.filter, FilterCondition) else parsed.filter
+    def of(cls, options: RecordsSource) -> "Mapping":
+        """The mapping of a records source's options (``TaskKind.source_options``: inherited keys merged)."""
+        fields = options.fields
+        filters = [options.filter] if isinstance(options.filter, FilterCondition) else options.filter
         return cls(
             names(fields.image), names(fields.negative_images), names(fields.positives), names(fields.negatives), names(fields.captions),
-            names(fields.groups), fields.id, [{k: v for k, v in as_dict(c).items() if v is not None} for c in filters], parsed.image_pattern,
-            parsed.absolute_images,
+            names(fields.groups), fields.id, [{k: v for k, v in as_dict(c).items() if v is not None} for c in filters], options.image_pattern,
+            options.absolute_images,
         )
 
     def caption_fields(self) -> list[str]:
@@ -243,22 +237,21 @@ class RecordsReader(AnnotationFileReader):
     options: type = RecordsSource
     shared_options = SHARED_OPTIONS  # keys a source may inherit from dataset:
 
-    def roots(self, location: str, source: dict[str, Any], spec: Any, data_root: Path) -> list[Path]:
+    def roots(self, location: str, options: Any, spec: Any, data_root: Path) -> list[Path]:
         override = spec.dataset.get("images") if spec is not None else None
-        folders = names(override or source.get("images"))
+        folders = names(override or options.images)
         if not folders:
             return [Path(location)]
         return [Path(f) if override else data_root / f for f in folders]
 
-    def check(self, location: str, source: dict[str, Any], spec: Any) -> None:
+    def check(self, location: str, options: Any, spec: Any) -> None:
         """Read the first records and check every mapped field is there (cheap; before model load)."""
-        mapping = Mapping.from_source(effective_source(source, spec), getattr(spec, "source_file", None))
-        check_fields(Path(location) / source["annotation"], mapping)
+        check_fields(Path(location) / options.annotation, Mapping.of(options))
 
-    def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> SelectionData:
-        path = Path(location) / source["annotation"]
-        mapping = Mapping.from_source(effective_source(source, spec), getattr(spec, "source_file", None))
-        roots = self.roots(location, source, spec, Path(ctx.data_root))
+    def read(self, location: str, options: Any, spec: Any, ctx: Any) -> SelectionData:
+        path = Path(location) / options.annotation
+        mapping = Mapping.of(options)
+        roots = self.roots(location, options, spec, Path(ctx.data_root))
         find = ImageFinder(roots, mapping.pattern, str(path), mapping.absolute_images)
         instances = []
         for key, record in iter_records(path):

@@ -18,7 +18,7 @@ from vlbench.datasets.shapes import (
 from vlbench.errors import VLBenchError
 from vlbench.registry import Registry
 from vlbench.spec.schema import option, schema
-from vlbench.spec.fields import SplitSource
+from vlbench.spec.fields import SourceFields, SplitSource, TestSplitSource
 
 RETRIEVAL_READERS: Registry = Registry("retrieval dataset format", entry_point_group="vlbench.readers", entry_point_prefix="retrieval.")
 
@@ -39,14 +39,15 @@ class RetrievalData:
 
 
 @schema
-class KarpathySource(SplitSource):
+class KarpathySource(TestSplitSource):
     annotation: str = option(help="Karpathy's dataset_*.json, relative to the source's folder")
     images_dir: str = option("", help="image folder relative to the source's folder")
 
 
 @schema
-class AnnotationJsonSource(SplitSource):
+class AnnotationJsonSource(SourceFields):
     annotation: str = option(help="the caption file ({image_paths, annotations}), relative to the source's folder; may hold {language}")
+    split: str | None = option(None, help="recorded only: the caption file is one split")
     images_dir: str = option("", help="image folder relative to the source's folder")
 
 
@@ -66,12 +67,12 @@ class KarpathyReader(AnnotationFileReader):
 
     options = KarpathySource
 
-    def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> RetrievalData:
+    def read(self, location: str, options: Any, spec: Any, ctx: Any) -> RetrievalData:
         root = Path(location)
-        annotation = root / source["annotation"]
+        annotation = root / options.annotation
         entries = self.parse(annotation, lambda content: content["images"], "a Karpathy split file (expected {'images': [...]})")
-        split = source.get("split", "test")
-        image_root = root / source.get("images_dir", "")
+        split = options.split
+        image_root = root / options.images_dir
         images: list[ImageRef] = []
         captions: list[list[str]] = []
         for entry in entries:
@@ -94,16 +95,16 @@ class WdsRetrievalReader:
     Lines are split exactly as CLIP_benchmark does (``str.splitlines``).
     """
 
-    options = SplitSource
+    options = TestSplitSource
 
-    def exists(self, location: Path, source: dict[str, Any]) -> bool:
-        return wds.exists(location, source.get("split", "test"))
+    def exists(self, location: Path, options: Any) -> bool:
+        return wds.exists(location, options.split)
 
-    def inputs(self, location: Path, source: dict[str, Any], spec: Any) -> list[Path]:
-        return wds.inputs(Path(location), source.get("split", "test"))
+    def inputs(self, location: Path, options: Any, spec: Any) -> list[Path]:
+        return wds.inputs(Path(location), options.split)
 
-    def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> RetrievalData:
-        samples = wds.read_samples(Path(location), source.get("split", "test"), need=("txt",))
+    def read(self, location: str, options: Any, spec: Any, ctx: Any) -> RetrievalData:
+        samples = wds.read_samples(Path(location), options.split, need=("txt",))
         return RetrievalData(
             images=[s.image for s in samples],
             captions=[s.text("txt").splitlines() for s in samples],
@@ -121,12 +122,12 @@ class AnnotationJsonReader(AnnotationFileReader):
 
     options = AnnotationJsonSource
 
-    def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> RetrievalData:
+    def read(self, location: str, options: Any, spec: Any, ctx: Any) -> RetrievalData:
         root = Path(location)
-        annotation = root / source["annotation"]
+        annotation = root / options.annotation
         pairs = self.parse(annotation, lambda content: list(zip(content["image_paths"], content["annotations"], strict=True)),
                            "a caption file (expected {'image_paths': [...], 'annotations': [...]} of equal length)")
-        images_dir = root / source.get("images_dir", "")
+        images_dir = root / options.images_dir
         images: list[ImageRef] = []
         for path, _ in pairs:
             candidates = (Path(path), root / path, images_dir / Path(path).name)
@@ -143,13 +144,13 @@ class HFRetrievalReader:
 
     options = HFRetrievalSource
 
-    def exists(self, location: Path, source: dict[str, Any]) -> bool:
+    def exists(self, location: Path, options: Any) -> bool:
         return hf.exists(location)
 
-    def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> RetrievalData:
-        split = source.get("split", spec.dataset.get("split"))
+    def read(self, location: str, options: Any, spec: Any, ctx: Any) -> RetrievalData:
+        split = options.split or spec.dataset.get("split")
         dataset = hf.open_dataset(location, split)
-        image_key, caption_key = source.get("image_key", "image"), source.get("caption_key", "caption")
+        image_key, caption_key = options.image_key, options.caption_key
         hf.require_columns(dataset, location, image_key, caption_key)
         captions = [[c] if isinstance(c, str) else list(c) for c in dataset[caption_key]]
         return RetrievalData(hf.image_refs(dataset, image_key, location, split), captions)
@@ -159,7 +160,7 @@ class HFRetrievalReader:
 class ShapesRetrievalReader(GeneratedReader):
     """Generated scenes of 2-3 shapes, each with a list caption and a spatial caption."""
 
-    def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> RetrievalData:
-        seed, n, size = self.params(source, ctx)
+    def read(self, location: str, options: Any, spec: Any, ctx: Any) -> RetrievalData:
+        seed, n, size = self.params(options, ctx)
         images = [ShapesImage("multi", seed, i, size) for i in range(n)]
         return RetrievalData(images, [retrieval_captions(multi_object_scene(seed, i, size)) for i in range(n)])

@@ -96,26 +96,26 @@ class MmsegReader:
 
     options = MmsegSource
 
-    def exists(self, location: Path, source: dict[str, Any]) -> bool:
-        return (location / source["img_dir"]).is_dir() and (location / source["ann_dir"]).is_dir()
+    def exists(self, location: Path, options: Any) -> bool:
+        return (location / options.img_dir).is_dir() and (location / options.ann_dir).is_dir()
 
-    def inputs(self, location: Path, source: dict[str, Any], spec: Any) -> list[Input | Path]:
+    def inputs(self, location: Path, options: Any, spec: Any) -> list[Input | Path]:
         root = Path(location)
-        listing = [root / source["split_file"]] if source.get("split_file") else [root / source["img_dir"]]
-        return [*listing, Input(root / source["ann_dir"], label_folder=True)]
+        listing = [root / options.split_file] if options.split_file else [root / options.img_dir]
+        return [*listing, Input(root / options.ann_dir, label_folder=True)]
 
-    def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> SegmentationData:
+    def read(self, location: str, options: Any, spec: Any, ctx: Any) -> SegmentationData:
         root = Path(location)
-        img_dir, ann_dir = root / source["img_dir"], root / source["ann_dir"]
-        img_suffix, seg_suffix = source.get("img_suffix", ".jpg"), source.get("seg_suffix", ".png")
-        if source.get("split_file"):
-            split = root / source["split_file"]
+        img_dir, ann_dir = root / options.img_dir, root / options.ann_dir
+        img_suffix, seg_suffix = options.img_suffix, options.seg_suffix
+        if options.split_file:
+            split = root / options.split_file
             if not split.is_file():
                 raise VLBenchError(f"split file not found: {split}")
             names = [line.strip() for line in split.read_text().splitlines() if line.strip()]
         else:
             names = sorted(str(p.relative_to(img_dir))[: -len(img_suffix)] for p in img_dir.rglob(f"*{img_suffix}"))
-        reduce = bool(source.get("reduce_zero_label", False))
+        reduce = bool(options.reduce_zero_label)
         samples = [SegmentationSample(FileImage(str(img_dir / f"{n}{img_suffix}")), FileLabel(str(ann_dir / f"{n}{seg_suffix}"), reduce)) for n in names]
         if not samples:
             raise VLBenchError(f"no images ending in {img_suffix} under {img_dir}")
@@ -148,6 +148,6 @@ class ShapesLabel:
 
 @SEGMENTATION_READERS.register("shapes")
 class ShapesSegmentationReader(GeneratedReader):
-    def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> SegmentationData:
-        seed, n, size = self.params(source, ctx)
+    def read(self, location: str, options: Any, spec: Any, ctx: Any) -> SegmentationData:
+        seed, n, size = self.params(options, ctx)
         return SegmentationData([SegmentationSample(ShapesImage("multi", seed, i, size), ShapesLabel(seed, i, size)) for i in range(n)])

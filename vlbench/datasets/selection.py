@@ -24,7 +24,7 @@ from vlbench.errors import VLBenchError
 from vlbench.hub_access import endpoint
 from vlbench.registry import Registry
 from vlbench.spec.schema import option, schema
-from vlbench.spec.fields import SourceFields, SplitSource
+from vlbench.spec.fields import SourceFields, TestSplitSource
 
 SELECTION_READERS: Registry = Registry("selection dataset format", entry_point_group="vlbench.readers", entry_point_prefix="selection.")
 
@@ -62,12 +62,12 @@ def read_json(path: Path) -> Any:
         raise VLBenchError(f"cannot read {path}: {exc}") from exc
 
 
-def image_root(source: dict[str, Any], spec: Any, ctx: Any, default_base: Path) -> Path:
+def image_root(options: Any, spec: Any, ctx: Any, default_base: Path) -> Path:
     """Where images live: --set dataset.images=..., else the source's 'images' under the data root."""
     override = spec.dataset.get("images")
     if override:
         return Path(override)
-    return Path(ctx.data_root) / source["images"] if "images" in source else default_base
+    return Path(ctx.data_root) / options.images if options.images is not None else default_base
 
 
 def check_images_exist(refs: Sequence[FileImage], where: Path, hint: str) -> None:
@@ -101,9 +101,9 @@ class SugarCrepeReader(AnnotationFileReader):
 
     options = AnnotationSource
 
-    def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> SelectionData:
-        items = read_json(Path(location) / source["annotation"])
-        root = image_root(source, spec, ctx, Path(location))
+    def read(self, location: str, options: Any, spec: Any, ctx: Any) -> SelectionData:
+        items = read_json(Path(location) / options.annotation)
+        root = image_root(options, spec, ctx, Path(location))
         instances = [
             SelectionInstance(str(key), [FileImage(str(root / item["filename"]))], [item["caption"], item["negative_caption"]], answer=0)
             for key, item in items.items()
@@ -121,10 +121,10 @@ class AroVisualGenomeReader(AnnotationFileReader):
 
     options = AroVgSource
 
-    def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> SelectionData:
-        items = read_json(Path(location) / source["annotation"])
-        root = image_root(source, spec, ctx, Path(location) / "images")
-        group_by = source["group_by"]
+    def read(self, location: str, options: Any, spec: Any, ctx: Any) -> SelectionData:
+        items = read_json(Path(location) / options.annotation)
+        root = image_root(options, spec, ctx, Path(location) / "images")
+        group_by = options.group_by
         instances = []
         for index, item in enumerate(items):
             x, y, w, h = (item[k] for k in ("bbox_x", "bbox_y", "bbox_w", "bbox_h"))
@@ -146,9 +146,9 @@ class AroOrderReader(AnnotationFileReader):
 
     options = AroOrderSource
 
-    def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> SelectionData:
-        annotation = read_json(Path(location) / source["annotation"])
-        root = image_root(source, spec, ctx, Path(location))
+    def read(self, location: str, options: Any, spec: Any, ctx: Any) -> SelectionData:
+        annotation = read_json(Path(location) / options.annotation)
+        root = image_root(options, spec, ctx, Path(location))
         pairs = [(entry["image"], caption) for entry in annotation for caption in entry["caption"]]
         if ctx.limit is not None:
             pairs = pairs[: ctx.limit]  # options of the first N captions are the same as in a full run
@@ -158,7 +158,7 @@ class AroOrderReader(AnnotationFileReader):
             saved = read_json(options_file)
             items = saved.get("items", [])
             if [(i["image"], i["caption"]) for i in items[: len(pairs)]] != pairs:
-                raise VLBenchError(f"options file {options_file} does not match {source['annotation']} (other captions or order)")
+                raise VLBenchError(f"options file {options_file} does not match {options.annotation} (other captions or order)")
             options = [i["options"] for i in items[: len(pairs)]]
             provenance = {k: v for k, v in saved.items() if k != "items"}
         else:
@@ -181,7 +181,7 @@ class WinogroundReader:
     """A local copy (``examples.jsonl`` + ``images/<name>.png``), a parquet / saved HF copy, or the
     gated hub dataset with the user's token (``--hf-hub``). RGBA images are converted to RGB."""
 
-    options = SplitSource
+    options = TestSplitSource
     HUB_ID = "facebook/winoground"
     ACCESS_HINT = (
         "accept the terms at {endpoint}/datasets/facebook/winoground, log in "
@@ -195,14 +195,14 @@ class WinogroundReader:
                 return candidate
         return None
 
-    def exists(self, location: Path, source: dict[str, Any]) -> bool:
+    def exists(self, location: Path, options: Any) -> bool:
         return self._jsonl(location) is not None or hf.exists(location)
 
-    def inputs(self, location: Path, source: dict[str, Any], spec: Any) -> list[Path]:
+    def inputs(self, location: Path, options: Any, spec: Any) -> list[Path]:
         jsonl = self._jsonl(Path(location))
         return [jsonl] if jsonl is not None else [Path(location)]
 
-    def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> SelectionData:
+    def read(self, location: str, options: Any, spec: Any, ctx: Any) -> SelectionData:
         jsonl = None if location.startswith(hf.HUB_PREFIX) else self._jsonl(Path(location))
         if jsonl is not None:
             rows = [json.loads(line) for line in jsonl.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -218,7 +218,7 @@ class WinogroundReader:
             ]
             check_images_exist([img for i in instances for img in i.images], images_dir, "unzip images.zip from the Winoground dataset page")
             return SelectionData(instances)
-        split = source.get("split", "test")
+        split = options.split
         try:
             dataset = hf.open_dataset(location, split)
         except VLBenchError as exc:
@@ -267,9 +267,9 @@ class ShapesSelectionReader(GeneratedReader):
 
     options = ShapesSelectionSource
 
-    def read(self, location: str, source: dict[str, Any], spec: Any, ctx: Any) -> SelectionData:
-        variant = SHAPES_VARIANTS.get(source.get("variant", ""))
+    def read(self, location: str, options: Any, spec: Any, ctx: Any) -> SelectionData:
+        variant = SHAPES_VARIANTS.get(options.variant)
         if variant is None:
-            raise VLBenchError(f"shapes selection variant must be one of {sorted(SHAPES_VARIANTS)}, got '{source.get('variant')}'")
-        seed, n, size = self.params(source, ctx)
+            raise VLBenchError(f"shapes selection variant must be one of {sorted(SHAPES_VARIANTS)}, got '{options.variant}'")
+        seed, n, size = self.params(options, ctx)
         return SelectionData([variant(seed, i, size) for i in range(n)])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -267,16 +267,16 @@ class GeneratedReader:
     generated = True
     options: type = ShapesSource
 
-    def exists(self, location: object, source: dict) -> bool:
+    def exists(self, location: object, options: Any) -> bool:
         return True
 
-    def inputs(self, location: object, source: dict, spec: object) -> list[Generated]:
+    def inputs(self, location: object, options: Any, spec: object) -> list[Generated]:
         """The generator's version: it covers the scenes and every shapes reader's items, captions and labels."""
         return [Generated("shapes", GENERATOR_VERSION)]
 
     @staticmethod
-    def params(source: dict, ctx: object = None) -> tuple[int, int, int]:
+    def params(options: Any, ctx: object = None) -> tuple[int, int, int]:
         """(seed, number of scenes, scene size in pixels) of a shapes source; with a run's --limit
         (``ctx.limit``) only the scenes it keeps are generated."""
-        n, limit = int(source["n"]), getattr(ctx, "limit", None)
-        return int(source["seed"]), n if limit is None else min(n, int(limit)), int(source.get("size", 128))
+        n, limit = int(options.n), getattr(ctx, "limit", None)
+        return int(options.seed), n if limit is None else min(n, int(limit)), int(options.size)

@@ -12,7 +12,7 @@ import numpy as np
 from vlbench.encoding.encoder import Encoder
 from vlbench.errors import DatasetNotFoundError, VLBenchError
 from vlbench.registry import Registry
-from vlbench.spec.schema import as_dict, matches, parse, type_name
+from vlbench.spec.schema import as_dict, fields_of, matches, parse, type_name
 from vlbench.spec.taskfile import TaskSpec
 from vlbench.stamps import describe_inputs
 from vlbench.spec.fields import NoFiles, ProtocolFields
@@ -51,11 +51,17 @@ class Decisions:
 
 @dataclass
 class Located:
-    """A dataset source that was found: its entry in the task file and its resolved location."""
+    """A dataset source that was found: its entry in the task file, its typed options (what its reader
+    reads, see ``TaskKind.source_options``) and its resolved location."""
 
     source: dict[str, Any]
+    options: Any
     location: str  # a filesystem path, a hub id, or a generator name
     mirror: str | None = None  # a Hugging Face dataset repo to download into ``location`` first (--hf-hub)
+
+    @property
+    def format(self) -> str:
+        return self.source["format"]
 
     def describe(self) -> dict[str, Any]:
         return {"format": self.source["format"], "location": self.location, **{
@@ -66,17 +72,19 @@ class Reader(Protocol):
     """Reads one on-disk format into the data structure its kind works on.
 
     ``options`` is the schema of the format's source keys (a ``vlbench.spec.fields.SourceFields``
-    subclass), checked when the task is planned, before any model loads. A reader without one (an
-    older plugin) gets only its ``required`` keys checked, and unknown keys pass. An optional
-    ``inputs(location, source, spec)`` names the files that decide the items (see
-    ``vlbench.datasets.base``); without it, everything at the location counts.
+    subclass), checked when the task is planned, before any model loads; every method receives the
+    source as an instance of it, defaults filled in (``TaskKind.source_options``). A reader without
+    one (an older plugin) gets only its ``required`` keys checked, unknown keys pass, and its methods
+    receive the source's mapping. An optional ``inputs(location, options, spec)`` names the files that
+    decide the items (see ``vlbench.datasets.base``); without it, everything at the location counts.
+    An optional ``check(location, options, spec)`` is a cheap layout check made at plan time.
     """
 
     options: type
 
-    def exists(self, location: Path, source: dict[str, Any]) -> bool: ...
+    def exists(self, location: Path, options: Any) -> bool: ...
 
-    def read(self, location: str, source: dict[str, Any], spec: TaskSpec, ctx: RunContext) -> Any: ...
+    def read(self, location: str, options: Any, spec: TaskSpec, ctx: RunContext) -> Any: ...
 
 
 class TaskKind(ABC):
@@ -130,6 +138,27 @@ class TaskKind(ABC):
     def reader(self, format_name: str) -> Reader:
         return self.readers.get(format_name)()
 
+    @classmethod
+    def source_options(cls, spec: TaskSpec, index: int) -> Any:
+        """What the reader of ``dataset.sources[index]`` reads, typed by its ``options`` schema: the source's
+        keys, the ``dataset:`` keys its reader lets sources inherit (``shared_options``; the source's own
+        win) and the ``dataset.*_key`` column overrides its schema declares (these win), defaults filled in.
+        Parsed once per task, when it is checked; a reader without a schema gets the merged mapping."""
+
+        def make() -> Any:
+            source = spec.dataset["sources"][index]
+            reader = cls.readers.get(source["format"])
+            schema = getattr(reader, "options", None)
+            columns = {k: spec.dataset[k] for k in COLUMN_KEYS if k in spec.dataset}
+            if schema is None:
+                return {**source, **columns}
+            shared = {k: spec.dataset[k] for k in getattr(reader, "shared_options", ()) if k in spec.dataset}
+            declared = fields_of(schema)
+            raw = {**shared, **source, **{k: v for k, v in columns.items() if k in declared}}
+            return parse(schema, raw, spec.source_file, f"dataset.sources[{index}].", required=not source.get("hub"), what=f"the {source['format']} format")
+
+        return spec.parsed(f"source:{index}", make)
+
     def locate(self, spec: TaskSpec, data_root: Path, allow_hub: bool = False) -> Located:
         """The first source whose data exists; a clear error listing every place looked at.
 
@@ -139,30 +168,29 @@ class TaskKind(ABC):
         """
         looked: list[str] = []
         override = spec.dataset.get("path")
-        columns = {k: spec.dataset[k] for k in COLUMN_KEYS if k in spec.dataset}
-        sources = [{**s, **columns} for s in spec.dataset["sources"]]
+        columns = {k: spec.dataset[k] for k in COLUMN_KEYS if k in spec.dataset}  # recorded with the source, as the reader uses them
+        sources = [({**source, **columns}, self.source_options(spec, i)) for i, source in enumerate(spec.dataset["sources"])]
         if isinstance(override, str) and override.startswith(HUB_PREFIX):
-            for source in sources:
+            for source, options in sources:
                 if source["format"] in HUB_FORMATS:
-                    return Located({k: v for k, v in source.items() if k != "hub"}, override)
+                    return Located({k: v for k, v in source.items() if k != "hub"}, options, override)
             raise DatasetNotFoundError(f"task '{spec.name}' has no source that reads Hugging Face datasets, so {override} cannot be used")
         download: Located | None = None  # the first source with a mirror to download (--hf-hub)
-        for source in sources:
+        for source, options in sources:
             reader = self.reader(source["format"])
             if source.get("hub"):
                 if allow_hub and not override:
-                    return download or Located(source, HUB_PREFIX + source["hub"])
+                    return download or Located(source, options, HUB_PREFIX + source["hub"])
                 looked.append(f"Hugging Face hub '{source['hub']}' (pass --hf-hub to download it)")
                 continue
             if getattr(reader, "generated", False):
-                return Located(source, f"generated:{source['format']}")
-            relative = source.get("path", "")
-            location = Path(override) if override else data_root / relative
-            if reader.exists(location, source):
-                return Located(source, str(location))
+                return Located(source, options, f"generated:{source['format']}")
+            location = Path(override) if override else data_root / source.get("path", "")
+            if reader.exists(location, options):
+                return Located(source, options, str(location))
             looked.append(f"{source['format']} layout at {location}")
             if source.get("mirror") and allow_hub and not override and download is None:
-                download = Located(source, str(location), mirror=str(source["mirror"]))
+                download = Located(source, options, str(location), mirror=str(source["mirror"]))
         if download is not None:
             return download
         help_text = f" To get it: {spec.help}" if spec.help else ""
@@ -175,18 +203,17 @@ class TaskKind(ABC):
         is identified by its id alone (its files are not known before it is read)."""
         if located.location.startswith(HUB_PREFIX):
             return {"digest": f"hub:{located.location}", "files": {}}
-        reader = self.reader(located.source["format"])
-        declared = getattr(reader, "inputs", None)
-        items = declared(Path(located.location), located.source, spec) if declared is not None else [Path(located.location)]
+        declared = getattr(self.reader(located.format), "inputs", None)
+        items = declared(Path(located.location), located.options, spec) if declared is not None else [Path(located.location)]
         return describe_inputs(items)
 
     def check_data(self, spec: TaskSpec, data_root: Path, allow_hub: bool = False) -> Located:
         """``locate``, then the reader's cheap layout check where it has one (e.g. the records format's
         field names): run when a run is planned, before any model loads."""
         located = self.locate(spec, data_root, allow_hub)
-        check = getattr(self.reader(located.source["format"]), "check", None)
+        check = getattr(self.reader(located.format), "check", None)
         if check is not None:
-            check(located.location, located.source, spec)
+            check(located.location, located.options, spec)
         return located
 
     def is_available(self, spec: TaskSpec, data_root: Path) -> bool:
@@ -201,14 +228,14 @@ class TaskKind(ABC):
         if located.mirror:
             from vlbench.datasets.mirror import download_mirror
 
-            download_mirror(located.mirror, Path(located.location), located.source.get("split", "test"))
-        reader = self.reader(located.source["format"])
+            download_mirror(located.mirror, Path(located.location), getattr(located.options, "split", None))
+        reader = self.reader(located.format)
         try:
-            return reader.read(located.location, located.source, spec, ctx), located
+            return reader.read(located.location, located.options, spec, ctx), located
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
             # a field the format needs is missing or malformed in the user's files
             raise VLBenchError(
-                f"task '{spec.name}': the data at {located.location} does not match the {located.source['format']} "
+                f"task '{spec.name}': the data at {located.location} does not match the {located.format} "
                 f"layout ({type(exc).__name__}: {exc}); see 'vlbench show {spec.name}'"
             ) from exc
 

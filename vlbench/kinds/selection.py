@@ -230,9 +230,8 @@ class SelectionKind(TaskKind):
 
     @classmethod
     def check(cls, spec: TaskSpec) -> None:
-        records_mappings(spec)  # records sources: field mapping against the outcomes' needs
         if cls.options(spec).outcomes is not None:
-            validate_outcomes(spec)
+            validate_outcomes(spec, records_mappings(spec, cls.source_options))  # the field mapping against the outcomes' needs
             return
         rule = cls.options(spec).rule
         allowed = cls.RULE_METRICS.get(rule, cls.metric_patterns)

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Literal
 
 import numpy as np
 
-from vlbench.datasets.records import Mapping, effective_source, names
+from vlbench.datasets.records import Mapping, names
 from vlbench.errors import TaskSpecError, VLBenchError
 from vlbench.registry import Registry, did_you_mean
 from vlbench.spec.schema import option, schema
@@ -175,21 +175,18 @@ def group_match(item: ItemView) -> float:
     return float(_text_match(s) and _text_match(s.T))
 
 
-def records_mappings(spec: Any) -> list[Mapping]:
+def records_mappings(spec: Any, source_options: Callable[[Any, int], Any]) -> list[Mapping]:
+    """The field mappings of the task's records sources (``source_options``: the kind's typed source options)."""
     sources = spec.dataset.get("sources") or []
-    return [
-        Mapping.from_source(effective_source(s, spec), spec.source_file, f"dataset.sources[{i}]")
-        for i, s in enumerate(sources) if isinstance(s, dict) and s.get("format") == "records"
-    ]
+    return [Mapping.of(source_options(spec, i)) for i, s in enumerate(sources) if s.get("format") == "records"]
 
 
-def validate_outcomes(spec: Any) -> None:
+def validate_outcomes(spec: Any, mappings: list[Mapping]) -> None:
     """Check protocol.outcomes against the rules and the records sources' field mapping."""
     outcomes = spec.protocol.get("outcomes")
     file = spec.source_file
     if not isinstance(outcomes, dict) or not outcomes:
         raise TaskSpecError(file, "protocol.outcomes", "expected a mapping of metric name -> {rule: ..., ...}")
-    mappings = records_mappings(spec)
     if not mappings or len(mappings) != len(spec.dataset["sources"]):
         raise TaskSpecError(file, "protocol.outcomes", "declared outcomes need every source to have format: records")
     for name, options in outcomes.items():

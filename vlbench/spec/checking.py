@@ -46,8 +46,7 @@ def _check_sources(spec: TaskSpec, kind: type[TaskKind]) -> None:
                 if key not in source and not source.get("hub"):
                     raise TaskSpecError(spec.source_file, f"{where}.{key}", f"missing; the {source['format']} format needs it")
             continue
-        shared = {k: spec.dataset[k] for k in getattr(reader, "shared_options", ()) if k in spec.dataset}  # keys a source may inherit from dataset:
-        parse(reader.options, {**shared, **source}, spec.source_file, f"{where}.", required=not source.get("hub"), what=f"the {source['format']} format")
+        kind.source_options(spec, i)  # the typed options its reader will get, parsed (and checked) once
 
 
 def declared_keys(cls: type, prefix: str = "") -> set[str]:

@@ -24,7 +24,12 @@ class SourceFields:
 
 @schema
 class SplitSource(SourceFields):
-    split: str | None = option(None, help="the split to read")
+    split: str | None = option(None, help="the split to read (default: dataset.split)")
+
+
+@schema
+class TestSplitSource(SourceFields):
+    split: str = option("test", help="the split to read")
 
 
 @schema
