@@ -84,8 +84,13 @@ def test_the_cycle_finder_finds_a_cycle():
 
 def test_no_cycle_between_wings():
     graph = wing_graph()
-    assert {"spec", "kinds", "models", "results", "run", "encoding", "datasets", "cli"} <= set(graph)
+    assert {"spec", "kinds", "models", "results", "run", "encoding", "datasets", "cli", "api"} <= set(graph)
     assert _cycle(graph) is None, f"import cycle between wings: {' -> '.join(_cycle(graph) or [])}"
+
+
+def test_the_library_face_is_the_top_wing():
+    """vlbench.api is imported by nothing but the package itself (lazily: ``vlbench.evaluate``)."""
+    assert {wing for wing, imported in wing_graph().items() if "api" in imported} == {"__init__"}
 
 
 def test_results_import_nothing_from_models():

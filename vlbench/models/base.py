@@ -219,11 +219,12 @@ class ModelAdapter(ABC):
         scale = getattr(getattr(self, "model", None), "logit_scale", None)
         return float(scale.detach().float().exp()) if isinstance(scale, torch.Tensor) else 1.0
 
-    def weights_sha256(self) -> str:
-        """sha256 of ``self.model``'s state dict, computed once per loaded model (it is not cheap)."""
+    def weights_sha256(self) -> str | None:
+        """sha256 of ``self.model``'s state dict, computed once per loaded model (it is not cheap); None for
+        an in-memory model evaluated without hashing (``vlbench.models.in_memory``)."""
         from vlbench.models.weights_hash import state_dict_sha256
 
-        if self.__dict__.get("_weights_sha256") is None:
+        if "_weights_sha256" not in self.__dict__:
             self._weights_sha256 = state_dict_sha256(self.model)
         return self._weights_sha256
 

@@ -23,7 +23,7 @@ from typing import Any, Callable
 import torch
 from PIL import Image
 
-from vlbench.errors import ModelLoadError
+from vlbench.errors import ModelLoadError, VLBenchError
 from vlbench.models.base import ModelAdapter, ModelSpec
 from vlbench.stamps import files_stamp
 from vlbench.hub_access import hub_access
@@ -55,6 +55,16 @@ def load_image_processor(name: str, backend: str, load_kwargs: dict[str, Any]) -
     major = int(transformers.__version__.split(".")[0])
     choice = {"backend": backend} if major >= 5 else {"use_fast": backend == "torchvision"}
     return AutoImageProcessor.from_pretrained(name, **load_kwargs, **choice)
+
+
+def backend_of(image_processor: Any) -> str:
+    """The backend an image processor object uses ("pil" or "torchvision"), as ``load_image_processor`` names them."""
+    import transformers
+
+    name = type(image_processor).__name__
+    if name.endswith("Pil"):
+        return "pil"
+    return "torchvision" if name.endswith("Fast") or int(transformers.__version__.split(".")[0]) >= 5 else "pil"
 
 
 def _features(output: Any) -> torch.Tensor:
@@ -133,9 +143,14 @@ class HFAdapter(ModelAdapter):
                 first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 hint = "; SigLIP tokenizers need: pip install sentencepiece protobuf" if "sentencepiece" in str(exc).lower() else ""
                 raise ModelLoadError(f"cannot load {spec.id}: {first_line}{hint}") from exc
+        self._adopt(self.model, config, tokenizer, image_processor)
+
+    def _adopt(self, model: Any, config: Any, tokenizer: Any, image_processor: Any) -> None:
+        spec = self.spec
         for method in ("get_image_features", "get_text_features"):
-            if not hasattr(self.model, method):
-                raise ModelLoadError(f"cannot use {spec.id}: {type(self.model).__name__} has no {method}()")
+            if not hasattr(model, method):
+                raise ModelLoadError(f"cannot use {spec.id}: {type(model).__name__} has no {method}()")
+        self.model = model
         self.model_type = config.model_type
         self.tokenizer = tokenizer
         self._transform = HFImageTransform(image_processor)
@@ -144,6 +159,20 @@ class HFAdapter(ModelAdapter):
         lowercase = spec.options.get("lowercase")
         self.lowercase = is_siglip2_text(self.model_type, tokenizer) if lowercase is None else lowercase.lower() in TRUE_VALUES
         self.revision = getattr(config, "_commit_hash", None) or spec.tag
+
+    @classmethod
+    def from_model(cls, model: Any, processor: Any, spec: ModelSpec, device: torch.device | str, precision: str = "fp32") -> "HFAdapter":
+        """A transformers CLIP / SigLIP model already in memory with its processor (``tokenizer`` and
+        ``image_processor``), used as it is: not moved, not copied; ``spec`` names it."""
+        self = cls.__new__(cls)
+        ModelAdapter.__init__(self, spec, device, precision)
+        tokenizer, image_processor = getattr(processor, "tokenizer", None), getattr(processor, "image_processor", None)
+        if tokenizer is None or image_processor is None:
+            raise VLBenchError(f"the processor of a {type(model).__name__} must have a tokenizer and an image_processor "
+                               "(pass transformers' AutoProcessor.from_pretrained(...) of the model)")
+        self.image_backend = backend_of(image_processor)  # the processor as given; hf: specs load the PIL one by default
+        self._adopt(model, model.config, tokenizer, image_processor)
+        return self
 
     def _text_max_length(self, config: Any) -> int:
         text_config = getattr(config, "text_config", config)

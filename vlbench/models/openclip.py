@@ -169,10 +169,22 @@ class OpenClipAdapter(ModelAdapter):
                     raise ModelLoadError(offline_message(spec.id, offline, "openclip:/path/to/checkpoint.pt?arch=" + self.arch)) from exc
                 message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 raise ModelLoadError(f"cannot load {spec.id}: {message}") from exc
-        self.model = model.eval()
+        self._adopt(model.eval(), preprocess, self.tokenizer, bool(kwargs.get("force_quick_gelu")) or self.arch.endswith("quickgelu"))
+
+    def _adopt(self, model: Any, preprocess: Any, tokenizer: Any, quick_gelu: bool) -> None:
+        self.model, self.tokenizer, self._transform, self.quick_gelu = model, tokenizer, preprocess, quick_gelu
         self._causal_text = openclip_causal_tower(self.model, self.tokenizer)
-        self.quick_gelu = bool(kwargs.get("force_quick_gelu")) or self.arch.endswith("quickgelu")
-        self._transform = preprocess
+
+    @classmethod
+    def from_model(cls, model: Any, preprocess: Any, tokenizer: Any, spec: ModelSpec, device: torch.device | str,
+                   precision: str = "fp32") -> "OpenClipAdapter":
+        """An open_clip model already in memory (e.g. in a training loop), used as it is: not moved, not
+        copied; ``spec`` names it (``vlbench.models.in_memory`` makes one from its weights)."""
+        self = cls.__new__(cls)
+        ModelAdapter.__init__(self, spec, device, precision)
+        self.arch, self.weights_source = f"{type(model).__name__} (in memory)", "in memory"
+        self._adopt(model, preprocess, tokenizer, quick_gelu=False)
+        return self
 
     @classmethod
     def pinned_weights(cls, spec: ModelSpec) -> str | None:

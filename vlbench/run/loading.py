@@ -19,8 +19,9 @@ from vlbench.spec.catalog import Catalog
 
 
 class ModelLoader:
-    def __init__(self, catalog: Catalog, settings: RunSettings, log: Callable[[str], None]):
+    def __init__(self, catalog: Catalog, settings: RunSettings, log: Callable[[str], None], provided: dict[str, Any] | None = None):
         self.catalog, self.settings, self.log = catalog, settings, log
+        self.provided = provided if provided is not None else {}  # model id -> an adapter already in memory, used as it is
         self._extra: dict[str, tuple[Any, Encoder, dict[str, Any]]] = {}  # spec text -> (model, its encoder, fingerprint)
 
     @property
@@ -37,6 +38,10 @@ class ModelLoader:
         that loads it only if the run needs more than cached embeddings (vlbench.models.deferred)."""
         from vlbench.models.deferred import DeferredModel, identity_pin, model_record, usable_record
 
+        if spec.id in self.provided:
+            model = self.provided[spec.id]
+            model.allow_text_trimming = self.text_trimming
+            return model
         store = self.store()
         device = resolve_device(self.settings.device)
 

@@ -55,8 +55,10 @@ class ModelPlan:
 
 
 class Planner:
-    def __init__(self, catalog: Catalog, settings: RunSettings, log: Callable[[str], None] | None = None):
+    def __init__(self, catalog: Catalog, settings: RunSettings, log: Callable[[str], None] | None = None,
+                 provided: dict[str, Any] | None = None):
         self.catalog, self.settings = catalog, settings
+        self.provided = provided if provided is not None else {}  # model id -> an adapter already in memory (vlbench.evaluate)
         self.log = log or (lambda message: None)
         self._config_hashes: dict[str, str] = {}  # task name -> config hash under this run's settings
         self._located: dict[str, tuple[str | None, str | None]] = {}  # task -> (not-found message, inputs digest)
@@ -108,7 +110,7 @@ class Planner:
         if not model_specs:
             raise VLBenchError("no models selected; pass --model (see 'vlbench list models')")
         for model in model_specs:
-            check_spec_options(self.catalog.adapter_class(model.adapter), model)
+            check_spec_options(self.adapter_class(model), model)
         tasks = self.tasks(selection)
         cells = shard.select((m.id, t.name) for m in model_specs for t in tasks) if shard else None
         plans = [self._model_plan(model, [t for t in tasks if cells is None or (model.id, t.name) in cells]) for model in model_specs]
@@ -117,7 +119,7 @@ class Planner:
 
     def _model_plan(self, model: ModelSpec, tasks: list[TaskSpec]) -> ModelPlan:
         plan = ModelPlan(model, local_source_stamp(model))
-        version = adapter_version(self.catalog.adapter_class(model.adapter))
+        version = adapter_version(self.adapter_class(model))
         if distributed.current().is_main:
             for leftover in clean_stale(self.settings.output / model.slug):
                 self.log(f"removed {leftover.name}, left behind by an interrupted run")
@@ -131,6 +133,10 @@ class Planner:
             else:
                 plan.pending.append(task)
         return plan
+
+    def adapter_class(self, model: ModelSpec) -> type:
+        """The class of the model's adapter: the in-memory adapter's own, else the registered one."""
+        return type(self.provided[model.id]) if model.id in self.provided else self.catalog.adapter_class(model.adapter)
 
     def _existing(self, model: ModelSpec, task: TaskSpec, stamp: str | None, version: str, inputs: str | None) -> TaskOutcome | None:
         """The "skipped" outcome of an up-to-date result of this cell, or None."""

@@ -30,12 +30,17 @@ from vlbench.spec.taskfile import TaskSpec
 
 
 class Runner:
-    def __init__(self, catalog: Catalog, settings: RunSettings, progress: Progress | None = None, log: Callable[[str], None] | None = None):
+    """``provided``: model id -> an adapter already in memory (``vlbench.evaluate``), run instead of loading one;
+    ``preloaded``: task name -> (its data, where it was found), read once by the caller (``vlbench.Evaluator``)."""
+
+    def __init__(self, catalog: Catalog, settings: RunSettings, progress: Progress | None = None, log: Callable[[str], None] | None = None,
+                 provided: dict[str, Any] | None = None, preloaded: dict[str, tuple[Any, Any]] | None = None):
+        self.preloaded = preloaded if preloaded is not None else {}
         self.catalog, self.settings = catalog, settings
         self.progress = progress or SilentProgress()
         self.log = log or (lambda message: None)
-        self.planner = Planner(catalog, settings, self.log)
-        self.models = ModelLoader(catalog, settings, self.log)
+        self.planner = Planner(catalog, settings, self.log, provided)
+        self.models = ModelLoader(catalog, settings, self.log, provided)
 
     def plan_tasks(self, selection: Iterable[str]) -> list[TaskSpec]:
         """Resolve every task (validating all task files and run options) before any work."""
@@ -114,7 +119,7 @@ class Runner:
         ctx = RunContext(data_root=self.settings.data_root, encoder=encoder, limit=self.settings.limit, allow_hub=self.settings.allow_hub,
                          item_shard=(world.rank, world.world_size))
         ctx.models = {text: self.models.extra(text, encoder)[:2] for text in kind.extra_models(task)}
-        data, located = kind.load(task, ctx)
+        data, located = self.preloaded[task.name] if task.name in self.preloaded else kind.load(task, ctx)
         decisions = kind.decide(model, data, task)
         if ctx.models:
             members = {text: self.models.extra(text, encoder) for text in ctx.models}
