@@ -158,6 +158,9 @@ def test_the_evaluator_follows_changing_weights_and_reads_no_image_after_it_is_b
         metrics = evaluator(model, preprocess=preprocess, tokenizer=tokenizer, step=step)
         seen.append(metrics)
         assert set(metrics) >= {"shapes_cls/acc1", "flickr30k/mean_recall@1"} and evaluator.step == step
+        decoded = {t: evaluator.results[t].result.timing["images_decoded"] for t in tasks}
+        # the first call transforms the held images, later ones take the crops kept from it
+        assert decoded == ({"shapes_cls": {"pil": 40}, "flickr30k": {"pil": 3}} if step == 0 else {"shapes_cls": {"memory": 40}, "flickr30k": {"memory": 3}})
         with torch.no_grad():
             for p in model.parameters():
                 p.add_(0.02 * torch.randn_like(p))
@@ -197,3 +200,25 @@ def test_import_vlbench_stays_cheap_and_names_the_api_lazily():
     assert done.stdout.split() == ["False", "True", "True"], done.stderr[-500:]
     with pytest.raises(AttributeError, match="no attribute 'evalute'"):
         vlbench.evalute  # noqa: B018
+
+
+def test_held_images_are_the_decoded_pixels_and_a_budget_leaves_the_rest_on_disk(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from vlbench.api.held_images import hold
+    from vlbench.datasets.classification import ClassificationData
+    from vlbench.datasets.images import FileImage
+
+    paths = []
+    for i, mode in enumerate(("RGB", "L", "RGBA")):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (20, 30, len(mode)), dtype=np.uint8).squeeze()).convert(mode).save(paths[-1])
+    data = ClassificationData([FileImage(str(p)) for p in paths], [0, 1, 0], classnames=["a", "b"])
+    held, stats = hold(data, budget_bytes=10**9)
+    assert (stats.held, stats.left) == (3, 0) and held.labels == data.labels and held.classnames == data.classnames
+    for original, kept in zip(data.images, held.images):
+        assert kept.key == original.key and kept.cache_id == original.cache_id
+        assert kept.load().mode == original.load().mode and np.array_equal(np.asarray(kept.load()), np.asarray(original.load()))
+    partly, stats = hold(data, budget_bytes=2 * 20 * 30 * 3)  # decoded to RGB (as the reader loads them): two fit
+    assert (stats.held, stats.left) == (2, 1) and partly.images[2] is data.images[2] and stats.bytes == 2 * 20 * 30 * 3

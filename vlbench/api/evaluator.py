@@ -1,7 +1,9 @@
 """``vlbench.Evaluator``: tasks prepared once, evaluated on a model as often as a training loop asks.
 
 Built once: the task files are checked, their data located and read (annotations, class names, captions),
-and their images decoded and held in memory up to ``memory_mb`` (``vlbench.api.held_images``). Each call
+and their images decoded and held in memory up to ``memory_mb`` (``vlbench.api.held_images``); the first
+call keeps the model's transformed uint8 crops up to ``crops_mb`` (``vlbench.encoding.pixel_memo``), so
+later calls with the same transform neither decode nor resize. Each call
 ``evaluator(model, step=...)`` runs the tasks on the model as it is now through the ordinary runner (the
 same kinds, metrics, intervals and per-sample records as ``vlbench run``) and returns
 ``{"task/metric": value}``; the typed results of the last call are ``evaluator.results``. Images are not
@@ -21,6 +23,7 @@ from typing import Any, Callable, Mapping, Sequence
 from vlbench.api.evaluate import eval_mode, run_settings, task_result
 from vlbench.api.held_images import HeldStats, hold
 from vlbench.api.results import EvaluationResults
+from vlbench.encoding.pixel_memo import PixelMemo
 
 
 class Evaluator:
@@ -40,6 +43,7 @@ class Evaluator:
         language: str | None = None,
         hf_hub: bool = False,
         memory_mb: float = 4096,
+        crops_mb: float = 4096,
         tasks_dir: Sequence[str | Path] | None = None,
         registry: Sequence[str | Path] | None = None,
         log: Callable[[str], None] | None = None,
@@ -59,7 +63,8 @@ class Evaluator:
                                      bootstrap_replicates=bootstrap_replicates, bootstrap_seed=bootstrap_seed)
         self._provided: dict[str, Any] = {}
         self._data: dict[str, tuple[Any, Any]] = {}
-        self.runner = Runner(catalog, self.settings, log=log, provided=self._provided, preloaded=self._data)
+        self.pixels = PixelMemo(int(crops_mb * 2**20))
+        self.runner = Runner(catalog, self.settings, log=log, provided=self._provided, preloaded=self._data, pixel_memo=self.pixels)
         self.tasks = self.runner.plan_tasks(self.selection)
         self.held = HeldStats()
         budget = int(memory_mb * 2**20)
@@ -91,6 +96,7 @@ class Evaluator:
     def close(self) -> None:
         """Drop the held images and the temporary results folder."""
         self._data.clear()
+        self.pixels.crops.clear()
         if self.output is None:
             shutil.rmtree(self._folder, ignore_errors=True)
 

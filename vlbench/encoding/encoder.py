@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Protocol, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -23,6 +23,9 @@ from vlbench.datasets.images import ImageRef
 from vlbench.encoding.cache import CacheNamespace, image_identity, key_digest, text_identity, transform_identity
 from vlbench.errors import VLBenchError
 from vlbench.encoding.transport import SplitTransform, Uint8Images
+
+if TYPE_CHECKING:
+    from vlbench.encoding.pixel_memo import PixelMemo
 
 
 class Progress(Protocol):
@@ -130,6 +133,8 @@ class Encoder:
     cache: "CacheNamespace | None" = None  # the persistent store of this model's embeddings
     stats: "EncoderStats" = field(default_factory=lambda: EncoderStats())  # since the last take_stats()
     _prefetched: "tuple[Sequence[ImageRef], _ImagePlan] | None" = None  # see prefetch_images
+    #: transformed crops kept in memory across runs of one process (vlbench.encoding.pixel_memo; vlbench.Evaluator)
+    pixel_memo: "PixelMemo | None" = None
 
     def _loader(self, refs: Sequence[ImageRef], transform: Callable) -> Iterable[torch.Tensor]:
         workers = min(self.num_workers, max(0, len(refs) // self.batch_size))
@@ -139,10 +144,15 @@ class Encoder:
             fast = fast_images(self.model, self.batch_size, workers, self.stats.images_decoded)
             if fast is not None:
                 return fast.batches(refs)
-        self.stats.images_decoded["pil"] = self.stats.images_decoded.get("pil", 0) + len(refs)
         device = getattr(self.model, "device", torch.device("cpu"))
         uint8 = device.type == "cuda" if self.uint8_transport is None else self.uint8_transport
-        split = SplitTransform.from_transform(transform) if uint8 else None
+        split = SplitTransform.from_transform(transform) if uint8 or self.pixel_memo is not None else None
+        memo_id = transform_identity(repr(transform)) if self.pixel_memo is not None and split is not None else None
+        keys = [ref.key for ref in refs] if memo_id is not None else []
+        if memo_id is not None and self.pixel_memo.held(memo_id, keys) is not None:  # type: ignore[union-attr]
+            self.stats.images_decoded["memory"] = self.stats.images_decoded.get("memory", 0) + len(refs)
+            return self.pixel_memo.batches(keys, memo_id, split, self.batch_size, (), device)  # type: ignore[union-attr, arg-type]
+        self.stats.images_decoded["pil"] = self.stats.images_decoded.get("pil", 0) + len(refs)
         loader = DataLoader(
             _TransformedImages(refs, transform) if split is None else Uint8Images(refs, split),
             batch_size=self.batch_size,
@@ -153,6 +163,8 @@ class Encoder:
         batches = iter(loader)  # the workers start decoding now
         if split is None:
             return batches
+        if memo_id is not None:  # their crops are kept for the next run with this transform
+            return self.pixel_memo.batches(keys, memo_id, split, self.batch_size, batches, device)  # type: ignore[union-attr]
         # uint8 crops cross to the GPU; the model's ToTensor/Normalize values are looked up there
         return (split.levels(pixels.to(device, non_blocking=True)) for pixels in batches)
 

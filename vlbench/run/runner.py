@@ -31,11 +31,13 @@ from vlbench.spec.taskfile import TaskSpec
 
 class Runner:
     """``provided``: model id -> an adapter already in memory (``vlbench.evaluate``), run instead of loading one;
-    ``preloaded``: task name -> (its data, where it was found), read once by the caller (``vlbench.Evaluator``)."""
+    ``preloaded``: task name -> (its data, where it was found), read once by the caller (``vlbench.Evaluator``),
+    which also keeps the transformed crops between runs in ``pixel_memo``."""
 
     def __init__(self, catalog: Catalog, settings: RunSettings, progress: Progress | None = None, log: Callable[[str], None] | None = None,
-                 provided: dict[str, Any] | None = None, preloaded: dict[str, tuple[Any, Any]] | None = None):
+                 provided: dict[str, Any] | None = None, preloaded: dict[str, tuple[Any, Any]] | None = None, pixel_memo: Any = None):
         self.preloaded = preloaded if preloaded is not None else {}
+        self.pixel_memo = pixel_memo  # transformed crops kept across runs (vlbench.encoding.pixel_memo)
         self.catalog, self.settings = catalog, settings
         self.progress = progress or SilentProgress()
         self.log = log or (lambda message: None)
@@ -79,7 +81,7 @@ class Runner:
             self.log(f"--decode gpu: the image transform of {plan.spec.id} is not torchvision Resize/CenterCrop/Normalize; its images take the PIL path")
             decode = "pil"
         encoder = encoder_class()(model, decode=decode, batch_size=self.settings.batch_size, num_workers=self.settings.workers(),
-                                  progress=self.progress, cache=self.models.cache(model, fingerprint))
+                                  progress=self.progress, cache=self.models.cache(model, fingerprint), pixel_memo=self.pixel_memo)
         env = Env.capture(self.settings, model, decode, encoder.num_workers)
         written: list[Path] = []
         try:
