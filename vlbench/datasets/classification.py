@@ -21,7 +21,7 @@ from vlbench.datasets.shapes import (
 from vlbench.errors import VLBenchError
 from vlbench.registry import Registry
 from vlbench.spec.schema import option, schema
-from vlbench.spec.fields import SourceFields, SplitSource, TestSplitSource
+from vlbench.spec.fields import SourceFields, SplitSource
 from vlbench.datasets.safe_pickle import NUMPY_ARRAYS, load_pickle
 
 CLASSIFICATION_READERS: Registry = Registry("classification dataset format", entry_point_group="vlbench.readers", entry_point_prefix="classification.")
@@ -265,21 +265,13 @@ class HFClassificationReader:
 
 
 @CLASSIFICATION_READERS.register("wds")
-class WdsClassificationReader:
+class WdsClassificationReader(wds.WdsReader):
     """CLIP_benchmark's webdataset layout: ``<split>/*.tar`` + classnames.txt + templates.
 
     The folder's own class names and templates take precedence over the task's packaged lists
     (CLIP_benchmark's ``build_wds_dataset``); a ``npy`` member, where present, is the sample's
     metadata row (DataComp's WILDS and fairness sets).
     """
-
-    options = TestSplitSource
-
-    def exists(self, location: Path, options: Any) -> bool:
-        return wds.exists(location, options.split)
-
-    def inputs(self, location: Path, options: Any, spec: Any) -> list[Path]:
-        return wds.inputs(Path(location), options.split)
 
     def read(self, location: str, options: Any, spec: Any, ctx: Any) -> ClassificationData:
         root = Path(location)

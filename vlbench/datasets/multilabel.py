@@ -10,7 +10,7 @@ from vlbench.datasets import wds
 from vlbench.datasets.images import ImageRef
 from vlbench.errors import VLBenchError
 from vlbench.registry import Registry
-from vlbench.spec.fields import TestSplitSource
+
 
 MULTILABEL_READERS: Registry = Registry("multilabel dataset format", entry_point_group="vlbench.readers", entry_point_prefix="multilabel_classification.")
 
@@ -29,17 +29,9 @@ class MultilabelData:
 
 
 @MULTILABEL_READERS.register("wds")
-class WdsMultilabelReader:
+class WdsMultilabelReader(wds.WdsReader):
     """CLIP_benchmark's multilabel webdataset (``dataset_type.txt`` = multilabel): each sample's
     ``npy`` member is a 0/1 vector over the classes."""
-
-    options = TestSplitSource
-
-    def exists(self, location: Path, options: Any) -> bool:
-        return wds.exists(location, options.split)
-
-    def inputs(self, location: Path, options: Any, spec: Any) -> list[Path]:
-        return wds.inputs(Path(location), options.split)
 
     def read(self, location: str, options: Any, spec: Any, ctx: Any) -> MultilabelData:
         root = Path(location)

@@ -89,19 +89,11 @@ class KarpathyReader(AnnotationFileReader):
 
 
 @RETRIEVAL_READERS.register("wds")
-class WdsRetrievalReader:
+class WdsRetrievalReader(wds.WdsReader):
     """CLIP_benchmark webdataset layout; ``txt`` holds the captions of one image, one per line.
 
     Lines are split exactly as CLIP_benchmark does (``str.splitlines``).
     """
-
-    options = TestSplitSource
-
-    def exists(self, location: Path, options: Any) -> bool:
-        return wds.exists(location, options.split)
-
-    def inputs(self, location: Path, options: Any, spec: Any) -> list[Path]:
-        return wds.inputs(Path(location), options.split)
 
     def read(self, location: str, options: Any, spec: Any, ctx: Any) -> RetrievalData:
         samples = wds.read_samples(Path(location), options.split, need=("txt",))

@@ -19,6 +19,7 @@ import numpy as np
 
 from vlbench.datasets.images import TarMemberImage
 from vlbench.errors import VLBenchError
+from vlbench.spec.fields import TestSplitSource
 
 IMAGE_EXTENSIONS = ("webp", "png", "jpg", "jpeg")
 
@@ -41,6 +42,19 @@ METADATA_FILES = ("classnames.txt", "zeroshot_classification_templates.txt", "da
 def inputs(root: Path, split: str) -> list[Path]:
     """What a split's items come from: its shard folder and the folder's text files (``vlbench.datasets.base``)."""
     return [root / split, *(root / name for name in METADATA_FILES if (root / name).is_file())]
+
+
+class WdsReader:
+    """What every webdataset reader shares: the ``split`` option, where its shards are and what
+    its items come from; subclasses add ``read``."""
+
+    options = TestSplitSource
+
+    def exists(self, location: Path, options: TestSplitSource) -> bool:
+        return exists(Path(location), options.split)
+
+    def inputs(self, location: Path, options: TestSplitSource, spec: object) -> list[Path]:
+        return inputs(Path(location), options.split)
 
 
 def read_lines(path: Path) -> list[str] | None:
