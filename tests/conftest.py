@@ -9,6 +9,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ["WANDB_MODE"] = "offline"  # W&B runs are written locally, never synced
+os.environ.setdefault("WANDB_SILENT", "true")
 # ... and see an empty Hugging Face cache of their own, never the user's (hub models are pinned by it)
 TEST_HF_HUB_CACHE = tempfile.mkdtemp(prefix="vlbench-test-hf-hub-")
 os.environ["HF_HUB_CACHE"] = TEST_HF_HUB_CACHE

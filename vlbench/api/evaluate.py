@@ -91,7 +91,8 @@ def evaluate(
     tasks_dir: Sequence[str | Path] | None = None,
     registry: Sequence[str | Path] | None = None,
     hash_weights: bool = True,
-    log: Callable[[str], None] | None = None,
+    log: str | Sequence[Any] | None = None,
+    on_message: Callable[[str], None] | None = None,
 ) -> EvaluationResults:
     """Evaluate ``model`` on ``tasks`` (names, suites, globs or task files; default: the shapes suite).
 
@@ -99,12 +100,17 @@ def evaluate(
     ``ModelAdapter``, an open_clip model with ``preprocess`` and ``tokenizer``, a transformers CLIP /
     SigLIP model with its ``processor``, or any object with ``encode_image(pixels)`` /
     ``encode_text(texts)`` and ``preprocess``. ``hash_weights=False`` skips hashing an in-memory model's
-    weights (see ``vlbench.models.in_memory``). The other keywords are ``vlbench run``'s options.
+    weights (see ``vlbench.models.in_memory``). ``log``: experiment trackers as ``--log`` names them
+    (``"wandb"``, ``"tensorboard:DIR"``; local files under ``output``, else the working directory) or
+    tracker objects (``vlbench.run.tracking``); ``on_message``: a callable for the runner's progress
+    lines. The other keywords are ``vlbench run``'s options.
     """
     from vlbench.models.in_memory import adapt
     from vlbench.run.runner import Runner
+    from vlbench.run.tracking import check_trackers, log_run
     from vlbench.spec.catalog import Catalog
 
+    check_trackers(log)
     catalog = Catalog.load([Path(p) for p in tasks_dir or []], [Path(p) for p in registry or []])
     selection = ([tasks] if isinstance(tasks, str) else list(tasks)) if tasks else [str(catalog.defaults.get("tasks", ""))]
     selection = [part.strip() for item in selection for part in item.split(",") if part.strip()]
@@ -125,8 +131,10 @@ def evaluate(
                            overwrite=overwrite, allow_hub=hf_hub, skip_missing=skip_missing, seed=seed, dense_variant=dense_variant,
                            protocol=protocol, decode=decode, bootstrap_replicates=bootstrap_replicates, bootstrap_seed=bootstrap_seed,
                            full_text_padding=full_text_padding, strict=strict)
-        runs = Runner(catalog, run, log=log, provided=provided).run_many(specs, selection)
+        runs = Runner(catalog, run, log=on_message, provided=provided).run_many(specs, selection)
         results = [task_result(spec.id, outcome, keep_samples=output is None) for spec, outcomes in runs for outcome in outcomes]
+        log_run(log, Path(output).expanduser() if output is not None else Path.cwd(), run,
+                [(spec.id, [r.result for r in results if r.model == spec.id and r.result]) for spec, _ in runs])
     return EvaluationResults(results, None if output is None else Path(output).expanduser())
 
 

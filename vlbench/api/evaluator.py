@@ -10,7 +10,8 @@ same kinds, metrics, intervals and per-sample records as ``vlbench run``) and re
 read again; texts are encoded again, as their embeddings change with the weights. The embedding cache is
 not used (the weights change between calls), and in-memory models are not hashed unless asked
 (``hash_weights=True``), since no result is reused. Without ``output`` the result files of a call are
-removed once read back.
+removed once read back. ``log`` names experiment trackers (``vlbench.run.tracking``: ``"wandb"``,
+``"tensorboard:DIR"``) opened once as one run called ``run_name``; each call logs its metrics at ``step``.
 """
 
 from __future__ import annotations
@@ -46,13 +47,17 @@ class Evaluator:
         crops_mb: float = 4096,
         tasks_dir: Sequence[str | Path] | None = None,
         registry: Sequence[str | Path] | None = None,
-        log: Callable[[str], None] | None = None,
+        log: str | Sequence[Any] | None = None,
+        run_name: str = "vlbench-evaluator",
+        on_message: Callable[[str], None] | None = None,
     ):
         from vlbench.kinds import TASK_KINDS
         from vlbench.kinds.base import RunContext
         from vlbench.run.runner import Runner
+        from vlbench.run.tracking import TrackedRun, check_trackers, open_trackers, run_config
         from vlbench.spec.catalog import Catalog
 
+        check_trackers(log)
         catalog = Catalog.load([Path(p) for p in tasks_dir or []], [Path(p) for p in registry or []])
         items = ([tasks] if isinstance(tasks, str) else list(tasks)) if tasks else [str(catalog.defaults.get("tasks", ""))]
         self.selection = [part.strip() for item in items for part in item.split(",") if part.strip()]
@@ -64,7 +69,7 @@ class Evaluator:
         self._provided: dict[str, Any] = {}
         self._data: dict[str, tuple[Any, Any]] = {}
         self.pixels = PixelMemo(int(crops_mb * 2**20))
-        self.runner = Runner(catalog, self.settings, log=log, provided=self._provided, preloaded=self._data, pixel_memo=self.pixels)
+        self.runner = Runner(catalog, self.settings, log=on_message, provided=self._provided, preloaded=self._data, pixel_memo=self.pixels)
         self.tasks = self.runner.plan_tasks(self.selection)
         self.held = HeldStats()
         budget = int(memory_mb * 2**20)
@@ -75,12 +80,14 @@ class Evaluator:
             self.held = HeldStats(self.held.held + stats.held, self.held.left + stats.left, self.held.bytes + stats.bytes)
             self._data[task.name] = (data, located)
         self.results: EvaluationResults | None = None
+        self.trackers = open_trackers(log, TrackedRun(run_name, self.output or Path.cwd(), run_config(run_name, self.settings)))
 
     def __call__(self, model: Any, *, preprocess: Any = None, tokenizer: Any = None, processor: Any = None, step: int | None = None,
                  hash_weights: bool = False) -> dict[str, float | None]:
         """The tasks' metrics on ``model`` as it is now (``{"task/metric": value}``); ``step`` is kept with
         the typed results (``self.results``, ``self.step``)."""
         from vlbench.models.in_memory import adapt
+        from vlbench.run.tracking import log_all
 
         adapter = adapt(model, preprocess, tokenizer, processor, self.settings.precision, hash_weights)
         self._provided.clear()
@@ -91,10 +98,15 @@ class Evaluator:
         if self.output is None:
             shutil.rmtree(self._folder / adapter.spec.slug, ignore_errors=True)
         self.results, self.step = EvaluationResults(results, self.output), step
+        log_all(self.trackers, [r.result for r in results if r.result is not None], step)
         return self.results.metrics()
 
     def close(self) -> None:
-        """Drop the held images and the temporary results folder."""
+        """Drop the held images and the temporary results folder; finish the trackers' runs."""
+        from vlbench.run.tracking import close_all
+
+        close_all(self.trackers)
+        self.trackers = []
         self._data.clear()
         self.pixels.crops.clear()
         if self.output is None:

@@ -47,6 +47,7 @@ def run(
     protocol: Optional[str] = typer.Option(None, "--protocol", help="A paper's own settings for the tasks it covers, e.g. naclip, clearclip, maskclip (see README)."),
     decode: Decode = typer.Option(Decode.pil, "--decode", help="pil (default, reproduces reference numbers) or gpu: JPEGs decoded by torchvision.io on the GPU (on the CPU without CUDA) with the model's resize/crop/normalisation as tensor ops; recorded."),
     shard: Optional[str] = typer.Option(None, "--shard", help="K/N: run block K (0-based) of N of the sorted (model, task) grid, e.g. --shard $SLURM_ARRAY_TASK_ID/8."),
+    log: list[str] = typer.Option([], "--log", help="Also log every metric with its CI and the run's settings to an experiment tracker: tensorboard[:DIR] (default DIR: OUTPUT/tensorboard) or wandb[:PROJECT] (default: WANDB_PROJECT or vlbench); repeatable. Needs pip install 'vlbench[tensorboard]' / 'vlbench[wandb]'."),
     leaderboard_file: Optional[Path] = typer.Option(None, "--leaderboard", help="At the end, write a leaderboard of this run's models from every result under --output; its extension picks the format (.csv .tsv .md .json .html)."),
     bootstrap_replicates: int = typer.Option(1000, "--bootstrap-replicates", min=0, help="Bootstrap replicates for the 95% confidence intervals (0: none)."),
     bootstrap_seed: int = typer.Option(0, "--bootstrap-seed", help="Seed of the bootstrap resampling."),
@@ -72,7 +73,7 @@ def run(
     )
     catalog = _catalog(tasks_dir, registry)
     _run(catalog, settings, _model_texts(catalog, model, models_file), (tasks or str(catalog.defaults.get("tasks", ""))).split(","),
-         shard, leaderboard_file, fmt)
+         shard, leaderboard_file, fmt, log)
 
 
 def _model_texts(catalog: Any, model: list[str] | None, models_file: Path | None) -> list[str]:
@@ -87,12 +88,13 @@ def _model_texts(catalog: Any, model: list[str] | None, models_file: Path | None
 
 
 def _run(catalog: Any, settings: Any, model_texts: list[str], selection: list[str], shard: str | None, leaderboard_file: Path | None,
-         fmt: "Output") -> None:
+         fmt: "Output", log: list[str] | None = None) -> None:
     from vlbench import distributed
     from vlbench.console import console, error_console, make_progress, print_table, summary_table
     from vlbench.errors import NothingRanError
     from vlbench.run.runner import Runner
     from vlbench.run.shards import Shard
+    from vlbench.run.tracking import check_trackers
 
     model_specs = catalog.resolve_models(model_texts)
     shard_part = Shard.parse(shard) if shard is not None else None
@@ -100,6 +102,7 @@ def _run(catalog: Any, settings: Any, model_texts: list[str], selection: list[st
         from vlbench.results.tables import format_for
 
         format_for(leaderboard_file, None, "--leaderboard")  # a bad extension is refused before the run, not after it
+    check_trackers(log)
     log_console = error_console if fmt is Output.json else console  # keep stdout pure JSON
     world = distributed.init(settings.device)
     try:
@@ -117,9 +120,24 @@ def _run(catalog: Any, settings: Any, model_texts: list[str], selection: list[st
     finally:
         distributed.shutdown()
     _summarise(catalog, settings, runs, fmt)
+    _track(log, settings, runs)
     if leaderboard_file is not None:
         say = (lambda m: log_console.print(m, markup=False, highlight=False, soft_wrap=True)) if fmt is Output.json else None
         write_run_leaderboard(leaderboard_file, settings, catalog, [m.id for m, _ in runs], say=say)
+
+
+def _track(log: list[str] | None, settings: Any, runs: list[tuple[Any, list[Any]]]) -> None:
+    """Each model's results to the trackers ``--log`` names (a tracker run per model)."""
+    from vlbench.results import schema as result_schema
+    from vlbench.run.tracking import log_run
+
+    if not log:
+        return
+    models = []
+    for spec, outcomes in runs:
+        results = (result_schema.read(o.result_file) for o in outcomes if o.result_file is not None)
+        models.append((spec.id, [result for result in results if result is not None]))
+    log_run(log, settings.output, settings, models)
 
 
 def _summarise(catalog: Any, settings: Any, runs: list[tuple[Any, list[Any]]], fmt: "Output") -> None:
