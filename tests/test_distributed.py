@@ -7,6 +7,7 @@ per-item decision must be equal, and per-item scores equal to float rounding."""
 import gzip
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -90,3 +91,26 @@ def assert_same_record(a: object, b: object, where: str) -> None:
             assert_same_record(x, y, where)
     else:
         assert a == b, (where, a, b)
+
+
+def test_the_evaluator_inside_a_ddp_job_shares_the_work_and_every_rank_gets_rank_0s_metrics(tmp_path):
+    """The script's own process group (no vlbench setup); the same metrics as one process."""
+    tasks, limit = "shapes_cls,shapes_attribute_swap", "40"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])), "OMP_NUM_THREADS": "1"}
+    script = str(REPO / "tests" / "ddp_evaluator.py")
+    launched = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", script, tasks, limit],
+                              capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"metrics.{r}.json").read_text()) for r in (0, 1)]
+    assert [r["world"] for r in ranks] == [2, 2] and [r["has_results"] for r in ranks] == [True, False]
+    assert ranks[0]["returned"] == ranks[1]["returned"]
+    (tmp_path / "one").mkdir()
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = str(free.getsockname()[1])
+    single = subprocess.run([sys.executable, script, tasks, limit], capture_output=True, text=True, cwd=tmp_path / "one", timeout=300,
+                            env={**env, "RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "LOCAL_RANK": "0"})
+    assert single.returncode == 0, single.stderr[-3000:]
+    one = json.loads((tmp_path / "one" / "metrics.0.json").read_text())
+    assert one["world"] == 1 and one["returned"] == ranks[0]["returned"]
+    assert ranks[0]["returned"][0] != ranks[0]["returned"][1]  # the weights changed between the calls

@@ -7,6 +7,8 @@ task kinds and metrics run unchanged. This module holds the world: the ranks, th
 gathering. Kinds that work per item rather than through the encoder (segmentation) take every
 N-th item themselves (``RunContext.item_shard``) and their records are gathered on rank 0. Only
 rank 0 scores and writes result files; the other ranks write nothing and print only errors.
+A library call inside a job that already has a process group (``vlbench.Evaluator`` in a DDP training
+loop) joins that group instead (``adopt``).
 
 The process group comes from torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK,
 MASTER_ADDR/PORT): NCCL when the run uses CUDA, gloo on CPU.
@@ -91,6 +93,18 @@ def init(device: str) -> World:
     return world
 
 
+def adopt() -> World:
+    """This process's place in a process group its caller set up (a DDP training script, Lightning), so
+    that a library call inside a data-parallel job shares the work with no setup of its own; the group
+    stays the caller's (``shutdown`` leaves it alone)."""
+    global _world
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        _world = World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", dist.get_rank())))
+    return _world
+
+
 def shutdown() -> None:
     global _world
     import torch.distributed as dist
@@ -116,6 +130,17 @@ def all_gather(obj: Any) -> list[Any]:
     gathered: list[Any] = [None] * _world.world_size
     dist.all_gather_object(gathered, obj)
     return gathered
+
+
+def broadcast(obj: T) -> T:
+    """Rank 0's ``obj`` on every rank."""
+    if not _world.active:
+        return obj
+    import torch.distributed as dist
+
+    holder = [obj]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]
 
 
 def gather_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -10,7 +10,9 @@ same kinds, metrics, intervals and per-sample records as ``vlbench run``) and re
 read again; texts are encoded again, as their embeddings change with the weights. The embedding cache is
 not used (the weights change between calls), and in-memory models are not hashed unless asked
 (``hash_weights=True``), since no result is reused. Without ``output`` the result files of a call are
-removed once read back. ``log`` names experiment trackers (``vlbench.run.tracking``: ``"wandb"``,
+removed once read back. Inside a data-parallel job (a process group already set up, as DDP and
+Lightning do) each rank encodes its share of every request, rank 0 scores and writes, and every rank
+gets the metrics; ``results`` and the trackers are rank 0's. ``log`` names experiment trackers (``vlbench.run.tracking``: ``"wandb"``,
 ``"tensorboard:DIR"``) opened once as one run called ``run_name``; each call logs its metrics at ``step``.
 """
 
@@ -21,6 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from vlbench import distributed
 from vlbench.api.evaluate import eval_mode, run_settings, task_result
 from vlbench.api.held_images import HeldStats, hold
 from vlbench.api.results import EvaluationResults
@@ -58,6 +61,7 @@ class Evaluator:
         from vlbench.spec.catalog import Catalog
 
         check_trackers(log)
+        self.world = distributed.adopt()
         catalog = Catalog.load([Path(p) for p in tasks_dir or []], [Path(p) for p in registry or []])
         items = ([tasks] if isinstance(tasks, str) else list(tasks)) if tasks else [str(catalog.defaults.get("tasks", ""))]
         self.selection = [part.strip() for item in items for part in item.split(",") if part.strip()]
@@ -80,7 +84,8 @@ class Evaluator:
             self.held = HeldStats(self.held.held + stats.held, self.held.left + stats.left, self.held.bytes + stats.bytes)
             self._data[task.name] = (data, located)
         self.results: EvaluationResults | None = None
-        self.trackers = open_trackers(log, TrackedRun(run_name, self.output or Path.cwd(), run_config(run_name, self.settings)))
+        self.trackers = open_trackers(log, TrackedRun(run_name, self.output or Path.cwd(), run_config(run_name, self.settings))) \
+            if self.world.is_main else []
 
     def __call__(self, model: Any, *, preprocess: Any = None, tokenizer: Any = None, processor: Any = None, step: int | None = None,
                  hash_weights: bool = False) -> dict[str, float | None]:
@@ -94,12 +99,16 @@ class Evaluator:
         self._provided[adapter.spec.id] = adapter
         with eval_mode(getattr(adapter, "model", None)):
             runs = self.runner.run_many([adapter.spec], self.selection)
+        self.step = step
+        if not self.world.is_main:  # this rank encoded its share; rank 0 scored it
+            self.results = None
+            return distributed.broadcast(None)
         results = [task_result(spec.id, outcome, keep_samples=self.output is None) for spec, outcomes in runs for outcome in outcomes]
         if self.output is None:
             shutil.rmtree(self._folder / adapter.spec.slug, ignore_errors=True)
-        self.results, self.step = EvaluationResults(results, self.output), step
+        self.results = EvaluationResults(results, self.output)
         log_all(self.trackers, [r.result for r in results if r.result is not None], step)
-        return self.results.metrics()
+        return distributed.broadcast(self.results.metrics())
 
     def close(self) -> None:
         """Drop the held images and the temporary results folder; finish the trackers' runs."""
