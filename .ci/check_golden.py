@@ -93,7 +93,7 @@ def main(argv: list[str]) -> int:
     if lines:
         print(f"leaderboard numbers differ from {golden} (tolerance {TOLERANCE}):", file=sys.stderr)
         print("\n".join(lines), file=sys.stderr)
-        print("if the change is intended, update the golden file (see README, 'Golden leaderboard') and commit it", file=sys.stderr)
+        print("if the change is intended, update the golden file (see docs/results.md, 'Golden leaderboard') and commit it", file=sys.stderr)
         return 1
     print(f"leaderboard matches {golden} ({len(now)} rows)")
     return 0

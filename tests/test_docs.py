@@ -1,6 +1,10 @@
-"""The README stays true: its commands, and a row for every built-in task."""
+"""The README and the documentation stay true: the README's commands and first-run table, links that
+resolve, the generated reference pages up to date, every shipped task in the catalogue and the overview."""
 
+import os
 import re
+import subprocess
+import sys
 
 from conftest import REPO
 
@@ -19,10 +23,38 @@ def test_readme_opens_with_install_and_test_commands_and_ci_runs_the_test_comman
     assert test.group(1) in (REPO / ".ci" / "run").read_text()
 
 
-def test_readme_lists_every_task():
+def test_the_readme_stays_short_and_its_links_resolve():
     text = readme()
-    missing = [name for name in Catalog.load().tasks if f"`{name}`" not in text]
-    assert not missing, f"README has no row for: {missing}"
+    assert len(text.splitlines()) < 250, "the README is for newcomers; move the rest into docs/"
+    targets = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", text)
+    assert targets and not [t for t in targets if not t.startswith("http") and not (REPO / t).is_file()]
+
+
+def test_the_generated_reference_pages_are_up_to_date():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VLBENCH_")}
+    done = subprocess.run([sys.executable, str(REPO / "docs" / "generate.py"), "--check"], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_catalogue_and_the_tasks_page_list_every_shipped_task():
+    catalogue = (REPO / "docs" / "reference" / "tasks.md").read_text()
+    overview = (REPO / "docs" / "tasks.md").read_text()
+    tasks = Catalog.load().tasks
+    assert [name for name in tasks if f"### `{name}`" not in catalogue] == []
+    assert [name for name in tasks if f"`{name}`" not in overview] == [], "docs/tasks.md's tables have no row for these"
+
+
+def test_the_stale_check_notices_a_changed_task(tmp_path, monkeypatch):
+    sys.path.insert(0, str(REPO / "docs"))
+    try:
+        import generate
+    finally:
+        sys.path.remove(str(REPO / "docs"))
+    monkeypatch.setattr(generate, "REFERENCE", tmp_path)
+    (tmp_path / "tasks.md").write_text(generate.task_catalogue().replace("CIFAR-10 test set", "CIFAR-10 training set"))
+    (tmp_path / "kinds.md").write_text(generate.kind_options())
+    (tmp_path / "cli.md").write_text(generate.cli_reference())
+    assert generate.stale_pages() == ["tasks.md"]
 
 
 def test_the_readme_first_run_output_is_what_the_first_run_gives(shapes_suite_run):

@@ -31,6 +31,17 @@ from vlbench.encoding.pixel_memo import PixelMemo
 
 
 class Evaluator:
+    """Tasks prepared once and evaluated on a model at each call (see the module's description).
+
+    ``tasks``, ``data_root``, ``limit``, ``settings`` (``--set``), ``precision``, ``batch_size``,
+    ``num_workers``, ``bootstrap_replicates`` / ``bootstrap_seed``, ``language``, ``hf_hub``, ``tasks_dir``
+    and ``registry`` are ``vlbench run``'s options; ``output``: a results folder to keep each call's
+    result files in (default: none kept); ``memory_mb``: the budget for decoded images held from the
+    start, ``crops_mb``: for the model's transformed crops kept from the first call; ``log``: experiment
+    trackers (``"tensorboard[:DIR]"``, ``"wandb[:PROJECT]"`` or tracker objects), one run named
+    ``run_name``; ``on_message``: a callable for the runner's progress lines.
+    """
+
     def __init__(
         self,
         tasks: str | Sequence[str] | None = None,

@@ -44,7 +44,7 @@ def run(
     skip_missing: bool = typer.Option(False, "--skip-missing", help="Skip tasks whose data is missing instead of stopping."),
     dense_variant: Optional[str] = typer.Option(None, "--dense-variant", help="Shorthand for --set protocol.dense_variant=X (plain|maskclip|sclip|clearclip|naclip) on segmentation tasks; the rest of their protocol is kept."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Shorthand for --set protocol.seed=N on the tasks whose protocol sets a seed (ARO order)."),
-    protocol: Optional[str] = typer.Option(None, "--protocol", help="A paper's own settings for the tasks it covers, e.g. naclip, clearclip, maskclip (see README)."),
+    protocol: Optional[str] = typer.Option(None, "--protocol", help="A paper's own settings for the tasks it covers, e.g. naclip, clearclip, maskclip (docs/metrics.md lists them)."),
     decode: Decode = typer.Option(Decode.pil, "--decode", help="pil (default, reproduces reference numbers) or gpu: JPEGs decoded by torchvision.io on the GPU (on the CPU without CUDA) with the model's resize/crop/normalisation as tensor ops; recorded."),
     shard: Optional[str] = typer.Option(None, "--shard", help="K/N: run block K (0-based) of N of the sorted (model, task) grid, e.g. --shard $SLURM_ARRAY_TASK_ID/8."),
     log: list[str] = typer.Option([], "--log", help="Also log every metric with its CI and the run's settings to an experiment tracker: tensorboard[:DIR] (default DIR: OUTPUT/tensorboard) or wandb[:PROJECT] (default: WANDB_PROJECT or vlbench); repeatable. Needs pip install 'vlbench[tensorboard]' / 'vlbench[wandb]'."),

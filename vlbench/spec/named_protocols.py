@@ -85,4 +85,4 @@ def check_used(name: str | None, applied: dict[str, bool], task_files: dict[str,
         return
     known = sorted({n for path in task_files.values() for n in available(path)})
     raise VLBenchError(f"--protocol {name} covers none of the selected tasks; protocols beside them: {', '.join(known) or 'none'} "
-                       "(see the README's table of named protocols)")
+                       "(see the table of named protocols in docs/metrics.md)")
