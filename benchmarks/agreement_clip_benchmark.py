@@ -364,6 +364,12 @@ def main() -> None:
             tie_text = "-" if decided is None else f"{decided} ({differ})"
             print(f"{task:30} {name:26} {ours_text} {value:10.6f} {diff:8.1e}  {free_text:>14}  {tie_text:>20}")
     print(f"largest absolute difference not explained by exact ties: {worst:.2e}")
+    from agreement_linear_probe import compare as compare_linear_probe  # beside this script
+
+    probe_lines, probe_failures = compare_linear_probe(args.model, 2 * args.images, args.seed + 3, args.batch_size)
+    print(f"\n{'linear probe (clip_benchmark.metrics.linear_probe)':40} {'metric':24} {'vlbench':>9} {'CLIP_bench':>10} {'|diff|':>8}")
+    print("\n".join(probe_lines))
+    failures += probe_failures
     for failure in failures:
         print(f"DIFFERS: {failure}")
     sys.exit(1 if failures else 0)

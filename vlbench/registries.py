@@ -31,6 +31,8 @@ BUILTIN_KINDS = {
     "association": "vlbench.kinds.association:AssociationKind",
     "classification": "vlbench.kinds.classification:ClassificationKind",
     "grounding": "vlbench.kinds.grounding:GroundingKind",
+    "knn": "vlbench.kinds.knn:KnnKind",
+    "linear_probe": "vlbench.kinds.linear_probe:LinearProbeKind",
     "multilabel_classification": "vlbench.kinds.multilabel:MultilabelKind",
     "retrieval": "vlbench.kinds.retrieval:RetrievalKind",
     "segmentation": "vlbench.kinds.segmentation:SegmentationKind",

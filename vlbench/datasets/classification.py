@@ -6,7 +6,7 @@ import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -204,39 +204,46 @@ def torchvision_labels(dataset: Any) -> list[int]:
     return [int(dataset[i][1]) for i in range(len(dataset))]
 
 
+@schema
+class CifarSource(SourceFields):
+    split: Literal["test", "train"] = option("test", help="the test batch, or the training batches (linear probes, k-NN)")
+
+
 @CLASSIFICATION_READERS.register("cifar")
 class CifarReader:
     """The official python-version archives, extracted: ``cifar-10-batches-py`` / ``cifar-100-python``."""
 
-    options = SourceFields
+    options = CifarSource
 
-    LAYOUTS = {  # folder -> (test file, label key, meta file, names key)
-        "cifar-10-batches-py": ("test_batch", "labels", "batches.meta", "label_names"),
-        "cifar-100-python": ("test", "fine_labels", "meta", "fine_label_names"),
+    LAYOUTS = {  # folder -> ({split: its batch files}, label key, meta file, names key)
+        "cifar-10-batches-py": ({"test": ("test_batch",), "train": tuple(f"data_batch_{i}" for i in range(1, 6))}, "labels", "batches.meta",
+                                "label_names"),
+        "cifar-100-python": ({"test": ("test",), "train": ("train",)}, "fine_labels", "meta", "fine_label_names"),
     }
 
-    def _folder(self, location: Path) -> tuple[Path, tuple[str, str, str, str]] | None:
+    def _folder(self, location: Path, split: str) -> tuple[Path, tuple[Any, str, str, str]] | None:
         for folder, layout in self.LAYOUTS.items():
             for candidate in (location / folder, location):
-                if candidate.name == folder and (candidate / layout[0]).is_file():
+                if candidate.name == folder and all((candidate / name).is_file() for name in layout[0][split]):
                     return candidate, layout
         return None
 
     def exists(self, location: Path, options: Any) -> bool:
-        return self._folder(location) is not None
+        return self._folder(location, options.split) is not None
 
     def inputs(self, location: Path, options: Any, spec: Any) -> list[Path]:
-        folder, (test_file, _, meta_file, _) = self._folder(Path(location))  # type: ignore[misc]
-        return [folder / test_file, *([folder / meta_file] if (folder / meta_file).is_file() else [])]
+        folder, (batches, _, meta_file, _) = self._folder(Path(location), options.split)  # type: ignore[misc]
+        return [*(folder / name for name in batches[options.split]), *([folder / meta_file] if (folder / meta_file).is_file() else [])]
 
     def read(self, location: str, options: Any, spec: Any, ctx: Any) -> ClassificationData:
-        folder, (test_file, label_key, meta_file, names_key) = self._folder(Path(location))  # type: ignore[misc]
-        batch = load_pickle(folder / test_file, NUMPY_ARRAYS)
-        pixels = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-        labels = [int(y) for y in batch[label_key]]
-        images: list[ImageRef] = [
-            ArrayImage(f"{folder / test_file}#{i}", pixels[i].tobytes(), 32, 32) for i in range(len(labels))
-        ]
+        folder, (batches, label_key, meta_file, names_key) = self._folder(Path(location), options.split)  # type: ignore[misc]
+        images: list[ImageRef] = []
+        labels: list[int] = []
+        for name in batches[options.split]:
+            batch = load_pickle(folder / name, NUMPY_ARRAYS)
+            pixels = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+            images += [ArrayImage(f"{folder / name}#{i}", pixels[i].tobytes(), 32, 32) for i in range(len(pixels))]
+            labels += [int(y) for y in batch[label_key]]
         names = None
         if (folder / meta_file).is_file():
             names = [n.replace("_", " ") for n in load_pickle(folder / meta_file, NUMPY_ARRAYS)[names_key]]

@@ -139,14 +139,15 @@ class TaskKind(ABC):
         return self.readers.get(format_name)()
 
     @classmethod
-    def source_options(cls, spec: TaskSpec, index: int) -> Any:
+    def source_options(cls, spec: TaskSpec, index: int, sources: str = "sources") -> Any:
         """What the reader of ``dataset.sources[index]`` reads, typed by its ``options`` schema: the source's
         keys, the ``dataset:`` keys its reader lets sources inherit (``shared_options``; the source's own
         win) and the ``dataset.*_key`` column overrides its schema declares (these win), defaults filled in.
-        Parsed once per task, when it is checked; a reader without a schema gets the merged mapping."""
+        Parsed once per task, when it is checked; a reader without a schema gets the merged mapping.
+        ``sources``: the list the source is in (``train_sources`` for the training split of kinds that fit one)."""
 
         def make() -> Any:
-            source = spec.dataset["sources"][index]
+            source = spec.dataset[sources][index]
             reader = cls.readers.get(source["format"])
             schema = getattr(reader, "options", None)
             columns = {k: spec.dataset[k] for k in COLUMN_KEYS if k in spec.dataset}
@@ -155,28 +156,29 @@ class TaskKind(ABC):
             shared = {k: spec.dataset[k] for k in getattr(reader, "shared_options", ()) if k in spec.dataset}
             declared = fields_of(schema)
             raw = {**shared, **source, **{k: v for k, v in columns.items() if k in declared}}
-            return parse(schema, raw, spec.source_file, f"dataset.sources[{index}].", required=not source.get("hub"), what=f"the {source['format']} format")
+            return parse(schema, raw, spec.source_file, f"dataset.{sources}[{index}].", required=not source.get("hub"), what=f"the {source['format']} format")
 
-        return spec.parsed(f"source:{index}", make)
+        return spec.parsed(f"source:{index}" if sources == "sources" else f"{sources}:{index}", make)
 
-    def locate(self, spec: TaskSpec, data_root: Path, allow_hub: bool = False) -> Located:
+    def locate(self, spec: TaskSpec, data_root: Path, allow_hub: bool = False, sources: str = "sources") -> Located:
         """The first source whose data exists; a clear error listing every place looked at.
 
         ``dataset.path`` (e.g. from ``--set``) replaces every source's location; ``hf:org/name``
         there names a hub dataset, read by the task's first source that reads Hugging Face
         datasets. ``dataset.image_key`` / ``label_key`` / ``caption_key`` override the sources' columns.
+        ``sources`` names the list searched (``train_sources``: a training split's).
         """
         looked: list[str] = []
         override = spec.dataset.get("path")
         columns = {k: spec.dataset[k] for k in COLUMN_KEYS if k in spec.dataset}  # recorded with the source, as the reader uses them
-        sources = [({**source, **columns}, self.source_options(spec, i)) for i, source in enumerate(spec.dataset["sources"])]
+        candidates = [({**source, **columns}, self.source_options(spec, i, sources)) for i, source in enumerate(spec.dataset[sources])]
         if isinstance(override, str) and override.startswith(HUB_PREFIX):
-            for source, options in sources:
+            for source, options in candidates:
                 if source["format"] in HUB_FORMATS:
                     return Located({k: v for k, v in source.items() if k != "hub"}, options, override)
             raise DatasetNotFoundError(f"task '{spec.name}' has no source that reads Hugging Face datasets, so {override} cannot be used")
         download: Located | None = None  # the first source with a mirror to download (--hf-hub)
-        for source, options in sources:
+        for source, options in candidates:
             reader = self.reader(source["format"])
             if source.get("hub"):
                 if allow_hub and not override:
@@ -194,7 +196,8 @@ class TaskKind(ABC):
         if download is not None:
             return download
         help_text = f" To get it: {spec.help}" if spec.help else ""
-        raise DatasetNotFoundError(f"dataset for task '{spec.name}' not found; looked for: {'; '.join(looked)}.{help_text}")
+        what = "dataset" if sources == "sources" else "training split"
+        raise DatasetNotFoundError(f"{what} for task '{spec.name}' not found; looked for: {'; '.join(looked)}.{help_text}")
 
     def inputs(self, spec: TaskSpec, located: Located) -> dict[str, Any]:
         """The identity of what decides the task's items and labels (``vlbench.stamps.describe_inputs``
@@ -225,13 +228,17 @@ class TaskKind(ABC):
 
     def load(self, spec: TaskSpec, ctx: RunContext) -> tuple[Any, Located]:
         located = self.locate(spec, ctx.data_root, ctx.allow_hub)
+        return self.read_located(spec, located, ctx), located
+
+    def read_located(self, spec: TaskSpec, located: Located, ctx: RunContext) -> Any:
+        """A found source read by its reader (its mirror downloaded first); a layout mismatch is one line."""
         if located.mirror:
             from vlbench.datasets.mirror import download_mirror
 
             download_mirror(located.mirror, Path(located.location), getattr(located.options, "split", None))
         reader = self.reader(located.format)
         try:
-            return reader.read(located.location, located.options, spec, ctx), located
+            return reader.read(located.location, located.options, spec, ctx)
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
             # a field the format needs is missing or malformed in the user's files
             raise VLBenchError(

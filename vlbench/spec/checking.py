@@ -31,9 +31,9 @@ def source_schema(kind: type[TaskKind], format_name: str) -> type:
     return getattr(kind.readers.get(format_name), "options", SourceFields)
 
 
-def _check_sources(spec: TaskSpec, kind: type[TaskKind]) -> None:
-    for i, source in enumerate(spec.dataset.get("sources") or []):
-        where = f"dataset.sources[{i}]"
+def _check_sources(spec: TaskSpec, kind: type[TaskKind], sources: str = "sources") -> None:
+    for i, source in enumerate(spec.dataset.get(sources) or []):
+        where = f"dataset.{sources}[{i}]"
         if not isinstance(source, dict) or "format" not in source:
             raise TaskSpecError(spec.source_file, where, "expected a mapping with 'format'")
         if source["format"] not in kind.readers:
@@ -46,7 +46,7 @@ def _check_sources(spec: TaskSpec, kind: type[TaskKind]) -> None:
                 if key not in source and not source.get("hub"):
                     raise TaskSpecError(spec.source_file, f"{where}.{key}", f"missing; the {source['format']} format needs it")
             continue
-        kind.source_options(spec, i)  # the typed options its reader will get, parsed (and checked) once
+        kind.source_options(spec, i, sources)  # the typed options its reader will get, parsed (and checked) once
 
 
 def declared_keys(cls: type, prefix: str = "") -> set[str]:
@@ -94,6 +94,12 @@ def validate(spec: TaskSpec) -> None:
             own = f"; this task declares {', '.join(sorted(own_metrics))}" if own_metrics else ""
             raise TaskSpecError(path, "metrics", f"'{metric}' is not a {kind.name} metric{hint} (known: {', '.join(kind.metric_patterns)}{own})")
     _check_sources(spec, kind)
+    if getattr(kind, "fits_on_train", False):
+        if not spec.dataset.get("train_sources"):
+            raise TaskSpecError(path, "dataset.train_sources", f"{kind.name} tasks fit on a training split: list where it may be")
+        _check_sources(spec, kind, "train_sources")
+    elif spec.dataset.get("train_sources"):
+        raise TaskSpecError(path, "dataset.train_sources", f"{kind.name} tasks fit nothing on a training split; remove it")
     parse(kind.files_schema, config.get("files") or {}, path, "files.", what=f"{kind.name} tasks")
     for key, value in (config.get("files") or {}).items():
         if not Path(value).is_file():

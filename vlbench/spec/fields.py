@@ -36,6 +36,8 @@ class TestSplitSource(SourceFields):
 class DatasetFields:
     sources: list[dict[str, Any]] = option(help="where the data may be, tried in order (each a mapping with 'format')")
     split: str | None = option(None, help="the split evaluated (recorded; sources may name their own)")
+    train_sources: list[dict[str, Any]] | None = option(None, help="where the training split may be, tried in order like sources (kinds "
+                                                        "that fit on one: linear_probe, knn)")
     path: str | None = option(None, help="replaces every source's location (e.g. --set dataset.path=/data/x, or hf:org/name)")
     image_key: str | None = option(None, help="image column, replacing the sources' (Hugging Face formats)")
     label_key: str | None = option(None, help="label column, replacing the sources' (Hugging Face formats)")
