@@ -73,10 +73,21 @@ def cuda_on_cpu() -> Iterator[None]:
         torch.nn.Module.cuda, torch.Tensor.cuda, torch.Tensor.to = saved
 
 
+def clip_benchmark_run(arguments: dict) -> dict:
+    """CLIP_benchmark's linear_probe.evaluate, twice: the first call featurizes and stores the features, the
+    second reads them and draws its permutation right after torch.manual_seed(seed)."""
+    from clip_benchmark.metrics import linear_probe
+
+    with cuda_on_cpu(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):  # its progress lines
+        linear_probe.evaluate(**arguments)
+        torch.manual_seed(arguments["seed"])
+        return linear_probe.evaluate(**arguments)
+
+
 def compare(model_text: str, images: int, seed: int, batch_size: int) -> tuple[list[str], list[str]]:
     """(table lines, failures)."""
     import torchvision
-    from clip_benchmark.metrics import linear_probe, zeroshot_classification
+    from clip_benchmark.metrics import zeroshot_classification
 
     import vlbench
     from vlbench.encoding.encoder import Encoder
@@ -112,13 +123,10 @@ def compare(model_text: str, images: int, seed: int, batch_size: int) -> tuple[l
             train_loader = torch.utils.data.DataLoader(train_set, batch_size=batch_size)
             test_loader = torch.utils.data.DataLoader(torchvision.datasets.ImageFolder(str(root / "test"), transform=adapter.image_transform),
                                                       batch_size=batch_size)
-            arguments = dict(model=adapter.model, train_dataloader=train_loader, dataloader=test_loader, fewshot_k=k, batch_size=batch_size,
-                             num_workers=0, lr=0.1, epochs=10, model_id=slug, seed=0, feature_root=str(root / "features"), device="cuda",
-                             val_dataloader=val_loader, normalize=True, amp=False, verbose=False)
-            with cuda_on_cpu(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):  # its progress lines
-                linear_probe.evaluate(**arguments)  # featurizes and stores the features
-                torch.manual_seed(0)
-                theirs = linear_probe.evaluate(**arguments)  # from the stored features: randperm right after the seed
+            theirs = clip_benchmark_run(dict(model=adapter.model, train_dataloader=train_loader, dataloader=test_loader, fewshot_k=k,
+                                             batch_size=batch_size, num_workers=0, lr=0.1, epochs=10, model_id=slug, seed=0,
+                                             feature_root=str(root / "features"), device="cuda", val_dataloader=val_loader, normalize=True,
+                                             amp=False, verbose=False))
             stored = torch.load(root / "features" / slug / "features_train.pt", weights_only=True)
             mine = Encoder(adapter, batch_size=batch_size).images([FileImage(p) for p, _ in folder.samples])
             if proportion:

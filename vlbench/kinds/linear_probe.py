@@ -109,6 +109,10 @@ class LinearProbeKind(TrainSplitKind):
         decisions.protocol["train_positions_sha256"] = hashlib.sha256(json.dumps(decisions.artifacts["train_positions"], sort_keys=True)
                                                                       .encode()).hexdigest()[:16]
         decisions.protocol["train_images"] = len(data.train.images)
+        if protocol.method == "clip_paper":  # its solver's numbers are scikit-learn's
+            from vlbench.registry import package_version
+
+            decisions.protocol["scikit_learn"] = package_version("scikit-learn")
         decisions.seed = protocol.seeds[0]
         self.decisions = decisions  # predict adds what each fit chose
         return decisions
