@@ -23,17 +23,21 @@ LIMIT = 300  # of each split
 
 
 @pytest.fixture(scope="module")
-def shapes_features():
-    """The features the probe tasks fit on (the model's normalised image embeddings, as the kinds get them),
-    in float64, and the labels; the procedures are then checked by independent code."""
+def shapes_encoder():
     from vlbench.encoding.encoder import Encoder
     from vlbench.models.openclip import OpenClipAdapter
     from vlbench.spec.catalog import Catalog
 
-    encoder = Encoder(OpenClipAdapter(Catalog.load().resolve_model(SHIPPED), device="cpu"))
+    return Encoder(OpenClipAdapter(Catalog.load().resolve_model(SHIPPED), device="cpu"))
+
+
+@pytest.fixture(scope="module")
+def shapes_features(shapes_encoder):
+    """The features the probe tasks fit on (the model's normalised image embeddings, as the kinds get them),
+    in float64, and the labels; the procedures are then checked by independent code."""
 
     def encode(seed: int) -> tuple[np.ndarray, np.ndarray]:
-        x = encoder.images([ShapesImage("single", seed, i, 128) for i in range(LIMIT)])
+        x = shapes_encoder.images([ShapesImage("single", seed, i, 128) for i in range(LIMIT)])
         return x.double().numpy(), np.array([classification_label(i) for i in range(LIMIT)])
 
     return {"train": encode(20251207), "test": encode(20240917)}
@@ -41,7 +45,7 @@ def shapes_features():
 
 @pytest.fixture(scope="module")
 def probe_results():
-    return vlbench.evaluate(SHIPPED, ["probe_shapes_clip_paper", "knn_shapes", "fewshot4_shapes"], limit=LIMIT, bootstrap_replicates=50,
+    return vlbench.evaluate(SHIPPED, ["probe_shapes_clip_paper", "knn_shapes", "fewshot4_shapes", "tipadapter4_shapes"], limit=LIMIT, bootstrap_replicates=50,
                             no_cache=True)
 
 
@@ -92,6 +96,53 @@ def test_knn_equals_a_hand_written_weighted_vote(probe_results, shapes_features)
     assert [s["top"][0] for s in result.samples] == expected
     assert result.metrics["acc1"] == pytest.approx(np.mean(np.array(expected) == test_y))
     assert result.result.task.protocol_used["k"] == 20
+
+
+def official_tip_adapter(encoder, test_x, keys, key_labels, alpha, beta):
+    """Tip-Adapter's training-free logits as its main.py / utils.py write them (clip_classifier: per class the mean of
+    the normalised template embeddings, renormalised; cache logits exp(-(beta - beta * affinity)) @ one-hot values)."""
+    from vlbench.datasets.shapes import object_classes
+
+    templates = [line for line in open("tasks/shapes/templates.txt").read().splitlines() if line]
+    weights = []
+    for name in object_classes():
+        embeddings = encoder.texts([t.replace("{c}", name) for t in templates]).double().numpy()
+        embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
+        mean = embeddings.mean(axis=0)
+        weights.append(mean / np.linalg.norm(mean))
+    clip_weights = np.stack(weights, axis=1)
+    values = np.eye(clip_weights.shape[1])[key_labels]
+    return 100.0 * test_x @ clip_weights + alpha * np.exp(-1 * (beta - beta * (test_x @ keys.T))) @ values
+
+
+def test_tip_adapter_equals_the_official_formula_on_each_seeds_shots(probe_results, shapes_features, shapes_encoder):
+    (train_x, train_y), (test_x, _) = shapes_features["train"], shapes_features["test"]
+    result = probe_results["tipadapter4_shapes"]
+    used = result.result.task.protocol_used
+    assert used["method"] == "tip_adapter" and used["alpha"] == 1.0 and used["beta"] == 1.0
+    for k, seed in enumerate((1, 2, 3)):
+        shots = probe_fit.fewshot_indices(train_y.tolist(), 4, seed, "coop")
+        logits = official_tip_adapter(shapes_encoder, test_x, train_x[shots], train_y[shots], 1.0, 1.0)
+        assert [s["top"][k][0] for s in result.samples] == logits.argmax(axis=1).tolist()
+
+
+def test_tip_adapter_search_follows_the_official_search_hp_loop():
+    rng = np.random.default_rng(0)
+    keys = torch.nn.functional.normalize(torch.randn(40, 16, dtype=torch.float64), dim=1)
+    key_labels = torch.arange(40) % 8
+    classifier = torch.nn.functional.normalize(torch.randn(8, 16, dtype=torch.float64), dim=1)
+    val_x = torch.nn.functional.normalize(keys[rng.integers(0, 40, 60)] + 0.8 * torch.randn(60, 16, dtype=torch.float64), dim=1)
+    val_y = key_labels[torch.as_tensor(rng.integers(0, 40, 60))]
+    betas, alphas = [i * (7 - 0.1) / 30 + 0.1 for i in range(30)], [i * (3 - 0.1) / 10 + 0.1 for i in range(10)]
+    best_acc, best = 0.0, (0.0, 0.0)
+    for beta in betas:  # utils.py search_hp
+        for alpha in alphas:
+            cache = torch.exp(-1 * (beta - beta * (val_x @ keys.T))) @ torch.nn.functional.one_hot(key_labels, 8).double()
+            acc = float(((100.0 * val_x @ classifier.T + cache * alpha).argmax(1) == val_y).double().mean())
+            if acc > best_acc:
+                best_acc, best = acc, (beta, alpha)
+    assert probe_fit.tip_adapter_grid(7, 30) == pytest.approx(betas) and probe_fit.tip_adapter_grid(3, 10) == pytest.approx(alphas)
+    assert probe_fit.tip_adapter_search(val_x, val_y, keys, key_labels, classifier, betas, alphas) == best
 
 
 def test_few_shot_draws_k_per_class_per_seed_and_reports_their_mean_and_spread(probe_results):
@@ -169,3 +220,72 @@ def test_a_missing_training_split_says_where_it_was_looked_for(tmp_path):
     (tmp_path / "cifar10" / "cifar-10-batches-py" / "test_batch").write_bytes(b"")
     with pytest.raises(DatasetNotFoundError, match=r"training split for task 'probe_cifar10' not found; looked for: .*cifar layout at"):
         LinearProbeKind().locate(spec, tmp_path)
+
+
+def write_coop_dtd(root, per_class=(5, 2, 3)):
+    """A CoOp DTD folder in the real layout: split_zhou_DescribableTextures.json ([path, label, class name] lists) and images/."""
+    from PIL import Image
+
+    names = ["banded", "zig_zagged", "dotted", "striped"]
+    colours = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (200, 200, 30)]
+    split = {}
+    for part, count in zip(("train", "val", "test"), per_class):
+        rows = []
+        for label, name in enumerate(names):
+            for n in range(count):
+                path = f"{name}/{name}_{part}_{n}.jpg"
+                (root / "dtd" / "images" / name).mkdir(parents=True, exist_ok=True)
+                Image.new("RGB", (40 + n, 40), colours[label]).save(root / "dtd" / "images" / path)
+                rows.append([path, label, name])
+        split[part] = rows
+    (root / "dtd" / "split_zhou_DescribableTextures.json").write_text(json.dumps(split))
+    return split
+
+
+def test_coop_split_tasks_read_coops_split_file_and_draw_its_shots(tmp_path):
+    split = write_coop_dtd(tmp_path / "data")
+    results = vlbench.evaluate(SHIPPED, ["tipadapter16_dtd"], data_root=tmp_path / "data", settings={"protocol.fewshot_k": 2},
+                               bootstrap_replicates=20, no_cache=True)
+    result = results["tipadapter16_dtd"]
+    assert [s["label"] for s in result.samples] == [label for _, label, _ in split["test"]]
+    inputs = result.result.task.inputs["files"]
+    assert any(name.endswith("split_zhou_DescribableTextures.json") for name in inputs)
+    assert any(name.startswith("train:") for name in inputs)
+    used = result.result.task.protocol_used
+    assert used["fewshot_k"] == 2 and used["fewshot_rule"] == "coop" and used["method"] == "tip_adapter"
+    train_labels = [label for _, label, _ in split["train"]]
+    for seed in (1, 2, 3):  # Dassl: per class in order of appearance, random.sample of k after seeding
+        draw = random.Random(seed)
+        expected = [p for c in range(4) for p in draw.sample([i for i, y in enumerate(train_labels) if y == c], 2)]
+        assert probe_fit.fewshot_indices(train_labels, 2, seed, "coop") == expected
+    from vlbench.datasets.classification import CoopSplitReader, CoopSplitSource
+
+    data = CoopSplitReader().read(str(tmp_path / "data" / "dtd"), CoopSplitSource(format="coop_split", split_file="split_zhou_DescribableTextures.json",
+                                                                              images_dir="images", split="val"), None, None)
+    assert data.classnames == ["banded", "zig zagged", "dotted", "striped"] and len(data.images) == 8
+    assert data.images[0].path.endswith("dtd/images/banded/banded_val_0.jpg")
+
+
+def test_a_malformed_coop_split_file_is_one_line_naming_it(tmp_path):
+    (tmp_path / "dtd").mkdir()
+    (tmp_path / "dtd" / "split_zhou_DescribableTextures.json").write_text(json.dumps({"train": [], "test": [["a.jpg", 0]]}))
+    with pytest.raises(VLBenchError, match="is not a CoOp split file"):
+        vlbench.evaluate(SHIPPED, ["tipadapter16_dtd"], data_root=tmp_path, no_cache=True)
+
+
+def test_the_aircraft_reader_reads_the_releases_variant_lists(tmp_path):
+    from PIL import Image
+
+    from vlbench.datasets.classification import AircraftReader, AircraftSource
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "variants.txt").write_text("707-320\nA300B4\nF/A-18\n")
+    (tmp_path / "images_variant_test.txt").write_text("0056978 A300B4\n1514522 F/A-18\n0034309 707-320\n")
+    for image_id in ("0056978", "1514522", "0034309"):
+        Image.new("RGB", (8, 8)).save(tmp_path / "images" / f"{image_id}.jpg")
+    data = AircraftReader().read(str(tmp_path), AircraftSource(format="fgvc_aircraft", split="test"), None, None)
+    assert data.labels == [1, 2, 0] and data.classnames == ["707-320", "A300B4", "F/A-18"]
+    assert data.images[1].path.endswith("images/1514522.jpg")
+    (tmp_path / "images_variant_test.txt").write_text("0056978 A310\n")
+    with pytest.raises(VLBenchError, match="variant 'A310' is not in"):
+        AircraftReader().read(str(tmp_path), AircraftSource(format="fgvc_aircraft", split="test"), None, None)

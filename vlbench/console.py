@@ -133,21 +133,28 @@ def make_progress(stream: TextIO | None = None) -> "RichProgress | LogProgress":
     return RichProgress() if stream.isatty() else LogProgress(stream)
 
 
-def format_metric(value: float | None) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.2f}"
+def format_metric(value: float | None, name: str | None = None) -> str:
+    """In percent with 2 decimals; a metric that is not a share of items (``metrics.NOT_PERCENTAGES``) as it is, 4 decimals."""
+    from vlbench.metrics import is_percentage
+
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{100 * value:.2f}" if is_percentage(name) else f"{value:.4f}"
 
 
-def format_with_ci(value: float | None, interval: Sequence[float | None] | None) -> str:
+def format_with_ci(value: float | None, interval: Sequence[float | None] | None, name: str | None = None) -> str:
     """``format_metric`` plus the 95% CI when known: "95.80 [94.10, 97.30]"."""
-    text = format_metric(value)
+    text = format_metric(value, name)
     if text != "-" and interval and all(v is not None for v in interval):
-        text += f" [{format_metric(interval[0])}, {format_metric(interval[1])}]"
+        text += f" [{format_metric(interval[0], name)}, {format_metric(interval[1], name)}]"
     return text
 
 
 def summary_table(model_id: str, outcomes: Iterable[TaskOutcome], suites: Iterable[tuple[str, float] | tuple[str, float, Sequence[float | None] | None]] = ()) -> Table:
     """One row per metric; the main metric first and in bold, with its 95% bootstrap CI (the task
     name on every row when piped)."""
+    from vlbench.metrics import is_percentage
+
     repeat = not console.is_terminal
     table = Table(title=f"vlbench results: {model_id}", title_justify="left")
     table.add_column("task")
@@ -163,8 +170,8 @@ def summary_table(model_id: str, outcomes: Iterable[TaskOutcome], suites: Iterab
             first = row == 0
             table.add_row(
                 outcome.task if first or repeat else "",
-                f"[bold]{name}[/bold]" if first else name,
-                format_with_ci(outcome.metrics.get(name), outcome.ci.get(name) if first else None),
+                (f"[bold]{name}[/bold]" if first else name) + ("" if is_percentage(name) else " (not %)"),
+                format_with_ci(outcome.metrics.get(name), outcome.ci.get(name) if first else None, name),
                 "" if outcome.n is None or not first else str(outcome.n),
                 status if first else "",
                 end_section=row == len(names) - 1,

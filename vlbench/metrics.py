@@ -8,6 +8,22 @@ from typing import Sequence
 import numpy as np
 import torch
 
+#: Metrics that are not shares of items (the geometry kind's distances and log-kernels): shown as they are, not in percent.
+NOT_PERCENTAGES = frozenset({"modality_gap", "alignment", "image_uniformity", "text_uniformity"})
+
+
+def is_percentage(name: str | None) -> bool:
+    """Whether tables show ``name`` in percent (every metric but ``NOT_PERCENTAGES``)."""
+    return name not in NOT_PERCENTAGES
+
+
+def value_range(name: str | None) -> tuple[float, float]:
+    """The values a metric can take: [0, 1] for shares of items; the adjusted Rand index goes below 0 (chance is 0);
+    the geometry diagnostics are any finite number."""
+    if name in NOT_PERCENTAGES:
+        return -math.inf, math.inf
+    return (-1.0, 1.0) if name == "ari" else (0.0, 1.0)
+
 
 def similarities(queries: torch.Tensor, candidates: torch.Tensor, unique_queries: bool = True) -> torch.Tensor:
     """``queries @ candidates.T`` ([Q, C]) computed once per distinct pair of rows and gathered, so that

@@ -30,6 +30,8 @@ MODEL_GENERATORS: Registry[Callable[[], list[str]]] = Registry("model collection
 BUILTIN_KINDS = {
     "association": "vlbench.kinds.association:AssociationKind",
     "classification": "vlbench.kinds.classification:ClassificationKind",
+    "clustering": "vlbench.kinds.clustering:ClusteringKind",
+    "geometry": "vlbench.kinds.geometry:GeometryKind",
     "grounding": "vlbench.kinds.grounding:GroundingKind",
     "knn": "vlbench.kinds.knn:KnnKind",
     "linear_probe": "vlbench.kinds.linear_probe:LinearProbeKind",

@@ -105,7 +105,7 @@ def rescore(
         metrics, ci, resampled, ties = rescore_with_ci(path, result)
         for name, value in metrics.items():
             if "/" not in name:  # breakdowns stay in the file
-                table.add_row(result.model.id, result.task.name, name, format_metric(result.metrics.get(name)), format_metric(value))
+                table.add_row(result.model.id, result.task.name, name, format_metric(result.metrics.get(name), name), format_metric(value, name))
         mismatches += [f"{path}: {name} stored {result.metrics.get(name)!r}, recomputed {metrics.get(name)!r}" for name in differences(result.metrics, metrics)]
         if write:
             result.metrics, result.ci, result.bootstrap, result.ties = metrics, ci, resampled, ties

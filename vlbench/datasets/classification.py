@@ -250,6 +250,86 @@ class CifarReader:
         return ClassificationData(images, labels, classnames=names)
 
 
+@schema
+class CoopSplitSource(SourceFields):
+    split_file: str = option(help="CoOp's split_zhou_<Dataset>.json, relative to the source's folder")
+    images_dir: str = option("", help="the folder its image paths are relative to, relative to the source's folder")
+    split: Literal["train", "val", "test"] = option("test", help="the split file's list to read")
+
+
+@CLASSIFICATION_READERS.register("coop_split")
+class CoopSplitReader:
+    """CoOp's split files (``split_zhou_<Dataset>.json``: lists ``train``, ``val``, ``test`` of ``[image path, label,
+    class name]``, read as CoOp's ``OxfordPets.read_split``), the images under ``images_dir``. Class names are the
+    split's own, by label, underscores read as spaces (as CoOp's prompts); a task's ``files.classnames`` wins."""
+
+    options = CoopSplitSource
+
+    def exists(self, location: Path, options: Any) -> bool:
+        return (Path(location) / options.split_file).is_file()
+
+    def inputs(self, location: Path, options: Any, spec: Any) -> list[Path]:
+        return [Path(location) / options.split_file]
+
+    def read(self, location: str, options: Any, spec: Any, ctx: Any) -> ClassificationData:
+        import json
+
+        path = Path(location) / options.split_file
+        try:
+            rows = json.loads(path.read_text(encoding="utf-8"))[options.split]
+            items = [(str(image), int(label), str(name)) for image, label, name in rows]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise VLBenchError(f"{path} is not a CoOp split file with a '{options.split}' list of [image path, label, class name] "
+                               f"({type(exc).__name__}: {exc})") from exc
+        if not items:
+            raise VLBenchError(f"{path}: its '{options.split}' list is empty")
+        names: dict[int, str] = {}
+        for _, label, name in items:
+            if names.setdefault(label, name) != name:
+                raise VLBenchError(f"{path}: label {label} is named both '{names[label]}' and '{name}'")
+        top = max(names)
+        classnames = [names.get(label, "").replace("_", " ") for label in range(top + 1)]
+        root = Path(location) / options.images_dir
+        return ClassificationData([FileImage(str(root / image)) for image, _, _ in items], [label for _, label, _ in items], classnames=classnames)
+
+
+@schema
+class AircraftSource(SourceFields):
+    split: Literal["train", "val", "trainval", "test"] = option("test", help="the release's images_variant_<split>.txt to read")
+
+
+@CLASSIFICATION_READERS.register("fgvc_aircraft")
+class AircraftReader:
+    """FGVC-Aircraft's release folder (its ``data/``: ``variants.txt``, ``images_variant_<split>.txt`` with lines
+    ``<image id> <variant>``, ``images/<image id>.jpg``), read as CoOp's ``FGVCAircraft``: 100 variants, labels in
+    the order of ``variants.txt``."""
+
+    options = AircraftSource
+
+    def exists(self, location: Path, options: Any) -> bool:
+        return (Path(location) / "variants.txt").is_file() and (Path(location) / f"images_variant_{options.split}.txt").is_file()
+
+    def inputs(self, location: Path, options: Any, spec: Any) -> list[Path]:
+        return [Path(location) / "variants.txt", Path(location) / f"images_variant_{options.split}.txt"]
+
+    def read(self, location: str, options: Any, spec: Any, ctx: Any) -> ClassificationData:
+        root = Path(location)
+        classnames = [line.strip() for line in (root / "variants.txt").read_text(encoding="utf-8").splitlines() if line.strip()]
+        labels_of = {name: label for label, name in enumerate(classnames)}
+        listing = root / f"images_variant_{options.split}.txt"
+        images: list[ImageRef] = []
+        labels: list[int] = []
+        for number, line in enumerate(listing.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            image_id, _, variant = line.strip().partition(" ")
+            if variant not in labels_of:
+                raise VLBenchError(f"{listing}:{number}: variant '{variant}' is not in {root / 'variants.txt'}")
+            images.append(FileImage(str(root / "images" / f"{image_id}.jpg")))
+            labels.append(labels_of[variant])
+        return ClassificationData(images, labels, classnames=classnames)
+
+
 @CLASSIFICATION_READERS.register("hf")
 class HFClassificationReader:
     """A Hugging Face dataset: saved with ``save_to_disk``, parquet files, or a hub id (opt-in)."""

@@ -2,7 +2,9 @@
 split, scored on the evaluated split (``vlbench.kinds.probe_fit`` has the procedures and their sources).
 
 ``protocol.method`` picks the procedure (``clip_benchmark``: its AdamW linear layer; ``clip_paper``: L-BFGS
-logistic regression with a searched L2 strength), ``fewshot_k`` the shots per class (-1: the whole split)
+logistic regression with a searched L2 strength; ``tip_adapter``: Tip-Adapter's training-free cache of the k-shot
+features added to the zero-shot classifier of the task's class names and templates — its cache keys are the
+features of the evaluation transform, where the official code averages 10 augmented views), ``fewshot_k`` the shots per class (-1: the whole split)
 and ``seeds`` the draws: each seed draws its own k-shot set (and validation part) and trains its own
 classifier. Metrics are means over the seeds, ``acc1_std`` their spread. Each test image's record holds,
 per seed, the 5 best classes, so the metrics and intervals are rescored from the records alone; the
@@ -31,12 +33,14 @@ from vlbench.spec.schema import SchemaError, option, schema
 from vlbench.spec.taskfile import TaskSpec
 
 TOP_K = 5
+CHOSEN = {"clip_benchmark": "weight_decay", "clip_paper": "l2_strength", "tip_adapter": "beta_alpha"}
 
 
 @schema
 class LinearProbeProtocol(ProtocolFields):
-    method: Literal["clip_benchmark", "clip_paper"] = option("clip_benchmark", help="clip_benchmark: CLIP_benchmark 1.6.2's AdamW linear "
-                                                             "layer; clip_paper: the CLIP paper's L-BFGS logistic regression (scikit-learn)")
+    method: Literal["clip_benchmark", "clip_paper", "tip_adapter"] = option(
+        "clip_benchmark", help="clip_benchmark: CLIP_benchmark 1.6.2's AdamW linear layer; clip_paper: the CLIP paper's L-BFGS logistic "
+        "regression (scikit-learn); tip_adapter: Tip-Adapter's training-free cache classifier added to the zero-shot classifier")
     fewshot_k: int = option(-1, help="training images per class (-1: the whole training split)", low=-1)
     fewshot_rule: Literal["clip_benchmark", "coop"] = option("clip_benchmark", help="how the k shots are drawn: the first k of each class "
                                                              "in a seeded permutation (CLIP_benchmark's fewshot_k) or random.sample per "
@@ -49,12 +53,21 @@ class LinearProbeProtocol(ProtocolFields):
     epochs: int = option(10, help="clip_benchmark: epochs over the training features", low=1)
     batch_size: int = option(64, help="clip_benchmark: features per step", low=1)
     max_iter: int = option(1000, help="clip_paper: L-BFGS iterations", low=1)
+    alpha: float = option(1.0, help="tip_adapter without a validation part: the cache logits' weight (the official TipAdapter class: 1)",
+                          low=0.0)
+    beta: float = option(1.0, help="tip_adapter without a validation part: the affinity's sharpness (every official config's init_beta: 1)",
+                         gt=0.0)
+    search_scale: list[float] = option([7.0, 3.0], help="tip_adapter with a validation part: the largest beta and alpha searched (the "
+                                       "official configs/imagenet.yaml search_scale)")
+    search_step: list[int] = option([200, 20], help="tip_adapter with a validation part: the number of betas and alphas searched")
 
     def check(self) -> None:
         if self.fewshot_k == 0:
             raise SchemaError("fewshot_k", "use -1 for the whole training split, or k >= 1 shots per class")
         if not self.seeds:
             raise SchemaError("seeds", "give at least one seed")
+        if len(self.search_scale) != 2 or len(self.search_step) != 2 or min(self.search_step) < 1:
+            raise SchemaError("search_scale", "give [largest beta, largest alpha] and search_step [betas, alphas], each at least 1")
         if self.method == "clip_paper" and self.val_proportion <= 0:
             raise SchemaError("val_proportion", "clip_paper searches its L2 strength on a held-out part: set val_proportion, e.g. 0.2")
 
@@ -109,6 +122,10 @@ class LinearProbeKind(TrainSplitKind):
         decisions.protocol["train_positions_sha256"] = hashlib.sha256(json.dumps(decisions.artifacts["train_positions"], sort_keys=True)
                                                                       .encode()).hexdigest()[:16]
         decisions.protocol["train_images"] = len(data.train.images)
+        if protocol.method == "tip_adapter":
+            from vlbench.kinds.classification import choose_prompts
+
+            decisions.protocol["prompts"] = {key: choose_prompts(spec, data.test, key)[1] for key in ("classnames", "templates")}
         if protocol.method == "clip_paper":  # its solver's numbers are scikit-learn's
             from vlbench.registry import package_version
 
@@ -140,13 +157,44 @@ class LinearProbeKind(TrainSplitKind):
         train_x, train_y = features(ctx.encoder, data.train, f"{spec.name} (train)")
         test_x, _ = features(ctx.encoder, data.test, spec.name)
         classes = int(train_y.max()) + 1  # CLIP_benchmark: the training labels' count
+        classifier = self.zero_shot(spec, data, ctx) if protocol.method == "tip_adapter" else None
+        if classifier is not None:
+            classes = classifier.shape[0]
         tops, chosen = [], {}
         for seed, (fit, held) in self.draws.items():
-            scores, chosen[str(seed)] = self.fit(protocol, train_x, train_y, test_x, classes, fit, held, seed)
+            if classifier is not None:
+                scores, chosen[str(seed)] = self.tip_adapter(protocol, train_x, train_y, test_x, classifier, fit, held)
+            else:
+                scores, chosen[str(seed)] = self.fit(protocol, train_x, train_y, test_x, classes, fit, held, seed)
             tops.append(metrics.stable_topk(scores, min(TOP_K, classes)))
-        self.decisions.protocol["chosen"] = {"weight_decay" if protocol.method == "clip_benchmark" else "l2_strength": chosen}
+        self.decisions.protocol["chosen"] = {CHOSEN[protocol.method]: chosen}
         for i, image in enumerate(data.test.images):
             yield {"i": i, "key": image.key, "label": data.test.labels[i], "top": [top[i].tolist() for top in tops]}
+
+    @staticmethod
+    def zero_shot(spec: TaskSpec, data: ProbeData, ctx: RunContext) -> torch.Tensor:
+        """[classes, d] the zero-shot classifier of the task's class names and templates (as the classification kind's)."""
+        from vlbench.kinds.classification import ClassificationKind, zero_shot_classifier
+
+        classnames, templates = ClassificationKind().prompts(spec, data.test)
+        top = int(max(data.train.labels, default=-1))
+        if top >= len(classnames):
+            raise VLBenchError(f"task '{spec.name}': the training split has label {top} but only {len(classnames)} class names")
+        return zero_shot_classifier(ctx.encoder, classnames, templates).float()
+
+    @staticmethod
+    def tip_adapter(protocol: LinearProbeProtocol, train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, classifier: torch.Tensor,
+                    fit: list[int], held: list[int]) -> tuple[torch.Tensor, list[float]]:
+        """One seed's Tip-Adapter logits: the k-shot features as the cache; beta and alpha searched on the held-out part
+        when there is one (the official search_hp), the protocol's otherwise."""
+        keys, key_labels = train_x[fit], train_y[fit]
+        beta, alpha = protocol.beta, protocol.alpha
+        if held:
+            (beta_scale, alpha_scale), (beta_steps, alpha_steps) = protocol.search_scale, protocol.search_step
+            beta, alpha = probe_fit.tip_adapter_search(train_x[held], train_y[held], keys, key_labels, classifier,
+                                                       probe_fit.tip_adapter_grid(beta_scale, beta_steps),
+                                                       probe_fit.tip_adapter_grid(alpha_scale, alpha_steps))
+        return probe_fit.tip_adapter_logits(test_x, keys, key_labels, classifier, alpha, beta), [beta, alpha]
 
     @staticmethod
     def fit(protocol: LinearProbeProtocol, train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, classes: int,

@@ -13,6 +13,8 @@ independent implementation:
   precision, and float32 fits at weak regularisation move with the last bits of C).
 - ``fewshot_indices``: k training examples per class, CLIP_benchmark's way (the first k of each class in a
   seeded permutation) or CoOp's (Dassl's ``generate_fewshot_dataset``: ``random.sample`` per class).
+- ``tip_adapter_logits``: Tip-Adapter's training-free cache classifier (Zhang et al. 2022, official ``main.py`` /
+  ``utils.py``) added to the zero-shot classifier; ``tip_adapter_search`` its validation search of beta and alpha.
 - ``weighted_knn``: DINO's weighted k-NN (``eval_knn.py``: cosine similarity, the k nearest training
   features vote with weight exp(similarity / T)).
 
@@ -168,3 +170,38 @@ def weighted_knn(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Ten
         weights = (nearest / temperature).exp()
         votes.append(torch.zeros(len(similarity), classes, dtype=weights.dtype).scatter_add_(1, train_y[positions], weights))
     return torch.cat(votes) if votes else torch.zeros(0, classes)
+
+
+def tip_adapter_grid(scale: float, steps: int) -> list[float]:
+    """One axis of Tip-Adapter's search (the official ``search_hp``): ``steps`` values from 0.1 towards ``scale``."""
+    return [i * (scale - 0.1) / steps + 0.1 for i in range(steps)]
+
+
+def tip_adapter_logits(features: torch.Tensor, keys: torch.Tensor, key_labels: torch.Tensor, classifier: torch.Tensor, alpha: float,
+                       beta: float, chunk: int = 4096) -> torch.Tensor:
+    """Tip-Adapter's (Zhang et al. 2022) training-free logits: 100 * f W^T (the zero-shot classifier, CLIP's logit
+    scale) + alpha * exp(-beta (1 - f K^T)) L, with K the k-shot training features (the cache keys) and L their
+    one-hot labels (the values)."""
+    values = torch.nn.functional.one_hot(key_labels, classifier.shape[0]).to(features.dtype)
+    out = []
+    for start in range(0, len(features), chunk):
+        f = features[start:start + chunk]
+        cache = torch.exp(-beta * (1 - f @ keys.T)) @ values
+        out.append(100.0 * f @ classifier.T + alpha * cache)
+    return torch.cat(out) if out else torch.zeros(0, classifier.shape[0])
+
+
+def tip_adapter_search(val_x: torch.Tensor, val_y: torch.Tensor, keys: torch.Tensor, key_labels: torch.Tensor, classifier: torch.Tensor,
+                       betas: Sequence[float], alphas: Sequence[float]) -> tuple[float, float]:
+    """(beta, alpha) of the official search: every beta (outer loop) and alpha (inner) of the grids, the first pair
+    with a strictly higher top-1 accuracy on the validation features kept."""
+    values = torch.nn.functional.one_hot(key_labels, classifier.shape[0]).to(val_x.dtype)
+    zero_shot, affinity = 100.0 * val_x @ classifier.T, val_x @ keys.T
+    best, chosen = 0.0, (0.0, 0.0)
+    for beta in betas:
+        cache = torch.exp(-beta * (1 - affinity)) @ values
+        for alpha in alphas:
+            accuracy = top1_accuracy(zero_shot + alpha * cache, val_y)
+            if accuracy > best:
+                best, chosen = accuracy, (beta, alpha)
+    return chosen

@@ -180,13 +180,17 @@ def setting_text(value: Any) -> str:
     return json.dumps(value) if isinstance(value, (dict, list)) else str(value)
 
 
-def _is_metric(value: Any) -> bool:
-    """None, or a number in [0, 1] (every vlbench metric is a share, a mean of shares or a ratio of counts)."""
+def _is_metric(value: Any, name: str | None = None) -> bool:
+    """None, or a finite number in the metric's range (``metrics.value_range``: [0, 1] for the shares, means of shares
+    and ratios of counts that nearly every metric is)."""
+    from vlbench.metrics import value_range
+
     if value is None:
         return True
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return False
-    return 0 <= value <= 1 and (isinstance(value, int) or math.isfinite(value))
+    low, high = value_range(name)
+    return low <= value <= high and (isinstance(value, int) or math.isfinite(value))
 
 
 def _need(condition: bool, what: str) -> None:
@@ -218,16 +222,20 @@ def _build(cls: type, payload: Any, name: str) -> Any:
 def _check_metrics(payload: dict[str, Any]) -> None:
     metrics = payload["metrics"]
     _need(isinstance(metrics, dict) and metrics != {}, "metrics is not a non-empty object")
-    bad = next((k for k, v in metrics.items() if not _is_metric(v)), None)
-    _need(bad is None, f"metric {bad!r} is {_shown(metrics.get(bad))}, not a number in [0, 1] or null")
+    bad = next((k for k, v in metrics.items() if not _is_metric(v, k.rsplit("/", 1)[-1])), None)
+    if bad is not None:
+        from vlbench.metrics import value_range
+
+        low, high = value_range(bad.rsplit("/", 1)[-1])
+        _need(False, f"metric {bad!r} is {_shown(metrics.get(bad))}, not a number in [{low:g}, {high:g}] or null")
     _need(isinstance(payload["main_metric"], str) and payload["main_metric"] in metrics, "main_metric does not name one of its metrics")
     ci = payload.get("ci") or {}
-    _need(isinstance(ci, dict) and all(isinstance(v, list) and len(v) == 2 and all(map(_is_metric, v)) for v in ci.values()),
+    _need(isinstance(ci, dict) and all(isinstance(v, list) and len(v) == 2 and all(_is_metric(x, k) for x in v) for k, v in ci.items()),
           "ci is not {metric: [low, high]} with numbers in [0, 1]")
     ties = payload.get("ties")
     _need(ties is None or (isinstance(ties, dict) and isinstance(ties.get("items", 0), int) and not isinstance(ties.get("items", 0), bool)
                            and isinstance(ties.get("metrics", {}), dict)
-                           and all(isinstance(b, dict) and all(map(_is_metric, b.values())) for b in ties.get("metrics", {}).values())),
+                           and all(isinstance(b, dict) and all(_is_metric(x, k) for x in b.values()) for k, b in ties.get("metrics", {}).items())),
           "ties is not {items: n, metrics: {metric: {low, high, expected}}}")
 
 
@@ -251,7 +259,8 @@ def from_json(payload: Any) -> Result:
     bootstrap = payload.get("bootstrap")
     if bootstrap is not None:
         bootstrap = _build(Bootstrap, bootstrap, "bootstrap")
-        _need(all(map(_is_metric, bootstrap.main_replicates)), "bootstrap.main_replicates is not a list of numbers in [0, 1]")
+        _need(all(_is_metric(v, payload["main_metric"]) for v in bootstrap.main_replicates),
+              "bootstrap.main_replicates is not a list of numbers in the main metric's range")
         _need(bootstrap.replicates_n >= 0 and 0 < bootstrap.level < 1, "bootstrap.replicates_n or level is out of range")
     fields = {k: payload[k] for k in ("created", "samples", "artifacts", "env", "timing") if k in payload}
     result = Result(schema_version=version, model=model, task=task, metrics=payload["metrics"], main_metric=payload["main_metric"],
