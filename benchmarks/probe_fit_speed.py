@@ -7,7 +7,8 @@ Features are unit vectors around one random centre per class (a separable, CLIP-
 split has a fifth as many. Each procedure runs in its own process, so its peak resident memory
 (``ru_maxrss``) is its own: CLIP_benchmark's linear layer (10 epochs, batch 64), the CLIP paper's
 scikit-learn L-BFGS fit at one L2 strength (its search fits ~15 of these; ``--lbfgs-iter`` caps the
-iterations, as a full fit to convergence on this size takes far longer), and DINO's 20-NN.
+iterations, as a full fit to convergence on this size takes far longer), the same fit with the torch
+solver (``protocol.solver: torch``; on CUDA where there is one), and DINO's 20-NN.
 """
 
 from __future__ import annotations
@@ -40,8 +41,10 @@ def run_one(method: str, n: int, dim: int, classes: int, lbfgs_iter: int) -> dic
     if method == "clip_benchmark":
         scores, _ = probe_fit.clip_benchmark_probe(train_x, train_y, test_x, classes, lr=0.1, epochs=10, batch_size=64, seed=0,
                                                    weight_decay=0.0, validation=None, refit_with_validation=True)
-    elif method == "clip_paper_one_fit":
-        model = probe_fit.fit_logistic(train_x.double().numpy(), train_y.numpy(), 1e-4, lbfgs_iter)
+    elif method in ("clip_paper_one_fit", "clip_paper_one_fit_torch"):
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        solver = "torch" if method.endswith("torch") else "scikit_learn"
+        model = probe_fit.fit_logistic(train_x.double().numpy(), train_y.numpy(), 1e-4, lbfgs_iter, solver, device)
         scores = torch.from_numpy(probe_fit.class_scores(model, test_x.double().numpy(), classes))
     else:
         scores = probe_fit.weighted_knn(train_x, train_y, test_x, classes, 20, 0.07)
@@ -62,15 +65,15 @@ def main() -> None:
         print(json.dumps(run_one(args.one, args.train, args.dim, args.classes, args.lbfgs_iter)))
         return
     print(f"{args.train} x {args.dim} training features, {args.classes} classes, {args.train // 5} test; torch threads {torch.get_num_threads()}")
-    for method in ("clip_benchmark", "knn", "clip_paper_one_fit"):
+    for method in ("clip_benchmark", "knn", "clip_paper_one_fit", "clip_paper_one_fit_torch"):
         done = subprocess.run([sys.executable, __file__, "--one", method, "--train", str(args.train), "--dim", str(args.dim),
                                "--classes", str(args.classes), "--lbfgs-iter", str(args.lbfgs_iter)], capture_output=True, text=True)
         if done.returncode:
             print(f"{method}: failed\n{done.stderr[-2000:]}")
             continue
         row = json.loads(done.stdout.strip().splitlines()[-1])
-        extra = f" (max_iter {args.lbfgs_iter})" if method == "clip_paper_one_fit" else ""
-        print(f"{method + extra:34} {row['seconds']:8.2f} s   peak RSS {row['peak_rss_mb']:8.1f} MB   acc1 {row['acc1']:.4f}")
+        extra = f" (max_iter {args.lbfgs_iter})" if method.startswith("clip_paper") else ""
+        print(f"{method + extra:42} {row['seconds']:8.2f} s   peak RSS {row['peak_rss_mb']:8.1f} MB   acc1 {row['acc1']:.4f}")
 
 
 if __name__ == "__main__":

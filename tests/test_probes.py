@@ -289,3 +289,32 @@ def test_the_aircraft_reader_reads_the_releases_variant_lists(tmp_path):
     (tmp_path / "images_variant_test.txt").write_text("0056978 A310\n")
     with pytest.raises(VLBenchError, match="variant 'A310' is not in"):
         AircraftReader().read(str(tmp_path), AircraftSource(format="fgvc_aircraft", split="test"), None, None)
+
+
+def test_the_torch_lbfgs_solver_reaches_scikit_learns_solution(shapes_features):
+    from sklearn.linear_model import LogisticRegression
+
+    (train_x, train_y), (test_x, _) = shapes_features["train"], shapes_features["test"]
+    for strength in (1e-3, 1e-1, 10.0):
+        reference = LogisticRegression(C=1 / strength, max_iter=10000, tol=1e-10).fit(train_x, train_y)
+        fitted = probe_fit.TorchLogistic(strength, 10000, tol=1e-10).fit(train_x, train_y)
+        assert np.abs(fitted.coef_ - reference.coef_).max() < 1e-3 * max(1.0, np.abs(reference.coef_).max())
+        assert (fitted.predict(test_x) == reference.predict(test_x)).all()
+    binary = (train_y % 2).astype(int)  # two classes: one binomial weight vector, as scikit-learn
+    reference = LogisticRegression(C=1.0, max_iter=10000, tol=1e-10).fit(train_x, binary)
+    fitted = probe_fit.TorchLogistic(1.0, 10000, tol=1e-10).fit(train_x, binary)
+    assert fitted.coef_.shape == reference.coef_.shape and np.abs(fitted.coef_ - reference.coef_).max() < 1e-4
+    assert (fitted.predict(test_x) == reference.predict(test_x)).all()
+
+
+def test_the_clip_paper_probe_with_the_torch_solver_predicts_as_scikit_learn(probe_results):
+    sklearn_run = probe_results["probe_shapes_clip_paper"]
+    torch_run = vlbench.evaluate(SHIPPED, ["probe_shapes_clip_paper"], limit=LIMIT, settings={"protocol.solver": "torch"},
+                                 bootstrap_replicates=0, no_cache=True)["probe_shapes_clip_paper"]
+    used = torch_run.result.task.protocol_used
+    assert used["solver"] == "torch" and used["solver_device"] == "cpu" and "torch" in used
+    # at weak L2 the validation accuracy is flat, so the search may stop one step apart (both solvers stop at tol 1e-4)
+    chosen = [run.result.task.protocol_used["chosen"]["l2_strength"]["0"] for run in (torch_run, sklearn_run)]
+    assert abs(np.log10(chosen[0]) - np.log10(chosen[1])) <= 2 * 12 / 96 + 1e-9
+    same = np.mean([a["top"][0][0] == b["top"][0][0] for a, b in zip(torch_run.samples, sklearn_run.samples)])
+    assert same >= 0.98

@@ -53,6 +53,9 @@ class LinearProbeProtocol(ProtocolFields):
     epochs: int = option(10, help="clip_benchmark: epochs over the training features", low=1)
     batch_size: int = option(64, help="clip_benchmark: features per step", low=1)
     max_iter: int = option(1000, help="clip_paper: L-BFGS iterations", low=1)
+    solver: Literal["scikit_learn", "torch"] = option("scikit_learn", help="clip_paper: scikit-learn's L-BFGS, or the same objective "
+                                                      "minimised by torch's full-batch L-BFGS on the model's device (a GPU where the run "
+                                                      "has one; equal to scikit-learn's solution within the solvers' tolerance)")
     alpha: float = option(1.0, help="tip_adapter without a validation part: the cache logits' weight (the official TipAdapter class: 1)",
                           low=0.0)
     beta: float = option(1.0, help="tip_adapter without a validation part: the affinity's sharpness (every official config's init_beta: 1)",
@@ -126,10 +129,13 @@ class LinearProbeKind(TrainSplitKind):
             from vlbench.kinds.classification import choose_prompts
 
             decisions.protocol["prompts"] = {key: choose_prompts(spec, data.test, key)[1] for key in ("classnames", "templates")}
-        if protocol.method == "clip_paper":  # its solver's numbers are scikit-learn's
+        if protocol.method == "clip_paper":  # the numbers are its solver's
             from vlbench.registry import package_version
 
-            decisions.protocol["scikit_learn"] = package_version("scikit-learn")
+            if protocol.solver == "torch":
+                decisions.protocol.update(torch=torch.__version__, solver_device=str(getattr(model, "device", "cpu")))
+            else:
+                decisions.protocol["scikit_learn"] = package_version("scikit-learn")
         decisions.seed = protocol.seeds[0]
         self.decisions = decisions  # predict adds what each fit chose
         return decisions
@@ -165,7 +171,7 @@ class LinearProbeKind(TrainSplitKind):
             if classifier is not None:
                 scores, chosen[str(seed)] = self.tip_adapter(protocol, train_x, train_y, test_x, classifier, fit, held)
             else:
-                scores, chosen[str(seed)] = self.fit(protocol, train_x, train_y, test_x, classes, fit, held, seed)
+                scores, chosen[str(seed)] = self.fit(protocol, train_x, train_y, test_x, classes, fit, held, seed, str(getattr(model, "device", "cpu")))
             tops.append(metrics.stable_topk(scores, min(TOP_K, classes)))
         self.decisions.protocol["chosen"] = {CHOSEN[protocol.method]: chosen}
         for i, image in enumerate(data.test.images):
@@ -198,12 +204,12 @@ class LinearProbeKind(TrainSplitKind):
 
     @staticmethod
     def fit(protocol: LinearProbeProtocol, train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, classes: int,
-            fit: list[int], held: list[int], seed: int) -> tuple[torch.Tensor, float]:
+            fit: list[int], held: list[int], seed: int, device: str = "cpu") -> tuple[torch.Tensor, float]:
         """One seed's classifier: its test scores and the hyperparameter it used."""
         if protocol.method == "clip_paper":
             x = train_x.double().numpy()  # float64: scikit-learn fits in the features' precision (float32 is fragile at weak L2)
             scores, strength = probe_fit.clip_paper_probe(x[fit], train_y[fit].numpy(), x[held], train_y[held].numpy(), test_x.double().numpy(),
-                                                          classes, max_iter=protocol.max_iter)
+                                                          classes, max_iter=protocol.max_iter, solver=protocol.solver, device=device)
             return torch.from_numpy(scores), strength
         validation = (train_x[held], train_y[held]) if held else None
         return probe_fit.clip_benchmark_probe(train_x[fit], train_y[fit], test_x, classes, lr=protocol.lr, epochs=protocol.epochs,
