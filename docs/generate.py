@@ -96,6 +96,8 @@ def kind_options() -> str:
             out.append(_options(f"{cls_name} (a mapping inside the above): {_cell(meaning)}", rows))
         for section, entries in doc["extra"].items():
             out.append(f"\n**{section}**\n\n" + "".join(f"- `{entry}`: {_cell(meaning)}\n" for entry, meaning in entries))
+        out.append("\n**samples** (the result's samples file: one JSON object per item)\n\n| field | type | meaning |\n|---|---|---|\n"
+                   + "".join(f"| `{field}` | {_cell(tp)} | {_cell(meaning)} |\n" for field, tp, meaning in doc["samples"]))
     return "".join(out)
 
 

@@ -365,3 +365,64 @@ def test_positional_records_as_vl_checklist_writes_them(tmp_path):
     data = read(tmp_path, {"format": "records", "annotation": "vlc.json", "fields": {"image": "0", "positives": "1.POS", "negatives": "1.NEG"}})
     assert [i.captions for i in data.instances] == [["a red car", "a blue car"], ["a cat", "a dog", "a cow"]]
     assert data.instances[1].images[0].path == str(tmp_path / "bench" / "vg" / "2.jpg")  # type: ignore[attr-defined]
+
+
+# -- records that need no trimming: missing images, the first N, image URLs, positional names -------------------
+def write_untouched_benchmark(tmp_path):
+    """An annotation file as an official evaluator ships it: image URLs with a host and a query string, 5 records of which
+    the evaluator scores the first 4 and skips those whose image was not downloaded (record 'c')."""
+    rows = [{"qid": q, "url": f"http://images.example.org/val2017/{n:012d}.jpg?dl=1", "pos": "a red cup", "neg": "a blue cup"}
+            for q, n in (("a", 1), ("b", 2), ("c", 3), ("d", 4), ("e", 5))]
+    (tmp_path / "bench").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "bench" / "ann.json").write_text(json.dumps(rows))
+    for n in (1, 2, 4, 5):
+        placeholder(tmp_path / "bench" / "imgs" / f"{n:012d}.jpg")
+    return {"format": "records", "annotation": "ann.json", "images": "bench/imgs", "first": 4, "missing_images": "skip",
+            "image_rewrite": {"basename": True}, "fields": {"id": "qid", "image": "url", "positives": "pos", "negatives": "neg"}}
+
+
+def test_an_untouched_file_with_urls_missing_images_and_first_n_runs_as_its_evaluator_does(tmp_path):
+    source = write_untouched_benchmark(tmp_path)
+    data = read(tmp_path, source)
+    assert [i.id for i in data.instances] == ["a", "b", "d"]  # 'e' is past the first 4, 'c' has no image
+    assert data.left_out == {"missing_images": {"records": 1, "examples": ["c"]}}
+    assert data.instances[2].images[0].path == str(tmp_path / "bench" / "imgs" / "000000000004.jpg")  # type: ignore[attr-defined]
+    with pytest.raises(VLBenchError, match=r"1 image\(s\) not found.*set missing_images: skip"):  # the default stays an error
+        read(tmp_path, {**source, "missing_images": "error"})
+    picked = read(tmp_path, {**{k: v for k, v in source.items() if k != "first"}, "positions": [4, 0]})
+    assert [i.id for i in picked.instances] == ["a", "e"]  # file order
+    regex = read(tmp_path, {**source, "image_rewrite": {"pattern": r"^.*/val2017/(\d+)\.jpg\?dl=1$", "replacement": r"\1.jpg"}})
+    assert [i.id for i in regex.instances] == ["a", "b", "d"]
+
+
+def test_skipped_records_are_recorded_said_and_part_of_the_results_identity(tmp_path, capsys):
+    source = write_untouched_benchmark(tmp_path)
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "untouched.yaml").write_text(json.dumps({"task": "untouched", "kind": "selection", "version": 1, "dataset": {"sources": [{**source, "path": "bench"}]},
+                                                      "protocol": {"outcomes": {"acc": {"rule": "top1_positive"}}}, "metrics": ["acc"], "main_metric": "acc"}))
+    outcome = run(tmp_path, ["untouched"], [tasks])["untouched"]
+    assert outcome.n == 3 and "1 record(s) left out: image file missing (missing_images: skip), e.g. c" in outcome.note
+    saved = result_schema.read(outcome.result_file)
+    assert saved.task.protocol_used["left_out"] == {"missing_images": {"records": 1, "examples": ["c"]}}
+    from vlbench.results.io import read_samples
+
+    samples = list(read_samples(saved.samples_file(outcome.result_file)))
+    assert [s["id"] for s in samples] == ["a", "b", "d"]  # each item's decision is in the samples, as the metric averages it
+    assert np.mean([s["outcomes"]["acc"] for s in samples]) == pytest.approx(outcome.metrics["acc"])
+    placeholder(tmp_path / "bench" / "imgs" / "000000000003.jpg")  # the image arrives: the old result is not reused
+    again = run(tmp_path, ["untouched"], [tasks])["untouched"]
+    assert again.status == "done" and again.n == 4 and again.note == ""
+
+
+def test_positional_field_names_need_no_quotes(tmp_path):
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "vlc.json").write_text(json.dumps([["vg/1.jpg", "a red car", "a blue car"]]))
+    placeholder(tmp_path / "bench" / "vg" / "1.jpg")
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "positional.yaml").write_text(
+        "task: positional\nkind: selection\nversion: 1\ndataset:\n  sources:\n    - format: records\n      path: bench\n"
+        "      annotation: vlc.json\n      fields: {image: 0, positives: 1, negatives: [2]}\n"
+        "protocol:\n  outcomes:\n    acc: {rule: top1_positive}\nmetrics: [acc]\nmain_metric: acc\n")
+    assert run(tmp_path, ["positional"], [tasks])["positional"].n == 1

@@ -301,3 +301,6 @@ def print_kind(name: str) -> None:
         console.print(f"[bold]{section}[/bold]")
         for entry, meaning in entries:
             console.print(f"  {entry}: {escape(meaning)}", highlight=False, soft_wrap=True)
+    console.print("[bold]samples[/bold] (the result's samples file: one JSON object per item)")
+    for field_name, field_type, meaning in doc["samples"]:
+        console.print(f"  {field_name} ({escape(field_type)}): {escape(meaning)}", highlight=False, soft_wrap=True)

@@ -159,6 +159,8 @@ def _summarise(catalog: Any, settings: Any, runs: list[tuple[Any, list[Any]]], f
         for outcome in outcomes:
             if outcome.status == "unsupported":
                 note(f"{outcome.task}: not run: {outcome.note}")
+            elif outcome.status == "done" and outcome.note:
+                note(f"{outcome.task}: {outcome.note}")
             if (line := tie_note(outcome.task, outcome.main_metric, outcome.ties)) is not None:
                 note(line)
         note(f"results in {settings.output / model_spec.slug}")

@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from string import Formatter
-from typing import Any
+from typing import Any, Literal
 
 from vlbench.datasets.base import AnnotationFileReader
 from vlbench.datasets.images import BytesImage, FileImage, ImageRef
@@ -27,18 +27,23 @@ from vlbench.errors import VLBenchError
 from vlbench.registry import did_you_mean
 from vlbench.spec.schema import SchemaError, as_dict, option, schema
 from vlbench.spec.fields import SplitSource
+from vlbench.stamps import Input
+
+#: A field name, or several; numbers are positional names (a record that is a list: ``0``, ``1``), so YAML need not quote them.
+FieldNames = str | int | list[str | int] | None
+
 
 @schema
 class RecordFields:
     """Keys of ``fields:`` in a records source. Dotted names (``mturk.caption``) reach into nested mappings."""
 
-    image: str | list[str] | None = option(None, help="field(s) with the image file name or id (records that are lists name their items '0', '1', '1.POS', ...); several fields give several images per record (scored as an images x captions matrix); none: a text-only task")
-    positives: str | list[str] | None = option(None, help="field(s) with captions that describe the image; a field may hold a list of captions")
-    negatives: str | list[str] | None = option(None, help="field(s) with captions that do not (foils, hard negatives); a field may hold a list")
-    negative_images: str | list[str] | None = option(None, help="field(s) with images the positive captions do not describe; scored with an outcome's candidates: images (a caption ranks images)")
-    captions: str | list[str] | None = option(None, help="instead of positives/negatives, with several images: caption i belongs to image i (Winoground-style matrices)")
-    groups: str | list[str] = option([], help="field(s) whose values split the results into per-group metrics (protocol.breakdown / macro)")
-    id: str | None = option(None, help="field with the item id (default: the mapping key of a JSON mapping, else the record's position)")
+    image: FieldNames = option(None, help="field(s) with the image file name or id (records that are lists name their items '0', '1', '1.POS', ...); several fields give several images per record (scored as an images x captions matrix); none: a text-only task")
+    positives: FieldNames = option(None, help="field(s) with captions that describe the image; a field may hold a list of captions")
+    negatives: FieldNames = option(None, help="field(s) with captions that do not (foils, hard negatives); a field may hold a list")
+    negative_images: FieldNames = option(None, help="field(s) with images the positive captions do not describe; scored with an outcome's candidates: images (a caption ranks images)")
+    captions: FieldNames = option(None, help="instead of positives/negatives, with several images: caption i belongs to image i (Winoground-style matrices)")
+    groups: str | int | list[str | int] = option([], help="field(s) whose values split the results into per-group metrics (protocol.breakdown / macro)")
+    id: str | int | None = option(None, help="field with the item id (default: the mapping key of a JSON mapping, else the record's position)")
 
     def check(self) -> None:
         images, captions = names(self.image), names(self.captions)
@@ -72,6 +77,28 @@ FILTER_TESTS = ("at_least", "at_most", "equals", "one_of", "truthy")
 
 
 @schema
+class ImageRewrite:
+    """How a record's image value becomes the file name ``image_pattern`` formats (``image_rewrite:``)."""
+
+    pattern: str | None = option(None, help="a regular expression; each match in the value is replaced by replacement (re.sub), e.g. "
+                                 "'^https?://[^/]+/' with '' strips a URL's host")
+    replacement: str = option("", help="what replaces each match of pattern (\\1 for its first group)")
+    basename: bool = option(False, help="keep only the last part of the value's path (after pattern): 'http://host/val2017/1.jpg?x=1' -> "
+                            "'1.jpg', 'images/a/b.png' -> 'b.png'")
+
+    def check(self) -> None:
+        if self.pattern is None and not self.basename:
+            raise SchemaError("", "give pattern (with replacement) or basename: true")
+        if self.pattern is not None:
+            import re
+
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise SchemaError("pattern", f"is not a regular expression: {exc}") from None
+
+
+@schema
 class RecordsSource(SplitSource):
     """Keys of a ``dataset.sources`` entry with ``format: records``."""
 
@@ -81,14 +108,23 @@ class RecordsSource(SplitSource):
     image_pattern: str = option("{}", help="file name made from the image field: '{}' is its value, e.g. 'COCO_val2014_{:012d}.jpg'; '{name}' is any field of the record, e.g. '{image_id}.jpg'; may sit under dataset:")
     filter: list[FilterCondition] | FilterCondition = option([], help="conditions a record must meet to be kept (all of them); may sit under dataset:")
     absolute_images: bool = option(False, help="image values may be absolute paths, used as written (off: every image is a file name inside the image folders, and one that leaves them is refused)")
+    image_rewrite: ImageRewrite | None = option(None, help="turn image values (URLs, paths with a prefix) into file names before image_pattern: a regular expression replacement and/or the basename; may sit under dataset:")
+    missing_images: Literal["error", "skip"] = option("error", help="a record whose image file is missing: error (the default: the run stops, naming it) or skip (left out, as some official evaluators do; the count is recorded in the result's protocol_used.left_out and shown after the summary); may sit under dataset:")
+    first: int | None = option(None, help="keep only the first N records of the file (file order, before filter), as official evaluators that score the first N do", low=1)
+    positions: list[int] | None = option(None, help="keep only the records at these 0-based positions of the file (before filter), in file order")
+
+    def check(self) -> None:
+        if self.first is not None and self.positions is not None:
+            raise SchemaError("positions", "give first or positions, not both")
+        if self.positions is not None and any(p < 0 for p in self.positions):
+            raise SchemaError("positions", "positions are 0-based: none is below 0")
 
 
 #: Options that may sit under ``dataset:`` instead, shared by every records source (a source's own value wins).
-SHARED_OPTIONS = ("fields", "filter", "image_pattern")
+SHARED_OPTIONS = ("fields", "filter", "image_pattern", "image_rewrite", "missing_images")
 
-
-def names(value: str | list[str] | None) -> list[str]:
-    return [] if value is None else [value] if isinstance(value, str) else list(value)
+def names(value: str | int | list[str | int] | None) -> list[str]:
+    return [] if value is None else [str(value)] if isinstance(value, (str, int)) else [str(v) for v in value]
 
 
 @dataclass(frozen=True)
@@ -105,6 +141,7 @@ class Mapping:
     filters: list[dict[str, Any]]
     pattern: str
     absolute_images: bool = False
+    rewrite: ImageRewrite | None = None
 
     @classmethod
     def of(cls, options: RecordsSource) -> "Mapping":
@@ -113,8 +150,9 @@ class Mapping:
         filters = [options.filter] if isinstance(options.filter, FilterCondition) else options.filter
         return cls(
             names(fields.image), names(fields.negative_images), names(fields.positives), names(fields.negatives), names(fields.captions),
-            names(fields.groups), fields.id, [{k: v for k, v in as_dict(c).items() if v is not None} for c in filters], options.image_pattern,
-            options.absolute_images,
+            names(fields.groups), None if fields.id is None else str(fields.id),
+            [{k: v for k, v in as_dict(c).items() if v is not None} for c in filters], options.image_pattern, options.absolute_images,
+            options.image_rewrite,
         )
 
     def caption_fields(self) -> list[str]:
@@ -177,6 +215,7 @@ class ImageFinder:
     pattern: str
     where: str
     absolute: bool = False  # the source's absolute_images: absolute paths are used as written
+    rewrite: ImageRewrite | None = None  # the source's image_rewrite, applied to the value before the pattern
 
     def __call__(self, value: Any, record: dict[str, Any], field: str, key: str) -> ImageRef:
         if isinstance(value, dict) and value.get("bytes") is not None:  # a parquet / Hugging Face image cell
@@ -186,6 +225,8 @@ class ImageFinder:
             return BytesImage(f"{self.where}#{key}:{field}", bytes(value["bytes"]))
         if isinstance(value, dict) and value.get("path"):
             value = value["path"]
+        if self.rewrite is not None:
+            value = rewritten(str(value), self.rewrite)
         name = file_name(self.pattern, value, record)
         if Path(name).is_absolute():
             if not self.absolute:
@@ -203,11 +244,36 @@ class ImageFinder:
         return FileImage(str(self.roots[0] / name))
 
 
+def rewritten(value: str, rewrite: ImageRewrite) -> str:
+    """``image_rewrite`` applied to one image value: the regular expression replacement, then the basename (of a URL's
+    path without its query, or of a file path)."""
+    import re
+    from urllib.parse import urlsplit
+
+    if rewrite.pattern is not None:
+        value = re.sub(rewrite.pattern, rewrite.replacement, value)
+    if rewrite.basename:
+        path = urlsplit(value).path if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", value) else value
+        value = path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    return value
+
+
 def within(path: Path, folder: Path) -> bool:
     """Whether ``path`` stays inside ``folder`` as written ('..' resolved, symbolic links not followed: an
     image folder may hold links to files elsewhere, a record's value may not climb out of it)."""
     base, target = os.path.normpath(os.path.abspath(folder)), os.path.normpath(os.path.abspath(path))
     return target == base or target.startswith(base.rstrip(os.sep) + os.sep)
+
+
+def without_missing_images(instances: list[SelectionInstance]) -> tuple[list[SelectionInstance], list[str]]:
+    """The instances whose image files all exist, and the ids of the others."""
+    kept, skipped = [], []
+    for inst in instances:
+        if all(Path(ref.path).is_file() for ref in inst.images if isinstance(ref, FileImage)):
+            kept.append(inst)
+        else:
+            skipped.append(inst.id)
+    return kept, skipped
 
 
 def unknown_field_error(path: Path, field: str, option: str, record: dict[str, Any]) -> VLBenchError:
@@ -244,6 +310,17 @@ class RecordsReader(AnnotationFileReader):
             return [Path(location)]
         return [Path(f) if override else data_root / f for f in folders]
 
+    def inputs(self, location: Path, options: Any, spec: Any) -> list[Input | Path]:
+        """The records file; with ``missing_images: skip`` also the image folders' listings, since which images are
+        there decides which records are scored (a result is recomputed when images appear or go)."""
+        found = super().inputs(location, options, spec)
+        if options.missing_images == "skip":
+            data_root = Path(location)
+            for _ in Path(options.path or "").parts:  # the source's folder is <data root>/<path>
+                data_root = data_root.parent
+            found += [Input(root) for root in self.roots(str(location), options, spec, data_root) if root.is_dir()]
+        return found
+
     def check(self, location: str, options: Any, spec: Any) -> None:
         """Read the first records and check every mapped field is there (cheap; before model load)."""
         check_fields(Path(location) / options.annotation, Mapping.of(options))
@@ -252,18 +329,36 @@ class RecordsReader(AnnotationFileReader):
         path = Path(location) / options.annotation
         mapping = Mapping.of(options)
         roots = self.roots(location, options, spec, Path(ctx.data_root))
-        find = ImageFinder(roots, mapping.pattern, str(path), mapping.absolute_images)
+        find = ImageFinder(roots, mapping.pattern, str(path), mapping.absolute_images, mapping.rewrite)
         instances = []
-        for key, record in iter_records(path):
+        wanted = set(options.positions) if options.positions is not None else None
+        seen = 0
+        for position, (key, record) in enumerate(iter_records(path)):
+            if options.first is not None and position >= options.first:
+                break
+            if wanted is not None and position not in wanted:
+                continue
+            seen += 1
             where = f"{path}, record {key}"
             if not all(keep(record, c, where) for c in mapping.filters):
                 continue
             instances.append(self.instance(record, key, mapping, find, path))
+        if wanted is not None and seen < len(wanted):
+            raise VLBenchError(f"{path}: positions name {len(wanted) - seen} record(s) past the file's end (its last position: {max(wanted)} "
+                               "asked, fewer records there)")
         if not instances:
             raise VLBenchError(f"{path}: no record passes the filter {mapping.filters}")
+        where = roots[0] if len(roots) == 1 else Path(", ".join(map(str, roots)))
+        left_out: dict[str, Any] = {}
+        if options.missing_images == "skip":
+            instances, skipped = without_missing_images(instances)
+            if skipped:
+                left_out["missing_images"] = {"records": len(skipped), "examples": skipped[:5]}
+            if not instances:
+                raise VLBenchError(f"{path}: every record's image is missing (missing_images: skip); images go under {where}")
         files = [ref for inst in instances for ref in inst.images if isinstance(ref, FileImage)]
-        check_images_exist(files, roots[0] if len(roots) == 1 else Path(", ".join(map(str, roots))), "see the task's help ('vlbench show <task>')")
-        return SelectionData(instances)
+        check_images_exist(files, where, "see the task's help ('vlbench show <task>'), or set missing_images: skip to leave such records out")
+        return SelectionData(instances, left_out=left_out)
 
     @staticmethod
     def instance(record: dict[str, Any], key: str, mapping: Mapping, find: ImageFinder, path: Path) -> SelectionInstance:

@@ -48,9 +48,11 @@ class SelectionData:
     instances: list[SelectionInstance]
     artifacts: dict[str, Any] = field(default_factory=dict)  # files that reproduce the task (saved with results)
     seed: int | None = None  # the seed that generated part of the items (ARO order options), recorded as env.seed
+    #: Items of the data the run leaves out, by reason (the records format's missing_images: skip): {reason: {records, examples}}
+    left_out: dict[str, Any] = field(default_factory=dict)
 
     def limited(self, limit: int | None) -> "SelectionData":
-        return self if limit is None else SelectionData(self.instances[:limit], self.artifacts, self.seed)
+        return self if limit is None else SelectionData(self.instances[:limit], self.artifacts, self.seed, self.left_out)
 
 
 def read_json(path: Path) -> Any:

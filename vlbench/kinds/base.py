@@ -47,6 +47,9 @@ class Decisions:
     protocol: dict[str, Any] = field(default_factory=dict)
     artifacts: dict[str, Any] = field(default_factory=dict)
     seed: int | None = None  # the seed that decided a random part of the task (generated options), recorded as env.seed
+    #: Items of the data the task leaves out, by reason ({"missing_images": {"records": n, "examples": [ids]}}): recorded as
+    #: protocol_used.left_out and said after the run's summary.
+    left_out: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

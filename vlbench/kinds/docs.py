@@ -8,7 +8,7 @@ from typing import Any
 from vlbench.registries import TASK_KINDS
 from vlbench.spec.checking import source_schema
 from vlbench.spec.fields import DatasetFields, TaskFields
-from vlbench.spec.schema import _args, describe, hints, is_schema, json_schema
+from vlbench.spec.schema import _args, describe, hints, is_schema, json_schema, matches, type_name
 
 
 def nested_schemas(*roots: type) -> dict[str, type]:
@@ -44,7 +44,15 @@ def kind_doc(name: str) -> dict[str, Any]:
                    for cls_name, cls in nested_schemas(kind.protocol_schema, kind.files_schema,
                                                        *(source_schema(kind, fmt) for fmt in kind.readers.names())).items()},
         "extra": kind.docs(),
+        "samples": samples_layout(kind),
     }
+
+
+def samples_layout(kind: Any) -> list[tuple[str, str, str]]:
+    """The fields of the kind's per-item records (the result's samples file, one JSON object per line):
+    (field, type, meaning), a type that admits null marking a field only some records have."""
+    return [(name, type_name(tp).replace(" or null", "") + (", not in every record" if matches(None, tp) else ""), meaning)
+            for name, (tp, meaning) in kind.record_fields.items()]
 
 
 def _source_schema(kind: Any) -> dict[str, Any]:

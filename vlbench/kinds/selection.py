@@ -208,6 +208,8 @@ class SelectionKind(TaskKind):
         "positives": (list[int] | None, "records format: the positive captions"),
         "groups": (dict[str, str] | None, "records format: group field -> value"),
         "positive_images": (list[int] | None, "records format: the images the positive captions describe"),
+        "outcomes": (dict[str, float] | None, "the item's value of each outcome (1 right, 0 wrong; a fraction for pairwise), as the "
+                     "metrics average them: items compare without recomputing"),
     }
     RULE_METRICS: dict[str, tuple[str, ...]] = {
         "argmax": ("accuracy", "macro_accuracy"),
@@ -244,7 +246,7 @@ class SelectionKind(TaskKind):
         return data.limited(ctx.limit), located
 
     def decide(self, model: Any, data: SelectionData, spec: TaskSpec) -> Decisions:
-        return Decisions(protocol=as_dict(self.options(spec)), artifacts=dict(data.artifacts), seed=data.seed)
+        return Decisions(protocol=as_dict(self.options(spec)), artifacts=dict(data.artifacts), seed=data.seed, left_out=dict(data.left_out))
 
     def predict(self, model: Any, data: SelectionData, spec: TaskSpec, ctx: RunContext) -> Iterator[dict[str, Any]]:
         images = list({ref.key: ref for inst in data.instances for ref in inst.images}.values())
@@ -272,7 +274,18 @@ class SelectionKind(TaskKind):
                     record["groups"] = inst.groups
                 if inst.positive_images is not None:
                     record["positive_images"] = inst.positive_images
+            record["outcomes"] = self.item_outcomes(record, spec)
             yield record
+
+    def item_outcomes(self, record: dict[str, Any], spec: TaskSpec) -> dict[str, float]:
+        """One item's decisions: every declared outcome's value, or the rule's (correct; text / image / group)."""
+        protocol = self.options(spec)
+        if protocol.outcomes is not None:
+            from vlbench.kinds.selection_outcomes import outcome_values
+
+            return {name: float(outcome_values([record], options)[0]) for name, options in spec.protocol["outcomes"].items()}
+        rule: Callable = SELECTION_RULES.get(protocol.rule)
+        return {name: float(value) for name, value in rule(record["scores"], record.get("answer")).items()}
 
     def ties(self, records: list[dict[str, Any]], spec: TaskSpec) -> dict[str, Any]:
         """Items whose outcome an exact tie decides: those whose outcome changes when the positive side's

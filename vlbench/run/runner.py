@@ -123,6 +123,8 @@ class Runner:
         ctx.models = {text: self.models.extra(text, encoder)[:2] for text in kind.extra_models(task)}
         data, located = self.preloaded[task.name] if task.name in self.preloaded else kind.load(task, ctx)
         decisions = kind.decide(model, data, task)
+        if decisions.left_out:
+            decisions.protocol["left_out"] = decisions.left_out
         if ctx.models:
             members = {text: self.models.extra(text, encoder) for text in ctx.models}
             decisions.protocol["models"] = {model.spec.id: {"logit_scale": model.logit_scale, "fingerprint": fingerprint}} | {
@@ -161,4 +163,11 @@ class Runner:
             metrics=metrics, samples=samples, artifacts=artifacts, env=env.for_task(decisions.seed), timing=timing, ci=ci,
             bootstrap=resampled, ties=ties))
         return TaskOutcome(task.name, "done", task.main_metric, metrics, n, path, time.perf_counter() - started,
-                           ci=ci, replicates=resampled.main_replicates if resampled else None, ties=ties)
+                           ci=ci, replicates=resampled.main_replicates if resampled else None, ties=ties, note=left_out_note(decisions.left_out))
+
+
+def left_out_note(left_out: dict[str, Any]) -> str:
+    """One line on the items a task left out ("3 record(s) left out: image file missing (missing_images: skip), e.g. 17")."""
+    reasons = {"missing_images": "image file missing (missing_images: skip)"}
+    return "; ".join(f"{entry['records']} record(s) left out: {reasons.get(reason, reason)}, e.g. {', '.join(map(str, entry['examples'][:3]))}"
+                     for reason, entry in left_out.items())
