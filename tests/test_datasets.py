@@ -44,6 +44,20 @@ def test_imagefolder_sorted_classes_and_names(tmp_path):
     assert data.images[0].load().mode == "RGB"
 
 
+def test_imagefolder_with_numbered_class_folders_as_imagenet_v2_ships_them(tmp_path):
+    from PIL import Image
+
+    for index in (0, 1, 2, 10):  # sorted as text, '10' would come before '2'
+        (tmp_path / "v2" / str(index)).mkdir(parents=True)
+        Image.new("RGB", (4, 4)).save(tmp_path / "v2" / str(index) / f"img{index}.jpeg")
+    data = ImageFolderReader().read(str(tmp_path / "v2"), source_options(ImageFolderReader, {"class_folders": "numeric"}), None, None)
+    assert [(ref.path.rsplit("/", 2)[-2], label) for ref, label in zip(data.images, data.labels)] == [("0", 0), ("1", 1), ("2", 2), ("10", 10)]
+    assert data.classnames is None  # the task's ImageNet class names apply
+    (tmp_path / "v2" / "extra").mkdir()
+    with pytest.raises(VLBenchError, match="class folder 'extra' is not a class index"):
+        ImageFolderReader().read(str(tmp_path / "v2"), source_options(ImageFolderReader, {"class_folders": "numeric"}), None, None)
+
+
 def test_imagefolder_with_no_images_is_a_clear_error(tmp_path):
     (tmp_path / "tree" / "cat").mkdir(parents=True)
     with pytest.raises(VLBenchError, match="no images found"):

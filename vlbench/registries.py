@@ -33,6 +33,7 @@ BUILTIN_KINDS = {
     "clustering": "vlbench.kinds.clustering:ClusteringKind",
     "geometry": "vlbench.kinds.geometry:GeometryKind",
     "grounding": "vlbench.kinds.grounding:GroundingKind",
+    "instance_retrieval": "vlbench.kinds.instance_retrieval:InstanceRetrievalKind",
     "knn": "vlbench.kinds.knn:KnnKind",
     "linear_probe": "vlbench.kinds.linear_probe:LinearProbeKind",
     "multilabel_classification": "vlbench.kinds.multilabel:MultilabelKind",

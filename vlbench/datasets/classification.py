@@ -57,15 +57,21 @@ class HFClassificationSource(SplitSource):
     label_key: str = option("label", help="label column (class names from its ClassLabel names)")
 
 
+@schema
+class ImageFolderSource(SourceFields):
+    class_folders: Literal["sorted", "numeric"] = option("sorted", help="sorted: the class folders in sorted order are classes 0, 1, ...; "
+                                                         "numeric: each folder's name is its class index (ImageNet-V2's 0 .. 999)")
+
+
 @CLASSIFICATION_READERS.register("imagefolder")
 class ImageFolderReader:
-    """``<root>/<class>/<image>``; classes in sorted folder order, names from folder names.
+    """``<root>/<class>/<image>``; classes in sorted folder order (or numbered by their names), names from folder names.
 
     With ``files.class_subset`` in the task (e.g. ObjectNet's 113 of its 313 folders), only the
     folders named there are read.
     """
 
-    options = SourceFields
+    options = ImageFolderSource
 
     def exists(self, location: Path, options: Any) -> bool:
         return location.is_dir() and any(p.is_dir() for p in location.iterdir())
@@ -80,15 +86,21 @@ class ImageFolderReader:
             missing = sorted(wanted - {d.name for d in class_dirs})
             if missing:
                 raise VLBenchError(f"{root} lacks {len(missing)} class folder(s) of the task's class subset, e.g. {missing[0]}")
+        numeric = getattr(options, "class_folders", "sorted") == "numeric"
+        if numeric:
+            odd = next((d.name for d in class_dirs if not d.name.isdigit()), None)
+            if odd is not None:
+                raise VLBenchError(f"{root}: class folder '{odd}' is not a class index (class_folders: numeric names each folder by its index)")
+            class_dirs = sorted(class_dirs, key=lambda d: int(d.name))
         images: list[ImageRef] = []
         labels: list[int] = []
         for label, class_dir in enumerate(class_dirs):
             files = sorted(p for p in class_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
             images += [FileImage(str(p)) for p in files]
-            labels += [label] * len(files)
+            labels += [int(class_dir.name) if numeric else label] * len(files)
         if not images:
             raise VLBenchError(f"no images found under {root} (expected <class>/<image> files)")
-        names = [d.name.replace("_", " ") for d in class_dirs]
+        names = None if numeric else [d.name.replace("_", " ") for d in class_dirs]
         return ClassificationData(images, labels, classnames=names)
 
 

@@ -69,7 +69,8 @@ def _parquet(path: Path) -> Iterator[tuple[str, Any]]:
             index += 1
 
 
-TABLE_READERS: dict[str, Callable[[Path], Iterator[tuple[str, Any]]]] = {".json": _json, ".jsonl": _jsonl, ".csv": _csv, ".parquet": _parquet}
+TABLE_READERS: dict[str, Callable[[Path], Iterator[tuple[str, Any]]]] = {".json": _json, ".jsonl": _jsonl, ".jsonlines": _jsonl, ".csv": _csv,
+                                                                      ".parquet": _parquet}
 
 
 def iter_records(path: Path) -> Iterator[tuple[str, Any]]:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from vlbench.datasets import hf, wds
 from vlbench.datasets.base import AnnotationFileReader
 from vlbench.datasets.images import FileImage, ImageRef
+from vlbench.datasets.records import FilterCondition
 from vlbench.datasets.shapes import (
     GeneratedReader,
     ShapesImage,
@@ -128,6 +129,100 @@ class AnnotationJsonReader(AnnotationFileReader):
                 raise VLBenchError(f"image {path} listed in {annotation.name} not found; images go under {images_dir}")
             images.append(FileImage(str(found)))
         return RetrievalData(images, [[caption] for _, caption in pairs])
+
+
+@schema
+class CaptionFilesSource(SourceFields):
+    caption_dir: str = option("caption", help="folder of <name>.txt caption files, relative to the source's folder")
+    image_dir: str = option("image", help="folder of the images, relative to the source's folder")
+    image_suffix: str = option(".jpg", help="an image's file name: the caption file's stem plus this")
+    lines: Literal["first", "all"] = option("first", help="first: a caption file's first line is its caption (Long-CLIP's Urban1k.py: "
+                                            "readlines()[0]); all: every non-empty line is a caption of the image")
+
+
+@RETRIEVAL_READERS.register("caption_files")
+class CaptionFilesReader:
+    """One caption file per image (Long-CLIP's Urban-1k: ``caption/<name>.txt`` beside ``image/<name>.jpg``), in
+    sorted file-name order."""
+
+    options = CaptionFilesSource
+
+    def exists(self, location: Path, options: Any) -> bool:
+        return (Path(location) / options.caption_dir).is_dir()
+
+    def inputs(self, location: Path, options: Any, spec: Any) -> list[Path]:
+        return [Path(location) / options.caption_dir]
+
+    def read(self, location: str, options: Any, spec: Any, ctx: Any) -> RetrievalData:
+        root = Path(location)
+        files = sorted(p for p in (root / options.caption_dir).iterdir() if p.suffix == ".txt")
+        if not files:
+            raise VLBenchError(f"no .txt caption files in {root / options.caption_dir}")
+        images: list[ImageRef] = []
+        captions: list[list[str]] = []
+        for file in files:
+            lines = file.read_text(encoding="utf-8").splitlines(keepends=True)
+            image = root / options.image_dir / f"{file.stem}{options.image_suffix}"
+            if not image.is_file():
+                raise VLBenchError(f"image {image} of caption file {file.name} not found; images go under {root / options.image_dir}")
+            images.append(FileImage(str(image)))
+            captions.append(lines[:1] if options.lines == "first" else [line for line in lines if line.strip()])
+        return RetrievalData(images, captions)
+
+
+@schema
+class RetrievalRecordsSource(SourceFields):
+    annotation: str = option(help="the records file, relative to the source's folder: .json (a list), .jsonl, .csv or .parquet")
+    image: str = option(help="the field with the image's file name (dotted names reach into nested values)")
+    caption: str = option(help="the field with the image's caption, or a list of captions ('conversations.1.value': the second "
+                          "conversation turn's value)")
+    images_dir: str = option("", help="the image folder, relative to the source's folder")
+    first: int | None = option(None, help="keep only the first N records (file order, before filter), as official evaluators that "
+                               "score the first N do (Long-CLIP's ShareGPT4V-1k: 1,000)", low=1)
+    filter: list[FilterCondition] = option([], help="conditions a record must meet, as the records format's filter (e.g. "
+                                           "{field: split, equals: test})")
+    newlines: Literal["keep", "space"] = option("keep", help="space: each newline in a caption becomes a space (Long-CLIP's "
+                                                "sharegpt4v.py: caption.replace('\\n', ' '))")
+
+
+@RETRIEVAL_READERS.register("records")
+class RetrievalRecordsReader(AnnotationFileReader):
+    """A table of records with an image file name and a caption (or a list of them) each, read with the records
+    format's file types, dotted field names and filters; records naming the same image add to its captions."""
+
+    options = RetrievalRecordsSource
+
+    def read(self, location: str, options: Any, spec: Any, ctx: Any) -> RetrievalData:
+        from vlbench.datasets.record_files import MISSING, iter_records, keep, lookup
+        from vlbench.spec.schema import as_dict
+
+        path = Path(location) / options.annotation
+        conditions = [{k: v for k, v in as_dict(c).items() if v is not None} for c in options.filter]
+        by_image: dict[str, list[str]] = {}
+        for position, (key, record) in enumerate(iter_records(path)):
+            if options.first is not None and position >= options.first:
+                break
+            where = f"{path}, record {key}"
+            if not all(keep(record, c, where) for c in conditions):
+                continue
+            image, caption = lookup(record, options.image), lookup(record, options.caption)
+            if image is MISSING or caption is MISSING:
+                missing = options.image if image is MISSING else options.caption
+                raise VLBenchError(f"{where}: no field '{missing}' (the source's {'image' if image is MISSING else 'caption'} option)")
+            texts = list(caption) if isinstance(caption, list) else [caption]
+            if not all(isinstance(t, str) for t in texts):
+                raise VLBenchError(f"{where}: field '{options.caption}' holds {caption!r}, not a caption (text)")
+            if options.newlines == "space":
+                texts = [t.replace("\n", " ") for t in texts]
+            by_image.setdefault(str(image), []).extend(texts)
+        if not by_image:
+            raise VLBenchError(f"{path}: no record passes the filter {conditions}")
+        root = Path(location) / options.images_dir
+        refs = [FileImage(str(root / name)) for name in by_image]
+        missing_image = next((ref for ref in refs if not Path(ref.path).is_file()), None)
+        if missing_image is not None:
+            raise VLBenchError(f"image {missing_image.path} listed in {path.name} not found; images go under {root}")
+        return RetrievalData(refs, list(by_image.values()))
 
 
 @RETRIEVAL_READERS.register("hf")

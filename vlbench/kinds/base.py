@@ -50,6 +50,9 @@ class Decisions:
     #: Items of the data the task leaves out, by reason ({"missing_images": {"records": n, "examples": [ids]}}): recorded as
     #: protocol_used.left_out and said after the run's summary.
     left_out: dict[str, Any] = field(default_factory=dict)
+    #: Lines about what the task did that a reader of the summary should know (e.g. captions truncated); a kind
+    #: may add them while it predicts. Said after the run's summary.
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -45,6 +45,8 @@ class RetrievalProtocol(ProtocolFields):
                                                     "nothing on the CPU (DataComp: CLIP_benchmark 1.4.0's zeroshot_retrieval with amp on)")
 
 
+TRUNCATION_RULE = ("a caption longer than the model's text context is truncated by the model's own tokenizer (its first tokens "
+                   "kept, the end token last), as Long-CLIP and the papers evaluate 77-token models")
 TIE_RULE = ("equal scores rank in candidate order (lower index first); CLIP_benchmark's torch.topk leaves that order to "
             "the data: low/high rank the best positive after/before every negative it ties with")
 
@@ -100,11 +102,13 @@ class RetrievalKind(TaskKind):
         "image": (int | None, "a caption's image"),
         "key": (str | None, "an image's key"),
         "tie": (list[int] | None, "when a negative shares the best positive's score: [above, at its score, positives there]"),
+        "truncated": (bool | None, "a caption longer than the model's text context, truncated by its tokenizer"),
     }
 
     def decide(self, model: Any, data: RetrievalData, spec: TaskSpec) -> Decisions:
         decisions = super().decide(model, data, spec)
         decisions.protocol["autocast_used"] = autocast_used(model, self.options(spec).autocast)
+        self.decisions = decisions  # predict adds how many captions were truncated
         return decisions
 
     def load(self, spec: TaskSpec, ctx: RunContext) -> tuple[Any, Any]:
@@ -127,8 +131,33 @@ class RetrievalKind(TaskKind):
         image_ranks = ranks_and_ties(image_embeddings, text_embeddings, text_positive.T.contiguous())
         for i, (rank, tie) in enumerate(image_ranks):
             yield {"type": "image", "i": i, "key": data.images[i].key, "rank": rank, **({"tie": tie} if tie else {})}
+        truncated = self.truncation(model, texts)
         for t, (rank, tie) in enumerate(text_ranks):
-            yield {"type": "text", "i": t, "image": owners[t], "rank": rank, **({"tie": tie} if tie else {})}
+            yield {"type": "text", "i": t, "image": owners[t], "rank": rank, **({"tie": tie} if tie else {}),
+                   **({"truncated": True} if truncated[t] else {})}
+
+    def truncation(self, model: Any, texts: list[str]) -> list[bool]:
+        """Which captions the model's tokenizer truncates; the count and share go into protocol_used.text_length and,
+        when any, a line after the summary."""
+        from vlbench.models.text_length import token_counts
+
+        counted = token_counts(model, texts)
+        decisions = getattr(self, "decisions", None)
+        if counted is None:
+            if decisions is not None:
+                decisions.protocol["text_length"] = {"rule": TRUNCATION_RULE, "context_length": None, "captions_truncated": None}
+            return [False] * len(texts)
+        lengths, context = counted
+        truncated = [n > context for n in lengths]
+        if decisions is not None:
+            n = sum(truncated)
+            decisions.protocol["text_length"] = {"rule": TRUNCATION_RULE, "context_length": context, "captions": len(texts),
+                                                 "captions_truncated": n, "share_truncated": round(n / len(texts), 6) if texts else 0.0,
+                                                 "longest_caption_tokens": max(lengths, default=0)}
+            if n:
+                decisions.notes.append(f"{n} of {len(texts)} captions ({100 * n / len(texts):.1f}%) are longer than the model's "
+                                       f"{context}-token text context and were truncated by its tokenizer")
+        return truncated
 
     def score(self, records: Iterable[dict[str, Any]], spec: TaskSpec) -> dict[str, float]:
         """recall@k of each direction (image_retrieval: caption queries), and their mean, from the resampler."""

@@ -163,7 +163,7 @@ class Runner:
             metrics=metrics, samples=samples, artifacts=artifacts, env=env.for_task(decisions.seed), timing=timing, ci=ci,
             bootstrap=resampled, ties=ties))
         return TaskOutcome(task.name, "done", task.main_metric, metrics, n, path, time.perf_counter() - started,
-                           ci=ci, replicates=resampled.main_replicates if resampled else None, ties=ties, note=left_out_note(decisions.left_out))
+                           ci=ci, replicates=resampled.main_replicates if resampled else None, ties=ties, note="; ".join(filter(None, [left_out_note(decisions.left_out), *decisions.notes])))
 
 
 def left_out_note(left_out: dict[str, Any]) -> str:
