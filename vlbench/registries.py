@@ -37,6 +37,7 @@ BUILTIN_KINDS = {
     "knn": "vlbench.kinds.knn:KnnKind",
     "linear_probe": "vlbench.kinds.linear_probe:LinearProbeKind",
     "multilabel_classification": "vlbench.kinds.multilabel:MultilabelKind",
+    "reassessed_classification": "vlbench.kinds.reassessed:ReassessedKind",
     "retrieval": "vlbench.kinds.retrieval:RetrievalKind",
     "segmentation": "vlbench.kinds.segmentation:SegmentationKind",
     "selection": "vlbench.kinds.selection:SelectionKind",

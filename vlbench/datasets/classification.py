@@ -39,12 +39,15 @@ class ClassificationData:
     own_prompts: bool = False
     #: Per-sample metadata rows (DataComp's ``npy`` member), for group metrics.
     metadata: list[list[int]] | None = None
+    #: Per sample, every label that counts as right (ImageNet-ReaL's reassessed labels; empty: none does).
+    label_sets: list[list[int]] | None = None
 
     def limited(self, limit: int | None) -> "ClassificationData":
         if limit is None:
             return self
         metadata = self.metadata[:limit] if self.metadata is not None else None
-        return dataclasses.replace(self, images=self.images[:limit], labels=self.labels[:limit], metadata=metadata)
+        label_sets = self.label_sets[:limit] if self.label_sets is not None else None
+        return dataclasses.replace(self, images=self.images[:limit], labels=self.labels[:limit], metadata=metadata, label_sets=label_sets)
 
 
 def natural_key(text: str) -> list[Any]:
@@ -340,6 +343,45 @@ class AircraftReader:
             images.append(FileImage(str(root / "images" / f"{image_id}.jpg")))
             labels.append(labels_of[variant])
         return ClassificationData(images, labels, classnames=classnames)
+
+
+@schema
+class RealSource(SourceFields):
+    images: str = option("val", help="the validation images in class folders (<wnid>/ILSVRC2012_val_<n>.JPEG), relative to the source's folder")
+    real: str = option("real.json", help="ReaL's real.json (one list of labels per validation image, in ILSVRC2012_val order), relative to the source's folder")
+
+
+@CLASSIFICATION_READERS.register("imagenet_real")
+class ImageNetRealReader:
+    """ImageNet's validation images in class folders (their original label: the sorted wnid order) and ReaL's
+    reassessed labels (Beyer et al. 2020, google-research/reassessed-imagenet ``real.json``: entry i lists the
+    labels of ``ILSVRC2012_val_{i + 1:08d}.JPEG``), joined by the number in each file's name."""
+
+    options = RealSource
+
+    def exists(self, location: Path, options: Any) -> bool:
+        return (Path(location) / options.real).is_file() and (Path(location) / options.images).is_dir()
+
+    def inputs(self, location: Path, options: Any, spec: Any) -> list[Path]:
+        return [Path(location) / options.real, Path(location) / options.images]
+
+    def read(self, location: str, options: Any, spec: Any, ctx: Any) -> ClassificationData:
+        import json
+
+        root = Path(location)
+        data = ImageFolderReader().read(str(root / options.images), ImageFolderSource(format="imagefolder"), spec, ctx)
+        path = root / options.real
+        try:
+            real = [[int(label) for label in labels] for labels in json.loads(path.read_text(encoding="utf-8"))]
+        except (ValueError, TypeError) as exc:
+            raise VLBenchError(f"{path} is not ReaL's real.json (a list of label lists): {exc}") from exc
+        label_sets = []
+        for ref in data.images:
+            match = re.search(r"ILSVRC2012_val_(\d{8})", Path(ref.path).name)  # type: ignore[attr-defined]
+            if match is None or not 1 <= int(match.group(1)) <= len(real):
+                raise VLBenchError(f"{ref.path}: not an ILSVRC2012_val_<n> image that {path.name} ({len(real)} entries) labels")  # type: ignore[attr-defined]
+            label_sets.append(real[int(match.group(1)) - 1])
+        return dataclasses.replace(data, label_sets=label_sets)
 
 
 @CLASSIFICATION_READERS.register("hf")
