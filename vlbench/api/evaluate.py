@@ -86,6 +86,7 @@ def evaluate(
     language: str | None = None,
     cache_dir: str | Path | None = None,
     no_cache: bool = False,
+    no_pixel_cache: bool = False,
     full_text_padding: bool = False,
     strict: bool = False,
     tasks_dir: Sequence[str | Path] | None = None,
@@ -130,7 +131,7 @@ def evaluate(
                            no_cache=no_cache, device=device, precision=precision, batch_size=batch_size, num_workers=num_workers,
                            overwrite=overwrite, allow_hub=hf_hub, skip_missing=skip_missing, seed=seed, dense_variant=dense_variant,
                            protocol=protocol, decode=decode, bootstrap_replicates=bootstrap_replicates, bootstrap_seed=bootstrap_seed,
-                           full_text_padding=full_text_padding, strict=strict)
+                           full_text_padding=full_text_padding, strict=strict, pixel_cache=not no_pixel_cache)
         runs = Runner(catalog, run, log=on_message, provided=provided).run_many(specs, selection)
         results = [task_result(spec.id, outcome, keep_samples=output is None) for spec, outcomes in runs for outcome in outcomes]
         log_run(log, Path(output).expanduser() if output is not None else Path.cwd(), run,

@@ -53,7 +53,9 @@ def run(
     bootstrap_seed: int = typer.Option(0, "--bootstrap-seed", help="Seed of the bootstrap resampling."),
     language: Optional[str] = typer.Option(None, "--language", help="Language of multilingual tasks (class names, templates, captions), e.g. it; same as --set language=it; other tasks ignore it."),
     cache_dir: Optional[Path] = CacheDirOption,
-    no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the persistent embedding cache."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the persistent embedding cache (nor the pixel cache in it)."),
+    no_pixel_cache: bool = typer.Option(False, "--no-pixel-cache", help="Decode every image again instead of reading its transformed crop from the pixel cache (<cache dir>/pixels, shared by every model with the same transform geometry)."),
+    pixel_cache_gb: float = typer.Option(50.0, "--pixel-cache-gb", min=0.0, help="Size budget of the pixel cache; the least recently used files are removed past it."),
     full_text_padding: bool = typer.Option(False, "--full-text-padding", help="Pad texts to the context length even where trimming to the batch's longest is exact (recorded in env)."),
     strict: bool = typer.Option(False, "--strict", help="Stop (exit 2) when the model cannot do a selected task, instead of reporting it as unsupported."),
     fmt: Output = OutputOption,
@@ -70,6 +72,7 @@ def run(
         dense_variant=dense_variant, bootstrap_replicates=bootstrap_replicates, bootstrap_seed=bootstrap_seed, decode=decode.value,
         strict=strict, overrides={**({"language": language} if language else {}), **dict(parse_override(item) for item in set_)},
         cache_dir=None if no_cache else _cache_dir(cache_dir), full_text_padding=full_text_padding, protocol=protocol,
+        pixel_cache=not no_pixel_cache, pixel_cache_gb=pixel_cache_gb,
     )
     catalog = _catalog(tasks_dir, registry)
     _run(catalog, settings, _model_texts(catalog, model, models_file), (tasks or str(catalog.defaults.get("tasks", ""))).split(","),

@@ -20,6 +20,7 @@ loading it (``vlbench.models.deferred``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -112,6 +113,7 @@ class CacheNamespace:
 
     path: Path
     warn: Callable[[str], None] = _warn
+    what: str = "embedding"  # in its warnings: "embedding" or "pixel"
     _index: dict[bytes, list[_Location]] | None = None
     _handles: dict[Path, Any] = field(default_factory=dict)
     _writer: tuple[Any, Any] | None = None
@@ -144,26 +146,31 @@ class CacheNamespace:
             return None
         return payload
 
-    def get_many(self, keys: Sequence[bytes]) -> dict[int, torch.Tensor]:
-        """{position in keys: embedding} for the keys with a valid entry; damaged ones are dropped."""
+    def get_payloads(self, keys: Sequence[bytes]) -> dict[int, bytes]:
+        """{position in keys: payload} for the keys with a valid entry; damaged ones are dropped (one warning)."""
         if self._index is None:
             self._index = self._load_index()
-        found: dict[int, torch.Tensor] = {}
+        found: dict[int, bytes] = {}
         damaged = 0
         for position, key in enumerate(keys):
             candidates = self._index.get(key)
             while candidates:
                 payload = self._read(key, candidates[0])
                 if payload is not None:
-                    found[position] = torch.from_numpy(np.frombuffer(payload, dtype="<f4").astype(np.float32))
+                    found[position] = payload
                     break
                 candidates.pop(0)
                 damaged += 1
             if candidates == []:
                 del self._index[key]
         if damaged:
-            self.warn(f"{damaged} damaged embedding cache entr{'y' if damaged == 1 else 'ies'} in {self.path} ignored; recomputing")
+            self.warn(f"{damaged} damaged {self.what} cache entr{'y' if damaged == 1 else 'ies'} in {self.path} ignored; recomputing")
         return found
+
+    def get_many(self, keys: Sequence[bytes]) -> dict[int, torch.Tensor]:
+        """{position in keys: embedding} for the keys with a valid entry; damaged ones are dropped."""
+        return {position: torch.from_numpy(np.frombuffer(payload, dtype="<f4").astype(np.float32))
+                for position, payload in self.get_payloads(keys).items()}
 
     # -- writing --------------------------------------------------------------------------------
     def _open_writer(self) -> tuple[Any, Any]:
@@ -175,19 +182,22 @@ class CacheNamespace:
         return self._writer
 
     def put_many(self, keys: Sequence[bytes], embeddings: torch.Tensor) -> None:
-        """Append entries: payloads first (flushed), then their index records."""
+        """Append embeddings: payloads first (flushed), then their index records."""
+        rows = embeddings.detach().to("cpu", torch.float32).contiguous().numpy().astype("<f4", copy=False)
+        self.put_payloads(keys, [row.tobytes() for row in rows])
+
+    def put_payloads(self, keys: Sequence[bytes], payloads: Sequence[bytes]) -> None:
+        """Append entries (raw payloads): payloads first (flushed), then their index records."""
         if self._write_failed:
             return
         try:
-            self._append(keys, embeddings)
+            self._append(keys, payloads)
         except OSError as exc:  # a full disk or a read-only cache must not stop the evaluation
             self._write_failed = True
-            self.warn(f"embedding cache {self.path} not written to ({exc.strerror or exc}); the run goes on without storing")
+            self.warn(f"{self.what} cache {self.path} not written to ({exc.strerror or exc}); the run goes on without storing")
 
-    def _append(self, keys: Sequence[bytes], embeddings: torch.Tensor) -> None:
-        rows = embeddings.detach().to("cpu", torch.float32).contiguous().numpy().astype("<f4", copy=False)
+    def _append(self, keys: Sequence[bytes], payloads: Sequence[bytes]) -> None:
         data_handle, index_handle = self._open_writer()
-        payloads = [row.tobytes() for row in rows]
         records = []
         offset = self._written
         for key, payload in zip(keys, payloads):
@@ -208,7 +218,11 @@ class CacheNamespace:
 
     def close(self) -> None:
         """Close every file; a failure (a full disk flushing the last entries) is a warning: the run's
-        results are written already, and an entry cut short fails its checksum and is never trusted."""
+        results are written already, and an entry cut short fails its checksum and is never trusted.
+        The data files read from are marked used now (their mtime: the pixel cache evicts the oldest)."""
+        for data_file in self._handles:
+            with contextlib.suppress(OSError):
+                os.utime(data_file)
         handles = [*self._handles.values(), *(self._writer or ())]
         self._handles.clear()
         self._writer = None

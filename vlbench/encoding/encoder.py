@@ -25,6 +25,7 @@ from vlbench.errors import VLBenchError
 from vlbench.encoding.transport import SplitTransform, Uint8Images
 
 if TYPE_CHECKING:
+    from vlbench.encoding.pixel_cache import PixelStore
     from vlbench.encoding.pixel_memo import PixelMemo
 
 
@@ -135,6 +136,8 @@ class Encoder:
     _prefetched: "tuple[Sequence[ImageRef], _ImagePlan] | None" = None  # see prefetch_images
     #: transformed crops kept in memory across runs of one process (vlbench.encoding.pixel_memo; vlbench.Evaluator)
     pixel_memo: "PixelMemo | None" = None
+    #: the persistent store of transformed crops shared by every model with the same transform geometry (vlbench.encoding.pixel_cache)
+    pixel_cache: "PixelStore | None" = None
 
     def _loader(self, refs: Sequence[ImageRef], transform: Callable) -> Iterable[torch.Tensor]:
         workers = min(self.num_workers, max(0, len(refs) // self.batch_size))
@@ -146,23 +149,27 @@ class Encoder:
                 return fast.batches(refs)
         device = getattr(self.model, "device", torch.device("cpu"))
         uint8 = device.type == "cuda" if self.uint8_transport is None else self.uint8_transport
-        split = SplitTransform.from_transform(transform) if uint8 or self.pixel_memo is not None else None
+        wants_split = uint8 or self.pixel_memo is not None or self.pixel_cache is not None
+        split = SplitTransform.from_transform(transform) if wants_split else None
         memo_id = transform_identity(repr(transform)) if self.pixel_memo is not None and split is not None else None
         keys = [ref.key for ref in refs] if memo_id is not None else []
         if memo_id is not None and self.pixel_memo.held(memo_id, keys) is not None:  # type: ignore[union-attr]
             self.stats.images_decoded["memory"] = self.stats.images_decoded.get("memory", 0) + len(refs)
             return self.pixel_memo.batches(keys, memo_id, split, self.batch_size, (), device)  # type: ignore[union-attr, arg-type]
+
+        def uint8_loader(todo: Sequence[ImageRef]) -> Iterable[torch.Tensor]:
+            busy = min(self.num_workers, max(0, len(todo) // self.batch_size))
+            return iter(DataLoader(Uint8Images(todo, split), batch_size=self.batch_size, num_workers=busy,  # type: ignore[arg-type]
+                                   pin_memory=device.type == "cuda", prefetch_factor=4 if busy else None))
+
+        if self.pixel_cache is not None and split is not None and memo_id is None:
+            stored = self.pixel_cache.batches(refs, split, self.batch_size, uint8_loader, self.stats.images_decoded)
+            return (split.levels(pixels.to(device, non_blocking=True)) for pixels in stored)
         self.stats.images_decoded["pil"] = self.stats.images_decoded.get("pil", 0) + len(refs)
-        loader = DataLoader(
-            _TransformedImages(refs, transform) if split is None else Uint8Images(refs, split),
-            batch_size=self.batch_size,
-            num_workers=workers,
-            pin_memory=device.type == "cuda",
-            prefetch_factor=4 if workers else None,
-        )
-        batches = iter(loader)  # the workers start decoding now
         if split is None:
-            return batches
+            return iter(DataLoader(_TransformedImages(refs, transform), batch_size=self.batch_size, num_workers=workers,
+                                   pin_memory=device.type == "cuda", prefetch_factor=4 if workers else None))  # the workers start now
+        batches = uint8_loader(refs)
         if memo_id is not None:  # their crops are kept for the next run with this transform
             return self.pixel_memo.batches(keys, memo_id, split, self.batch_size, batches, device)  # type: ignore[union-attr]
         # uint8 crops cross to the GPU; the model's ToTensor/Normalize values are looked up there

@@ -81,7 +81,8 @@ class Runner:
             self.log(f"--decode gpu: the image transform of {plan.spec.id} is not torchvision Resize/CenterCrop/Normalize; its images take the PIL path")
             decode = "pil"
         encoder = encoder_class()(model, decode=decode, batch_size=self.settings.batch_size, num_workers=self.settings.workers(),
-                                  progress=self.progress, cache=self.models.cache(model, fingerprint), pixel_memo=self.pixel_memo)
+                                  progress=self.progress, cache=self.models.cache(model, fingerprint), pixel_memo=self.pixel_memo,
+                                  pixel_cache=self.pixel_store())
         env = Env.capture(self.settings, model, decode, encoder.num_workers)
         written: list[Path] = []
         try:
@@ -99,6 +100,16 @@ class Runner:
         finally:
             if encoder.cache is not None:
                 encoder.cache.close()
+            if encoder.pixel_cache is not None:
+                encoder.pixel_cache.close()
+
+    def pixel_store(self) -> Any:
+        """The persistent pixel cache (``vlbench.encoding.pixel_cache``) in the embedding cache's folder, or None (off)."""
+        if self.settings.cache_dir is None or not self.settings.pixel_cache or self.pixel_memo is not None:
+            return None
+        from vlbench.encoding.pixel_cache import PixelStore
+
+        return PixelStore(self.settings.cache_dir, budget_bytes=int(self.settings.pixel_cache_gb * 1e9))
 
     def _supported(self, model: Any, plan: ModelPlan) -> list[TaskSpec]:
         """The pending tasks the model can do; the others become "unsupported" (an error with --strict)."""

@@ -55,6 +55,9 @@ class RunSettings:
     bootstrap_replicates: int = setting(bootstrap.DEFAULT_REPLICATES, NEITHER, "bootstrap replicates (recorded in the result's bootstrap)")
     bootstrap_seed: int = setting(bootstrap.DEFAULT_SEED, NEITHER, "bootstrap seed (recorded in the result's bootstrap)")
     cache_dir: Path | None = setting(None, NEITHER, "the persistent embedding cache; None: off")
+    pixel_cache: bool = setting(True, NEITHER, "keep transformed crops in <cache_dir>/pixels for every model with the same transform geometry "
+                                "(env.decode and timing.images_decoded say which images it gave)")
+    pixel_cache_gb: float = setting(50.0, NEITHER, "the pixel cache's size budget; the least recently used files go first")
     overwrite: bool = setting(False, NEITHER, "recompute tasks whose result exists")
     allow_hub: bool = setting(False, NEITHER, "download missing datasets from the Hugging Face Hub")
     skip_missing: bool = setting(False, NEITHER, "run the tasks whose data exists, report the others")
