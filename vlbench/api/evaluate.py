@@ -106,7 +106,6 @@ def evaluate(
     tracker objects (``vlbench.run.tracking``); ``on_message``: a callable for the runner's progress
     lines. The other keywords are ``vlbench run``'s options.
     """
-    from vlbench.models.in_memory import adapt
     from vlbench.run.runner import Runner
     from vlbench.run.tracking import check_trackers, log_run
     from vlbench.spec.catalog import Catalog
@@ -115,15 +114,7 @@ def evaluate(
     catalog = Catalog.load([Path(p) for p in tasks_dir or []], [Path(p) for p in registry or []])
     selection = ([tasks] if isinstance(tasks, str) else list(tasks)) if tasks else [str(catalog.defaults.get("tasks", ""))]
     selection = [part.strip() for item in selection for part in item.split(",") if part.strip()]
-    provided: dict[str, Any] = {}
-    if isinstance(model, str):
-        from vlbench.models.collections import split_specs
-
-        specs = catalog.resolve_models(split_specs([model]))
-    else:
-        adapter = adapt(model, preprocess, tokenizer, processor, precision, hash_weights)
-        provided[adapter.spec.id] = adapter
-        specs = [adapter.spec]
+    specs, provided = resolve_models(catalog, model, preprocess, tokenizer, processor, precision, hash_weights)
     with results_folder(output) as folder, contextlib.ExitStack() as modes:
         for adapter in provided.values():
             modes.enter_context(eval_mode(getattr(adapter, "model", None)))
@@ -137,6 +128,20 @@ def evaluate(
         log_run(log, Path(output).expanduser() if output is not None else Path.cwd(), run,
                 [(spec.id, [r.result for r in results if r.model == spec.id and r.result]) for spec, _ in runs])
     return EvaluationResults(results, None if output is None else Path(output).expanduser())
+
+
+def resolve_models(catalog: Any, model: Any, preprocess: Any, tokenizer: Any, processor: Any, precision: str,
+                   hash_weights: bool) -> tuple[list[Any], dict[str, Any]]:
+    """(the model specs to run, the adapters already in memory by id): a spec string resolved by the catalog,
+    or an in-memory model wrapped by ``vlbench.models.in_memory.adapt``."""
+    if isinstance(model, str):
+        from vlbench.models.collections import split_specs
+
+        return catalog.resolve_models(split_specs([model])), {}
+    from vlbench.models.in_memory import adapt
+
+    adapter = adapt(model, preprocess, tokenizer, processor, precision, hash_weights)
+    return [adapter.spec], {adapter.spec.id: adapter}
 
 
 def task_result(model_id: str, outcome: Any, keep_samples: bool) -> TaskResult:

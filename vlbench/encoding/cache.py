@@ -95,6 +95,27 @@ def valid_keys(data: bytes) -> set[bytes]:
     return {key for key, *_ in valid_records(data)}
 
 
+def write_json_atomically(path: Path, payload: Any, **dump: Any) -> None:
+    """Write JSON through a temporary file and a rename: a reader sees the old content or the new, never half."""
+    temporary = path.parent / f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    temporary.write_text(json.dumps(payload, **dump))
+    os.replace(temporary, path)
+
+
+def folder_entries(folder: Path) -> tuple[int, int]:
+    """(distinct keys in the valid index records, bytes on disk) of one namespace folder; only the store's own
+    files count (a stray folder is left alone)."""
+    keys: set[bytes] = set()
+    size = 0
+    for file in folder.iterdir():
+        if not file.is_file():
+            continue
+        size += file.stat().st_size
+        if file.suffix == ".idx":
+            keys.update(valid_keys(file.read_bytes()))
+    return len(keys), size
+
+
 def _warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr, flush=True)
 
@@ -259,9 +280,7 @@ class EmbeddingStore:
                 "device_type": device_type,
                 "weights_sha256": fingerprint.get("weights_sha256"),
             }
-            temporary = path / f".meta.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-            temporary.write_text(json.dumps(info, indent=1))
-            os.replace(temporary, meta)  # atomic; concurrent writers write the same content
+            write_json_atomically(meta, info, indent=1)  # concurrent writers write the same content
         return CacheNamespace(path, warn=self.warn)
 
     def model_record(self, pin: str) -> dict[str, Any] | None:
@@ -275,9 +294,7 @@ class EmbeddingStore:
     def write_model_record(self, pin: str, record: Mapping[str, Any]) -> None:
         folder = self.base / RECORDS
         folder.mkdir(parents=True, exist_ok=True)
-        temporary = folder / f".{pin}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-        temporary.write_text(json.dumps(record, indent=1, sort_keys=True))
-        os.replace(temporary, folder / f"{pin}.json")  # atomic: a reader sees the old record or the new one
+        write_json_atomically(folder / f"{pin}.json", record, indent=1, sort_keys=True)
 
     def forget_model_record(self, pin: str) -> None:
         (self.base / RECORDS / f"{pin}.json").unlink(missing_ok=True)
@@ -296,15 +313,8 @@ class EmbeddingStore:
         """Per namespace: model, precision, device type, entries (distinct keys), bytes on disk."""
         rows = []
         for path, meta in self.namespaces():
-            keys: set[bytes] = set()
-            size = 0
-            for file in path.iterdir():
-                if not file.is_file():
-                    continue  # only the store's own files count (a stray folder is left alone)
-                size += file.stat().st_size
-                if file.suffix == ".idx":
-                    keys.update(valid_keys(file.read_bytes()))
-            rows.append({"namespace": path.name, **meta, "entries": len(keys), "bytes": size})
+            entries, size = folder_entries(path)
+            rows.append({"namespace": path.name, **meta, "entries": entries, "bytes": size})
         return rows
 
     def clear(self, models: Iterable[str] | None = None) -> int:

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import secrets
 import shutil
 import struct
 from dataclasses import dataclass, field
@@ -33,7 +31,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import torch
 
 from vlbench.datasets.images import ImageRef
-from vlbench.encoding.cache import CacheNamespace, _warn, key_digest, transform_identity, valid_keys
+from vlbench.encoding.cache import CacheNamespace, _warn, folder_entries, key_digest, transform_identity, write_json_atomically
 from vlbench.encoding.transport import SplitTransform
 
 LAYOUT = "v1"
@@ -86,9 +84,7 @@ class PixelStore:
             path = self.base / name
             if not (path / "meta.json").is_file():
                 path.mkdir(parents=True, exist_ok=True)
-                temporary = path / f".meta.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-                temporary.write_text(json.dumps(identity, indent=1))
-                os.replace(temporary, path / "meta.json")  # atomic; concurrent writers write the same content
+                write_json_atomically(path / "meta.json", identity, indent=1)  # concurrent writers write the same content
             self._namespaces[name] = CacheNamespace(path, warn=self.warn, what="pixel")
         return self._namespaces[name]
 
@@ -182,14 +178,8 @@ class PixelStore:
                 identity = json.loads(meta.read_text())
             except (OSError, ValueError):
                 identity = {}
-            keys: set[bytes] = set()
-            size = 0
-            for file in meta.parent.iterdir():
-                if file.is_file():
-                    size += file.stat().st_size
-                    if file.suffix == ".idx":
-                        keys.update(valid_keys(file.read_bytes()))
-            rows.append({"namespace": meta.parent.name, **(identity if isinstance(identity, dict) else {}), "entries": len(keys), "bytes": size})
+            entries, size = folder_entries(meta.parent)
+            rows.append({"namespace": meta.parent.name, **(identity if isinstance(identity, dict) else {}), "entries": entries, "bytes": size})
         return rows
 
     def clear(self) -> int:
