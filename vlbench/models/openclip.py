@@ -26,6 +26,7 @@ from vlbench.models.base import ModelAdapter, ModelSpec
 from vlbench.stamps import files_stamp
 from vlbench.hub_access import hub_access
 from vlbench.models.hub import cached_snapshot_pin, offline_message
+from vlbench.models.openclip_import import architecture_needs_towers, import_open_clip
 from vlbench.registries import MODEL_ADAPTERS
 from vlbench.models.text_trim import openclip_causal_tower, trim_padding
 from vlbench.registry import did_you_mean
@@ -54,9 +55,11 @@ def _quiet_open_clip() -> Iterator[None]:
             root.removeHandler(placeholder)
 
 
-def _open_clip():
-    import open_clip
-
+def _open_clip(arch: str | None = None, config: Path | None = None) -> Any:
+    """open_clip with vlbench's architectures added; without transformers / timm when ``arch`` is
+    known and builds neither kind of tower (``openclip_import``). No ``arch``: the full import."""
+    needs_towers = architecture_needs_towers(arch, [CONFIG_DIR], [config] if config else [])
+    open_clip = import_open_clip(needs_towers)
     if not getattr(open_clip, "_vlbench_configs_added", False):
         open_clip.add_model_config(CONFIG_DIR)
         open_clip._vlbench_configs_added = True
@@ -124,7 +127,7 @@ def hub_weights_names(filename: str) -> tuple[str, ...]:
 def hub_weights_of_tag(arch: str, tag: str) -> tuple[str, tuple[str, ...]] | None:
     """(Hugging Face repo, weights file names) open_clip loads ``arch@tag`` from (``hf_hub`` of its
     pretrained config, which open_clip prefers to a URL); None for an unknown tag, a URL or a file."""
-    config = _open_clip().get_pretrained_cfg(arch, tag) or {}
+    config = _open_clip(arch).get_pretrained_cfg(arch, tag) or {}
     if "file" in config or not config.get("hf_hub"):
         return None
     repo, filename = posixpath.split(config["hf_hub"])  # 'org/repo/' or 'org/repo/file.bin', as open_clip splits it
@@ -146,12 +149,12 @@ class OpenClipAdapter(ModelAdapter):
 
     def __init__(self, spec: ModelSpec, device: torch.device | str = "cpu", precision: str = "fp32"):
         super().__init__(spec, device, precision)
-        open_clip = _open_clip()
-        if "config" in spec.options:
-            config = Path(spec.options["config"]).expanduser()
-            if not config.is_file():
-                raise ModelLoadError(f"cannot load {spec.id}: architecture config not found: {config}")
-            open_clip.add_model_config(config)
+        extra_config = Path(spec.options["config"]).expanduser() if "config" in spec.options else None
+        open_clip = _open_clip(spec.options.get("arch") or spec.name, extra_config)
+        if extra_config is not None:
+            if not extra_config.is_file():
+                raise ModelLoadError(f"cannot load {spec.id}: architecture config not found: {extra_config}")
+            open_clip.add_model_config(extra_config)
         self.arch, kwargs, self.weights_source = resolve_openclip(spec, open_clip)
         # open_clip only warns (and builds an untrained model) when hf-hub:/local-dir: weights are missing
         kwargs["require_pretrained"] = kwargs.get("pretrained", "") is not None
