@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from vlbench.cli import app
 from vlbench.datasets.shapes import ShapesImage
 from vlbench.encoding.cache import key_digest
-from vlbench.encoding.pixel_cache import PixelStore, decode_crop, encode_crop
+from vlbench.encoding.pixel_cache import PixelStore, decode_crop, encode_crop, geometry_identity
 from vlbench.encoding.transport import SplitTransform
 from vlbench.run.runner import Runner
 from vlbench.run.settings import RunSettings
@@ -25,10 +25,10 @@ from vlbench.spec.catalog import Catalog
 OTHER = "openclip:vlbench-tiny@random?seed=1"  # another checkpoint of the same architecture and transform
 
 
-def run_shapes(tmp_path, output, model, cache_dir, pixel_cache=True):
-    options = RunSettings(data_root=tmp_path, output=tmp_path / output, num_workers=0, limit=32, batch_size=16, cache_dir=cache_dir,
+def run_shapes(tmp_path, output, model, cache_dir, pixel_cache=True, task="shapes_cls", limit=32, workers=0):
+    options = RunSettings(data_root=tmp_path, output=tmp_path / output, num_workers=workers, limit=limit, batch_size=16, cache_dir=cache_dir,
                           pixel_cache=pixel_cache, bootstrap_replicates=0)
-    _, outcomes = Runner(Catalog.load(), options).run(model, ["shapes_cls"])
+    _, outcomes = Runner(Catalog.load(), options).run(model, [task])
     result = json.loads(outcomes[0].result_file.read_text())
     with gzip.open(outcomes[0].result_file.parent / result["samples"], "rt") as samples:
         return result, samples.read()
@@ -43,6 +43,18 @@ def test_a_second_checkpoint_reads_the_crops_and_gets_bit_identical_numbers(tmp_
     off, off_samples = run_shapes(tmp_path, "off", OTHER, tmp_path / "other_cache", pixel_cache=False)
     assert off["timing"]["images_decoded"] == {"pil": 32}
     assert warm["metrics"] == off["metrics"] and warm_samples == off_samples
+
+
+def test_segmentation_reads_its_resized_images_from_the_pixel_cache(tmp_path):
+    cache = tmp_path / "cache"
+    first, first_samples = run_shapes(tmp_path, "first", TINY, cache, task="shapes_seg", limit=6, workers=2)
+    assert first["timing"]["images_decoded"] == {"pil": 6}
+    warm, warm_samples = run_shapes(tmp_path, "warm", TINY, cache, task="shapes_seg", limit=6)
+    assert warm["timing"]["images_decoded"] == {"pixel_cache": 6}
+    off, off_samples = run_shapes(tmp_path, "off", TINY, tmp_path / "other_cache", pixel_cache=False, task="shapes_seg", limit=6)
+    assert off["timing"]["images_decoded"] == {"pil": 6}
+    assert warm["metrics"] == off["metrics"] == first["metrics"] and warm_samples == off_samples == first_samples
+    assert any("segmentation resize_short_side" in row["steps"] for row in PixelStore(cache).info())
 
 
 def scenes(n=6):
@@ -76,20 +88,37 @@ def test_crops_read_back_exactly_and_a_damaged_one_is_decoded_again(tmp_path, sp
     data_file.write_bytes(bytes(payload))
     warnings, decoded = [], []
     again, stats = crops_through(PixelStore(tmp_path, warn=warnings.append), split, scenes(), decoded)
-    assert stats == {"pixel_cache": 5, "pil": 1} and decoded == [0]
+    assert stats == {"pixel_cache": 5, "pil": 1}
+    assert decoded == []  # found damaged when its batch is built: decoded there, not by the loader
     assert len(warnings) == 1 and "1 damaged pixel cache entry" in warnings[0]
     assert torch.equal(first, again)
+    third, stats = crops_through(PixelStore(tmp_path), split, scenes(), decoded)
+    assert stats == {"pixel_cache": 6, "pil": 0} and torch.equal(first, third)  # and stored again
+
+
+def test_stored_crops_are_read_as_their_batch_is_built(tmp_path, split, monkeypatch):
+    store = PixelStore(tmp_path)
+    crops_through(store, split, scenes(), [])
+    store.close()
+    from vlbench.encoding.cache import CacheNamespace
+
+    reads = []
+    original = CacheNamespace.get_payload
+    monkeypatch.setattr(CacheNamespace, "get_payload", lambda self, key: reads.append(key) or original(self, key))
+    batches = PixelStore(tmp_path).batches(scenes(), split, 4, lambda todo: iter(()), {})
+    assert reads == []
+    assert len(next(batches)) == 4 and len(reads) == 4  # resident memory: one batch, not the dataset
 
 
 def test_a_torn_index_record_is_ignored(tmp_path, split):
     store = PixelStore(tmp_path)
-    namespace = store.namespace(split)
+    namespace = store.namespace(geometry_identity(split))
     crop = torch.arange(12, dtype=torch.uint8).view(3, 2, 2)
     namespace.put_payloads([key_digest("a")], [encode_crop(crop)])
     namespace.close()
     with open(next(store.base.glob("*/*.idx")), "ab") as f:  # a writer killed half-way through its next record
         f.write(key_digest("b") + b"\x00" * 7)
-    found = PixelStore(tmp_path, warn=pytest.fail).namespace(split).get_payloads([key_digest("a"), key_digest("b")])
+    found = PixelStore(tmp_path, warn=pytest.fail).namespace(geometry_identity(split)).get_payloads([key_digest("a"), key_digest("b")])
     assert sorted(found) == [0] and torch.equal(decode_crop(found[0]), crop)
 
 
@@ -99,7 +128,7 @@ def synthetic_crop(i):
 
 def _writer(root, split, worker):
     torch.set_num_threads(1)  # a forked child must not wait on the parent's intra-op thread pool
-    namespace = PixelStore(root).namespace(split)
+    namespace = PixelStore(root).namespace(geometry_identity(split))
     for start in range(0, 60, 5):
         keys = [f"k{i}" for i in range(start, start + 5)] + [f"w{worker}-{start}"]
         crops = [synthetic_crop(i) for i in range(start, start + 5)] + [synthetic_crop(1000 * worker + start)]
@@ -115,7 +144,7 @@ def test_two_processes_writing_at_once_leave_a_consistent_cache(tmp_path, split)
     for w in workers:
         w.join(60)
         assert w.exitcode == 0
-    reader = PixelStore(tmp_path, warn=pytest.fail).namespace(split)
+    reader = PixelStore(tmp_path, warn=pytest.fail).namespace(geometry_identity(split))
     shared = reader.get_payloads([key_digest(f"k{i}") for i in range(60)])
     assert all(torch.equal(decode_crop(shared[i]), synthetic_crop(i)) for i in range(60))
     own = reader.get_payloads([key_digest(f"w{w}-{s}") for w in (1, 2) for s in range(0, 60, 5)])

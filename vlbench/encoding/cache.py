@@ -167,25 +167,42 @@ class CacheNamespace:
             return None
         return payload
 
-    def get_payloads(self, keys: Sequence[bytes]) -> dict[int, bytes]:
-        """{position in keys: payload} for the keys with a valid entry; damaged ones are dropped (one warning)."""
+    def present(self, keys: Sequence[bytes]) -> list[int]:
+        """Positions in ``keys`` that have an index entry (nothing is read: an entry may still prove damaged)."""
         if self._index is None:
             self._index = self._load_index()
+        return [position for position, key in enumerate(keys) if key in self._index]
+
+    def get_payload(self, key: bytes) -> tuple[bytes | None, int]:
+        """(payload of the first valid entry for ``key`` or None, damaged entries met and dropped)."""
+        if self._index is None:
+            self._index = self._load_index()
+        candidates = self._index.get(key)
+        damaged = 0
+        while candidates:
+            payload = self._read(key, candidates[0])
+            if payload is not None:
+                return payload, damaged
+            candidates.pop(0)
+            damaged += 1
+        if candidates == []:
+            del self._index[key]
+        return None, damaged
+
+    def warn_damaged(self, damaged: int) -> None:
+        if damaged:
+            self.warn(f"{damaged} damaged {self.what} cache entr{'y' if damaged == 1 else 'ies'} in {self.path} ignored; recomputing")
+
+    def get_payloads(self, keys: Sequence[bytes]) -> dict[int, bytes]:
+        """{position in keys: payload} for the keys with a valid entry; damaged ones are dropped (one warning)."""
         found: dict[int, bytes] = {}
         damaged = 0
         for position, key in enumerate(keys):
-            candidates = self._index.get(key)
-            while candidates:
-                payload = self._read(key, candidates[0])
-                if payload is not None:
-                    found[position] = payload
-                    break
-                candidates.pop(0)
-                damaged += 1
-            if candidates == []:
-                del self._index[key]
-        if damaged:
-            self.warn(f"{damaged} damaged {self.what} cache entr{'y' if damaged == 1 else 'ies'} in {self.path} ignored; recomputing")
+            payload, bad = self.get_payload(key)
+            damaged += bad
+            if payload is not None:
+                found[position] = payload
+        self.warn_damaged(damaged)
         return found
 
     def get_many(self, keys: Sequence[bytes]) -> dict[int, torch.Tensor]:

@@ -77,8 +77,9 @@ class PixelStore:
     def base(self) -> Path:
         return Path(self.root).expanduser() / FOLDER / LAYOUT
 
-    def namespace(self, split: SplitTransform) -> CacheNamespace:
-        identity = geometry_identity(split)
+    def namespace(self, identity: dict[str, str]) -> CacheNamespace:
+        """The namespace of one geometry (``geometry_identity`` for a model's transform; a kind's own steps for
+        images it prepares itself, e.g. segmentation's resize)."""
         name = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:32]
         if name not in self._namespaces:
             path = self.base / name
@@ -88,54 +89,50 @@ class PixelStore:
             self._namespaces[name] = CacheNamespace(path, warn=self.warn, what="pixel")
         return self._namespaces[name]
 
-    def batches(self, refs: Sequence[ImageRef], split: SplitTransform, batch_size: int,
-                decode: Callable[[list[ImageRef]], Iterable[torch.Tensor]], stats: dict[str, int]) -> Iterator[torch.Tensor]:
-        """uint8 batches of ``refs`` in order: stored crops read back, the others decoded by ``decode`` (the loader,
-        in the order given; started here, so that its workers decode while the caller does other work) and
-        stored. ``stats`` counts images per path ("pixel_cache", "pil")."""
+    def lookup(self, refs: Sequence[ImageRef], identity: dict[str, str], stats: dict[str, int]) -> "StoredCrops | None":
+        """Which of ``refs`` have a stored crop under ``identity`` (nothing read yet); None, with a warning, when the
+        store cannot be written. ``stats`` counts images per path ("pixel_cache", "pil")."""
         try:
-            namespace = self.namespace(split)
+            namespace = self.namespace(identity)
         except OSError as exc:
             self.warn(f"pixel cache not used: cannot write {self.base} ({exc.strerror or exc})")
+            return None
+        identities = [getattr(ref, "cache_id", None) for ref in refs]
+        keyed = [i for i, image_id in enumerate(identities) if image_id is not None]
+        keys = {i: key_digest(f"pixels|{identities[i]}") for i in keyed}
+        stored = {keyed[position] for position in namespace.present([keys[i] for i in keyed])}
+        stats["pixel_cache"] = stats.get("pixel_cache", 0) + len(stored)
+        stats["pil"] = stats.get("pil", 0) + len(refs) - len(stored)
+        return StoredCrops(namespace, keys, stored, stats)
+
+    def batches(self, refs: Sequence[ImageRef], split: SplitTransform, batch_size: int,
+                decode: Callable[[list[ImageRef]], Iterable[torch.Tensor]], stats: dict[str, int]) -> Iterator[torch.Tensor]:
+        """uint8 batches of ``refs`` in order: stored crops read back as their batch is built (resident memory: a
+        batch), the others decoded by ``decode`` (the loader, in the order given; started here, so that its workers
+        decode while the caller does other work) and stored."""
+        crops = self.lookup(refs, geometry_identity(split), stats)
+        if crops is None:
             stats["pil"] = stats.get("pil", 0) + len(refs)
             return iter(decode(list(refs)))
-        identities = [getattr(ref, "cache_id", None) for ref in refs]
-        keyed = [i for i, identity in enumerate(identities) if identity is not None]
-        keys = {i: key_digest(f"pixels|{identities[i]}") for i in keyed}
-        stored: dict[int, torch.Tensor] = {}
-        for position, payload in namespace.get_payloads([keys[i] for i in keyed]).items():
-            crop = decode_crop(payload)
-            if crop is not None:
-                stored[keyed[position]] = crop
-        missing = [i for i in range(len(refs)) if i not in stored]
-        stats["pixel_cache"] = stats.get("pixel_cache", 0) + len(stored)
-        stats["pil"] = stats.get("pil", 0) + len(missing)
-        loader = iter(decode([refs[i] for i in missing])) if missing else iter(())
-        decoded = self._decoded(namespace, loader, [keys.get(i) for i in missing])
-        return self._merged(len(refs), stored, decoded, batch_size)
+        missing = [i for i in range(len(refs)) if i not in crops.stored]
+        decoded = (crop for batch in (decode([refs[i] for i in missing]) if missing else ()) for crop in batch)
+        return self._merged(refs, crops, split, decoded, batch_size)
 
     @staticmethod
-    def _merged(n: int, stored: dict[int, torch.Tensor], decoded: Iterator[torch.Tensor], batch_size: int) -> Iterator[torch.Tensor]:
+    def _merged(refs: Sequence[ImageRef], crops: "StoredCrops", split: SplitTransform, decoded: Iterator[torch.Tensor],
+                batch_size: int) -> Iterator[torch.Tensor]:
         batch: list[torch.Tensor] = []
-        for i in range(n):
-            batch.append(stored[i] if i in stored else next(decoded))
+        for i in range(len(refs)):
+            if i in crops.stored:
+                batch.append(crops.read(i, lambda i=i: split.to_uint8(refs[i].load())))
+            else:
+                batch.append(crops.put(i, next(decoded)))
             if len(batch) == batch_size:
                 yield torch.stack(batch)
                 batch = []
         if batch:
             yield torch.stack(batch)
-
-    @staticmethod
-    def _decoded(namespace: CacheNamespace, batches: Iterator[torch.Tensor], keys: list[bytes | None]) -> Iterator[torch.Tensor]:
-        """The decoded crops, one at a time, each batch stored as it arrives."""
-        position = 0
-        for batch in batches:
-            chunk = keys[position:position + len(batch)]
-            kept = [(key, crop) for key, crop in zip(chunk, batch) if key is not None]
-            if kept:
-                namespace.put_payloads([key for key, _ in kept], [encode_crop(crop.cpu()) for _, crop in kept])
-            position += len(batch)
-            yield from batch
+        crops.finish()
 
     def close(self) -> None:
         """Close the namespaces' files, then keep the store within its budget."""
@@ -187,3 +184,36 @@ class PixelStore:
         removed = len(list(self.base.glob("*/meta.json"))) if self.base.is_dir() else 0
         shutil.rmtree(self.base.parent, ignore_errors=True)
         return removed
+
+
+@dataclass
+class StoredCrops:
+    """The crops of one list of images in one namespace: which are stored, reading them one at a time, adding the
+    ones decoded now. A stored crop that proves damaged when read is decoded on the spot and stored again."""
+
+    namespace: CacheNamespace
+    keys: dict[int, bytes]  # position -> key, for the images that say what they are
+    stored: set[int]
+    stats: dict[str, int]
+    damaged: int = 0
+
+    def read(self, i: int, decode_here: Callable[[], torch.Tensor]) -> torch.Tensor:
+        payload, bad = self.namespace.get_payload(self.keys[i])
+        self.damaged += bad
+        crop = decode_crop(payload) if payload is not None else None
+        if crop is None:
+            self.damaged += payload is not None  # a valid checksum over a payload of the wrong shape
+            self.stats["pixel_cache"] -= 1
+            self.stats["pil"] += 1
+            crop = self.put(i, decode_here())
+        return crop
+
+    def put(self, i: int, crop: torch.Tensor) -> torch.Tensor:
+        if i in self.keys:
+            self.namespace.put_payloads([self.keys[i]], [encode_crop(crop.cpu())])
+        return crop
+
+    def finish(self) -> None:
+        """Say (once) how many damaged entries were met."""
+        self.namespace.warn_damaged(self.damaged)
+        self.damaged = 0

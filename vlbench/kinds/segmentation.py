@@ -16,7 +16,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset
 
 from vlbench import metrics
 from vlbench.datasets.segmentation import SEGMENTATION_READERS, SegmentationData
@@ -151,16 +151,33 @@ def predict_classes(logits: torch.Tensor, owners: list[int], num_classes: int, p
     return prediction, tied
 
 
+def resize_identity(protocol: dict[str, Any]) -> dict[str, str]:
+    """The pixel-cache geometry of ``resize_short_side``: its sizes and the libraries that compute it."""
+    import PIL
+
+    steps = f"segmentation resize_short_side v1: short side {protocol['short_side']}, long side <= {protocol['max_long_side']}, torch bilinear, rounded"
+    return {"steps": steps, "torch": torch.__version__, "pillow": PIL.__version__}
+
+
+def resized_image(sample: Any, protocol: dict[str, Any]) -> torch.Tensor:
+    """A sample's image decoded and resized for the windows: uint8 [3, H, W]."""
+    image = torch.from_numpy(np.asarray(sample.image.load(), dtype=np.uint8).copy()).permute(2, 0, 1)
+    return resize_short_side(image, int(protocol["short_side"]), int(protocol["max_long_side"])).to(torch.uint8)
+
+
 class _Images(Dataset):
-    def __init__(self, data: SegmentationData):
-        self.data = data
+    """(resized image, label) per position of ``items``; (None, label) for the positions in ``stored`` (their image
+    comes from the pixel cache)."""
+
+    def __init__(self, data: SegmentationData, items: Sequence[int], protocol: dict[str, Any], stored: set[int]):
+        self.data, self.items, self.protocol, self.stored = data, items, protocol, stored
 
     def __len__(self) -> int:
-        return len(self.data.samples)
+        return len(self.items)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, np.ndarray]:
-        sample = self.data.samples[i]
-        image = torch.from_numpy(np.asarray(sample.image.load(), dtype=np.uint8).copy()).permute(2, 0, 1)
+    def __getitem__(self, position: int) -> tuple[torch.Tensor | None, np.ndarray]:
+        sample = self.data.samples[self.items[position]]
+        image = None if position in self.stored else resized_image(sample, self.protocol)
         return image, sample.label.load()
 
 
@@ -281,22 +298,31 @@ class SegmentationKind(TaskKind):
         query_embeddings = zero_shot_classifier(ctx.encoder, queries, templates)
         rank, world_size = ctx.item_shard
         items = list(range(rank, len(data.samples), world_size))
-        loader = DataLoader(Subset(_Images(data), items), batch_size=None, num_workers=min(ctx.encoder.num_workers, 4), prefetch_factor=2 if ctx.encoder.num_workers else None)
+        store = ctx.encoder.pixel_cache  # the resize is deterministic: its output is cached like a model's crops
+        crops = store.lookup([data.samples[i].image for i in items], resize_identity(protocol), ctx.encoder.stats.images_decoded) if store else None
+        images = _Images(data, items, protocol, crops.stored if crops else set())
+        loader = DataLoader(images, batch_size=None, num_workers=min(ctx.encoder.num_workers, 4), prefetch_factor=2 if ctx.encoder.num_workers else None)
+        if crops is None:
+            ctx.encoder.stats.images_decoded["pil"] = ctx.encoder.stats.images_decoded.get("pil", 0) + len(items)
         handle = ctx.encoder.progress.start(f"segmenting {spec.name}", len(items))
         try:
             with loader_errors():
-                for i, (image, label) in zip(items, loader):
+                for position, (i, (image, label)) in enumerate(zip(items, loader)):
+                    if crops is not None:
+                        image = crops.read(position, lambda: resized_image(data.samples[i], protocol)) if image is None else crops.put(position, image)
                     record = self.segment(model, image, np.asarray(label), query_embeddings, owners, len(lines), protocol, ctx)
                     ctx.encoder.progress.advance(handle, 1)
                     yield {"i": i, "key": data.samples[i].image.key, **record}
         finally:
             ctx.encoder.progress.finish(handle)
+            if crops is not None:
+                crops.finish()
 
     def segment(self, model: Any, image: torch.Tensor, label: np.ndarray, queries: torch.Tensor, owners: list[int],
                 num_classes: int, protocol: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-        """One image: logits, optional PAMR, classes; its confusion matrix as sparse [gt, pred, pixels] rows."""
-        resized = resize_short_side(image, int(protocol["short_side"]), int(protocol["max_long_side"]))
-        logits, normalised = query_logits(model, resized, queries, protocol, protocol["dense_variant"], ctx.encoder.batch_size)
+        """One image (uint8, resized by ``resized_image``): logits, optional PAMR, classes; its confusion matrix as
+        sparse [gt, pred, pixels] rows."""
+        logits, normalised = query_logits(model, image.float(), queries, protocol, protocol["dense_variant"], ctx.encoder.batch_size)
         height, width = label.shape
         logits = F.interpolate(logits[None], size=(height, width), mode="bilinear", align_corners=False)
         if int(protocol["pamr_steps"]) > 0:
