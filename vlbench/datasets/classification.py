@@ -12,6 +12,7 @@ import numpy as np
 
 from vlbench.datasets import hf, wds
 from vlbench.datasets.images import ArrayImage, FileImage, ImageRef
+from vlbench.datasets.video import VIDEO_SUFFIXES, VideoFrames, is_video, video_files
 from vlbench.datasets.shapes import (
     GeneratedReader,
     ShapesImage,
@@ -105,6 +106,64 @@ class ImageFolderReader:
             raise VLBenchError(f"no images found under {root} (expected <class>/<image> files)")
         names = None if numeric else [d.name.replace("_", " ") for d in class_dirs]
         return ClassificationData(images, labels, classnames=names)
+
+
+@schema
+class VideoFolderSource(SourceFields):
+    video: VideoFrames | None = option(None, help="the frame protocol: {frames: 8, sampling: uniform, renormalise: true} when not given")
+    labels_file: str | None = option(None, help="a file of 'folder,class name' lines, relative to the source's folder (Perception "
+                                     "Encoder's UCF-101 / HMDB-51 label files); without it class names are the folder names")
+
+
+def pe_clean_label(label: str) -> str:
+    """A class name as Perception Encoder's VideoClassificationDataset cleans it: no parentheses, no '_' at the ends."""
+    return label.replace("(", "").replace(")", "").strip("_")
+
+
+@CLASSIFICATION_READERS.register("video_folder")
+class VideoFolderReader:
+    """``<root>/<class>/<video>`` (Kinetics, UCF-101, HMDB-51 as Perception Encoder's evaluation reads them): classes
+    in sorted folder order, names from the labels file or the folder names (parentheses removed, '_' stripped at the
+    ends, as its clean_label); each video is its sampled frames (``vlbench.datasets.video``)."""
+
+    options = VideoFolderSource
+
+    def exists(self, location: Path, options: Any) -> bool:
+        return location.is_dir() and any(p.is_dir() for p in location.iterdir())
+
+    def read(self, location: str, options: Any, spec: Any, ctx: Any) -> ClassificationData:
+        root = Path(location)
+        class_dirs = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.name)
+        protocol = options.video or VideoFrames()
+        videos: list[ImageRef] = []
+        labels: list[int] = []
+        for label, class_dir in enumerate(class_dirs):
+            files = sorted(p for p in class_dir.rglob("*") if p.is_file() and is_video(p))
+            videos += video_files(files, protocol)
+            labels += [label] * len(files)
+        if not videos:
+            raise VLBenchError(f"no videos found under {root} (expected <class>/<video> files: {', '.join(sorted(VIDEO_SUFFIXES))})")
+        names = [d.name for d in class_dirs]
+        if options.labels_file:
+            names = self._named(root, options.labels_file, names)
+        return ClassificationData(videos, labels, classnames=[pe_clean_label(n) for n in names])
+
+    @staticmethod
+    def _named(root: Path, labels_file: str, folders: list[str]) -> list[str]:
+        path = root / labels_file
+        if not path.is_file():
+            raise VLBenchError(f"labels file {path} not found (the source's labels_file: 'folder,class name' lines)")
+        named: dict[str, str] = {}
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip():
+                folder, comma, name = line.strip().partition(",")
+                if not comma:
+                    raise VLBenchError(f"{path}, line {number}: expected 'folder,class name', got '{line.strip()}'")
+                named[folder] = name
+        unnamed = [f for f in folders if f not in named]
+        if unnamed:
+            raise VLBenchError(f"{path} names no class for folder '{unnamed[0]}' ({len(unnamed)} folder(s) unnamed)")
+        return [named[f] for f in folders]
 
 
 @schema

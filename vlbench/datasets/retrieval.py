@@ -10,6 +10,7 @@ from vlbench.datasets import hf, wds
 from vlbench.datasets.base import AnnotationFileReader
 from vlbench.datasets.images import FileImage, ImageRef
 from vlbench.datasets.records import FilterCondition
+from vlbench.datasets.video import VideoFrames, video_files
 from vlbench.datasets.shapes import (
     GeneratedReader,
     ShapesImage,
@@ -183,6 +184,11 @@ class RetrievalRecordsSource(SourceFields):
                                            "{field: split, equals: test})")
     newlines: Literal["keep", "space"] = option("keep", help="space: each newline in a caption becomes a space (Long-CLIP's "
                                                 "sharegpt4v.py: caption.replace('\\n', ' '))")
+    caption_separator: str | None = option(None, help="split each caption value at this separator into several captions (Perception "
+                                           "Encoder's MSVD file joins a video's sentences with '@')")
+    file_suffix: str = option("", help="appended to the image field's value to make the file name (CLIP4Clip's video_id column: '.mp4')")
+    video: VideoFrames | None = option(None, help="the files are videos, sampled by this frame protocol ({} for the defaults: 8 uniform "
+                                       "frames, mean-pooled and renormalised; vlbench.datasets.video)")
 
 
 @RETRIEVAL_READERS.register("records")
@@ -214,15 +220,114 @@ class RetrievalRecordsReader(AnnotationFileReader):
                 raise VLBenchError(f"{where}: field '{options.caption}' holds {caption!r}, not a caption (text)")
             if options.newlines == "space":
                 texts = [t.replace("\n", " ") for t in texts]
-            by_image.setdefault(str(image), []).extend(texts)
+            if options.caption_separator:
+                texts = [part for t in texts for part in t.split(options.caption_separator)]
+            by_image.setdefault(f"{image}{options.file_suffix}", []).extend(texts)
         if not by_image:
             raise VLBenchError(f"{path}: no record passes the filter {conditions}")
         root = Path(location) / options.images_dir
-        refs = [FileImage(str(root / name)) for name in by_image]
+        paths = [root / name for name in by_image]
+        refs = video_files(paths, options.video) if options.video is not None else [FileImage(str(path)) for path in paths]
         missing_image = next((ref for ref in refs if not Path(ref.path).is_file()), None)
         if missing_image is not None:
-            raise VLBenchError(f"image {missing_image.path} listed in {path.name} not found; images go under {root}")
+            what = "video" if options.video is not None else "image"
+            raise VLBenchError(f"{what} {missing_image.path} listed in {path.name} not found; {what}s go under {root}")
         return RetrievalData(refs, list(by_image.values()))
+
+
+@schema
+class VideoListSource(SourceFields):
+    annotation: str = option(help="the caption file, relative to the source's folder")
+    video_list: str = option(help="the split's list of video ids, relative to the source's folder")
+    videos_dir: str = option("", help="the video folder, relative to the source's folder (searched recursively, as CLIP4Clip's os.walk)")
+    video: VideoFrames | None = option(None, help="the frame protocol (8 uniform frames, mean-pooled and renormalised when not given)")
+
+
+class VideoListReader(AnnotationFileReader):
+    """Base of CLIP4Clip's video-retrieval layouts: a split list of video ids, a caption file, a folder of videos found by
+    walking it; ``captions`` says what each listed video's captions are."""
+
+    options = VideoListSource
+    match_suffix = False  # True: a listed id is a whole file name (DiDeMo); False: a file's name without its suffix
+
+    def exists(self, location: Path, options: Any) -> bool:
+        return (Path(location) / options.annotation).is_file() and (Path(location) / options.video_list).is_file()
+
+    def inputs(self, location: Path, options: Any, spec: Any) -> list[Path]:
+        return [Path(location) / options.annotation, Path(location) / options.video_list]
+
+    def video_ids(self, path: Path) -> list[str]:
+        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+    def captions(self, annotation: Path, ids: list[str]) -> dict[str, list[str]]:
+        raise NotImplementedError
+
+    def video_file_id(self, video_id: str) -> str:
+        """The name a listed video's file goes by (``match_suffix``)."""
+        return video_id
+
+    def read(self, location: str, options: Any, spec: Any, ctx: Any) -> RetrievalData:
+        root = Path(location)
+        ids = self.video_ids(root / options.video_list)
+        captions = self.captions(root / options.annotation, ids)
+        folder = root / options.videos_dir
+        found = {(p.name if self.match_suffix else p.stem): p for p in sorted(folder.rglob("*")) if p.is_file()}
+        unnamed = [i for i in ids if i not in captions]
+        if unnamed:
+            raise VLBenchError(f"{root / options.annotation} has no caption for video '{unnamed[0]}' of {options.video_list} ({len(unnamed)} in all)")
+        missing = [i for i in ids if self.video_file_id(i) not in found]
+        if missing:
+            raise VLBenchError(f"{len(missing)} of the {len(ids)} videos of {options.video_list} not found under {folder} "
+                               f"(e.g. '{missing[0]}'); put every listed video there")
+        paths = [found[self.video_file_id(i)] for i in ids]
+        return RetrievalData(video_files(paths, options.video or VideoFrames()), [captions[i] for i in ids])
+
+
+@RETRIEVAL_READERS.register("clip4clip_msvd")
+class Clip4ClipMsvdReader(VideoListReader):
+    """MSVD as CLIP4Clip reads it (dataloader_msvd_retrieval.py): ``test_list.txt`` ids, ``raw-captions.pkl`` {id: [[word,
+    ...], ...]} (read with the restricted unpickler), each caption its words joined by spaces; all of a video's captions."""
+
+    def captions(self, annotation: Path, ids: list[str]) -> dict[str, list[str]]:
+        from vlbench.datasets.safe_pickle import load_pickle
+
+        table = load_pickle(annotation)
+        if not isinstance(table, dict):
+            raise VLBenchError(f"{annotation} is not a {{video id: [[word, ...], ...]}} table")
+        return {vid: [" ".join(words) for words in caps] for vid, caps in table.items() if vid in set(ids)}
+
+
+@RETRIEVAL_READERS.register("clip4clip_didemo")
+class Clip4ClipDidemoReader(VideoListReader):
+    """DiDeMo paragraph-to-video as CLIP4Clip reads it (dataloader_didemo_retrieval.py): ``test_list.txt`` video file
+    names, ``test_data.json`` [{video, description, times}], a video's descriptions joined by spaces in file order into
+    one paragraph."""
+
+    match_suffix = True
+
+    def captions(self, annotation: Path, ids: list[str]) -> dict[str, list[str]]:
+        entries = self.parse(annotation, lambda data: [(e["video"], e["description"]) for e in data], "a list of {video, description}")
+        parts: dict[str, list[str]] = {}
+        for video, description in entries:
+            parts.setdefault(video, []).append(description)
+        return {video: [" ".join(texts)] for video, texts in parts.items()}
+
+
+@RETRIEVAL_READERS.register("clip4clip_activitynet")
+class Clip4ClipActivityNetReader(VideoListReader):
+    """ActivityNet Captions paragraph-to-video as CLIP4Clip reads it (dataloader_activitynet_retrieval.py): ``val_ids.json``
+    ids ('v_<youtube id>'), ``val_1.json`` {id: {sentences, ...}}, a video's sentences joined by spaces; the video file is
+    named by the id without its 'v_'."""
+
+    def video_ids(self, path: Path) -> list[str]:
+        return self.parse(path, lambda data: [str(i) for i in data], "a list of video ids")
+
+    def captions(self, annotation: Path, ids: list[str]) -> dict[str, list[str]]:
+        return self.parse(annotation, lambda data: {vid: [" ".join(entry["sentences"])] for vid, entry in data.items()},
+                          "a {video id: {sentences}} table")
+
+    def video_file_id(self, video_id: str) -> str:
+        return video_id[2:]
 
 
 @RETRIEVAL_READERS.register("hf")

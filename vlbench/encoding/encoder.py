@@ -23,6 +23,7 @@ from vlbench.datasets.images import ImageRef
 from vlbench.encoding.cache import CacheNamespace, image_identity, key_digest, text_identity, transform_identity
 from vlbench.errors import VLBenchError
 from vlbench.encoding.transport import SplitTransform, Uint8Images
+from vlbench.encoding.video_pool import Expanded, expand, has_videos, pool
 
 if TYPE_CHECKING:
     from vlbench.encoding.pixel_cache import PixelStore
@@ -99,13 +100,14 @@ class EncoderStats:
     texts_from_cache: int = 0
     image_seconds: float = 0.0
     images_decoded: dict[str, int] = field(default_factory=dict)  # "pil", "torchvision.io"
+    videos: int = 0  # videos encoded as their sampled frames (images_* then count frames)
 
     def timing(self) -> dict[str, Any]:
         """The fields a result's ``timing`` records of them."""
         rate = round(self.images_encoded / self.image_seconds, 2) if self.images_encoded and self.image_seconds > 0 else None
         return {"images_encoded": self.images_encoded, "images_from_cache": self.images_from_cache, "texts_encoded": self.texts_encoded,
                 "texts_from_cache": self.texts_from_cache, "image_encoding_s": round(self.image_seconds, 3), "images_per_s": rate,
-                "images_decoded": {k: v for k, v in self.images_decoded.items() if v}}
+                "images_decoded": {k: v for k, v in self.images_decoded.items() if v}, **({"videos": self.videos} if self.videos else {})}
 
 
 def _copy_to_host(embeddings: torch.Tensor) -> tuple[torch.Tensor, object]:
@@ -134,6 +136,7 @@ class Encoder:
     cache: "CacheNamespace | None" = None  # the persistent store of this model's embeddings
     stats: "EncoderStats" = field(default_factory=lambda: EncoderStats())  # since the last take_stats()
     _prefetched: "tuple[Sequence[ImageRef], _ImagePlan] | None" = None  # see prefetch_images
+    _videos: "Expanded | None" = None  # the frames of the videos prefetch_images was given
     #: transformed crops kept in memory across runs of one process (vlbench.encoding.pixel_memo; vlbench.Evaluator)
     pixel_memo: "PixelMemo | None" = None
     #: the persistent store of transformed crops shared by every model with the same transform geometry (vlbench.encoding.pixel_cache)
@@ -188,6 +191,9 @@ class Encoder:
         """Start decoding the images of ``refs`` that need encoding, so that what the caller does
         before iterating them (encoding class prompts, say) overlaps the loader's first batches.
         ``iter_images`` with the same ``refs`` object picks them up."""
+        if has_videos(refs):  # their frames are what gets decoded
+            self._videos = expand(refs)
+            refs = self._videos.frames
         plan = self._plan(refs, autocast)
         if plan.todo:
             plan.batches = self._loader([refs[i] for i in plan.todo], self.model.image_transform)
@@ -212,7 +218,11 @@ class Encoder:
 
     def iter_images(self, refs: Sequence[ImageRef], description: str = "images", autocast: str = "none") -> Iterator[tuple[list[int], torch.Tensor]]:
         """Yield (indices into refs, [b, D] embeddings), encoding only uncached images: the cached ones first,
-        then the others in the order of ``refs``."""
+        then the others in the order of ``refs``. Videos among ``refs`` are encoded as their sampled frames, pooled
+        (``vlbench.encoding.video_pool``)."""
+        if has_videos(refs):
+            yield from self._iter_videos(refs, description, autocast)
+            return
         prefetched, self._prefetched = self._prefetched, None
         plan = prefetched[1] if prefetched is not None and prefetched[0] is refs else self._plan(refs, autocast)
         extra = {"autocast": autocast} if self.autocasts(autocast) else {}
@@ -263,6 +273,16 @@ class Encoder:
         self.stats.image_seconds += time.perf_counter() - started
         self.progress.advance(handle, len(indices))
         return indices, embeddings
+
+    def _iter_videos(self, refs: Sequence[Any], description: str, autocast: str) -> Iterator[tuple[list[int], torch.Tensor]]:
+        expanded = self._videos if self._videos is not None and self._videos.refs is refs else expand(refs)
+        self._videos = None
+        frames = self.images(expanded.frames, f"{description} frames", autocast)
+        self.stats.videos += len(refs)
+        pooled = pool(expanded, frames)
+        for start in range(0, len(refs), self.batch_size):
+            indices = list(range(start, min(start + self.batch_size, len(refs))))
+            yield indices, pooled[indices]
 
     def images(self, refs: Sequence[ImageRef], description: str = "images", autocast: str = "none") -> torch.Tensor:
         """[N, D] embeddings of all refs, in order."""

@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable, Sequence
 from vlbench import distributed
 from vlbench.encoding.encoder import Encoder, Progress, SilentProgress
 from vlbench.encoding.sharded import encoder_class
+from vlbench.encoding.video_pool import describe_videos
 from vlbench.errors import CapabilityError, StaleModelRecordError, VLBenchError
 from vlbench.kinds import TASK_KINDS
 from vlbench.kinds.base import RunContext, TaskKind
@@ -134,6 +135,9 @@ class Runner:
         ctx.models = {text: self.models.extra(text, encoder)[:2] for text in kind.extra_models(task)}
         data, located = self.preloaded[task.name] if task.name in self.preloaded else kind.load(task, ctx)
         decisions = kind.decide(model, data, task)
+        video = describe_videos(getattr(data, "images", None))
+        if video:
+            decisions.protocol["video"] = video
         if decisions.left_out:
             decisions.protocol["left_out"] = decisions.left_out
         if ctx.models:
