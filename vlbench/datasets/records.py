@@ -13,6 +13,7 @@ and ``FilterCondition`` (``vlbench.spec.schema``), which the task-file check and
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,8 +45,12 @@ class RecordFields:
     captions: FieldNames = option(None, help="instead of positives/negatives, with several images: caption i belongs to image i (Winoground-style matrices)")
     groups: str | int | list[str | int] = option([], help="field(s) whose values split the results into per-group metrics (protocol.breakdown / macro)")
     id: str | int | None = option(None, help="field with the item id (default: the mapping key of a JSON mapping, else the record's position)")
+    box: list[str | int] | None = option(None, help="four fields [left, top, width, height] in pixels: every image of the record is cropped to that box "
+                                         "(CREPE's x, y, width, height, as torchvision's TF.crop(image, y, x, height, width))")
 
     def check(self) -> None:
+        if self.box is not None and len(self.box) != 4:
+            raise SchemaError("box", f"names four fields (left, top, width, height), not {len(self.box)}")
         images, captions = names(self.image), names(self.captions)
         if captions and (self.positives or self.negatives or self.negative_images):
             raise SchemaError("", "give either captions (caption i belongs to image i) or positives/negatives, not both")
@@ -112,12 +117,16 @@ class RecordsSource(SplitSource):
     missing_images: Literal["error", "skip"] = option("error", help="a record whose image file is missing: error (the default: the run stops, naming it) or skip (left out, as some official evaluators do; the count is recorded in the result's protocol_used.left_out and shown after the summary); may sit under dataset:")
     first: int | None = option(None, help="keep only the first N records of the file (file order, before filter), as official evaluators that score the first N do", low=1)
     positions: list[int] | None = option(None, help="keep only the records at these 0-based positions of the file (before filter), in file order")
+    list_literals: list[str] = option([], help="fields whose values are Python list literals in text, as pandas writes a column of lists to CSV "
+                                      "(\"['a cat', 'a dog']\"); read with ast.literal_eval, which builds literals only (CREPE's hard_negs)")
 
     def check(self) -> None:
         if self.first is not None and self.positions is not None:
             raise SchemaError("positions", "give first or positions, not both")
         if self.positions is not None and any(p < 0 for p in self.positions):
             raise SchemaError("positions", "positions are 0-based: none is below 0")
+        if any("." in field for field in self.list_literals):
+            raise SchemaError("list_literals", "names top-level fields (no dotted names)")
 
 
 #: Options that may sit under ``dataset:`` instead, shared by every records source (a source's own value wins).
@@ -142,6 +151,8 @@ class Mapping:
     pattern: str
     absolute_images: bool = False
     rewrite: ImageRewrite | None = None
+    box: list[str] = dataclasses.field(default_factory=list)  # [left, top, width, height] fields
+    list_literals: list[str] = dataclasses.field(default_factory=list)
 
     @classmethod
     def of(cls, options: RecordsSource) -> "Mapping":
@@ -152,7 +163,7 @@ class Mapping:
             names(fields.image), names(fields.negative_images), names(fields.positives), names(fields.negatives), names(fields.captions),
             names(fields.groups), None if fields.id is None else str(fields.id),
             [{k: v for k, v in as_dict(c).items() if v is not None} for c in filters], options.image_pattern, options.absolute_images,
-            options.image_rewrite,
+            options.image_rewrite, names(fields.box), [str(f) for f in getattr(options, "list_literals", [])],
         )
 
     def caption_fields(self) -> list[str]:
@@ -166,6 +177,8 @@ class Mapping:
             used.update({f: f"fields.{role}" for f in getattr(self, role)})
         if self.id:
             used[self.id] = "fields.id"
+        used.update({f: "fields.box" for f in self.box})
+        used.update({f: "list_literals" for f in self.list_literals})
         used.update({c["field"]: f"filter[{i}].field" for i, c in enumerate(self.filters)})
         used.update({name: "image_pattern" for name in pattern_fields(self.pattern)})
         return used
@@ -256,6 +269,32 @@ def rewritten(value: str, rewrite: ImageRewrite) -> str:
         path = urlsplit(value).path if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", value) else value
         value = path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
     return value
+
+
+def list_literal(value: Any, field: str, where: str) -> Any:
+    """A field named by ``list_literals``: its text parsed as a Python list literal (a list already is one)."""
+    import ast
+
+    if not isinstance(value, str):
+        return value
+    try:
+        parsed = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        parsed = None
+    if not isinstance(parsed, list):
+        raise VLBenchError(f"{where}: field '{field}' (list_literals) holds {value[:60]!r}, not a Python list literal such as ['a', 'b']")
+    return parsed
+
+
+def cropped(ref: ImageRef, record: dict[str, Any], box: list[str], where: str) -> ImageRef:
+    """An image cropped to the record's [left, top, width, height] box."""
+    try:
+        left, top, width, height = (float(lookup(record, f)) for f in box)
+    except (TypeError, ValueError):
+        raise VLBenchError(f"{where}: fields.box {box} must hold numbers, got {[lookup(record, f) for f in box]}") from None
+    if not isinstance(ref, FileImage):
+        raise VLBenchError(f"{where}: fields.box crops image files; this record's image is embedded")
+    return dataclasses.replace(ref, box=(left, top, left + width, top + height))
 
 
 def within(path: Path, folder: Path) -> bool:
@@ -366,9 +405,13 @@ class RecordsReader(AnnotationFileReader):
         for field, option in mapping.used_fields().items():
             if lookup(record, field) is MISSING:
                 raise unknown_field_error(path, field, option, record)
+        if mapping.list_literals:
+            record = {**record, **{f: list_literal(record[f], f, where) for f in mapping.list_literals}}
         item_id = str(lookup(record, mapping.id)) if mapping.id else key
         # embedded images are keyed by the record's position (ids need not be unique) and their place in it
         images = [find(v, record, f"{f}[{i}]", key) for f in mapping.images for i, v in enumerate(_values(record, f))]
+        if mapping.box:
+            images = [cropped(ref, record, mapping.box, where) for ref in images]
         n_positive_images = len(images)
         images += [find(v, record, f"{f}[{i}]", key) for f in mapping.negative_images for i, v in enumerate(_values(record, f))]
         captions: list[str] = []

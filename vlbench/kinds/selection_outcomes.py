@@ -103,6 +103,8 @@ class ItemView:
 OUTCOME_RULES: Registry = Registry("selection outcome rule")
 #: Rules that read a square image x caption matrix (caption i belongs to image i) rather than positives/negatives.
 MATRIX_RULES = {"text_match", "image_match", "group_match"}
+#: Rules that rank the captions of one image.
+RANKING_RULES = {"top1_positive", "top_k_positive"}
 
 
 @schema
@@ -118,6 +120,7 @@ class Outcome:
     positives: str | list[str] | None = option(None, help="only these positive caption fields take part (default: all)")
     negatives: str | list[str] | None = option(None, help="only these negative caption fields take part (default: all)")
     macro: str | None = option(None, help="a group field: the metric is the mean of the per-group means instead of the mean over items")
+    k: int = option(1, help="top_k_positive: how many of the highest-scoring captions the positive may be among", low=1)
 
 
 def outcome_rule_docs() -> list[tuple[str, str]]:
@@ -149,6 +152,19 @@ def top1_positive(item: ItemView) -> float:
     """1 if the first highest-scoring caption (np.argmax in the file's caption order) is a positive: ties go to the earlier caption."""
     ordered = item.ordered()
     return float(ordered[int(np.argmax([score for score, _ in ordered]))][1])
+
+
+@OUTCOME_RULES.register("top_k_positive")
+def top_k_positive(item: ItemView) -> float:
+    """1 if a positive caption is among the k highest-scoring captions (outcome option k; recall@k among the record's
+    captions, as CREPE's get_one2many_rank): a caption's rank counts the captions scoring strictly higher and the earlier
+    ones with an equal score (ties go to the earlier caption)."""
+    ordered = item.ordered()
+
+    def rank(i: int) -> int:
+        return sum(s > ordered[i][0] for s, _ in ordered) + sum(s == ordered[i][0] for s, _ in ordered[:i])
+
+    return float(min(rank(i) for i, (_, is_positive) in enumerate(ordered) if is_positive) < int(item.options.get("k", 1)))
 
 
 def _text_match(s: np.ndarray) -> bool:
@@ -207,12 +223,12 @@ def _check_fields_named(options: dict[str, Any], mapping: Mapping, rule: str, fi
         raise TaskSpecError(file, f"{where}.rule", f"'{rule}' needs fields.positives and fields.negatives")
     anchor = options.get("anchor", ANCHOR_IMAGE)
     candidates = options.get("candidates", "captions")
-    if candidates == "images" and (matrix or rule == "top1_positive" or not mapping.negative_images):
+    if candidates == "images" and (matrix or rule in RANKING_RULES or not mapping.negative_images):
         raise TaskSpecError(file, f"{where}.candidates", f"'images' needs fields.negative_images and a positives/negatives rule, not '{rule}'")
     if candidates == "images" and isinstance(anchor, str) and anchor == ANCHOR_IMAGE and "anchor" in options:
         raise TaskSpecError(file, f"{where}.anchor", "with candidates: images the anchor is a caption: 'positives' or caption field names")
-    if rule == "top1_positive" and anchor != ANCHOR_IMAGE:
-        raise TaskSpecError(file, f"{where}.anchor", "top1_positive ranks the captions of one image; use anchor: image")
+    if rule in RANKING_RULES and anchor != ANCHOR_IMAGE:
+        raise TaskSpecError(file, f"{where}.anchor", f"{rule} ranks the captions of one image; use anchor: image")
     if anchor == ANCHOR_IMAGE and candidates == "captions" and not mapping.images and not matrix:
         raise TaskSpecError(file, f"{where}.anchor", "the records have no image (fields.image); use anchor: positives or a caption field")
     allowed = {

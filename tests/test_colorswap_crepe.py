@@ -1,0 +1,111 @@
+"""ColorSwap and CREPE from their released layouts (ColorSwap's test.json; CREPE's CSVs with a Python-literal list of
+hard negatives and a region box per row), scored against the official procedures written out here on the same model."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY
+from PIL import Image
+
+from vlbench.run.runner import Runner
+from vlbench.run.settings import RunSettings
+from vlbench.spec.catalog import Catalog
+
+
+def noise_image(path, seed, size=(80, 60)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    pixels[: size[1] // 2] //= 1 + seed % 3  # some structure, so that crops and images differ
+    Image.fromarray(pixels).save(path)
+
+
+def run(tmp_path, task):
+    settings = RunSettings(data_root=tmp_path / "data", output=tmp_path / "out", num_workers=0, batch_size=16, bootstrap_replicates=0)
+    _, outcomes = Runner(Catalog.load(), settings).run(TINY, [task])
+    assert outcomes[0].status == "done", outcomes[0].note
+    return json.loads(outcomes[0].result_file.read_text())
+
+
+def samples(tmp_path, result):
+    import gzip
+
+    folder = next((tmp_path / "out").rglob(result["samples"])).parent
+    with gzip.open(folder / result["samples"], "rt") as f:
+        return [json.loads(line) for line in f]
+
+
+def test_colorswap_scores_as_winoground(tmp_path, tiny_model):
+    root = tmp_path / "data" / "colorswap"
+    examples = []
+    for i, (first, second) in enumerate([("red", "blue"), ("green", "yellow"), ("white", "black"), ("purple", "orange")]):
+        examples.append({"id": i, "caption_1": f"a {first} ball on a {second} table", "caption_2": f"a {second} ball on a {first} table",
+                         "image_1": f"images/img_{i}_1.png", "image_2": f"images/img_{i}_2.png",
+                         "image_source": "midjourney" if i % 2 else "dalle", "caption_source": "human"})
+        noise_image(root / "images" / f"img_{i}_1.png", 2 * i)
+        noise_image(root / "images" / f"img_{i}_2.png", 2 * i + 1)
+    (root / "test.json").write_text(json.dumps(examples, indent=1))
+    result = run(tmp_path, "colorswap")
+    text = image = group = 0
+    for e in examples:
+        images = torch.stack([tiny_model.image_transform(Image.open(root / e[k]).convert("RGB")) for k in ("image_1", "image_2")])
+        s = (tiny_model.encode_images(images) @ tiny_model.encode_texts([e["caption_1"], e["caption_2"]]).T).numpy()
+        t = s[0, 0] > s[0, 1] and s[1, 1] > s[1, 0]  # Winoground: each image prefers its own caption
+        m = s[0, 0] > s[1, 0] and s[1, 1] > s[0, 1]  # each caption prefers its own image
+        text, image, group = text + t, image + m, group + (t and m)
+    metrics = result["metrics"]
+    assert (metrics["text_score"], metrics["image_score"], metrics["group_score"]) == pytest.approx((text / 4, image / 4, group / 4))
+    assert "group_score/image_source=dalle" in metrics
+
+
+def test_crepe_productivity_as_its_open_clip_evaluation(tmp_path, tiny_model):
+    import ast
+
+    import torchvision.transforms.functional as TF
+
+    data = tmp_path / "data"
+    rows = []
+    for i in range(6):
+        folder = "VG_100K" if i % 2 else "VG_100K_2"  # an image is in one of the two folders
+        noise_image(data / "visual_genome" / folder / f"{1000 + i}.jpg", 10 + i, size=(120, 90))
+        negatives = [f"a {w} thing number {i}" for w in ("red", "wooden", "tiny", "striped", "broken")[: 2 + i % 4]]
+        rows.append({"image_id": 1000 + i, "caption": f"a photo of object {i} near a window", "x": 5 * i, "y": 3 * i, "width": 60 + i,
+                     "height": 50, "hard_negs": str(negatives)})  # as pandas writes a list column
+    path = data / "crepe" / "prod_hard_negatives" / "swap" / "prod_vg_hard_negs_swap_complexity_7.csv"
+    path.parent.mkdir(parents=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    result = run(tmp_path, "crepe_prod_swap_7")
+    # crepe_compo_eval_open_clip.py: crop, encode, [caption] + hard negatives, the caption's place in argsort(descending)
+    ranks = []
+    stored = samples(tmp_path, result)
+    for row, sample in zip(rows, stored):
+        folder = "VG_100K" if (row["image_id"] - 1000) % 2 else "VG_100K_2"
+        image = Image.open(data / "visual_genome" / folder / f"{row['image_id']}.jpg").convert("RGB")
+        crop = TF.crop(image, row["y"], row["x"], row["height"], row["width"])
+        image_features = tiny_model.encode_images(tiny_model.image_transform(crop)[None])
+        text_features = tiny_model.encode_texts([row["caption"]] + list(ast.literal_eval(row["hard_negs"])))
+        logits = image_features @ text_features.T
+        assert np.allclose(sample["scores"][0], logits[0].tolist(), atol=1e-5)  # the cropped region, the same captions
+        ranking = torch.argsort(logits, descending=True)
+        ranks.append(int(torch.where(ranking == 0)[1][0]))
+    ranks = np.array(ranks)
+    for k in (1, 3, 5, 10):
+        assert result["metrics"][f"recall@{k}"] == pytest.approx(np.mean(ranks < k)), k
+    assert result["ties"]["items"] == 0
+
+
+def test_a_list_literal_that_is_not_a_list_is_a_one_line_error(tmp_path):
+    from vlbench.datasets.records import list_literal
+    from vlbench.errors import VLBenchError
+
+    assert list_literal("['a', 'b']", "hard_negs", "f.csv, record 0") == ["a", "b"]
+    for bad in ("__import__('os')", "{'a': 1}", "[unclosed"):
+        with pytest.raises(VLBenchError, match="not a Python list literal"):
+            list_literal(bad, "hard_negs", "f.csv, record 0")
