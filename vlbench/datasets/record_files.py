@@ -73,13 +73,45 @@ TABLE_READERS: dict[str, Callable[[Path], Iterator[tuple[str, Any]]]] = {".json"
                                                                       ".parquet": _parquet}
 
 
-def iter_records(path: Path) -> Iterator[tuple[str, Any]]:
-    """(default id, record) pairs of a records file, in file order."""
+def _csv_columns(path: Path, columns: list[str]) -> Iterator[tuple[str, Any]]:
+    """A CSV's rows named by ``columns`` in order, its header row skipped (for files whose header names are not what
+    their official reader goes by: it unpacks each row positionally)."""
+    with _open_text(path) as f:
+        rows = csv.reader(f)
+        next(rows, None)
+        for i, row in enumerate(rows):
+            if not row:
+                continue
+            if len(row) != len(columns):
+                raise VLBenchError(f"{path}, row {i + 2}: {len(row)} values, but columns names {len(columns)} ({', '.join(columns)})")
+            yield str(i), dict(zip(columns, row))
+
+
+def grouped(records: Iterator[tuple[str, Any]], size: int, path: Path) -> Iterator[tuple[str, Any]]:
+    """Every ``size`` consecutive records as one: {"rows": [record, ...]}, keyed by the first one's id."""
+    group: list[tuple[str, Any]] = []
+    for key, record in records:
+        group.append((key, record))
+        if len(group) == size:
+            yield group[0][0], {"rows": [r for _, r in group]}
+            group = []
+    if group:
+        raise VLBenchError(f"{path}: its records do not split into groups of {size} (rows_per_item): {len(group)} left over at the end")
+
+
+def iter_records(path: Path, columns: list[str] | None = None, rows_per_item: int = 1) -> Iterator[tuple[str, Any]]:
+    """(default id, record) pairs of a records file, in file order (``columns``: a CSV's columns named positionally;
+    ``rows_per_item``: consecutive records joined, see ``grouped``)."""
     reader = TABLE_READERS.get(_suffix(path))
     if reader is None:
         raise VLBenchError(f"{path}: unknown records file type; use one of {', '.join(TABLE_READERS)} (optionally .gz)")
+    if columns:
+        if reader is not _csv:
+            raise VLBenchError(f"{path}: columns names the columns of a .csv file; this file is not one")
+        reader = lambda file: _csv_columns(file, columns)  # noqa: E731
     try:
-        for key, record in reader(path):
+        records = reader(path)
+        for key, record in (grouped(records, rows_per_item, path) if rows_per_item > 1 else records):
             if isinstance(record, list):  # a positional record ([image, {...}]): fields "0", "1", "1.POS", ...
                 record = {str(i): value for i, value in enumerate(record)}
             if not isinstance(record, dict):

@@ -117,6 +117,11 @@ class RecordsSource(SplitSource):
     missing_images: Literal["error", "skip"] = option("error", help="a record whose image file is missing: error (the default: the run stops, naming it) or skip (left out, as some official evaluators do; the count is recorded in the result's protocol_used.left_out and shown after the summary); may sit under dataset:")
     first: int | None = option(None, help="keep only the first N records of the file (file order, before filter), as official evaluators that score the first N do", low=1)
     positions: list[int] | None = option(None, help="keep only the records at these 0-based positions of the file (before filter), in file order")
+    columns: list[str] | None = option(None, help="names for a CSV's columns in order, its header row skipped (for a file whose official reader "
+                                       "unpacks rows positionally, e.g. MMVP-VLM's Questions.csv: [qid, type, statement])")
+    rows_per_item: int = option(1, help="join this many consecutive records into one item {rows: [first, second, ...]} (fields 'rows.0.statement', "
+                                "pattern '{rows[0][type]}/{}.jpg'), as MMVP-VLM's evaluate_vlm.py pairs consecutive rows", low=1)
+    caption_template: str = option("{}", help="every caption becomes this with '{}' replaced by it (MMVP-VLM: 'a photo of {}')")
     list_literals: list[str] = option([], help="fields whose values are Python list literals in text, as pandas writes a column of lists to CSV "
                                       "(\"['a cat', 'a dog']\"); read with ast.literal_eval, which builds literals only (CREPE's hard_negs)")
 
@@ -125,6 +130,8 @@ class RecordsSource(SplitSource):
             raise SchemaError("positions", "give first or positions, not both")
         if self.positions is not None and any(p < 0 for p in self.positions):
             raise SchemaError("positions", "positions are 0-based: none is below 0")
+        if "{}" not in self.caption_template:
+            raise SchemaError("caption_template", "must contain {} where the caption goes")
         if any("." in field for field in self.list_literals):
             raise SchemaError("list_literals", "names top-level fields (no dotted names)")
 
@@ -153,6 +160,7 @@ class Mapping:
     rewrite: ImageRewrite | None = None
     box: list[str] = dataclasses.field(default_factory=list)  # [left, top, width, height] fields
     list_literals: list[str] = dataclasses.field(default_factory=list)
+    caption_template: str = "{}"
 
     @classmethod
     def of(cls, options: RecordsSource) -> "Mapping":
@@ -164,6 +172,7 @@ class Mapping:
             names(fields.groups), None if fields.id is None else str(fields.id),
             [{k: v for k, v in as_dict(c).items() if v is not None} for c in filters], options.image_pattern, options.absolute_images,
             options.image_rewrite, names(fields.box), [str(f) for f in getattr(options, "list_literals", [])],
+            getattr(options, "caption_template", "{}"),
         )
 
     def caption_fields(self) -> list[str]:
@@ -320,10 +329,15 @@ def unknown_field_error(path: Path, field: str, option: str, record: dict[str, A
     return VLBenchError(f"{path}: field '{field}' (named by {option}) is not in the records{did_you_mean(field, fields)}; fields there: {', '.join(fields)}")
 
 
-def check_fields(path: Path, mapping: Mapping, sample: int = 5) -> None:
+def source_records(path: Path, options: Any):
+    """The records of a source's file, with its columns and rows_per_item applied."""
+    return iter_records(path, getattr(options, "columns", None), getattr(options, "rows_per_item", 1))
+
+
+def check_fields(path: Path, mapping: Mapping, sample: int = 5, options: Any = None) -> None:
     """Raise a one-line error if the first records lack a mapped field (run before any model loads)."""
     records = []
-    for _, record in iter_records(path):
+    for _, record in source_records(path, options):
         records.append(record)
         if len(records) >= sample:
             break
@@ -362,7 +376,7 @@ class RecordsReader(AnnotationFileReader):
 
     def check(self, location: str, options: Any, spec: Any) -> None:
         """Read the first records and check every mapped field is there (cheap; before model load)."""
-        check_fields(Path(location) / options.annotation, Mapping.of(options))
+        check_fields(Path(location) / options.annotation, Mapping.of(options), options=options)
 
     def read(self, location: str, options: Any, spec: Any, ctx: Any) -> SelectionData:
         path = Path(location) / options.annotation
@@ -372,7 +386,7 @@ class RecordsReader(AnnotationFileReader):
         instances = []
         wanted = set(options.positions) if options.positions is not None else None
         seen = 0
-        for position, (key, record) in enumerate(iter_records(path)):
+        for position, (key, record) in enumerate(source_records(path, options)):
             if options.first is not None and position >= options.first:
                 break
             if wanted is not None and position not in wanted:
@@ -417,7 +431,7 @@ class RecordsReader(AnnotationFileReader):
         captions: list[str] = []
         fields: list[str] = []
         for field in mapping.caption_fields():
-            texts = _texts(record, field, where)
+            texts = [mapping.caption_template.replace("{}", text) for text in _texts(record, field, where)]
             captions += texts
             fields += [field] * len(texts)
         n_positive = sum(len(_texts(record, f, where)) for f in mapping.positives)

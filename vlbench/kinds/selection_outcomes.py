@@ -102,7 +102,7 @@ class ItemView:
 
 OUTCOME_RULES: Registry = Registry("selection outcome rule")
 #: Rules that read a square image x caption matrix (caption i belongs to image i) rather than positives/negatives.
-MATRIX_RULES = {"text_match", "image_match", "group_match"}
+MATRIX_RULES = {"text_match", "image_match", "group_match", "image_match_second_takes_ties"}
 #: Rules that rank the captions of one image.
 RANKING_RULES = {"top1_positive", "top_k_positive"}
 
@@ -182,6 +182,17 @@ def text_match(item: ItemView) -> float:
 def image_match(item: ItemView) -> float:
     """Every caption scores its own image strictly above the others (Winoground's image score)."""
     return float(_text_match(item.matrix().T))
+
+
+@OUTCOME_RULES.register("image_match_second_takes_ties")
+def image_match_second_takes_ties(item: ItemView) -> float:
+    """Two images, two captions: the first caption scores the first image strictly above the second, and the second
+    caption scores the second image at least as high as the first (MMVP-VLM's evaluate_vlm.py: each statement's choice
+    is image 1 when its softmax probability is > 0.5, else image 2, so a tie goes to image 2)."""
+    s = item.matrix()
+    if s.shape != (2, 2):
+        raise VLBenchError(f"item {item.record.get('id')}: image_match_second_takes_ties scores 2 images x 2 captions, not {s.shape}")
+    return float(s[0, 0] > s[1, 0] and s[1, 1] >= s[0, 1])
 
 
 @OUTCOME_RULES.register("group_match")

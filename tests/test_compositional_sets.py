@@ -1,5 +1,6 @@
-"""ColorSwap and CREPE from their released layouts (ColorSwap's test.json; CREPE's CSVs with a Python-literal list of
-hard negatives and a region box per row), scored against the official procedures written out here on the same model."""
+"""ColorSwap, CREPE and MMVP-VLM from their released layouts (ColorSwap's test.json; CREPE's CSVs with a Python-literal
+list of hard negatives and a region box per row; MMVP-VLM's Questions.csv, consecutive rows a pair), scored against the
+official procedures written out here on the same model."""
 
 from __future__ import annotations
 
@@ -109,3 +110,53 @@ def test_a_list_literal_that_is_not_a_list_is_a_one_line_error(tmp_path):
     for bad in ("__import__('os')", "{'a': 1}", "[unclosed"):
         with pytest.raises(VLBenchError, match="not a Python list literal"):
             list_literal(bad, "hard_negs", "f.csv, record 0")
+
+
+def test_mmvp_vlm_as_its_evaluate_vlm_script(tmp_path, tiny_model):
+    root = tmp_path / "data" / "mmvp_vlm"
+    categories = ["Orientation", "Presence"]
+    rows = []
+    for c, category in enumerate(categories):
+        for pair in range(15):
+            for side in (1, 2):
+                qid = 30 * c + 2 * pair + side  # odd: the pair's first image
+                noise_image(root / "MLLM_VLM Images" / category / f"{qid}.jpg", qid, size=(40, 40))
+                rows.append([str(qid), category, f"the {'left' if side == 1 else 'right'} thing {pair} looks {category.lower()}"])
+    with open(root / "Questions.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["Question ID", "Type", "Statement"])  # skipped: columns names them as the script unpacks them
+        writer.writerows(rows)
+    result = run(tmp_path, "mmvp_vlm")
+    # evaluate_vlm.py: consecutive rows, 'a photo of ' + statement, softmax over the two images, p(img1) > 0.5 picks img1
+    scale = tiny_model.logit_scale
+    right = {category: 0 for category in categories}
+    stored = samples(tmp_path, result)
+    for n in range(len(rows) // 2):
+        (qid1, qtype1, statement1), (qid2, _, statement2) = rows[2 * n], rows[2 * n + 1]
+        images = torch.stack([tiny_model.image_transform(Image.open(root / "MLLM_VLM Images" / qtype1 / f"{q}.jpg").convert("RGB"))
+                              for q in (qid1, qid2)])
+        image_features = tiny_model.encode_images(images)
+        texts = tiny_model.encode_texts(["a photo of " + statement1, "a photo of " + statement2])
+        assert np.allclose(stored[n]["scores"], (image_features @ texts.T).tolist(), atol=1e-5)  # the pair, the template
+        preds = []
+        for statement in (statement1, statement2):
+            probs = (scale * tiny_model.encode_texts(["a photo of " + statement]) @ image_features.T).softmax(dim=-1)
+            preds.append("img1" if probs[0][0] > 0.5 else "img2")
+        truth = ["img1" if int(qid1) % 2 == 1 else "img2", "img1" if int(qid2) % 2 == 1 else "img2"]
+        right[categories[n // 15]] += preds == truth
+    expected = np.mean([right[c] / 15 for c in categories])
+    assert result["metrics"]["pair_accuracy"] == pytest.approx(expected)
+    assert result["metrics"]["pair_accuracy/rows.0.type=Presence"] == pytest.approx(right["Presence"] / 15)
+
+
+def test_mmvp_gives_a_tie_to_the_second_image():
+    from vlbench.kinds.selection_outcomes import outcome_values
+
+    def pair(scores):
+        return {"id": "0", "scores": scores, "fields": ["c0", "c1"]}
+
+    rule = {"rule": "image_match_second_takes_ties"}
+    # rows are images, columns captions: caption 2 ties between the images -> image 2, which is right for it
+    assert outcome_values([pair([[0.6, 0.5], [0.4, 0.5]])], rule) == [1.0]
+    assert outcome_values([pair([[0.5, 0.5], [0.5, 0.5]])], rule) == [0.0]  # caption 1's tie goes to image 2: wrong
+    assert outcome_values([pair([[0.6, 0.5], [0.4, 0.5]])], {"rule": "image_match"}) == [0.0]  # Winoground's strict score
