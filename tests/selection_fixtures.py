@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import shutil
@@ -173,3 +174,73 @@ def write_valse(root: Path) -> None:
             placeholder(root / folder / red, color=RED)
             placeholder(root / folder / blue, color=BLUE)
         (root / "valse" / name).write_text(json.dumps(valse_items(red, blue)))
+
+
+def noise_image(path: Path, seed: int, size=(80, 60)) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    pixels[: size[1] // 2] //= 1 + seed % 3  # some structure, so that crops and images differ
+    Image.fromarray(pixels).save(path)
+
+
+def write_colorswap(root: Path, n: int = 4) -> list[dict]:
+    """ColorSwap's data/test.json (the README's record layout) and its images."""
+    folder = root / "colorswap"
+    colours = [("red", "blue"), ("green", "yellow"), ("white", "black"), ("purple", "orange")]
+    examples = []
+    for i in range(n):
+        first, second = colours[i % len(colours)]
+        examples.append({"id": i, "caption_1": f"a {first} ball on a {second} table", "caption_2": f"a {second} ball on a {first} table",
+                         "image_1": f"images/img_{i}_1.png", "image_2": f"images/img_{i}_2.png",
+                         "image_source": "midjourney" if i % 2 else "dalle", "caption_source": "human"})
+        noise_image(folder / "images" / f"img_{i}_1.png", 2 * i)
+        noise_image(folder / "images" / f"img_{i}_2.png", 2 * i + 1)
+    (folder / "test.json").write_text(json.dumps(examples, indent=1))
+    return examples
+
+
+def write_mmvp_vlm(root: Path, categories=("Orientation", "Presence"), pairs: int = 15) -> list[list[str]]:
+    """MMVP-VLM's Questions.csv (qid, type, statement; consecutive rows a pair, odd qid first) and its image folders."""
+    folder = root / "mmvp_vlm"
+    rows = []
+    for c, category in enumerate(categories):
+        for pair in range(pairs):
+            for side in (1, 2):
+                qid = 2 * pairs * c + 2 * pair + side
+                noise_image(folder / "MLLM_VLM Images" / category / f"{qid}.jpg", qid, size=(40, 40))
+                rows.append([str(qid), category, f"the {'left' if side == 1 else 'right'} thing {pair} looks {category.lower()}"])
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "Questions.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["Question ID", "Type", "Statement"])  # skipped: the task's columns name them as the script unpacks them
+        writer.writerows(rows)
+    return rows
+
+
+def crepe_rows(n: int = 6) -> list[dict]:
+    rows = []
+    for i in range(n):
+        negatives = [f"a {w} thing number {i}" for w in ("red", "wooden", "tiny", "striped", "broken")[: 2 + i % 4]]
+        rows.append({"image_id": 1000 + i, "caption": f"a photo of object {i} near a window", "x": 5 * i, "y": 3 * i, "width": 60 + i,
+                     "height": 50, "hard_negs": str(negatives)})  # as pandas writes a list column
+    return rows
+
+
+def crepe_image_folder(i: int) -> str:
+    return "VG_100K" if i % 2 else "VG_100K_2"  # Visual Genome's images are split over two folders
+
+
+def write_crepe_productivity(root: Path, types=("atom", "swap", "negate"), complexities=range(4, 13), n: int = 6) -> list[dict]:
+    """CREPE's productivity CSVs (image_id, caption, x, y, width, height, hard_negs) and the Visual Genome images they crop."""
+    rows = crepe_rows(n)
+    for i, row in enumerate(rows):
+        noise_image(root / "visual_genome" / crepe_image_folder(i) / f"{row['image_id']}.jpg", 10 + i, size=(120, 90))
+    for kind in types:
+        for complexity in complexities:
+            path = root / "crepe" / "prod_hard_negatives" / kind / f"prod_vg_hard_negs_{kind}_complexity_{complexity}.csv"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(rows)
+    return rows

@@ -143,6 +143,9 @@ def test_compositionality_suite_end_to_end_on_fixtures(cli, tmp_path):
         sugarcrepe_data_root,
         write_aro_order,
         write_aro_vg,
+        write_colorswap,
+        write_crepe_productivity,
+        write_mmvp_vlm,
         write_sugarcrepe_pp,
         write_valse,
         write_winoground,
@@ -156,6 +159,9 @@ def test_compositionality_suite_end_to_end_on_fixtures(cli, tmp_path):
     write_winoground(data)
     write_sugarcrepe_pp(data)
     write_valse(data)
+    write_colorswap(data)
+    write_mmvp_vlm(data, pairs=2)
+    write_crepe_productivity(data, n=3)
     overrides = []
     for task, name in (("aro_coco_order", "coco_karpathy_test.json"), ("aro_flickr30k_order", "flickr30k_test.json")):
         perturber = OrderPerturber(WordListTagger(), seed=1)
@@ -169,7 +175,8 @@ def test_compositionality_suite_end_to_end_on_fixtures(cli, tmp_path):
     expected = {"aro_vg_relation": 6, "aro_vg_attribution": 28, "aro_coco_order": 3, "aro_flickr30k_order": 2, "sugarcrepe_replace_obj": 1652,
                 "sugarcrepe_replace_att": 788, "sugarcrepe_replace_rel": 1406, "sugarcrepe_swap_obj": 245, "sugarcrepe_swap_att": 666,
                 "sugarcrepe_add_obj": 2062, "sugarcrepe_add_att": 692, "winoground": 4, "shapes_attribute_swap": 400, "shapes_relation_swap": 400,
-                "sugarcrepe_pp_swap_obj": 3, "sugarcrepe_pp_replace_rel": 3, "valse_foil_it": 3, "valse_coreference_standard": 3}
+                "sugarcrepe_pp_swap_obj": 3, "sugarcrepe_pp_replace_rel": 3, "valse_foil_it": 3, "valse_coreference_standard": 3,
+                "colorswap": 4, "mmvp_vlm": 4, "crepe_prod_atom_4": 3, "crepe_prod_negate_12": 3}
     for task, n in expected.items():
         payload = read_result(folder, task)
         assert payload["task"]["dataset"]["n"] == n, task

@@ -4,7 +4,6 @@ official procedures written out here on the same model."""
 
 from __future__ import annotations
 
-import csv
 import json
 
 import numpy as np
@@ -12,17 +11,11 @@ import pytest
 import torch
 from conftest import TINY
 from PIL import Image
+from selection_fixtures import crepe_image_folder, write_colorswap, write_crepe_productivity, write_mmvp_vlm
 
 from vlbench.run.runner import Runner
 from vlbench.run.settings import RunSettings
 from vlbench.spec.catalog import Catalog
-
-
-def noise_image(path, seed, size=(80, 60)):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
-    pixels[: size[1] // 2] //= 1 + seed % 3  # some structure, so that crops and images differ
-    Image.fromarray(pixels).save(path)
 
 
 def run(tmp_path, task):
@@ -42,14 +35,7 @@ def samples(tmp_path, result):
 
 def test_colorswap_scores_as_winoground(tmp_path, tiny_model):
     root = tmp_path / "data" / "colorswap"
-    examples = []
-    for i, (first, second) in enumerate([("red", "blue"), ("green", "yellow"), ("white", "black"), ("purple", "orange")]):
-        examples.append({"id": i, "caption_1": f"a {first} ball on a {second} table", "caption_2": f"a {second} ball on a {first} table",
-                         "image_1": f"images/img_{i}_1.png", "image_2": f"images/img_{i}_2.png",
-                         "image_source": "midjourney" if i % 2 else "dalle", "caption_source": "human"})
-        noise_image(root / "images" / f"img_{i}_1.png", 2 * i)
-        noise_image(root / "images" / f"img_{i}_2.png", 2 * i + 1)
-    (root / "test.json").write_text(json.dumps(examples, indent=1))
+    examples = write_colorswap(tmp_path / "data")
     result = run(tmp_path, "colorswap")
     text = image = group = 0
     for e in examples:
@@ -69,25 +55,13 @@ def test_crepe_productivity_as_its_open_clip_evaluation(tmp_path, tiny_model):
     import torchvision.transforms.functional as TF
 
     data = tmp_path / "data"
-    rows = []
-    for i in range(6):
-        folder = "VG_100K" if i % 2 else "VG_100K_2"  # an image is in one of the two folders
-        noise_image(data / "visual_genome" / folder / f"{1000 + i}.jpg", 10 + i, size=(120, 90))
-        negatives = [f"a {w} thing number {i}" for w in ("red", "wooden", "tiny", "striped", "broken")[: 2 + i % 4]]
-        rows.append({"image_id": 1000 + i, "caption": f"a photo of object {i} near a window", "x": 5 * i, "y": 3 * i, "width": 60 + i,
-                     "height": 50, "hard_negs": str(negatives)})  # as pandas writes a list column
-    path = data / "crepe" / "prod_hard_negatives" / "swap" / "prod_vg_hard_negs_swap_complexity_7.csv"
-    path.parent.mkdir(parents=True)
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    rows = write_crepe_productivity(data, types=("swap",), complexities=(7,))
     result = run(tmp_path, "crepe_prod_swap_7")
     # crepe_compo_eval_open_clip.py: crop, encode, [caption] + hard negatives, the caption's place in argsort(descending)
     ranks = []
     stored = samples(tmp_path, result)
     for row, sample in zip(rows, stored):
-        folder = "VG_100K" if (row["image_id"] - 1000) % 2 else "VG_100K_2"
+        folder = crepe_image_folder(row["image_id"] - 1000)
         image = Image.open(data / "visual_genome" / folder / f"{row['image_id']}.jpg").convert("RGB")
         crop = TF.crop(image, row["y"], row["x"], row["height"], row["width"])
         image_features = tiny_model.encode_images(tiny_model.image_transform(crop)[None])
@@ -115,17 +89,7 @@ def test_a_list_literal_that_is_not_a_list_is_a_one_line_error(tmp_path):
 def test_mmvp_vlm_as_its_evaluate_vlm_script(tmp_path, tiny_model):
     root = tmp_path / "data" / "mmvp_vlm"
     categories = ["Orientation", "Presence"]
-    rows = []
-    for c, category in enumerate(categories):
-        for pair in range(15):
-            for side in (1, 2):
-                qid = 30 * c + 2 * pair + side  # odd: the pair's first image
-                noise_image(root / "MLLM_VLM Images" / category / f"{qid}.jpg", qid, size=(40, 40))
-                rows.append([str(qid), category, f"the {'left' if side == 1 else 'right'} thing {pair} looks {category.lower()}"])
-    with open(root / "Questions.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["Question ID", "Type", "Statement"])  # skipped: columns names them as the script unpacks them
-        writer.writerows(rows)
+    rows = write_mmvp_vlm(tmp_path / "data", categories)
     result = run(tmp_path, "mmvp_vlm")
     # evaluate_vlm.py: consecutive rows, 'a photo of ' + statement, softmax over the two images, p(img1) > 0.5 picks img1
     scale = tiny_model.logit_scale
