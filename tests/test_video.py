@@ -220,3 +220,19 @@ def test_the_clip4clip_task_files_run_on_their_layouts(tmp_path):
     frames = {o.task: json.loads(o.result_file.read_text())["task"]["protocol_used"]["video"]["frames"] for o in outcomes}
     assert frames == {"msvd": 8, "didemo": 8, "activitynet_captions": 32}
     assert [o.n for o in outcomes] == [2, 1, 1]
+
+
+def test_class_folders_of_links_as_kinetics_arrange_by_classes_makes_them(tmp_path):
+    from vlbench.datasets.classification import VideoFolderReader, VideoFolderSource
+
+    flat = tmp_path / "k400" / "val"
+    write_video(flat / "abc_000001_000011.mp4", 0, 4)
+    write_video(flat / "xyz_000002_000012.mp4", 1, 4)
+    arranged = tmp_path / "k400" / "videos" / "val"
+    for name, label in (("abc_000001_000011.mp4", "air drumming"), ("xyz_000002_000012.mp4", "abseiling")):
+        (arranged / label).mkdir(parents=True)
+        (arranged / label / name).symlink_to(flat / name)
+    data = VideoFolderReader().read(str(arranged), VideoFolderSource(format="video_folder"), None, None)
+    assert data.classnames == ["abseiling", "air drumming"] and data.labels == [0, 1]
+    assert [Path(v.path).name for v in data.images] == ["xyz_000002_000012.mp4", "abc_000001_000011.mp4"]
+    assert len(decode_sampled_frames(data.images[0].path, 2)) == 2
