@@ -18,6 +18,7 @@ run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -70,7 +71,7 @@ def checkpoint(arch: str, seed: int, path: Path) -> tuple[torch.nn.Module, objec
 def vlbench_run(spec: str, images: Path, cache: Path, args: argparse.Namespace, extra: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as out:
         argv = ["run", "--model", spec, "--tasks", "imagefolder", "--set", f"dataset.path={images}", "--output", out, "--cache-dir", str(cache),
-                "--batch-size", str(args.batch_size), "--bootstrap-replicates", "0", "--device", args.device, *extra]
+                "--batch-size", str(args.batch_size), "--bootstrap-replicates", "0", "--device", args.device, "--precision", args.precision, *extra]
         subprocess.run([sys.executable, "-m", "vlbench", *argv], check=True, capture_output=True, text=True)
         result = next(Path(out).rglob("imagefolder/*.json"))
         return json.loads(result.read_text())["timing"]
@@ -79,7 +80,8 @@ def vlbench_run(spec: str, images: Path, cache: Path, args: argparse.Namespace, 
 def first_batch_seconds(spec: str, images: Path, cache: Path, args: argparse.Namespace) -> float:
     with tempfile.TemporaryDirectory() as out:
         argv = ["run", "--model", spec, "--tasks", "imagefolder", "--set", f"dataset.path={images}", "--output", out, "--cache-dir", str(cache),
-                "--batch-size", str(args.batch_size), "--bootstrap-replicates", "0", "--device", args.device, "--overwrite"]
+                "--batch-size", str(args.batch_size), "--bootstrap-replicates", "0", "--device", args.device, "--precision", args.precision,
+                "--overwrite"]
         code = "import time; started = time.time()\n" + FIRST_BATCH.replace("{started}", "started").replace("{argv!r}", repr(argv))
         done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
         return float(next(line for line in done.stdout.splitlines() if line.startswith("FIRST_BATCH")).split()[1])
@@ -90,7 +92,9 @@ def raw_forward(model: torch.nn.Module, preprocess, images: Path, n: int, args: 
     files = sorted(images.rglob("*.jpg"))[:n]
     pixels = torch.stack([preprocess(Image.open(f).convert("RGB")) for f in files])
     model = model.to(device)
-    with torch.inference_mode():
+    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.precision]
+    autocast = torch.autocast(device_type=device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+    with torch.inference_mode(), autocast:
         model.encode_image(pixels[:2].to(device))
         if device.type == "cuda":
             torch.cuda.synchronize()
@@ -108,8 +112,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"), help="as vlbench run --precision (autocast)")
     args = parser.parse_args()
-    print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads), {args.arch} (random init) fp32, "
+    print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads), {args.arch} (random init) {args.precision}, "
           f"batch {args.batch_size}, device {args.device}, {args.images} JPEGs 427x320")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -166,7 +166,7 @@ class Encoder:
                                    pin_memory=device.type == "cuda", prefetch_factor=4 if busy else None))
 
         if self.pixel_cache is not None and split is not None and memo_id is None:
-            stored = self.pixel_cache.batches(refs, split, self.batch_size, uint8_loader, self.stats.images_decoded)
+            stored = self.pixel_cache.batches(refs, split, self.batch_size, uint8_loader, self.stats.images_decoded, pin=device.type == "cuda")
             return (split.levels(pixels.to(device, non_blocking=True)) for pixels in stored)
         self.stats.images_decoded["pil"] = self.stats.images_decoded.get("pil", 0) + len(refs)
         if split is None:

@@ -106,21 +106,28 @@ class PixelStore:
         return StoredCrops(namespace, keys, stored, stats)
 
     def batches(self, refs: Sequence[ImageRef], split: SplitTransform, batch_size: int,
-                decode: Callable[[list[ImageRef]], Iterable[torch.Tensor]], stats: dict[str, int]) -> Iterator[torch.Tensor]:
+                decode: Callable[[list[ImageRef]], Iterable[torch.Tensor]], stats: dict[str, int], pin: bool = False) -> Iterator[torch.Tensor]:
         """uint8 batches of ``refs`` in order: stored crops read back as their batch is built (resident memory: a
         batch), the others decoded by ``decode`` (the loader, in the order given; started here, so that its workers
-        decode while the caller does other work) and stored."""
+        decode while the caller does other work) and stored. ``pin``: each batch is assembled in page-locked memory,
+        so that its copy to a CUDA device runs asynchronously."""
         crops = self.lookup(refs, geometry_identity(split), stats)
         if crops is None:
             stats["pil"] = stats.get("pil", 0) + len(refs)
             return iter(decode(list(refs)))
         missing = [i for i in range(len(refs)) if i not in crops.stored]
         decoded = (crop for batch in (decode([refs[i] for i in missing]) if missing else ()) for crop in batch)
-        return self._merged(refs, crops, split, decoded, batch_size)
+        return self._merged(refs, crops, split, decoded, batch_size, pin)
 
     @staticmethod
     def _merged(refs: Sequence[ImageRef], crops: "StoredCrops", split: SplitTransform, decoded: Iterator[torch.Tensor],
-                batch_size: int) -> Iterator[torch.Tensor]:
+                batch_size: int, pin: bool = False) -> Iterator[torch.Tensor]:
+        def stacked(batch: list[torch.Tensor]) -> torch.Tensor:
+            if not pin or len({tuple(crop.shape) for crop in batch}) != 1:
+                return torch.stack(batch)
+            out = torch.empty((len(batch), *batch[0].shape), dtype=batch[0].dtype, pin_memory=True)  # torch's caching host allocator
+            return torch.stack(batch, out=out)
+
         batch: list[torch.Tensor] = []
         for i in range(len(refs)):
             if i in crops.stored:
@@ -128,10 +135,10 @@ class PixelStore:
             else:
                 batch.append(crops.put(i, next(decoded)))
             if len(batch) == batch_size:
-                yield torch.stack(batch)
+                yield stacked(batch)
                 batch = []
         if batch:
-            yield torch.stack(batch)
+            yield stacked(batch)
         crops.finish()
 
     def close(self) -> None:
