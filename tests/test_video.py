@@ -207,9 +207,16 @@ def test_clip4clip_caption_layouts(tmp_path):
         format="clip4clip_activitynet", annotation="val_1.json", video_list="val_ids.json", videos_dir="videos", video=VideoFrames(frames=32)), None, None)
     assert anet.captions == [["A man walks in.  He sits down."]] and anet.images[0].frames == 32
     (tmp_path / "activitynet" / "videos" / "xyz.mp4").unlink()
-    with pytest.raises(VLBenchError, match="1 of the 1 videos of val_ids.json not found"):
+    with pytest.raises(VLBenchError, match="1 of the 1 videos of val_ids.json not found.*missing_videos: skip"):
         Clip4ClipActivityNetReader().read(str(tmp_path / "activitynet"), Clip4ClipActivityNetReader.options(
             format="clip4clip_activitynet", annotation="val_1.json", video_list="val_ids.json", videos_dir="videos"), None, None)
+    (tmp_path / "msvd" / "YouTubeClips" / "vid2.avi").unlink()
+    skipping = Clip4ClipMsvdReader.options(format="clip4clip_msvd", annotation="raw-captions.pkl", video_list="test_list.txt",
+                                           videos_dir="YouTubeClips", missing_videos="skip")
+    msvd = Clip4ClipMsvdReader().read(str(tmp_path / "msvd"), skipping, None, None)
+    assert msvd.captions == [["a man runs", "someone running"]]
+    assert msvd.left_out == {"missing_videos": {"records": 1, "examples": ["vid2"]}}
+    assert any(getattr(i, "path", None) == tmp_path / "msvd" / "YouTubeClips" for i in Clip4ClipMsvdReader().inputs(tmp_path / "msvd", skipping, None))
 
 
 def test_the_clip4clip_task_files_run_on_their_layouts(tmp_path):
@@ -220,6 +227,18 @@ def test_the_clip4clip_task_files_run_on_their_layouts(tmp_path):
     frames = {o.task: json.loads(o.result_file.read_text())["task"]["protocol_used"]["video"]["frames"] for o in outcomes}
     assert frames == {"msvd": 8, "didemo": 8, "activitynet_captions": 32}
     assert [o.n for o in outcomes] == [2, 1, 1]
+    # CLIP4Clip drops listed videos that are missing: missing_videos: skip does too, recorded and said
+    (tmp_path / "data" / "msvd" / "YouTubeClips" / "vid1.avi").unlink()
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    shipped = Path(__file__).parents[1] / "tasks" / "video" / "msvd.yaml"
+    (tasks / "msvd_present.yaml").write_text(shipped.read_text().replace("task: msvd", "task: msvd_present")
+                                             .replace("include: _video_retrieval.yaml", f"include: {shipped.parent / '_video_retrieval.yaml'}")
+                                             .replace("videos_dir: YouTubeClips}", "videos_dir: YouTubeClips, missing_videos: skip}"))
+    skipping = RunSettings(data_root=tmp_path / "data", output=tmp_path / "out2", num_workers=0, batch_size=16, bootstrap_replicates=0)
+    _, outcomes = Runner(Catalog.load(extra_task_dirs=[tasks]), skipping).run(TINY, ["msvd_present"])
+    assert outcomes[0].n == 1 and "1 record(s) left out: video file missing (missing_videos: skip), e.g. vid1" in outcomes[0].note
+    assert json.loads(outcomes[0].result_file.read_text())["task"]["protocol_used"]["left_out"] == {"missing_videos": {"records": 1, "examples": ["vid1"]}}
 
 
 def test_class_folders_of_links_as_kinetics_arrange_by_classes_makes_them(tmp_path):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,6 +21,7 @@ from vlbench.errors import VLBenchError
 from vlbench.registry import Registry
 from vlbench.spec.schema import option, schema
 from vlbench.spec.fields import SourceFields, SplitSource, TestSplitSource
+from vlbench.stamps import Input
 
 RETRIEVAL_READERS: Registry = Registry("retrieval dataset format", entry_point_group="vlbench.readers", entry_point_prefix="retrieval.")
 
@@ -29,9 +30,12 @@ RETRIEVAL_READERS: Registry = Registry("retrieval dataset format", entry_point_g
 class RetrievalData:
     images: list[ImageRef]
     captions: list[list[str]]  # captions[i] belong to images[i]
+    #: Items the reader left out, by reason ({"missing_videos": {"records": n, "examples": [ids]}}): the result's
+    #: protocol_used.left_out, said after the summary.
+    left_out: dict[str, Any] = field(default_factory=dict)
 
     def limited(self, limit: int | None) -> "RetrievalData":
-        return self if limit is None else RetrievalData(self.images[:limit], self.captions[:limit])
+        return self if limit is None else RetrievalData(self.images[:limit], self.captions[:limit], self.left_out)
 
     def flat_captions(self) -> tuple[list[str], list[int]]:
         """All captions, and for each the index of its image."""
@@ -241,6 +245,10 @@ class VideoListSource(SourceFields):
     video_list: str = option(help="the split's list of video ids, relative to the source's folder")
     videos_dir: str = option("", help="the video folder, relative to the source's folder (searched recursively, as CLIP4Clip's os.walk)")
     video: VideoFrames | None = option(None, help="the frame protocol (8 uniform frames, mean-pooled and renormalised when not given)")
+    missing_videos: Literal["error", "skip"] = option("error", help="a listed video whose file is missing: error (the default) or skip "
+                                                      "(left out, as CLIP4Clip's loaders drop them; counted in the result's "
+                                                      "protocol_used.left_out and said after the summary; the folder's listing "
+                                                      "joins the result's identity)")
 
 
 class VideoListReader(AnnotationFileReader):
@@ -253,8 +261,14 @@ class VideoListReader(AnnotationFileReader):
     def exists(self, location: Path, options: Any) -> bool:
         return (Path(location) / options.annotation).is_file() and (Path(location) / options.video_list).is_file()
 
-    def inputs(self, location: Path, options: Any, spec: Any) -> list[Path]:
-        return [Path(location) / options.annotation, Path(location) / options.video_list]
+    def inputs(self, location: Path, options: Any, spec: Any) -> list[Input | Path]:
+        """The caption file and the list; with ``missing_videos: skip`` also the video folder's listing, since which
+        videos are there decides which are scored."""
+        found: list[Input | Path] = [Path(location) / options.annotation, Path(location) / options.video_list]
+        folder = Path(location) / options.videos_dir
+        if options.missing_videos == "skip" and folder.is_dir():
+            found.append(Input(folder))
+        return found
 
     def video_ids(self, path: Path) -> list[str]:
         return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -276,11 +290,18 @@ class VideoListReader(AnnotationFileReader):
         if unnamed:
             raise VLBenchError(f"{root / options.annotation} has no caption for video '{unnamed[0]}' of {options.video_list} ({len(unnamed)} in all)")
         missing = [i for i in ids if self.video_file_id(i) not in found]
-        if missing:
+        left_out: dict[str, Any] = {}
+        if missing and options.missing_videos == "skip":
+            left_out["missing_videos"] = {"records": len(missing), "examples": missing[:5]}
+            ids = [i for i in ids if i not in set(missing)]
+            if not ids:
+                raise VLBenchError(f"none of the videos of {options.video_list} is under {folder} (missing_videos: skip)")
+        elif missing:
             raise VLBenchError(f"{len(missing)} of the {len(ids)} videos of {options.video_list} not found under {folder} "
-                               f"(e.g. '{missing[0]}'); put every listed video there")
+                               f"(e.g. '{missing[0]}'); put every listed video there, or set missing_videos: skip to leave them out "
+                               "as CLIP4Clip does")
         paths = [found[self.video_file_id(i)] for i in ids]
-        return RetrievalData(video_files(paths, options.video or VideoFrames()), [captions[i] for i in ids])
+        return RetrievalData(video_files(paths, options.video or VideoFrames()), [captions[i] for i in ids], left_out)
 
 
 @RETRIEVAL_READERS.register("clip4clip_msvd")

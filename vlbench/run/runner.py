@@ -183,6 +183,6 @@ class Runner:
 
 def left_out_note(left_out: dict[str, Any]) -> str:
     """One line on the items a task left out ("3 record(s) left out: image file missing (missing_images: skip), e.g. 17")."""
-    reasons = {"missing_images": "image file missing (missing_images: skip)"}
+    reasons = {"missing_images": "image file missing (missing_images: skip)", "missing_videos": "video file missing (missing_videos: skip)"}
     return "; ".join(f"{entry['records']} record(s) left out: {reasons.get(reason, reason)}, e.g. {', '.join(map(str, entry['examples'][:3]))}"
                      for reason, entry in left_out.items())
