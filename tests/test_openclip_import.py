@@ -8,9 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
-from vlbench.models.openclip_import import architecture_needs_towers, config_needs_towers
+from vlbench.models.openclip_import import OPTIONAL_TOWER_LIBRARIES, architecture_needs_towers, config_needs_towers, withheld_libraries
 
 TOWERS_ARCH = "towers-tiny"
 
@@ -57,6 +58,8 @@ import json, sys
 sys.path.insert(0, {tests!r})
 from vlbench.models.base import parse_model_spec
 from vlbench.models.openclip import OpenClipAdapter
+from vlbench.models.openclip_import import allow_lean_import
+allow_lean_import()  # as the run command does
 OpenClipAdapter(parse_model_spec("openclip:vlbench-tiny@shapes"))
 lean = {{name: name in sys.modules for name in ("open_clip", "transformers", "timm")}}
 from test_openclip_import import features
@@ -91,3 +94,33 @@ def test_which_architectures_need_the_tower_libraries(tmp_path):
     custom.write_text("{not json")
     assert architecture_needs_towers("mine", extra_files=[custom])
     assert config_needs_towers({"text_cfg": {"hf_model_name": "bert"}}) and not config_needs_towers({})
+
+
+def test_only_a_run_imports_lean_and_never_withholds_what_is_loaded():
+    assert withheld_libraries(False, [], allowed=False) == []  # a program using vlbench as a library gets the full open_clip
+    assert withheld_libraries(True, [], allowed=True) == []
+    assert withheld_libraries(False, [], allowed=True) == list(OPTIONAL_TOWER_LIBRARIES)
+    assert withheld_libraries(False, ["transformers"], allowed=True) == ["timm"]
+
+
+def test_a_run_makes_open_clip_whole_before_another_adapter_loads(monkeypatch, tmp_path):
+    import types
+
+    from vlbench.errors import VLBenchError
+    from vlbench.run import loading
+    from vlbench.run.settings import RunSettings
+
+    events = []
+
+    class Adapter:
+        def __init__(self, spec, device, precision):
+            events.append(f"built {spec.adapter}")
+            raise VLBenchError("stop here")
+
+    monkeypatch.setattr(loading, "make_whole", lambda: events.append("made whole"))
+    catalog = types.SimpleNamespace(adapter_class=lambda name: Adapter)
+    loader = loading.ModelLoader(catalog, RunSettings(data_root=tmp_path, output=tmp_path), log=lambda line: None)
+    for adapter in ("openclip", "myplugin"):
+        with pytest.raises(VLBenchError):
+            loader.load(types.SimpleNamespace(adapter=adapter, id=f"{adapter}:x"))
+    assert events == ["built openclip", "made whole", "built myplugin"]

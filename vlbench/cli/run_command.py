@@ -63,8 +63,11 @@ def run(
     registry: Optional[list[Path]] = RegistryOption,
 ) -> None:
     """Evaluate models on tasks and write one result file per (model, task)."""
+    from vlbench.models.openclip_import import allow_lean_import
     from vlbench.run.settings import RunSettings
     from vlbench.spec.taskfile import parse_override
+
+    allow_lean_import()  # this process is a run: open_clip need not bring towers no model builds
 
     settings = RunSettings(
         data_root=data_root.expanduser(), output=output.expanduser(), device=device.value, precision=precision.value, batch_size=batch_size,

@@ -10,7 +10,10 @@ with the libraries present: their classes look the names up in their module at c
 class open_clip already handed out works from then on.
 
 ``vlbench.models.openclip`` (the adapter) decides what an architecture needs; this module only
-imports.
+imports. Only a ``vlbench run`` process imports lean (``allow_lean_import``, called by the run command):
+a program using vlbench as a library keeps the open_clip it would get from ``import open_clip``; and
+before the run loads a model through any other adapter (a plugin may build open_clip towers itself),
+the loader makes open_clip whole (``make_whole``).
 """
 
 from __future__ import annotations
@@ -68,14 +71,36 @@ def architecture_needs_towers(arch: str | None, extra_dirs: Iterable[Path] = (),
     return True
 
 
+_lean_allowed = False
+
+
+def allow_lean_import() -> None:
+    """Let this process import open_clip lean (the run command does; see the module docstring)."""
+    global _lean_allowed
+    _lean_allowed = True
+
+
+def withheld_libraries(needs_towers: bool, loaded: Iterable[str], allowed: bool | None = None) -> list[str]:
+    """The tower libraries to withhold while open_clip imports: none unless lean imports are allowed and the towers
+    are not needed; never one already imported (``loaded``) or not installed."""
+    if needs_towers or not (_lean_allowed if allowed is None else allowed):
+        return []
+    present = set(loaded)
+    return [name for name in OPTIONAL_TOWER_LIBRARIES if name not in present and importlib.util.find_spec(name) is not None]
+
+
+def make_whole() -> None:
+    """open_clip with every tower library, if it was imported lean (nothing otherwise)."""
+    if getattr(sys.modules.get("open_clip"), WITHHELD_ATTRIBUTE, ()):
+        import_open_clip(needs_towers=True)
+
+
 def import_open_clip(needs_towers: bool = True) -> ModuleType:
-    """open_clip, imported lean when ``needs_towers`` is False and it is not imported yet; restored to
-    its full self when a caller needs the towers after a lean import."""
+    """open_clip, imported lean when ``needs_towers`` is False, lean imports are allowed and it is not imported
+    yet; restored to its full self when a caller needs the towers after a lean import."""
     open_clip = sys.modules.get("open_clip")
     if open_clip is None:
-        withheld = [] if needs_towers else [
-            name for name in OPTIONAL_TOWER_LIBRARIES if name not in sys.modules and importlib.util.find_spec(name) is not None
-        ]
+        withheld = withheld_libraries(needs_towers, sys.modules)
         finder = _Withhold(withheld)
         sys.meta_path.insert(0, finder)
         try:

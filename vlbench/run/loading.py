@@ -13,6 +13,7 @@ from typing import Any, Callable
 from vlbench import distributed
 from vlbench.encoding.encoder import Encoder
 from vlbench.errors import ModelLoadError, VLBenchError
+from vlbench.models.openclip_import import make_whole
 from vlbench.spec.model_spec import ModelSpec
 from vlbench.run.settings import RunSettings, resolve_device
 from vlbench.spec.catalog import Catalog
@@ -68,6 +69,8 @@ class ModelLoader:
     def load(self, spec: ModelSpec) -> Any:
         """Build the adapter (rank 0 first, so that it downloads alone); its errors are one line."""
         adapter_class = self.catalog.adapter_class(spec.adapter)
+        if spec.adapter != "openclip":  # another adapter may build open_clip towers itself
+            make_whole()
         device = resolve_device(self.settings.device)
         self.log(f"loading model {spec.id} on {device}")
         world = distributed.current()
