@@ -51,11 +51,20 @@ def wandb_records(run_file: Path) -> list:
     return records
 
 
-def wandb_offline_run(folder: Path) -> tuple[dict, list[dict]]:
-    """(config, history rows) of the one offline W&B run under ``folder``."""
+def wandb_offline_run(folder: Path, wait_s: float = 15.0) -> tuple[dict, list[dict]]:
+    """(config, history rows) of the one offline W&B run under ``folder``. W&B's service process writes the file on
+    its own time (on a busy machine its run record may land after ``finish()`` returns), so the file is read again
+    until it holds the run record, for up to ``wait_s`` seconds."""
+    import time
+
     [run_file] = folder.glob("wandb/offline-run-*/run-*.wandb")
+    deadline = time.monotonic() + wait_s
+    records = wandb_records(run_file)
+    while not any(r.WhichOneof("record_type") == "run" for r in records) and time.monotonic() < deadline:
+        time.sleep(0.25)
+        records = wandb_records(run_file)
     config, history = {}, []
-    for record in wandb_records(run_file):
+    for record in records:
         kind = record.WhichOneof("record_type")
         if kind == "run":
             config = {item.key: json.loads(item.value_json) for item in record.run.config.update}
