@@ -255,3 +255,40 @@ def test_class_folders_of_links_as_kinetics_arrange_by_classes_makes_them(tmp_pa
     assert data.classnames == ["abseiling", "air drumming"] and data.labels == [0, 1]
     assert [Path(v.path).name for v in data.images] == ["xyz_000002_000012.mp4", "abc_000001_000011.mp4"]
     assert len(decode_sampled_frames(data.images[0].path, 2)) == 2
+
+
+def test_kinetics_as_the_cvdf_download_leaves_it(tmp_path):
+    """annotations/val.csv + the flat val/ folder: matched by the file stem's first 11 characters, as
+    arrange_by_classes.py does; the same classes, labels and videos as the class folders that script makes."""
+    root = tmp_path / "data" / "kinetics400"
+    rows = [("air drumming", "abcdefghijk", 1, 11), ("abseiling", "ABCDEFGHIJK", 5, 15), ("air drumming", "zyxwvutsrqp", 0, 10),
+            ("(unusual) label_", "0123456789a", 2, 12)]
+    (root / "annotations").mkdir(parents=True)
+    with open(root / "annotations" / "val.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["label", "youtube_id", "time_start", "time_end", "split"])
+        for label, youtube_id, start, end in rows:
+            writer.writerow([label, youtube_id, start, end, "val"])
+    for v, (_, youtube_id, start, end) in enumerate(rows[:3]):  # the last one's video is missing
+        write_video(root / "val" / f"{youtube_id}_{start:06d}_{end:06d}.mp4", v, 4)
+    with pytest.raises(VLBenchError, match="1 of the 4 videos of val.csv not found.*missing_videos: skip"):
+        run(tmp_path, "kinetics400", "out")
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    shipped = Path(__file__).parents[1] / "tasks" / "video" / "kinetics400.yaml"
+    (tasks / "k400_found.yaml").write_text(shipped.read_text().replace("task: kinetics400", "task: k400_found")
+                                           .replace("include: _video_classification.yaml", f"include: {shipped.parent / '_video_classification.yaml'}")
+                                           .replace("files:\n  templates: kinetics_templates.txt", f"files:\n  templates: {shipped.parent / 'kinetics_templates.txt'}")
+                                           .replace("videos_dir: val}", "videos_dir: val, missing_videos: skip}"))
+    settings = RunSettings(data_root=tmp_path / "data", output=tmp_path / "out2", num_workers=0, batch_size=16, bootstrap_replicates=0)
+    _, outcomes = Runner(Catalog.load(extra_task_dirs=[tasks]), settings).run(TINY, ["k400_found"])
+    assert outcomes[0].n == 3 and "1 record(s) left out: video file missing (missing_videos: skip), e.g. 0123456789a" in outcomes[0].note
+    result = json.loads(outcomes[0].result_file.read_text())
+    assert result["task"]["protocol_used"]["left_out"] == {"missing_videos": {"records": 1, "examples": ["0123456789a"]}}
+    assert result["task"]["protocol_used"]["prompts"]["classnames"]  # names from the CSV's labels
+    from vlbench.datasets.classification import VideoCsvReader, VideoCsvSource
+
+    data = VideoCsvReader().read(str(root), VideoCsvSource(format="video_csv", annotation="annotations/val.csv", videos_dir="val",
+                                                           missing_videos="skip"), None, None)
+    assert data.classnames == ["unusual label", "abseiling", "air drumming"]  # sorted labels, cleaned as PE's clean_label
+    assert data.labels == [2, 1, 2] and [Path(v.path).name[:11] for v in data.images] == ["abcdefghijk", "ABCDEFGHIJK", "zyxwvutsrqp"]

@@ -42,6 +42,9 @@ class ClassificationData:
     metadata: list[list[int]] | None = None
     #: Per sample, every label that counts as right (ImageNet-ReaL's reassessed labels; empty: none does).
     label_sets: list[list[int]] | None = None
+    #: Items the reader left out, by reason ({"missing_videos": {"records": n, "examples": [ids]}}): the result's
+    #: protocol_used.left_out, said after the summary.
+    left_out: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def limited(self, limit: int | None) -> "ClassificationData":
         if limit is None:
@@ -164,6 +167,71 @@ class VideoFolderReader:
         if unnamed:
             raise VLBenchError(f"{path} names no class for folder '{unnamed[0]}' ({len(unnamed)} folder(s) unnamed)")
         return [named[f] for f in folders]
+
+
+@schema
+class VideoCsvSource(SourceFields):
+    annotation: str = option(help="the split's annotation CSV, relative to the source's folder (Kinetics: annotations/val.csv)")
+    videos_dir: str = option(help="the folder of the split's videos, relative to the source's folder (Kinetics: val)")
+    label_column: str = option("label", help="the column with the class name")
+    id_column: str = option("youtube_id", help="the column that names the video")
+    id_chars: int | None = option(11, help="a video file belongs to the row whose id is the first this many characters of the file's "
+                                  "stem (the CVDF downloader's arrange_by_classes.py: stem[:11], the YouTube id); null: the whole stem", low=1)
+    video: VideoFrames | None = option(None, help="the frame protocol: {frames: 8, sampling: uniform, renormalise: true} when not given")
+    missing_videos: Literal["error", "skip"] = option("error", help="rows whose video is not in the folder: error (the default) or skip "
+                                                      "(left out, as arrange_by_classes.py keeps only the videos found; counted in the "
+                                                      "result's protocol_used.left_out; the folder's listing joins the result's identity)")
+
+
+@CLASSIFICATION_READERS.register("video_csv")
+class VideoCsvReader:
+    """Kinetics as the CVDF downloader leaves it (``annotations/<split>.csv`` with label and youtube_id columns, the videos
+    flat in ``<split>/``), matched as its arrange_by_classes.py matches them (a file's stem[:11] is its YouTube id);
+    classes in sorted label order, as the class folders that script makes sort, names cleaned as Perception Encoder's
+    clean_label."""
+
+    options = VideoCsvSource
+
+    def exists(self, location: Path, options: Any) -> bool:
+        return (location / options.annotation).is_file() and (location / options.videos_dir).is_dir()
+
+    def inputs(self, location: Path, options: Any, spec: Any) -> list[Any]:
+        from vlbench.stamps import Input
+
+        found: list[Any] = [location / options.annotation]
+        if options.missing_videos == "skip":
+            found.append(Input(location / options.videos_dir))
+        return found
+
+    def read(self, location: str, options: Any, spec: Any, ctx: Any) -> ClassificationData:
+        import csv
+
+        root = Path(location)
+        path = root / options.annotation
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        absent = [c for c in (options.label_column, options.id_column) if rows and c not in rows[0]]
+        if not rows or absent:
+            raise VLBenchError(f"{path}: " + (f"no column '{absent[0]}' (columns: {', '.join(rows[0])})" if rows else "no rows"))
+        videos = {}
+        for file in sorted((root / options.videos_dir).iterdir()):
+            if file.is_file() and is_video(file):
+                videos.setdefault(file.stem[: options.id_chars] if options.id_chars else file.stem, file)
+        classes = sorted({row[options.label_column] for row in rows})
+        index = {name: i for i, name in enumerate(classes)}
+        found = [row for row in rows if row[options.id_column] in videos]
+        missing = [row[options.id_column] for row in rows if row[options.id_column] not in videos]
+        left_out: dict[str, Any] = {}
+        if missing and options.missing_videos == "error":
+            raise VLBenchError(f"{len(missing)} of the {len(rows)} videos of {path.name} not found in {root / options.videos_dir} "
+                               f"(e.g. '{missing[0]}'); put them there, or set missing_videos: skip to leave them out")
+        if missing:
+            left_out["missing_videos"] = {"records": len(missing), "examples": missing[:5]}
+        if not found:
+            raise VLBenchError(f"none of the videos of {path.name} is in {root / options.videos_dir}")
+        refs = video_files([videos[row[options.id_column]] for row in found], options.video or VideoFrames())
+        return ClassificationData(refs, [index[row[options.label_column]] for row in found],
+                                  classnames=[pe_clean_label(c) for c in classes], left_out=left_out)
 
 
 @schema
