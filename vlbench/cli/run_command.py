@@ -114,11 +114,13 @@ def _run(catalog: Any, settings: Any, model_texts: list[str], selection: list[st
     try:
         if not world.is_main:  # the other ranks of a torchrun job print nothing but errors
             Runner(catalog, settings).run_many(model_specs, selection, shard_part)
+            distributed.barrier()  # every rank is done before any takes the process group down
             return
         with make_progress() as progress:
             runner = Runner(catalog, settings, progress=progress, log=lambda m: log_console.print(m, style="dim", markup=False))
             try:
                 runs = runner.run_many(model_specs, selection, shard_part)
+                distributed.barrier()  # (a failed rank ends the job: torchrun stops the others)
             except NothingRanError as exc:  # list what is missing, then the one-line error
                 for model_spec, outcomes in exc.runs:
                     print_table(summary_table(model_spec.id, outcomes, []))
