@@ -12,7 +12,7 @@ import numpy as np
 
 from vlbench.datasets import hf, wds
 from vlbench.datasets.images import ArrayImage, FileImage, ImageRef
-from vlbench.datasets.video import VIDEO_SUFFIXES, VideoFrames, is_video, video_files
+from vlbench.datasets.video import MISSING_VIDEOS_HELP, VIDEO_SUFFIXES, MissingVideos, VideoFrames, is_video, missing_videos_left_out, video_files
 from vlbench.datasets.shapes import (
     GeneratedReader,
     ShapesImage,
@@ -178,9 +178,7 @@ class VideoCsvSource(SourceFields):
     id_chars: int | None = option(11, help="a video file belongs to the row whose id is the first this many characters of the file's "
                                   "stem (the CVDF downloader's arrange_by_classes.py: stem[:11], the YouTube id); null: the whole stem", low=1)
     video: VideoFrames | None = option(None, help="the frame protocol: {frames: 8, sampling: uniform, renormalise: true} when not given")
-    missing_videos: Literal["error", "skip"] = option("error", help="rows whose video is not in the folder: error (the default) or skip "
-                                                      "(left out, as arrange_by_classes.py keeps only the videos found; counted in the "
-                                                      "result's protocol_used.left_out; the folder's listing joins the result's identity)")
+    missing_videos: MissingVideos = option("error", help=MISSING_VIDEOS_HELP)
 
 
 @CLASSIFICATION_READERS.register("video_csv")
@@ -221,14 +219,7 @@ class VideoCsvReader:
         index = {name: i for i, name in enumerate(classes)}
         found = [row for row in rows if row[options.id_column] in videos]
         missing = [row[options.id_column] for row in rows if row[options.id_column] not in videos]
-        left_out: dict[str, Any] = {}
-        if missing and options.missing_videos == "error":
-            raise VLBenchError(f"{len(missing)} of the {len(rows)} videos of {path.name} not found in {root / options.videos_dir} "
-                               f"(e.g. '{missing[0]}'); put them there, or set missing_videos: skip to leave them out")
-        if missing:
-            left_out["missing_videos"] = {"records": len(missing), "examples": missing[:5]}
-        if not found:
-            raise VLBenchError(f"none of the videos of {path.name} is in {root / options.videos_dir}")
+        left_out = missing_videos_left_out(missing, len(rows), path.name, root / options.videos_dir, options.missing_videos)
         refs = video_files([videos[row[options.id_column]] for row in found], options.video or VideoFrames())
         return ClassificationData(refs, [index[row[options.label_column]] for row in found],
                                   classnames=[pe_clean_label(c) for c in classes], left_out=left_out)

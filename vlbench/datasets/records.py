@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from string import Formatter
-from typing import Any, Literal
+from typing import Any, Iterator, Literal
 
 from vlbench.datasets.base import AnnotationFileReader
 from vlbench.datasets.images import BytesImage, FileImage, ImageRef
@@ -171,8 +171,7 @@ class Mapping:
             names(fields.image), names(fields.negative_images), names(fields.positives), names(fields.negatives), names(fields.captions),
             names(fields.groups), None if fields.id is None else str(fields.id),
             [{k: v for k, v in as_dict(c).items() if v is not None} for c in filters], options.image_pattern, options.absolute_images,
-            options.image_rewrite, names(fields.box), [str(f) for f in getattr(options, "list_literals", [])],
-            getattr(options, "caption_template", "{}"),
+            options.image_rewrite, names(fields.box), [str(f) for f in options.list_literals], options.caption_template,
         )
 
     def caption_fields(self) -> list[str]:
@@ -329,12 +328,12 @@ def unknown_field_error(path: Path, field: str, option: str, record: dict[str, A
     return VLBenchError(f"{path}: field '{field}' (named by {option}) is not in the records{did_you_mean(field, fields)}; fields there: {', '.join(fields)}")
 
 
-def source_records(path: Path, options: Any):
+def source_records(path: Path, options: RecordsSource) -> Iterator[tuple[str, Any]]:
     """The records of a source's file, with its columns and rows_per_item applied."""
-    return iter_records(path, getattr(options, "columns", None), getattr(options, "rows_per_item", 1))
+    return iter_records(path, options.columns, options.rows_per_item)
 
 
-def check_fields(path: Path, mapping: Mapping, sample: int = 5, options: Any = None) -> None:
+def check_fields(path: Path, mapping: Mapping, options: RecordsSource, sample: int = 5) -> None:
     """Raise a one-line error if the first records lack a mapped field (run before any model loads)."""
     records = []
     for _, record in source_records(path, options):
@@ -376,7 +375,7 @@ class RecordsReader(AnnotationFileReader):
 
     def check(self, location: str, options: Any, spec: Any) -> None:
         """Read the first records and check every mapped field is there (cheap; before model load)."""
-        check_fields(Path(location) / options.annotation, Mapping.of(options), options=options)
+        check_fields(Path(location) / options.annotation, Mapping.of(options), options)
 
     def read(self, location: str, options: Any, spec: Any, ctx: Any) -> SelectionData:
         path = Path(location) / options.annotation

@@ -10,7 +10,7 @@ from vlbench.datasets import hf, wds
 from vlbench.datasets.base import AnnotationFileReader
 from vlbench.datasets.images import FileImage, ImageRef
 from vlbench.datasets.records import FilterCondition
-from vlbench.datasets.video import VideoFrames, video_files
+from vlbench.datasets.video import MISSING_VIDEOS_HELP, MissingVideos, VideoFrames, missing_videos_left_out, video_files
 from vlbench.datasets.shapes import (
     GeneratedReader,
     ShapesImage,
@@ -245,10 +245,7 @@ class VideoListSource(SourceFields):
     video_list: str = option(help="the split's list of video ids, relative to the source's folder")
     videos_dir: str = option("", help="the video folder, relative to the source's folder (searched recursively, as CLIP4Clip's os.walk)")
     video: VideoFrames | None = option(None, help="the frame protocol (8 uniform frames, mean-pooled and renormalised when not given)")
-    missing_videos: Literal["error", "skip"] = option("error", help="a listed video whose file is missing: error (the default) or skip "
-                                                      "(left out, as CLIP4Clip's loaders drop them; counted in the result's "
-                                                      "protocol_used.left_out and said after the summary; the folder's listing "
-                                                      "joins the result's identity)")
+    missing_videos: MissingVideos = option("error", help=MISSING_VIDEOS_HELP)
 
 
 class VideoListReader(AnnotationFileReader):
@@ -290,16 +287,8 @@ class VideoListReader(AnnotationFileReader):
         if unnamed:
             raise VLBenchError(f"{root / options.annotation} has no caption for video '{unnamed[0]}' of {options.video_list} ({len(unnamed)} in all)")
         missing = [i for i in ids if self.video_file_id(i) not in found]
-        left_out: dict[str, Any] = {}
-        if missing and options.missing_videos == "skip":
-            left_out["missing_videos"] = {"records": len(missing), "examples": missing[:5]}
-            ids = [i for i in ids if i not in set(missing)]
-            if not ids:
-                raise VLBenchError(f"none of the videos of {options.video_list} is under {folder} (missing_videos: skip)")
-        elif missing:
-            raise VLBenchError(f"{len(missing)} of the {len(ids)} videos of {options.video_list} not found under {folder} "
-                               f"(e.g. '{missing[0]}'); put every listed video there, or set missing_videos: skip to leave them out "
-                               "as CLIP4Clip does")
+        left_out = missing_videos_left_out(missing, len(ids), options.video_list, folder, options.missing_videos)
+        ids = [i for i in ids if i not in set(missing)]
         paths = [found[self.video_file_id(i)] for i in ids]
         return RetrievalData(video_files(paths, options.video or VideoFrames()), [captions[i] for i in ids], left_out)
 

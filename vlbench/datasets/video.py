@@ -26,7 +26,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
@@ -161,6 +161,26 @@ class VideoFrame:
 
     def load(self) -> Image.Image:
         return _LastVideo.get(self.video.path, self.video.frames)[self.k]
+
+
+#: The ``missing_videos`` option of the readers whose files list videos that may be absent (YouTube takedowns).
+MissingVideos = Literal["error", "skip"]
+MISSING_VIDEOS_HELP = ("a listed video whose file is missing: error (the default) or skip (left out, as CLIP4Clip's loaders and "
+                       "Kinetics' arrange_by_classes.py drop them; counted in the result's protocol_used.left_out and said after "
+                       "the summary; the video folder's listing joins the result's identity)")
+
+
+def missing_videos_left_out(missing: list[str], total: int, listed_in: str, folder: Path, policy: str) -> dict[str, Any]:
+    """The ``left_out`` entry for listed videos whose file is missing (none: empty); with ``policy`` "error", or when
+    every video is missing, a one-line error naming the option."""
+    if not missing:
+        return {}
+    if policy == "error":
+        raise VLBenchError(f"{len(missing)} of the {total} videos of {listed_in} not found under {folder} (e.g. '{missing[0]}'); "
+                           "put them there, or set missing_videos: skip to leave them out")
+    if len(missing) == total:
+        raise VLBenchError(f"none of the videos of {listed_in} is under {folder} (missing_videos: skip)")
+    return {"missing_videos": {"records": len(missing), "examples": missing[:5]}}
 
 
 def video_files(paths: list[Path], protocol: VideoFrames) -> list[VideoFile]:
