@@ -137,8 +137,9 @@ class TaskKind(ABC):
         return {}
 
     def decide(self, model: Any, data: Any, spec: TaskSpec) -> Decisions:
-        """What this task will run with (recorded in the result); called before ``predict``."""
-        return Decisions(protocol=as_dict(self.options(spec)))
+        """What this task will run with (recorded in the result); called before ``predict``. The items the reader
+        left out (``data.left_out``, e.g. missing videos) are recorded and said."""
+        return Decisions(protocol=as_dict(self.options(spec)), left_out=dict(getattr(data, "left_out", {})))
 
     # -- data ----------------------------------------------------------------------------------
     def reader(self, format_name: str) -> Reader:

@@ -173,7 +173,6 @@ class ClassificationKind(TaskKind):
 
     def decide(self, model: Any, data: ClassificationData, spec: TaskSpec) -> Decisions:
         decisions = super().decide(model, data, spec)
-        decisions.left_out.update(getattr(data, "left_out", {}))
         decisions.protocol["prompts"] = {key: choose_prompts(spec, data, key)[1] for key in ("classnames", "templates")}
         decisions.protocol["text_autocast_used"] = autocast_used(model, self.options(spec).text_autocast)
         return decisions

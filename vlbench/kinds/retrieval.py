@@ -107,7 +107,6 @@ class RetrievalKind(TaskKind):
 
     def decide(self, model: Any, data: RetrievalData, spec: TaskSpec) -> Decisions:
         decisions = super().decide(model, data, spec)
-        decisions.left_out.update(getattr(data, "left_out", {}))
         decisions.protocol["autocast_used"] = autocast_used(model, self.options(spec).autocast)
         self.decisions = decisions  # predict adds how many captions were truncated
         return decisions
